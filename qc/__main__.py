@@ -1,0 +1,3 @@
+from qc.cli import main
+
+raise SystemExit(main())

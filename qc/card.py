@@ -1,0 +1,133 @@
+"""The model card (``model.json`` beside ``model.onnx``), per design.md.
+
+Thresholds live here, not in the graph, so a QC engineer can change them without re-exporting.
+The card is read by every station before a model is allowed to serve.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from qc.contract import CARD_FILE, MODEL_FILE
+
+CARD_SCHEMA_VERSION = 1
+
+
+class ModelRefused(Exception):
+    """A model that must not serve: missing file, bad card, sha256 or shape mismatch."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputSpec(_Strict):
+    tile_px: int = Field(gt=0, description="side of the square tile the network was trained on")
+    channels: int = Field(3, description="channels of the `image` input (RGB)")
+    value_range: tuple[float, float] = Field((0.0, 1.0), description="input pixel value range")
+    dtype: str = "float32"
+    layout: str = "NCHW"
+
+
+class TilingSpec(_Strict):
+    tile_px: int = Field(gt=0, description="tile side used to cut large images")
+    overlap_px: int = Field(ge=0, description="overlap between neighbouring tiles")
+
+
+class Calibration(_Strict):
+    method: str = Field(description="e.g. 'good-quantile': quantile of good validation scores")
+    target_false_reject_rate: float | None = None
+    data: str = Field(description="which images set the threshold (never test/)")
+    n_images: int = 0
+
+
+class Thresholds(_Strict):
+    image: float = Field(description="image score at or above which a unit fails")
+    pixel: float = Field(description="heatmap value at or above which a pixel belongs to a defect")
+    calibration: Calibration
+
+
+class TrainingRecord(_Strict):
+    command: str = Field(description="the command line that trained the model")
+    config: dict[str, Any] = Field(default_factory=dict)
+    dataset: str = Field(description="dataset root as given to training")
+    dataset_fingerprint: str = Field(description="sha256 over the training file names and bytes")
+    started_at: str
+    duration_s: float
+    hardware: str
+    seed: int
+
+
+class ExportParity(_Strict):
+    max_abs_diff_heatmap: float
+    max_abs_diff_score: float
+    n_images: int
+    verdicts_identical: bool
+
+
+class ModelCard(_Strict):
+    schema_version: int = CARD_SCHEMA_VERSION
+    name: str
+    version: str
+    created_at: str
+    onnx_file: str = MODEL_FILE
+    onnx_sha256: str
+    opset: int
+    input: InputSpec
+    tiling: TilingSpec
+    thresholds: Thresholds
+    defect_classes: list[str] = Field(default_factory=list)
+    training: TrainingRecord
+    metrics: dict[str, float] = Field(default_factory=dict, description="held-out metrics")
+    parity: ExportParity
+    quantization: str | None = None
+    export_command: str = ""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_card(card: ModelCard, model_dir: str | Path) -> Path:
+    path = Path(model_dir) / CARD_FILE
+    path.write_text(json.dumps(card.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def load_card(model_dir: str | Path) -> ModelCard:
+    """Parse ``model.json`` in ``model_dir``; any problem raises ModelRefused naming the file."""
+    path = Path(model_dir) / CARD_FILE
+    if not path.is_file():
+        raise ModelRefused(f"no model card at {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelRefused(f"model card {path} is not readable JSON: {exc}") from exc
+    try:
+        return ModelCard.model_validate(data)
+    except ValidationError as exc:
+        raise ModelRefused(f"model card {path} is invalid: {exc}") from exc
+
+
+def verify_files(model_dir: str | Path) -> ModelCard:
+    """Load the card and check the onnx file's sha256 against it. Shapes are checked on load."""
+    model_dir = Path(model_dir)
+    card = load_card(model_dir)
+    onnx_path = model_dir / card.onnx_file
+    if not onnx_path.is_file():
+        raise ModelRefused(f"model file {onnx_path} is missing")
+    actual = sha256_file(onnx_path)
+    if actual != card.onnx_sha256:
+        raise ModelRefused(
+            f"{onnx_path} sha256 {actual[:12]}… does not match its card ({card.onnx_sha256[:12]}…)"
+        )
+    return card

@@ -1,0 +1,123 @@
+"""The torch-free inference engine: an exported model run by onnxruntime on images of any size."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qc.card import ModelCard, ModelRefused, verify_files
+from qc.contract import INPUT_NAME, OUTPUT_NAMES
+from qc.imageio import to_rgb_uint8
+from qc.tiling import TileGrid
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    heatmap: np.ndarray  # float32 (H, W), defect probability 0..1 at the image's own resolution
+    score: float  # image score: the highest tile score
+    infer_ms: float  # wall time of tiling + onnxruntime + blending
+
+
+def to_input_tensor(tiles_rgb: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 RGB -> the contract's float32 (N, 3, H, W) in 0..1.
+
+    This is the whole client-side preprocessing; mean/std normalisation lives inside the graph.
+    """
+    return np.ascontiguousarray(tiles_rgb.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """A model version dir, or a model dir holding versions (CURRENT file, else highest version)."""
+    path = Path(path)
+    if (path / "model.json").is_file():
+        return path
+    current = path / "CURRENT"
+    if current.is_file():
+        return path / current.read_text(encoding="utf-8").strip()
+    versions = sorted((p.parent for p in path.glob("*/model.json")), key=lambda p: _version_key(p.name))
+    if not versions:
+        raise ModelRefused(f"{path} holds no model (no model.json, nor <version>/model.json)")
+    return versions[-1]
+
+
+def _version_key(name: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in name.replace("-", ".").split("."))
+
+
+class Inferencer:
+    """Loads a verified model once and turns images into heatmaps and scores.
+
+    Refuses (ModelRefused) a model whose file does not match its card's sha256 or whose graph does
+    not have the contract's inputs and outputs: nothing loads half a model.
+    """
+
+    def __init__(self, model_dir: str | Path, *, threads: int = 2, batch_size: int = 8) -> None:
+        import onnxruntime as ort
+
+        self.model_dir = resolve_model_dir(model_dir)
+        self.card: ModelCard = verify_files(self.model_dir)
+        self.batch_size = max(1, batch_size)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(self.model_dir / self.card.onnx_file), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelRefused(f"{self.model_dir}: onnxruntime cannot load the model: {exc}") from exc
+        self._check_contract()
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def version(self) -> str:
+        return self.card.version
+
+    def _check_contract(self) -> None:
+        inputs = self._session.get_inputs()
+        outputs = [o.name for o in self._session.get_outputs()]
+        if [i.name for i in inputs] != [INPUT_NAME] or len(inputs[0].shape) != 4:
+            raise ModelRefused(f"{self.model_dir}: model input must be one 4-D tensor named {INPUT_NAME!r}")
+        if outputs != list(OUTPUT_NAMES):
+            raise ModelRefused(f"{self.model_dir}: model outputs {outputs} != contract {list(OUTPUT_NAMES)}")
+        t = self.card.input.tile_px
+        heat, score = self._run(np.zeros((1, 3, t, t), np.float32))
+        if heat.shape != (1, 1, t, t) or score.shape != (1,):
+            raise ModelRefused(
+                f"{self.model_dir}: on a {t}x{t} tile the model gives heatmap {heat.shape} and score "
+                f"{score.shape}, its card promises (1, 1, {t}, {t}) and (1,)"
+            )
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        heat, score = self._session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
+        return heat, score
+
+    def infer_tiles(self, tiles_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, T, T, 3) uint8 tiles -> heatmaps (N, T, T) and scores (N,), batched per call."""
+        heats, scores = [], []
+        for start in range(0, len(tiles_rgb), self.batch_size):
+            heat, score = self._run(to_input_tensor(tiles_rgb[start : start + self.batch_size]))
+            heats.append(heat[:, 0])
+            scores.append(score)
+        return np.concatenate(heats), np.concatenate(scores)
+
+    def infer(self, image: np.ndarray) -> InferenceResult:
+        started = time.perf_counter()
+        rgb = to_rgb_uint8(image)
+        grid = TileGrid.for_image(
+            rgb.shape[0], rgb.shape[1], self.card.tiling.tile_px, self.card.tiling.overlap_px
+        )
+        heats, scores = self.infer_tiles(grid.cut(rgb))
+        heatmap = np.clip(grid.blend(heats), 0.0, 1.0)
+        return InferenceResult(
+            heatmap=heatmap,
+            score=float(scores.max()),
+            infer_ms=(time.perf_counter() - started) * 1000.0,
+        )

@@ -1,0 +1,38 @@
+"""Pictures of a verdict: the colour heatmap and the overlay shown to operators and in reports."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def heatmap_to_rgb(heatmap: np.ndarray) -> np.ndarray:
+    """float heatmap 0..1 (H, W) -> uint8 RGB with the 'jet' colour map (blue = good, red = defect)."""
+    scaled = np.clip(heatmap * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+
+
+def overlay(
+    image_rgb: np.ndarray,
+    heatmap: np.ndarray,
+    *,
+    threshold: float | None = None,
+    alpha: float = 0.45,
+) -> np.ndarray:
+    """Blend the colour heatmap over the image; outline regions at or above ``threshold``.
+
+    Blending is weighted by the heatmap itself, so good fabric stays readable and only suspicious
+    areas take colour.
+    """
+    if image_rgb.shape[:2] != heatmap.shape:
+        raise ValueError(f"heatmap {heatmap.shape} does not match image {image_rgb.shape[:2]}")
+    colour = heatmap_to_rgb(heatmap).astype(np.float32)
+    weight = (alpha * np.clip(heatmap, 0.0, 1.0))[:, :, None]
+    out = image_rgb.astype(np.float32) * (1.0 - weight) + colour * weight
+    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    if threshold is not None:
+        binary = (heatmap >= threshold).astype(np.uint8)
+        contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        thickness = max(1, round(min(out.shape[:2]) / 200))
+        cv2.drawContours(out, contours, -1, (255, 0, 0), thickness)
+    return out

@@ -1,0 +1,79 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from qc.card import ModelRefused
+from qc.inference import Inferencer, resolve_model_dir, to_input_tensor
+
+
+def _fabric_with_dark_spot(height, width, spot):
+    image = np.full((height, width, 3), 200, np.uint8)
+    y, x, r = spot
+    image[y - r : y + r, x - r : x + r] = 0
+    return image
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (256, 4096 // 8), (37, 91), (300, 301)])
+def test_heatmap_has_the_image_resolution_and_finds_the_spot(tiny_model_dir, shape):
+    inferencer = Inferencer(tiny_model_dir, threads=1)
+    height, width = shape
+    spot = (height // 2, width // 3, 5)
+    result = inferencer.infer(_fabric_with_dark_spot(height, width, spot))
+    assert result.heatmap.shape == shape and result.heatmap.dtype == np.float32
+    assert result.heatmap[spot[0], spot[1]] == pytest.approx(1.0)
+    assert result.heatmap[2, width - 3] == pytest.approx(0.0)
+    assert result.score == pytest.approx(1.0)
+    assert result.infer_ms > 0
+
+
+def test_good_image_scores_zero(tiny_model_dir):
+    result = Inferencer(tiny_model_dir).infer(np.full((100, 200, 3), 220, np.uint8))
+    assert result.score == 0.0 and result.heatmap.max() == 0.0
+
+
+def test_greyscale_input_is_accepted(tiny_model_dir):
+    grey = np.zeros((80, 80), np.uint8)
+    assert Inferencer(tiny_model_dir).infer(grey).score == pytest.approx(1.0)
+
+
+def test_preprocessing_is_the_contract():
+    tiles = np.zeros((2, 4, 5, 3), np.uint8)
+    tiles[1, :, :, 2] = 255
+    tensor = to_input_tensor(tiles)
+    assert tensor.shape == (2, 3, 4, 5) and tensor.dtype == np.float32
+    assert tensor[1, 2].min() == 1.0 and tensor[1, :2].max() == 0.0
+
+
+def test_a_tampered_model_is_refused(tiny_model_dir, tmp_path):
+    copy = tmp_path / "m" / "1"
+    shutil.copytree(tiny_model_dir, copy)
+    with open(copy / "model.onnx", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ModelRefused, match="sha256"):
+        Inferencer(copy)
+
+
+def test_a_card_with_the_wrong_tile_is_refused(tiny_model_dir, tmp_path):
+    copy = tmp_path / "m" / "1"
+    shutil.copytree(tiny_model_dir, copy)
+    card = json.loads((copy / "model.json").read_text())
+    card["input"]["tile_px"] = -3
+    (copy / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ModelRefused, match="invalid"):
+        Inferencer(copy)
+
+
+def test_missing_model_is_refused(tmp_path):
+    with pytest.raises(ModelRefused, match="holds no model"):
+        Inferencer(tmp_path)
+
+
+def test_model_folder_resolves_to_current_or_highest_version(tiny_model_dir, tmp_path):
+    root = tmp_path / "fabric"
+    for version in ("0.9.0", "0.10.0"):
+        shutil.copytree(tiny_model_dir, root / version)
+    assert resolve_model_dir(root).name == "0.10.0"
+    (root / "CURRENT").write_text("0.9.0\n")
+    assert resolve_model_dir(root).name == "0.9.0"
