@@ -1,0 +1,147 @@
+"""The ``qc`` command line: one entry point, one subcommand per job.
+
+This module is the composition root: it is the only place in qc/ that names training/ and edge/,
+and it imports them lazily inside the handlers, so ``qc --help`` and ``qc predict`` never load
+torch, and the core package keeps its one-way dependency direction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad path, bad config): printed without a traceback, exit 2."""
+
+
+def _command_line(argv: list[str]) -> str:
+    return shlex.join(["qc", *argv])
+
+
+def cmd_synth(args: argparse.Namespace, argv: list[str]) -> int:
+    from qc.synth import write_mvtec_dataset
+
+    if args.count < 1:
+        raise UserError("--count must be at least 1")
+    summary = write_mvtec_dataset(args.out, count=args.count, seed=args.seed, size_px=args.size)
+    print(f"wrote synthetic dataset to {args.out}: {summary}")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
+    from training.commands import TrainingError, run_train
+
+    try:
+        run_dir = run_train(args.config, args.data, args.out, args.overrides, _command_line(argv))
+    except TrainingError as exc:
+        raise UserError(str(exc)) from exc
+    print(f"trained: {run_dir}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, argv: list[str]) -> int:
+    from training.commands import TrainingError, run_export
+
+    try:
+        out = run_export(
+            args.run_dir, args.out, name=args.name, version=args.version, command=_command_line(argv)
+        )
+    except TrainingError as exc:
+        raise UserError(str(exc)) from exc
+    print(f"exported: {out}")
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace, argv: list[str]) -> int:
+    from qc.card import ModelRefused
+    from qc.predict import predict_paths
+
+    try:
+        summary = predict_paths(
+            args.model_dir,
+            args.paths,
+            args.out,
+            save_heatmaps=args.save_heatmaps,
+            threads=args.threads,
+            px_per_mm=args.px_per_mm,
+        )
+    except ModelRefused as exc:
+        raise UserError(f"model refused: {exc}") from exc
+    print(
+        f"{summary.processed} image(s) inspected, {summary.failed} unreadable; "
+        f"results in {summary.results_path}"
+    )
+    return EXIT_FAILED if summary.failed or not summary.processed else EXIT_OK
+
+
+def cmd_edge(args: argparse.Namespace, argv: list[str]) -> int:
+    from edge.service import run_edge
+    from qc.card import ModelRefused
+    from qc.overrides import ConfigError
+
+    try:
+        return run_edge(args.config, args.overrides)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from exc
+    except ModelRefused as exc:
+        raise UserError(f"model refused: {exc}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qc", description="Garment and fabric quality-control inspector."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("synth", help="write a synthetic fabric dataset (MVTec AD layout)")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
+    p.add_argument("--count", type=int, default=200, help="good training images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=256, help="image side in px")
+    p.set_defaults(handler=cmd_synth)
+
+    p = sub.add_parser("train", help="train a detector from good images (needs the train extra)")
+    p.add_argument("--config", type=Path, default=Path("configs/train/default.yaml"))
+    p.add_argument("--data", type=Path, required=True, help="dataset root (MVTec layout or a folder)")
+    p.add_argument("--out", type=Path, required=True, help="run folder to write")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("export", help="export a trained run to ONNX with its model card")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="models/<name>/<version>")
+    p.add_argument("--name", default=None, help="model name (default: from --out)")
+    p.add_argument("--version", default=None, help="model version (default: from --out)")
+    p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser("predict", help="inspect image files with an exported model")
+    p.add_argument("model_dir", type=Path, help="models/<name>/<version> (or models/<name>)")
+    p.add_argument("paths", nargs="+", type=Path, help="image files or folders")
+    p.add_argument("--out", type=Path, required=True, help="folder for results.jsonl and overlays")
+    p.add_argument("--save-heatmaps", action="store_true", help="also write heatmaps/<stem>.npy")
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    p.add_argument("--px-per-mm", type=float, default=None, help="image scale, for sizes in mm")
+    p.set_defaults(handler=cmd_predict)
+
+    p = sub.add_parser("edge", help="run the line-side inspection service")
+    p.add_argument("--config", type=Path, default=Path("configs/edge/default.yaml"))
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. api.port=8001")
+    p.set_defaults(handler=cmd_edge)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args, argv)
+    except UserError as exc:
+        print(f"qc {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,36 @@
+import json
+import shutil
+
+import pytest
+
+from qc.card import ModelRefused, load_card, verify_files, write_card
+
+
+def test_card_round_trips(tiny_model_dir, tmp_path):
+    card = load_card(tiny_model_dir)
+    write_card(card, tmp_path)
+    assert load_card(tmp_path) == card
+
+
+def test_unknown_card_field_is_refused(tiny_model_dir, tmp_path):
+    copy = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, copy)
+    data = json.loads((copy / "model.json").read_text())
+    data["thresholdz"] = {}
+    (copy / "model.json").write_text(json.dumps(data))
+    with pytest.raises(ModelRefused, match="thresholdz"):
+        load_card(copy)
+
+
+def test_missing_onnx_file_is_refused(tiny_model_dir, tmp_path):
+    copy = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, copy)
+    (copy / "model.onnx").unlink()
+    with pytest.raises(ModelRefused, match="missing"):
+        verify_files(copy)
+
+
+def test_unparsable_card_is_refused(tmp_path):
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(ModelRefused, match="not readable JSON"):
+        load_card(tmp_path)
