@@ -33,6 +33,34 @@ def cmd_synth(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_OK
 
 
+def cmd_data(args: argparse.Namespace, argv: list[str]) -> int:
+    import json
+
+    from qc.data import DatasetError
+
+    try:
+        if args.data_command == "info":
+            from qc.data.info import dataset_info, format_info
+
+            info = dataset_info(args.root, layout=args.layout)
+            print(json.dumps(info, indent=2) if args.json else format_info(info))
+            return EXIT_FAILED if info["problems"] else EXIT_OK
+        if args.data_command == "convert":
+            from qc.data.convert import convert_aitex
+
+            summary = convert_aitex(args.src, args.out, fabric=args.fabric, train_good=args.train_good)
+        else:
+            from qc.data.tile import tile_dataset
+
+            summary = tile_dataset(
+                args.root, args.out, tile=args.tile, overlap=args.overlap, skip_bad=args.skip_bad
+            )
+    except DatasetError as exc:
+        raise UserError(str(exc)) from exc
+    print(json.dumps(summary, indent=2))
+    return EXIT_OK
+
+
 def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     from training.commands import TrainingError, run_train
 
@@ -97,6 +125,26 @@ def build_parser() -> argparse.ArgumentParser:
         prog="qc", description="Garment and fabric quality-control inspector."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("data", help="inspect, convert and tile datasets")
+    data = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+    d = data.add_parser("info", help="counts, sizes, mask coverage and problems of a dataset")
+    d.add_argument("root", type=Path, help="dataset folder (MVTec, AITEX, plain) or manifest CSV")
+    d.add_argument("--layout", choices=["mvtec", "aitex", "manifest", "folder"], default=None)
+    d.add_argument("--json", action="store_true", help="print JSON")
+    d = data.add_parser("convert", help="AITEX -> MVTec layout with the protocol's split")
+    d.add_argument("--from", dest="source_layout", choices=["aitex"], required=True)
+    d.add_argument("--fabric", required=True, help="fabric code, e.g. 00")
+    d.add_argument("--train-good", type=int, default=12, help="good strips for training")
+    d.add_argument("src", type=Path)
+    d.add_argument("out", type=Path)
+    d = data.add_parser("tile", help="cut large images into tiles, skipping blank padding")
+    d.add_argument("root", type=Path)
+    d.add_argument("out", type=Path)
+    d.add_argument("--tile", type=int, default=256)
+    d.add_argument("--overlap", type=int, default=32)
+    d.add_argument("--skip-bad", action="store_true", help="leave bad files out and report them")
+    p.set_defaults(handler=cmd_data)
 
     p = sub.add_parser("synth", help="write a synthetic fabric dataset (MVTec AD layout)")
     p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
