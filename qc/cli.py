@@ -107,6 +107,24 @@ def cmd_predict(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_FAILED if summary.failed or not summary.processed else EXIT_OK
 
 
+def cmd_eval(args: argparse.Namespace, argv: list[str]) -> int:
+    import json
+
+    from qc.card import ModelRefused
+    from qc.data import DatasetError
+    from qc.evaluate import evaluate_model, format_report
+
+    try:
+        report = evaluate_model(args.model_dir, args.data, threads=args.threads, skip_bad=args.skip_bad)
+    except (DatasetError, ModelRefused) as exc:
+        raise UserError(str(exc)) from exc
+    print(format_report(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return EXIT_OK
+
+
 def cmd_edge(args: argparse.Namespace, argv: list[str]) -> int:
     from edge.service import run_edge
     from qc.card import ModelRefused
@@ -175,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     p.add_argument("--px-per-mm", type=float, default=None, help="image scale, for sizes in mm")
     p.set_defaults(handler=cmd_predict)
+
+    p = sub.add_parser("eval", help="measure an exported model on a dataset's test/ split")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--data", type=Path, required=True, help="dataset root with test/")
+    p.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--skip-bad", action="store_true")
+    p.set_defaults(handler=cmd_eval)
 
     p = sub.add_parser("edge", help="run the line-side inspection service")
     p.add_argument("--config", type=Path, default=Path("configs/edge/default.yaml"))
