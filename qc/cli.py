@@ -125,6 +125,24 @@ def cmd_eval(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
+    from training.benchmark import format_table, run_aitex_benchmark
+
+    if not args.data.is_dir():
+        raise UserError(f"{args.data}: no AITEX folder there")
+    rows = run_aitex_benchmark(
+        args.data,
+        config=args.config,
+        overrides=args.overrides,
+        fabrics=args.fabrics,
+        out_json=args.json,
+        work_dir=args.work_dir,
+    )
+    print("\nAITEX protocol (train on 12 good strips per fabric, test on the rest):")
+    print(format_table(rows))
+    return EXIT_OK
+
+
 def cmd_edge(args: argparse.Namespace, argv: list[str]) -> int:
     from edge.service import run_edge
     from qc.card import ModelRefused
@@ -201,6 +219,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--skip-bad", action="store_true")
     p.set_defaults(handler=cmd_eval)
+
+    p = sub.add_parser("bench", help="benchmarks (aitex: the accuracy protocol of design.md)")
+    p.add_argument("suite", choices=["aitex"])
+    p.add_argument("--data", type=Path, default=Path("../shared/data/aitex-dev"))
+    p.add_argument("--config", type=Path, default=Path("configs/train/default.yaml"))
+    p.add_argument(
+        "--fabrics",
+        type=lambda text: [f.strip() for f in text.split(",") if f.strip()],
+        default=None,
+        help="comma-separated fabric codes (default: every fabric with >= 5 defect strips)",
+    )
+    p.add_argument("--json", type=Path, default=Path("bench/results/aitex.json"))
+    p.add_argument("--work-dir", type=Path, default=None, help="keep datasets, runs and models here")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
+    p.set_defaults(handler=cmd_bench)
 
     p = sub.add_parser("edge", help="run the line-side inspection service")
     p.add_argument("--config", type=Path, default=Path("configs/edge/default.yaml"))

@@ -1,0 +1,96 @@
+"""``qc bench aitex``: the performance protocol of design.md on every AITEX dev fabric.
+
+For each fabric with at least 5 defect strips: convert (12 good strips to train/, the rest to
+test/), train with ONE configuration, calibrate, export, evaluate the exported ONNX model on
+test/. Onboarding time is train + calibrate + export, the time a factory waits for a new fabric.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import os
+import shlex
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from qc.data import open_dataset
+from qc.data.convert import convert_aitex
+from qc.evaluate import evaluate_model
+from training.commands import run_export, run_train
+
+MIN_DEFECT_STRIPS = 5
+TRAIN_GOOD = 12
+COLUMNS = ("image_auroc", "pixel_auroc", "aupro", "false_reject_rate", "recall")
+
+
+def eligible_fabrics(aitex_root: Path) -> list[str]:
+    fabrics = open_dataset(aitex_root, "aitex").fabrics()
+    return [f for f, row in fabrics.items() if row["defect"] >= MIN_DEFECT_STRIPS and row["good"] > TRAIN_GOOD]
+
+
+def machine() -> str:
+    return f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}"
+
+
+def bench_fabric(
+    aitex_root: Path, fabric: str, work: Path, config: Path, overrides: list[str]
+) -> dict[str, Any]:
+    data = work / f"fabric{fabric}"
+    convert_aitex(aitex_root, data, fabric=fabric, train_good=TRAIN_GOOD)
+    run_dir, model_dir = work / f"run{fabric}", work / "models" / f"aitex{fabric}" / "bench"
+    command = shlex.join(["qc", "train", "--config", str(config), "--data", str(data), "--out", str(run_dir), *overrides])
+    started = time.perf_counter()
+    run_train(config, data, run_dir, overrides, command)
+    trained = time.perf_counter()
+    run_export(run_dir, model_dir, name=f"aitex{fabric}", version="bench", command="qc bench aitex")
+    onboarded = time.perf_counter()
+    report = evaluate_model(model_dir, data)
+    row = {"fabric": fabric, **{k: report.get(k) for k in COLUMNS}}
+    row.update(
+        train_s=trained - started,
+        onboarding_s=onboarded - started,
+        test_good=report["images"]["good"],
+        test_defect=report["images"]["defect"],
+        recall_per_type=report["recall_per_type"],
+        machine=machine(),
+    )
+    return row
+
+
+def run_aitex_benchmark(
+    aitex_root: Path,
+    *,
+    config: Path,
+    overrides: list[str],
+    fabrics: list[str] | None = None,
+    out_json: Path | None = None,
+    work_dir: Path | None = None,
+) -> list[dict[str, Any]]:
+    fabrics = fabrics or eligible_fabrics(aitex_root)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="qc-bench-aitex-") as tmp:
+        work = Path(work_dir or tmp)
+        for fabric in fabrics:
+            rows.append(bench_fabric(aitex_root, fabric, work, config, overrides))
+            print(format_table(rows[-1:]), flush=True)
+    if out_json:
+        out_json.parent.mkdir(parents=True, exist_ok=True)
+        out_json.write_text(
+            json.dumps({"config": str(config), "overrides": overrides, "rows": rows}, indent=2) + "\n"
+        )
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    head = f"{'fabric':>6} {'img AUROC':>9} {'px AUROC':>8} {'AUPRO':>6} {'FRR':>5} {'recall':>6} {'onboard s':>9}  machine"
+    lines = [head]
+    for r in rows:
+        fmt = lambda v: "  n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        lines.append(
+            f"{r['fabric']:>6} {fmt(r['image_auroc']):>9} {fmt(r['pixel_auroc']):>8} {fmt(r['aupro']):>6} "
+            f"{fmt(r['false_reject_rate']):>5} {fmt(r['recall']):>6} {r['onboarding_s']:>9.0f}  {r['machine']}"
+        )
+    return "\n".join(lines)
