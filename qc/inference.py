@@ -44,7 +44,8 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 
 def _version_key(name: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in name.replace("-", ".").split("."))
+    # (0, number) sorts before (1, text) so "1.10.0" > "1.9.0" and "v2" never meets an int.
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in name.replace("-", ".").split("."))
 
 
 class Inferencer:

@@ -72,8 +72,10 @@ def test_missing_model_is_refused(tmp_path):
 
 def test_model_folder_resolves_to_current_or_highest_version(tiny_model_dir, tmp_path):
     root = tmp_path / "fabric"
-    for version in ("0.9.0", "0.10.0"):
+    for version in ("0.9.0", "0.10.0", "v2-draft"):
         shutil.copytree(tiny_model_dir, root / version)
+    assert resolve_model_dir(root).name == "v2-draft"  # text after numbers
+    shutil.rmtree(root / "v2-draft")
     assert resolve_model_dir(root).name == "0.10.0"
     (root / "CURRENT").write_text("0.9.0\n")
     assert resolve_model_dir(root).name == "0.9.0"

@@ -1,0 +1,114 @@
+"""The edge service's configuration: one strict pydantic tree, loaded from YAML + dotted overrides.
+
+A typo fails at load time naming the key (extra="forbid"); every field says what it is and its unit.
+Loading does no I/O beyond reading the file; the model dir is resolved when the model loads
+(qc.inference.resolve_model_dir: the dir itself, its CURRENT version, or its highest version).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from qc.overrides import ConfigError, apply_overrides, format_validation_error, load_yaml_mapping
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StationConfig(_Strict):
+    id: str = Field("station-1", min_length=1, description="name of this camera station")
+    line: str = Field("line-1", min_length=1, description="production line the station sits on")
+    px_per_mm: float | None = Field(
+        None, gt=0, description="camera scale; when set, defects are also measured in mm / mm²"
+    )
+
+
+class SimulatedSourceConfig(_Strict):
+    """A simulated line: synthetic fabric panels, some of them defective (qc.synth)."""
+
+    type: Literal["simulated"] = "simulated"
+    fps: float = Field(2.0, gt=0, le=1000, description="panels per second")
+    size_px: tuple[Annotated[int, Field(ge=64)], Annotated[int, Field(ge=64)]] = Field(
+        (480, 640), description="panel size in pixels as (height, width)"
+    )
+    defect_probability: float = Field(0.3, ge=0, le=1, description="share of defective panels")
+    seed: int = Field(0, description="random seed of the simulated line")
+    max_frames: int | None = Field(
+        None, ge=1, description="stop after this many panels (None: run until stopped)"
+    )
+
+
+# A discriminated union on `type`: new source kinds (video file, folder, camera) slot in here.
+SourceConfig = Annotated[Union[SimulatedSourceConfig], Field(discriminator="type")]
+
+
+class ModelConfig(_Strict):
+    dir: Path = Field(
+        Path("models/default"),
+        description="a model dir (model.onnx + model.json), or a folder of version subfolders",
+    )
+
+
+class StorageConfig(_Strict):
+    data_dir: Path = Field(Path("var"), description="where the database and unit images live")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; None means sqlite:///<data_dir>/qc.db"
+    )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'qc.db'}"
+
+
+class ApiConfig(_Strict):
+    host: str = Field("127.0.0.1", description="interface the REST API listens on")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port of the REST API")
+
+
+class PipelineConfig(_Strict):
+    queue_size: int = Field(8, ge=1, le=10_000, description="frames waiting for inference")
+    inference_threads: int = Field(2, ge=1, le=256, description="onnxruntime intra-op threads")
+
+
+class EdgeConfig(_Strict):
+    station: StationConfig = Field(default_factory=StationConfig)
+    source: SourceConfig = Field(default_factory=SimulatedSourceConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> EdgeConfig:
+    """Read YAML (or nothing), apply ``key=value`` overrides, validate, make paths absolute."""
+    data = load_yaml_mapping(path) if path is not None else {}
+    merged = apply_overrides(data, overrides)
+    source = str(path) if path is not None else "edge config"
+    if overrides:
+        source += " with overrides " + " ".join(overrides)
+    try:
+        config = EdgeConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc)) from exc
+    return resolve_paths(config, Path.cwd())
+
+
+def resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
+    """Relative paths are relative to ``base`` (the working directory the service starts in)."""
+
+    def absolute(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p)
+
+    return config.model_copy(
+        update={
+            "model": config.model.model_copy(update={"dir": absolute(config.model.dir)}),
+            "storage": config.storage.model_copy(
+                update={"data_dir": absolute(config.storage.data_dir)}
+            ),
+        }
+    )

@@ -1,0 +1,211 @@
+"""Capture -> bounded queue -> inference worker -> verdict -> store.
+
+Capture never blocks on inference: when the worker falls behind, the oldest waiting frame is
+dropped and counted (a stale panel is worth less than the one now under the camera). Stopping
+ends capture first, then lets the worker drain what is already queued, so no captured unit that
+made it into the queue is lost on a clean shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from edge.sources import Frame, FrameSource
+from edge.store import NewUnit, UnitRecord, UnitStore
+from qc.decision import decide
+from qc.render import heatmap_to_rgb, overlay
+
+log = logging.getLogger(__name__)
+
+
+class InferencerLike(Protocol):
+    card: Any
+    name: str
+    version: str
+
+    def infer(self, image): ...
+
+
+class Pipeline:
+    def __init__(
+        self,
+        source: FrameSource,
+        inferencer: InferencerLike,
+        store: UnitStore,
+        *,
+        station_id: str,
+        line: str,
+        queue_size: int = 8,
+        px_per_mm: float | None = None,
+        on_unit: Callable[[Frame, UnitRecord], None] | None = None,
+    ):
+        self.source = source
+        self.inferencer = inferencer
+        self.store = store
+        self.station_id = station_id
+        self.line = line
+        self.px_per_mm = px_per_mm
+        self.on_unit = on_unit
+        self._queue: queue.Queue[Frame] = queue.Queue(maxsize=queue_size)
+        self._stop_capture = threading.Event()
+        self._capture_done = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.frames_read = 0
+        self.frames_dropped = 0
+        self.errors = 0
+        self.units_by_verdict: Counter[str] = Counter()
+        self.last_error: str | None = None
+        self.last_error_mono: float | None = None
+        self.source_error: str | None = None
+        self.last_timings: dict[str, float] = {}
+        self.started_at: datetime | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._threads:
+            raise RuntimeError("pipeline already started")
+        self.started_at = datetime.now(timezone.utc)
+        self._threads = [
+            threading.Thread(target=self._capture_loop, name="edge-capture", daemon=True),
+            threading.Thread(target=self._inference_loop, name="edge-inference", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop capturing, drain the queue, join. True when everything finished within timeout."""
+        self._stop_capture.set()
+        deadline = time.monotonic() + timeout_s
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the source has ended and the queue is drained (a finite source)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        for t in self._threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not self.running
+
+    # -- threads ---------------------------------------------------------------------------------
+
+    def _capture_loop(self) -> None:
+        try:
+            for frame in self.source.frames(self._stop_capture):
+                with self._lock:
+                    self.frames_read += 1
+                self._enqueue(frame)
+        except Exception as exc:  # a dead camera must show up on /healthz, not kill the service
+            log.exception("frame source failed")
+            with self._lock:
+                self.source_error = f"frame source failed: {exc}"
+        finally:
+            self._capture_done.set()
+
+    def _enqueue(self, frame: Frame) -> None:
+        try:
+            self._queue.put_nowait(frame)
+            return
+        except queue.Full:
+            pass
+        try:
+            self._queue.get_nowait()  # the oldest waiting frame makes room for the newest
+            with self._lock:
+                self.frames_dropped += 1
+        except queue.Empty:
+            pass  # the worker took one meanwhile
+        # This thread is the only producer, so there is room now.
+        self._queue.put_nowait(frame)
+
+    def _inference_loop(self) -> None:
+        while True:
+            try:
+                frame = self._queue.get(timeout=0.05)
+            except queue.Empty:
+                if self._capture_done.is_set() and self._queue.empty():
+                    return
+                continue
+            try:
+                self.process(frame)
+            except Exception as exc:  # one bad frame must not stop the line
+                log.exception("unit %d failed", frame.index)
+                with self._lock:
+                    self.errors += 1
+                    self.last_error = f"frame {frame.index}: {type(exc).__name__}: {exc}"
+                    self.last_error_mono = time.monotonic()
+
+    # -- one unit --------------------------------------------------------------------------------
+
+    def process(self, frame: Frame) -> UnitRecord:
+        """Frame -> inference -> decision -> images -> stored unit (files first, then the row)."""
+        dequeued = time.monotonic()
+        result = self.inferencer.infer(frame.image)
+        card = self.inferencer.card
+        decision = decide(result, card, px_per_mm=self.px_per_mm)
+        decided_mono = time.monotonic()
+        decided_at = datetime.now(timezone.utc)
+        overlay_rgb = overlay(frame.image, result.heatmap, threshold=decision.pixel_threshold)
+        heatmap_rgb = heatmap_to_rgb(result.heatmap)
+        rendered_mono = time.monotonic()
+        timings = {
+            "queue_ms": (dequeued - frame.captured_mono) * 1000.0,
+            "infer_ms": float(result.infer_ms),
+            "capture_to_verdict_ms": (decided_mono - frame.captured_mono) * 1000.0,
+            "render_ms": (rendered_mono - decided_mono) * 1000.0,
+        }
+        unit = NewUnit(
+            station=self.station_id,
+            line=self.line,
+            captured_at=frame.captured_at,
+            decided_at=decided_at,
+            verdict=decision.verdict,
+            score=float(decision.score),
+            defects=[d.model_dump(mode="json") for d in decision.defects],
+            model_name=self.inferencer.name,
+            model_version=self.inferencer.version,
+            thresholds={"image": decision.image_threshold, "pixel": decision.pixel_threshold},
+            timings=timings,
+        )
+        record = self.store.add(
+            unit, original_rgb=frame.image, heatmap_rgb=heatmap_rgb, overlay_rgb=overlay_rgb
+        )
+        with self._lock:
+            self.units_by_verdict[record.verdict] += 1
+            self.last_timings = {**timings, "store_ms": (time.monotonic() - rendered_mono) * 1000}
+        if self.on_unit is not None:
+            self.on_unit(frame, record)
+        return record
+
+    # -- reporting -------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "running": self.running,
+                "frames_read": self.frames_read,
+                "frames_dropped": self.frames_dropped,
+                "queued": self._queue.qsize(),
+                "units_by_verdict": dict(self.units_by_verdict),
+                "errors": self.errors,
+                "last_error": self.last_error,
+                "last_error_age_s": (
+                    None
+                    if self.last_error_mono is None
+                    else time.monotonic() - self.last_error_mono
+                ),
+                "source_error": self.source_error,
+                "last_timings": dict(self.last_timings),
+            }

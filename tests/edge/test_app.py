@@ -1,0 +1,129 @@
+import time
+from datetime import datetime, timedelta, timezone
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from edge.app import ModelInfo, Services, create_app
+from edge.config import EdgeConfig, SimulatedSourceConfig
+from edge.pipeline import Pipeline
+from edge.sources import SimulatedSource
+from edge.store import units_table
+from qc.inference import Inferencer
+
+T0 = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def client(store):
+    services = Services(config=EdgeConfig(), store=store, pipeline=None, model=None)
+    with TestClient(create_app(services)) as c:
+        yield c
+
+
+@pytest.fixture
+def units(add_unit):
+    return [add_unit(T0 + timedelta(seconds=i), seed=i, verdict="fail" if i % 2 else "pass")
+            for i in range(5)]
+
+
+def test_list_newest_first_and_paginate(client, units):
+    res = client.get("/api/v1/units", params={"limit": 2})
+    assert res.status_code == 200
+    body = res.json()
+    assert [u["id"] for u in body["items"]] == [units[4].id, units[3].id]
+    assert body["next"]
+    ids = [u["id"] for u in body["items"]]
+    cursor = body["next"]
+    while cursor:
+        body = client.get("/api/v1/units", params={"limit": 2, "cursor": cursor}).json()
+        ids += [u["id"] for u in body["items"]]
+        cursor = body["next"]
+    assert ids == [u.id for u in reversed(units)]
+
+
+def test_detail_has_the_unit_record(client, units):
+    unit = client.get(f"/api/v1/units/{units[1].id}").json()
+    assert unit["id"] == units[1].id and unit["verdict"] == "fail"
+    assert unit["station"] == "station-1" and unit["model_version"] == "1.0.0"
+    assert datetime.fromisoformat(unit["captured_at"]) == T0 + timedelta(seconds=1)
+    assert unit["thresholds"] == {"image": 0.5, "pixel": 0.5}
+    assert unit["review"] is None and unit["defects"] == []
+    assert unit["links"]["overlay"] == f"/api/v1/units/{units[1].id}/overlay.png"
+    assert "original_path" not in unit  # file system paths stay inside the station
+
+
+def test_unknown_unit_is_404_json(client, units):
+    res = client.get("/api/v1/units/nope")
+    assert res.status_code == 404
+    assert res.json() == {"detail": "unit nope not found"}
+    assert client.get("/api/v1/units/nope/overlay.png").status_code == 404
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=501", "limit=ten", "cursor=%%%"])
+def test_bad_query_is_422(client, units, query):
+    res = client.get(f"/api/v1/units?{query}")
+    assert res.status_code == 422
+    assert res.json()["detail"]
+
+
+def test_images_are_served_and_decode(client, units):
+    base = f"/api/v1/units/{units[0].id}"
+    for name, media in [("overlay.png", "image/png"), ("heatmap.png", "image/png"),
+                        ("image.jpg", "image/jpeg")]:
+        res = client.get(f"{base}/{name}")
+        assert res.status_code == 200 and res.headers["content-type"] == media
+        img = cv2.imdecode(np.frombuffer(res.content, np.uint8), cv2.IMREAD_COLOR)
+        assert img is not None and img.shape == (48, 64, 3)
+
+
+def test_missing_or_escaping_files_are_not_served(client, store, units):
+    store.file_path(units[0].id, "heatmap").unlink()
+    res = client.get(f"/api/v1/units/{units[0].id}/heatmap.png")
+    assert res.status_code == 404 and "no heatmap file" in res.json()["detail"]
+    with store.engine.begin() as conn:
+        conn.execute(update(units_table).where(units_table.c.id == units[1].id)
+                     .values(overlay_path="../../../../etc/passwd"))
+    res = client.get(f"/api/v1/units/{units[1].id}/overlay.png")
+    assert res.status_code == 403 and "outside the data directory" in res.json()["detail"]
+
+
+def test_healthz_without_pipeline_says_what_is_wrong(client, units):
+    h = client.get("/healthz").json()
+    assert h["status"] == "degraded"
+    assert "no model loaded" in h["problems"]
+    assert any("no pipeline" in p for p in h["problems"])
+    assert h["units"] == 5 and h["frames_dropped"] == 0
+
+
+def test_healthz_ok_with_a_running_line(store, tiny_model_dir):
+    inferencer = Inferencer(tiny_model_dir, threads=1)
+    src = SimulatedSource(SimulatedSourceConfig(fps=50, size_px=(96, 128)))
+    pipe = Pipeline(src, inferencer, store, station_id="s", line="l")
+    model = ModelInfo(inferencer.name, inferencer.version, str(tiny_model_dir), {"image": 0.5})
+    app = create_app(Services(config=EdgeConfig(), store=store, pipeline=pipe, model=model))
+    pipe.start()
+    try:
+        with TestClient(app) as c:
+            deadline = datetime.now() + timedelta(seconds=20)
+            while c.get("/healthz").json()["units"] < 2 and datetime.now() < deadline:
+                time.sleep(0.05)
+            h = c.get("/healthz").json()
+    finally:
+        pipe.stop()
+    assert h["status"] == "ok" and h["problems"] == []
+    assert h["model"]["version"] == "1.0.0" and h["source"]["type"] == "simulated"
+    assert h["units"] >= 2 and h["source"]["frames_read"] >= 2
+    with TestClient(app) as c:
+        stopped = c.get("/healthz").json()
+    assert stopped["status"] == "degraded"
+    assert any("not running" in p for p in stopped["problems"])
+
+
+def test_live_page_is_served(client):
+    res = client.get("/")
+    assert res.status_code == 200 and res.headers["content-type"].startswith("text/html")
+    assert "/api/v1/units" in res.text and "fetch(" in res.text

@@ -1,0 +1,103 @@
+from datetime import datetime, timedelta, timezone
+
+import cv2
+import numpy as np
+import pytest
+from sqlalchemy import update
+
+from edge.files import UnsafePath, resolve_inside
+from edge.store import BadCursor, units_table
+
+T0 = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+
+
+def test_insert_get_roundtrip_and_files(store, add_unit, new_unit):
+    rec = add_unit(T0, verdict="fail", score=0.9,
+                   defects=[{"type": "defect", "box": [1, 2, 3, 4], "area_px": 12,
+                             "area_mm2": None, "length_mm": None, "peak_score": 0.9,
+                             "mean_score": 0.7}])
+    got = store.get(rec.id)
+    assert got == rec
+    assert got.captured_at == T0 and got.captured_at.tzinfo is not None
+    assert got.defects[0]["box"] == [1, 2, 3, 4]
+    assert got.original_path == f"units/2024-05-06/{rec.id}/image.jpg"
+    for kind in ("image", "heatmap", "overlay"):
+        path = store.file_path(rec.id, kind)
+        assert path is not None and path.is_file()
+        assert path.is_relative_to(store.data_dir.resolve())
+    overlay = cv2.imread(str(store.file_path(rec.id, "overlay")))
+    assert overlay.shape == (48, 64, 3)
+    assert store.get("0" * 32) is None and store.file_path("0" * 32, "overlay") is None
+    assert store.count() == 1
+    # No temp files left behind by the atomic writes.
+    assert sorted(p.name for p in store.file_path(rec.id, "image").parent.iterdir()) == [
+        "heatmap.png", "image.jpg", "overlay.png"]
+
+
+def test_ids_sort_by_time(store, add_unit, new_unit):
+    a = add_unit(T0)
+    b = add_unit(T0 + timedelta(milliseconds=5))
+    assert len(a.id) == 32 and a.id < b.id
+
+
+def test_list_newest_first_with_stable_cursor(store, add_unit, new_unit):
+    times = [T0 + timedelta(seconds=i) for i in range(7)] + [T0 + timedelta(seconds=3)] * 2
+    ids = {add_unit(t, seed=i).id for i, t in enumerate(times)}
+    expected = [r.id for r in sorted(
+        (store.get(i) for i in ids), key=lambda r: (r.captured_at, r.id), reverse=True)]
+
+    page, cursor = store.list_units(limit=4)
+    seen = [r.id for r in page]
+    # New units arriving at the top must not shift the pages that follow.
+    add_unit(T0 + timedelta(minutes=5))
+    while cursor:
+        page, cursor = store.list_units(limit=4, cursor=cursor)
+        seen += [r.id for r in page]
+    assert seen == expected
+    assert store.list_units(limit=100)[1] is None
+    assert len(store.list_units(limit=100)[0]) == 10
+
+
+def test_bad_cursor_refused(store, add_unit, new_unit):
+    with pytest.raises(BadCursor):
+        store.list_units(cursor="not-a-cursor!")
+
+
+def test_wal_mode(store, add_unit, new_unit):
+    add_unit(T0)
+    assert store.journal_mode() == "wal"
+    assert (store.data_dir / "qc.db-wal").exists()
+
+
+def test_failed_insert_leaves_no_files(store, add_unit, new_unit):
+    with pytest.raises(Exception):
+        store.add(new_unit(T0, defects=[object()]),  # not JSON: the row insert fails
+                  original_rgb=np.zeros((8, 8, 3), np.uint8),
+                  heatmap_rgb=np.zeros((8, 8, 3), np.uint8),
+                  overlay_rgb=np.zeros((8, 8, 3), np.uint8))
+    assert store.count() == 0
+    leftovers = [p for p in (store.data_dir / "units").rglob("*") if p.is_file()]
+    assert leftovers == []
+
+
+def test_bad_image_fails_before_touching_disk(store, add_unit, new_unit):
+    with pytest.raises(Exception):
+        store.add(new_unit(T0), original_rgb=np.zeros((0, 0, 3), np.uint8),
+                  heatmap_rgb=np.zeros((8, 8, 3), np.uint8),
+                  overlay_rgb=np.zeros((8, 8, 3), np.uint8))
+    assert store.count() == 0
+    assert not (store.data_dir / "units").exists() or not any((store.data_dir / "units").rglob("*.*"))
+
+
+def test_path_traversal_refused(store, add_unit, tmp_path):
+    rec = add_unit(T0)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the API")
+    for evil in ("../secret.txt", str(secret), "units/../../secret.txt"):
+        with store.engine.begin() as conn:
+            conn.execute(update(units_table).where(units_table.c.id == rec.id)
+                         .values(overlay_path=evil))
+        with pytest.raises(UnsafePath):
+            store.file_path(rec.id, "overlay")
+    with pytest.raises(UnsafePath):
+        resolve_inside(store.data_dir, ".")
