@@ -28,7 +28,12 @@ def cmd_synth(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.count < 1:
         raise UserError("--count must be at least 1")
-    summary = write_mvtec_dataset(args.out, count=args.count, seed=args.seed, size_px=args.size)
+    try:
+        summary = write_mvtec_dataset(
+            args.out, count=args.count, seed=args.seed, size_px=args.size, overwrite=args.overwrite
+        )
+    except (FileExistsError, ValueError) as exc:
+        raise UserError(str(exc)) from exc
     print(f"wrote synthetic dataset to {args.out}: {summary}")
     return EXIT_OK
 
@@ -187,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=200, help="good training images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=256, help="image side in px")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.set_defaults(handler=cmd_synth)
 
     p = sub.add_parser("train", help="train a detector from good images (needs the train extra)")

@@ -1,0 +1,98 @@
+"""Write a synthetic dataset in the MVTec AD layout (see design.md, "Datasets")."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from qc.synth.defects import DEFECTS
+from qc.synth.fabrics import FABRICS
+from qc.synth.generator import generate_sample
+
+_SPLITS = ("train", "test", "ground_truth")
+# Stream ids mixed into the seed so each split draws independent images.
+_TRAIN_GOOD, _TEST_GOOD, _TEST_DEFECT = 0, 1, 2
+
+
+def _image_rng(seed: int, stream: int, index: int) -> np.random.Generator:
+    """One generator per image, so image k does not depend on how many came before it."""
+    return np.random.default_rng([seed, stream, index])
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = image[..., ::-1] if image.ndim == 3 else image  # OpenCV writes BGR
+    if not cv2.imwrite(str(path), np.ascontiguousarray(pixels)):
+        raise OSError(f"could not write {path}")
+
+
+def write_mvtec_dataset(
+    out: Path | str,
+    *,
+    count: int,
+    seed: int,
+    size_px: int = 256,
+    test_count: int | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Write `count` good training tiles and a labelled test split under `out`; return the counts.
+
+    Fabrics cycle through FABRICS in a fixed order so every fabric is present in every split.
+    test_count is the number of defect test images (default max(count // 4, len(DEFECTS))), spread
+    evenly over all defect types; good test images number max(len(FABRICS), test_count // 2).
+    Same arguments, same bytes. A non-empty `out` is refused unless overwrite=True, which first
+    removes its train/, test/ and ground_truth/ folders (stale images would corrupt the splits).
+    """
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    if size_px < 16:
+        raise ValueError(f"size_px must be at least 16, got {size_px}")
+    defect_count = max(count // 4, len(DEFECTS)) if test_count is None else test_count
+    if defect_count < 0:
+        raise ValueError(f"test_count must not be negative, got {test_count}")
+    root = Path(out)
+    if root.exists() and any(root.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{root} is not empty; choose an empty folder or pass overwrite")
+        for split in _SPLITS:
+            shutil.rmtree(root / split, ignore_errors=True)
+    shape = (size_px, size_px)
+
+    for index in range(count):
+        sample = generate_sample(
+            _image_rng(seed, _TRAIN_GOOD, index), size_px=shape, fabric=FABRICS[index % len(FABRICS)], defect=None
+        )
+        _write_png(root / "train" / "good" / f"{index:04d}.png", sample.image)
+
+    good_test_count = max(len(FABRICS), defect_count // 2)
+    for index in range(good_test_count):
+        sample = generate_sample(
+            _image_rng(seed, _TEST_GOOD, index), size_px=shape, fabric=FABRICS[index % len(FABRICS)], defect=None
+        )
+        _write_png(root / "test" / "good" / f"{index:04d}.png", sample.image)
+
+    per_type = dict.fromkeys(DEFECTS, 0)
+    for index in range(defect_count):
+        defect = DEFECTS[index % len(DEFECTS)]
+        # Shift the fabric each round over the defect types, so no defect sticks to one fabric.
+        fabric = FABRICS[(index + index // len(DEFECTS)) % len(FABRICS)]
+        sample = generate_sample(
+            _image_rng(seed, _TEST_DEFECT, index), size_px=shape, fabric=fabric, defect=defect
+        )
+        stem = f"{per_type[defect]:04d}"
+        _write_png(root / "test" / defect / f"{stem}.png", sample.image)
+        _write_png(root / "ground_truth" / defect / f"{stem}_mask.png", sample.mask)
+        per_type[defect] += 1
+
+    return {
+        "root": str(root),
+        "seed": seed,
+        "size_px": size_px,
+        "fabrics": list(FABRICS),
+        "train": {"good": count},
+        "test": {"good": good_test_count, **{name: n for name, n in per_type.items() if n}},
+        "ground_truth": {name: n for name, n in per_type.items() if n},
+    }
