@@ -30,7 +30,12 @@ def cmd_synth(args: argparse.Namespace, argv: list[str]) -> int:
         raise UserError("--count must be at least 1")
     try:
         summary = write_mvtec_dataset(
-            args.out, count=args.count, seed=args.seed, size_px=args.size, overwrite=args.overwrite
+            args.out,
+            count=args.count,
+            seed=args.seed,
+            size_px=args.size,
+            overwrite=args.overwrite,
+            panels=args.panels,
         )
     except (FileExistsError, ValueError) as exc:
         raise UserError(str(exc)) from exc
@@ -193,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=256, help="image side in px")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
+    p.add_argument("--panels", type=int, default=0, help="also whole garment frames of the simulated line")
     p.set_defaults(handler=cmd_synth)
 
     p = sub.add_parser("train", help="train a detector from good images (needs the train extra)")

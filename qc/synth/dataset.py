@@ -11,10 +11,13 @@ import numpy as np
 from qc.synth.defects import DEFECTS
 from qc.synth.fabrics import FABRICS
 from qc.synth.generator import generate_sample
+from qc.synth.panels import generate_panel
 
 _SPLITS = ("train", "test", "ground_truth")
 # Stream ids mixed into the seed so each split draws independent images.
 _TRAIN_GOOD, _TEST_GOOD, _TEST_DEFECT = 0, 1, 2
+_TRAIN_PANEL, _TEST_PANEL = 3, 4
+PANEL_SIZE_PX = (480, 640)  # what the simulated line camera sends (edge config default)
 
 
 def _image_rng(seed: int, stream: int, index: int) -> np.random.Generator:
@@ -37,13 +40,16 @@ def write_mvtec_dataset(
     size_px: int = 256,
     test_count: int | None = None,
     overwrite: bool = False,
+    panels: int = 0,
 ) -> dict:
     """Write `count` good training tiles and a labelled test split under `out`; return the counts.
 
     Fabrics cycle through FABRICS in a fixed order so every fabric is present in every split.
     test_count is the number of defect test images (default max(count // 4, len(DEFECTS))), spread
     evenly over all defect types; good test images number max(len(FABRICS), test_count // 2).
-    Same arguments, same bytes. A non-empty `out` is refused unless overwrite=True, which first
+    ``panels`` adds that many good whole-garment frames of the simulated line (panel on the belt)
+    to train/good, and as many test frames (a third with a defect), so a model for the simulated
+    station learns that the belt and panel edges are normal. Same arguments, same bytes. A non-empty `out` is refused unless overwrite=True, which first
     removes its train/, test/ and ground_truth/ folders (stale images would corrupt the splits).
     """
     if count < 1:
@@ -87,6 +93,18 @@ def write_mvtec_dataset(
         _write_png(root / "ground_truth" / defect / f"{stem}_mask.png", sample.mask)
         per_type[defect] += 1
 
+    panel_test = {"good": 0, "defect": 0}
+    for index in range(panels):
+        sample = generate_panel(_image_rng(seed, _TRAIN_PANEL, index), size_px=PANEL_SIZE_PX, defect_probability=0.0)
+        _write_png(root / "train" / "good" / f"panel_{index:04d}.png", sample.image)
+    for index in range(panels):
+        sample = generate_panel(_image_rng(seed, _TEST_PANEL, index), size_px=PANEL_SIZE_PX, defect_probability=1 / 3)
+        kind = sample.defect_type or "good"
+        _write_png(root / "test" / kind / f"panel_{index:04d}.png", sample.image)
+        if sample.defect_type:
+            _write_png(root / "ground_truth" / kind / f"panel_{index:04d}_mask.png", sample.mask)
+        panel_test["defect" if sample.defect_type else "good"] += 1
+
     return {
         "root": str(root),
         "seed": seed,
@@ -95,4 +113,5 @@ def write_mvtec_dataset(
         "train": {"good": count},
         "test": {"good": good_test_count, **{name: n for name, n in per_type.items() if n}},
         "ground_truth": {name: n for name, n in per_type.items() if n},
+        "panels": {"train_good": panels, "test": panel_test},
     }

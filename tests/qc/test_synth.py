@@ -181,3 +181,18 @@ def test_panel_without_defects_and_determinism():
     assert clean.image.tobytes() == again.image.tobytes()
     with pytest.raises(ValueError):
         generate_panel(np.random.default_rng(0), defect_probability=1.5)
+
+
+def test_dataset_with_line_panels(tmp_path):
+    from qc.synth import write_mvtec_dataset
+
+    summary = write_mvtec_dataset(tmp_path / "ds", count=2, seed=5, panels=3)
+    assert summary["panels"]["train_good"] == 3
+    train = sorted(p.name for p in (tmp_path / "ds" / "train" / "good").iterdir())
+    assert train == ["0000.png", "0001.png", "panel_0000.png", "panel_0001.png", "panel_0002.png"]
+    test_panels = sorted((tmp_path / "ds" / "test").glob("*/panel_*.png"))
+    assert len(test_panels) == 3
+    for path in test_panels:
+        if path.parent.name != "good":
+            mask = tmp_path / "ds" / "ground_truth" / path.parent.name / f"{path.stem}_mask.png"
+            assert mask.exists()
