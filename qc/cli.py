@@ -153,6 +153,29 @@ def cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_OK
 
 
+def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
+    import json
+
+    from qc.card import ModelRefused, load_card
+    from qc.registry import list_models, promote, verify_model
+
+    try:
+        if args.models_command == "list":
+            for m in list_models(args.root):
+                print(f"{'*' if m.current else ' '} {m.name:<20} {m.version:<12} {m.path}")
+        elif args.models_command == "show":
+            print(json.dumps(load_card(args.path).model_dump(mode="json"), indent=2))
+        elif args.models_command == "verify":
+            card = verify_model(args.path)
+            print(f"ok: {card.name} {card.version} (sha256 {card.onnx_sha256[:12]}…)")
+        else:
+            path = promote(args.root, args.name, args.version)
+            print(f"promoted: {path}")
+    except ModelRefused as exc:
+        raise UserError(str(exc)) from exc
+    return EXIT_OK
+
+
 def cmd_edge(args: argparse.Namespace, argv: list[str]) -> int:
     from edge.service import run_edge
     from qc.card import ModelRefused
@@ -246,6 +269,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", type=Path, default=None, help="keep datasets, runs and models here")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
     p.set_defaults(handler=cmd_bench)
+
+    p = sub.add_parser("models", help="list, show, verify and promote exported models")
+    models = p.add_subparsers(dest="models_command", metavar="MODELS_COMMAND", required=True)
+    m = models.add_parser("list", help="models/<name>/<version>, * marks the promoted version")
+    m.add_argument("--root", type=Path, default=Path("models"))
+    m = models.add_parser("show", help="print a model card")
+    m.add_argument("path", type=Path)
+    m = models.add_parser("verify", help="check sha256, card and graph contract")
+    m.add_argument("path", type=Path)
+    m = models.add_parser("promote", help="make a version the one stations load by default")
+    m.add_argument("name")
+    m.add_argument("version")
+    m.add_argument("--root", type=Path, default=Path("models"))
+    p.set_defaults(handler=cmd_models)
 
     p = sub.add_parser("edge", help="run the line-side inspection service")
     p.add_argument("--config", type=Path, default=Path("configs/edge/default.yaml"))
