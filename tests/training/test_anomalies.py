@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.anomalies import FILLS, MASK_SHAPES, add_anomaly
+from training.config import AnomalyConfig
+
+from .conftest import striped_fabric
+
+
+def crops(seed: int):
+    rng = np.random.default_rng(seed)
+    return striped_fabric(rng, 64, 64), striped_fabric(rng, 64, 64)
+
+
+def test_same_rng_gives_the_same_anomaly():
+    image, donor = crops(0)
+    a = add_anomaly(np.random.default_rng(5), image, donor, AnomalyConfig())
+    b = add_anomaly(np.random.default_rng(5), image, donor, AnomalyConfig())
+    c = add_anomaly(np.random.default_rng(6), image, donor, AnomalyConfig())
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_mask_covers_exactly_the_changed_pixels(seed):
+    image, donor = crops(seed)
+    out, mask = add_anomaly(np.random.default_rng(seed), image, donor, AnomalyConfig())
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert mask.shape == image.shape[:2] and mask.dtype == np.uint8
+    assert set(np.unique(mask)) <= {0, 255}
+    inside = mask > 0
+    assert inside.sum() >= AnomalyConfig().min_changed_px
+    changed = np.abs(out.astype(int) - image.astype(int)).max(axis=2) > 0
+    assert not changed[~inside].any(), "a pixel outside the mask was modified"
+    assert changed[inside].mean() > 0.8, "most of the mask must be visibly changed"
+    assert np.array_equal(image, crops(seed)[0])
+
+
+@pytest.mark.parametrize("name", sorted(MASK_SHAPES))
+def test_every_mask_shape_draws_something_inside_the_crop(name):
+    mask = MASK_SHAPES[name](np.random.default_rng(1), 48, 64)
+    assert mask.shape == (48, 64) and 0 < mask.sum() < mask.size
+
+
+@pytest.mark.parametrize("name", sorted(FILLS))
+def test_every_fill_differs_from_the_image(name):
+    image, donor = crops(2)
+    fill = FILLS[name](np.random.default_rng(1), image, donor)
+    assert fill.shape == image.shape
+    assert np.abs(fill - image.astype(np.float32)).mean() > 3
+
+
+def test_subtle_and_obvious_opacities_are_both_drawn():
+    image, donor = crops(4)
+    strengths = []
+    for seed in range(40):
+        out, mask = add_anomaly(np.random.default_rng(seed), image, donor, AnomalyConfig())
+        if mask.any():
+            strengths.append(np.abs(out.astype(int) - image.astype(int))[mask > 0].mean())
+    assert min(strengths) < 20 < max(strengths)

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import numpy as np
+
+from training.calibrate import calibrate, image_threshold, with_odds_margin
+from training.config import CalibrationConfig, ExportConfig, NetConfig
+from training.net import DefectUNet
+
+from .conftest import striped_fabric
+
+
+def test_few_images_use_the_max_with_a_margin():
+    scores = np.array([0.01, 0.05, 0.2])
+    threshold, method = image_threshold(scores, CalibrationConfig(target_false_reject_rate=0.01))
+    assert method.startswith("good-max")
+    assert threshold > 0.2 and abs(threshold - with_odds_margin(0.2, 2.0)) < 1e-12
+
+
+def test_many_images_use_the_quantile():
+    scores = np.linspace(0.0, 0.5, 1000)
+    threshold, method = image_threshold(scores, CalibrationConfig(target_false_reject_rate=0.01))
+    assert method.startswith("good-quantile")
+    assert with_odds_margin(0.49, 2.0) < threshold < with_odds_margin(0.5, 2.0)
+
+
+def test_odds_margin_never_crosses_one():
+    assert 0.99 < with_odds_margin(0.99, 2.0) < 1.0
+    assert with_odds_margin(0.3, 1.0) == 0.3 or abs(with_odds_margin(0.3, 1.0) - 0.3) < 1e-12
+
+
+def test_calibrate_on_images_larger_and_smaller_than_a_tile():
+    rng = np.random.default_rng(0)
+    images = [striped_fabric(rng, 100, 150), striped_fabric(rng, 40, 50)]
+    net = DefectUNet(NetConfig(base_channels=4, channel_multipliers=[1, 2])).eval()
+    thresholds, summary = calibrate(
+        net, images, CalibrationConfig(), ExportConfig(tile_px=64, overlap_px=16), data_description="two images"
+    )
+    assert thresholds.pixel >= 0.5
+    assert thresholds.image > summary["good_scores"]["max"]
+    assert thresholds.calibration.n_images == 2 and thresholds.calibration.target_false_reject_rate == 0.01

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from qc.card import verify_files
+from qc.contract import INPUT_NAME, OUTPUT_NAMES
+from training.commands import TrainingError, run_export
+from training.export import load_run
+
+from .conftest import striped_fabric
+
+
+def test_export_writes_a_verified_card(tiny_export, tiny_run):
+    card = verify_files(tiny_export)
+    assert (card.name, card.version) == ("tiny-fabric", "0.0.1")
+    assert card.opset == 18 and card.input.tile_px == 64 and card.tiling.overlap_px == 16
+    assert card.defect_classes == [] and card.metrics == {} and card.quantization is None
+    assert card.training.command == "qc train (tests)" and card.export_command == "qc export (tests)"
+    assert card.parity.verdicts_identical and card.parity.n_images == 9
+    assert card.parity.max_abs_diff_heatmap <= 1e-4 and card.parity.max_abs_diff_score <= 1e-4
+    assert card.thresholds.pixel >= 0.5
+    assert (tiny_export / "model.onnx").stat().st_size < 10e6
+
+
+def test_onnxruntime_matches_torch_on_fresh_inputs(tiny_export, tiny_run):
+    net = load_run(tiny_run).net
+    session = ort.InferenceSession(str(tiny_export / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == [INPUT_NAME]
+    assert [o.name for o in session.get_outputs()] == list(OUTPUT_NAMES)
+    rng = np.random.default_rng(0)
+    for shape in [(2, 3, 64, 64), (1, 3, 48, 112)]:
+        x = rng.random(shape, dtype=np.float32)
+        heat, score = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
+        with torch.no_grad():
+            expected = net(torch.from_numpy(x))
+        assert heat.shape == (shape[0], 1, *shape[2:]) and score.shape == (shape[0],)
+        assert np.abs(heat - expected.heatmap.numpy()).max() <= 1e-4
+        assert np.abs(score - expected.score.numpy()).max() <= 1e-4
+
+
+def test_the_station_inferencer_loads_the_export(tiny_export):
+    from qc.inference import Inferencer
+
+    result = Inferencer(tiny_export).infer(striped_fabric(np.random.default_rng(0), 100, 150))
+    assert result.heatmap.shape == (100, 150) and 0 <= result.score <= 1
+
+
+def test_corrupted_checkpoint_is_refused(tmp_path, tiny_run):
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    (run / "checkpoint.pt").write_bytes(b"\x00" * 100)
+    with pytest.raises(TrainingError, match="checkpoint.pt"):
+        run_export(run, tmp_path / "m" / "1", name=None, version=None, command="x")
+    assert not (tmp_path / "m" / "1" / "model.onnx").exists()
+
+
+def test_missing_checkpoint_is_refused(tmp_path, tiny_run):
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    (run / "checkpoint.pt").unlink()
+    with pytest.raises(TrainingError, match="checkpoint.pt is missing"):
+        run_export(run, tmp_path / "m" / "1", name=None, version=None, command="x")

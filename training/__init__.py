@@ -1,0 +1,1 @@
+"""Everything that needs torch: data, synthetic anomalies, the network, training, calibration, export."""

@@ -1,0 +1,171 @@
+"""Synthetic anomalies (DRAEM-style) painted onto good crops, so a detector learns from good images.
+
+An anomaly is a *where* (a mask shape: thresholded smooth noise, blobs, scratches, yarn lines) and a
+*what* (the fill: texture from another image, a colour change, a shifted patch of the same image,
+a blur), blended with a random opacity so some are subtle and some obvious. The returned mask holds
+only the pixels that visibly changed, so the network is never asked to find an invisible defect.
+Everything is deterministic given the numpy Generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from training.config import AnomalyConfig
+
+MaskMaker = Callable[[np.random.Generator, int, int], np.ndarray]
+FillMaker = Callable[[np.random.Generator, np.ndarray, np.ndarray], np.ndarray]
+
+MASK_SHAPES: dict[str, MaskMaker] = {}
+FILLS: dict[str, FillMaker] = {}
+
+VISIBLE_CHANGE = 3.0
+"""Grey levels (of 255) a pixel must move to count as part of the defect mask."""
+
+
+def register(registry: dict, name: str):
+    def add(fn):
+        registry[name] = fn
+        return fn
+
+    return add
+
+
+def smooth_noise(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Perlin-like noise: random grids of a few scales, cubic-upsampled and summed."""
+    total = np.zeros((h, w), np.float32)
+    for cells in rng.choice([2, 3, 4, 6, 8, 12], size=2, replace=False):
+        grid = rng.standard_normal((int(cells) + 1, int(cells) + 1)).astype(np.float32)
+        total += cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
+    return total
+
+
+@register(MASK_SHAPES, "noise")
+def noise_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    noise = smooth_noise(rng, h, w)
+    coverage = rng.uniform(0.005, 0.12)
+    return (noise >= np.quantile(noise, 1.0 - coverage)).astype(np.uint8)
+
+
+@register(MASK_SHAPES, "blobs")
+def blob_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    mask = np.zeros((h, w), np.uint8)
+    side = min(h, w)
+    for _ in range(rng.integers(1, 4)):
+        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        axes = (int(rng.integers(2, max(3, side // 5))), int(rng.integers(2, max(3, side // 5))))
+        cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, thickness=-1)
+    # Ragged edges: real holes and stains are not ellipses.
+    ragged = smooth_noise(rng, h, w) > -0.6
+    return mask & ragged.astype(np.uint8)
+
+
+@register(MASK_SHAPES, "scratch")
+def scratch_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    mask = np.zeros((h, w), np.uint8)
+    points = [np.array([rng.uniform(0, w), rng.uniform(0, h)])]
+    heading = rng.uniform(0, 2 * np.pi)
+    for _ in range(rng.integers(2, 6)):
+        heading += rng.normal(0, 0.5)
+        step = rng.uniform(0.1, 0.4) * min(h, w)
+        points.append(points[-1] + step * np.array([np.cos(heading), np.sin(heading)]))
+    poly = np.round(np.array(points)).astype(np.int32).reshape(-1, 1, 2)
+    cv2.polylines(mask, [poly], False, 1, thickness=int(rng.integers(1, 5)))
+    return mask
+
+
+@register(MASK_SHAPES, "yarn")
+def yarn_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A straight warp or weft line (broken or missing yarn), part of the crop or all of it."""
+    mask = np.zeros((h, w), np.uint8)
+    thickness = int(rng.integers(1, 4))
+    horizontal = rng.random() < 0.5
+    length = h if not horizontal else w
+    start = int(rng.integers(0, length // 2))
+    end = int(rng.integers(start + length // 4, length + 1))
+    if horizontal:
+        y = int(rng.integers(0, h - thickness + 1))
+        mask[y : y + thickness, start:end] = 1
+    else:
+        x = int(rng.integers(0, w - thickness + 1))
+        mask[start:end, x : x + thickness] = 1
+    return mask
+
+
+@register(FILLS, "texture")
+def texture_fill(rng: np.random.Generator, image: np.ndarray, donor: np.ndarray) -> np.ndarray:
+    """Another image's texture, shifted, maybe turned (a weave in the wrong direction), recoloured."""
+    fill = np.roll(donor, (int(rng.integers(0, donor.shape[0])), int(rng.integers(0, donor.shape[1]))), (0, 1))
+    if fill.shape[0] == fill.shape[1] and rng.random() < 0.5:
+        fill = np.rot90(fill, int(rng.integers(1, 4)))
+    if rng.random() < 0.5:
+        fill = np.clip(fill.astype(np.float32) * rng.uniform(0.6, 1.4, size=3), 0, 255)
+    return np.asarray(fill, np.float32)
+
+
+@register(FILLS, "colour")
+def colour_fill(rng: np.random.Generator, image: np.ndarray, donor: np.ndarray) -> np.ndarray:
+    """A stain or a faded spot: gain and offset per channel, darker on light fabric and vice versa."""
+    base = image.astype(np.float32)
+    direction = -1.0 if base.mean() > 127 else 1.0
+    offset = direction * rng.uniform(20, 90) + rng.normal(0, 15, size=3)
+    return np.clip(base * rng.uniform(0.7, 1.3, size=3) + offset, 0, 255)
+
+
+@register(FILLS, "shifted")
+def shifted_fill(rng: np.random.Generator, image: np.ndarray, donor: np.ndarray) -> np.ndarray:
+    """The same image displaced or mirrored: the local pattern no longer lines up (knots, weave faults)."""
+    fill = np.roll(image, (int(rng.integers(1, image.shape[0])), int(rng.integers(1, image.shape[1]))), (0, 1))
+    if rng.random() < 0.5:
+        fill = fill[::-1] if rng.random() < 0.5 else fill[:, ::-1]
+    return fill.astype(np.float32)
+
+
+@register(FILLS, "blur")
+def blur_fill(rng: np.random.Generator, image: np.ndarray, donor: np.ndarray) -> np.ndarray:
+    """The texture washed out (felting, a smudge): a strong blur, slightly brightened or darkened."""
+    sigma = float(rng.uniform(2.0, 6.0))
+    blurred = cv2.GaussianBlur(image.astype(np.float32), (0, 0), sigma)
+    return np.clip(blurred + rng.normal(0, 12), 0, 255)
+
+
+def blend_alpha(rng: np.random.Generator, mask: np.ndarray, config: AnomalyConfig) -> np.ndarray:
+    """Opacity map: a random opacity, feathered at the edges but exactly zero outside the mask."""
+    opacity = rng.uniform(config.opacity_min, config.opacity_max)
+    soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), float(rng.uniform(0.5, 2.0)))
+    alpha = np.clip(soft * 2.0, 0.0, 1.0) * mask * opacity
+    return alpha[:, :, None].astype(np.float32)
+
+
+def add_anomaly(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    donor: np.ndarray,
+    config: AnomalyConfig,
+    *,
+    attempts: int = 4,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paint one synthetic anomaly on ``image`` (uint8 RGB); ``donor`` lends texture (same shape).
+
+    Returns (image, mask) with the mask uint8 0/255 covering exactly the visibly changed pixels
+    (holes from pixels that happened to keep their value are closed, within the drawn shape).
+    """
+    h, w = image.shape[:2]
+    base = image.astype(np.float32)
+    for _ in range(attempts):
+        shape = MASK_SHAPES[str(rng.choice(list(MASK_SHAPES)))](rng, h, w)
+        fill = FILLS[str(rng.choice(list(FILLS)))](rng, image, donor)
+        alpha = blend_alpha(rng, shape, config)
+        out = np.clip(np.rint(base * (1.0 - alpha) + fill * alpha), 0, 255).astype(np.uint8)
+        changed = np.abs(out.astype(np.int16) - image.astype(np.int16)).max(axis=2) >= VISIBLE_CHANGE
+        closed = cv2.morphologyEx(changed.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        # Pixels inside the drawn shape that moved by less than VISIBLE_CHANGE are restored, so a
+        # pixel outside the mask is always exactly the original.
+        keep = (closed & (alpha[:, :, 0] > 0)).astype(bool)
+        out[~keep] = image[~keep]
+        if keep.sum() >= config.min_changed_px:
+            return out, keep.astype(np.uint8) * 255
+    return image.copy(), np.zeros((h, w), np.uint8)

@@ -1,0 +1,120 @@
+"""Threshold calibration on the good images held back from training (never on test/).
+
+Image threshold. With n held-back good scores and a target false-reject rate r:
+- if n >= 1/r, the empirical (1 - r) quantile is estimable and is used ("good-quantile");
+- otherwise (the usual case: a few dozen good images and r = 1 %) the quantile would just be the
+  maximum, and the maximum of n samples sits only at about the 1 - 1/(n+1) quantile, so a margin is
+  needed ("good-max").
+Either statistic s is then given a safety margin on the *odds* scale, odds(t) = odds_margin *
+odds(s): for small scores this is about odds_margin times s, and it never crosses 1, which a
+multiplicative margin on s itself would for a score near 1.
+
+Pixel threshold: the same odds margin on a high quantile of the held-back good heatmap pixels (a
+single hot pixel must not set it), never below ``pixel_floor`` (0.5, where the network itself calls a
+pixel more likely defect than not).
+
+Images are scored as the station scores them (qc.tiling: same tiles, padding and blending), so the
+thresholds mean the same thing at calibration and on the line.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from qc.card import Calibration, Thresholds
+from qc.tiling import TileGrid
+from training.config import CalibrationConfig, ExportConfig
+from training.data import to_tensor_layout
+from training.net import DefectUNet
+
+MAX_PIXELS_PER_IMAGE = 1 << 18
+
+
+@torch.no_grad()
+def infer_image(
+    net: DefectUNet, image: np.ndarray, export: ExportConfig, *, batch_size: int = 8
+) -> tuple[np.ndarray, float]:
+    """(heatmap (H, W) float32, score) for one uint8 RGB image, tiled like qc.inference does."""
+    grid = TileGrid.for_image(image.shape[0], image.shape[1], export.tile_px, export.overlap_px)
+    tiles = grid.cut(image)
+    device = next(net.parameters()).device
+    heats, scores = [], []
+    for start in range(0, len(tiles), batch_size):
+        batch = torch.from_numpy(to_tensor_layout(tiles[start : start + batch_size])).to(device)
+        out = net(batch)
+        heats.append(out.heatmap[:, 0].float().cpu().numpy())
+        scores.append(out.score.float().cpu().numpy())
+    return grid.blend(np.concatenate(heats)), float(np.concatenate(scores).max())
+
+
+def with_odds_margin(value: float, factor: float) -> float:
+    value = min(max(value, 1e-7), 1 - 1e-7)
+    odds = factor * value / (1 - value)
+    return odds / (1 + odds)
+
+
+def image_threshold(scores: np.ndarray, config: CalibrationConfig) -> tuple[float, str]:
+    needed = math.ceil(1.0 / config.target_false_reject_rate)
+    if len(scores) >= needed:
+        stat = float(np.quantile(scores, 1 - config.target_false_reject_rate, method="higher"))
+        method = "good-quantile"
+    else:
+        stat = float(np.max(scores))
+        method = "good-max"
+    threshold = min(config.max_threshold, with_odds_margin(stat, config.odds_margin))
+    return threshold, f"{method} x{config.odds_margin:g} odds"
+
+
+def calibrate(
+    net: DefectUNet,
+    good_images: list[np.ndarray],
+    config: CalibrationConfig,
+    export: ExportConfig,
+    *,
+    data_description: str,
+    seed: int = 0,
+) -> tuple[Thresholds, dict]:
+    """Thresholds from held-back good images, and a summary of the score distribution for run.json."""
+    if not good_images:
+        raise ValueError("calibration needs at least one held-back good image")
+    net.eval()
+    rng = np.random.default_rng(seed)
+    scores, pixel_samples = [], []
+    for image in good_images:
+        heatmap, score = infer_image(net, image, export)
+        scores.append(score)
+        flat = heatmap.ravel()
+        if flat.size > MAX_PIXELS_PER_IMAGE:
+            flat = rng.choice(flat, MAX_PIXELS_PER_IMAGE, replace=False)
+        pixel_samples.append(flat)
+    scores_np = np.asarray(scores, np.float64)
+    pixels = np.concatenate(pixel_samples)
+
+    image_t, image_method = image_threshold(scores_np, config)
+    pixel_stat = float(np.quantile(pixels, config.pixel_quantile))
+    pixel_t = min(config.max_threshold, max(config.pixel_floor, with_odds_margin(pixel_stat, config.odds_margin)))
+    thresholds = Thresholds(
+        image=image_t,
+        pixel=pixel_t,
+        calibration=Calibration(
+            method=(
+                f"image: {image_method}; pixel: q{config.pixel_quantile:g} of good pixels "
+                f"x{config.odds_margin:g} odds, floor {config.pixel_floor:g}"
+            ),
+            target_false_reject_rate=config.target_false_reject_rate,
+            data=data_description,
+            n_images=len(good_images),
+        ),
+    )
+    summary = {
+        "good_scores": {
+            "min": float(scores_np.min()),
+            "median": float(np.median(scores_np)),
+            "max": float(scores_np.max()),
+        },
+        "good_pixel_quantile": pixel_stat,
+    }
+    return thresholds, summary

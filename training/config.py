@@ -1,0 +1,131 @@
+"""The training configuration: one strict pydantic tree, loaded from YAML plus dotted overrides.
+
+Unknown keys fail at load time naming the key (extra="forbid"), so a typo in a YAML file or on the
+command line never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from qc.overrides import ConfigError, apply_overrides, format_validation_error, load_yaml_mapping
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    crop_px: int = Field(128, ge=32, description="side of the random square crops trained on, in px")
+    val_fraction: float = Field(
+        0.1, gt=0.0, lt=1.0, description="fraction of train/good held back for threshold calibration"
+    )
+    min_val_images: int = Field(2, ge=1, description="held-back images never fall below this count")
+    anomaly_probability: float = Field(
+        0.5, ge=0.0, le=1.0, description="fraction of training crops given a synthetic anomaly"
+    )
+
+
+class AnomalyConfig(_Strict):
+    opacity_min: float = Field(0.35, gt=0.0, le=1.0, description="lowest blend opacity (subtle defects)")
+    opacity_max: float = Field(1.0, gt=0.0, le=1.0, description="highest blend opacity (obvious defects)")
+    min_changed_px: int = Field(
+        12, ge=1, description="an anomaly that visibly changes fewer pixels is drawn again"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "AnomalyConfig":
+        if self.opacity_min > self.opacity_max:
+            raise ValueError("opacity_min must not exceed opacity_max")
+        return self
+
+
+class NetConfig(_Strict):
+    norm: Literal["instance", "batch"] = Field(
+        "instance", description="feature normalisation: per image ('instance') or per batch ('batch')"
+    )
+    base_channels: int = Field(12, ge=4, description="channels at the first (half-resolution) level")
+    channel_multipliers: list[int] = Field(
+        [1, 2, 4, 6], min_length=2, description="channel multiplier of each level, fine to coarse"
+    )
+    score_pool_px: int = Field(
+        5, ge=1, description="odd side of the local average taken before the image score's max, in px"
+    )
+
+    @model_validator(mode="after")
+    def _odd_pool(self) -> "NetConfig":
+        if self.score_pool_px % 2 == 0:
+            raise ValueError("score_pool_px must be odd (the pooled map keeps the heatmap's size)")
+        return self
+
+
+class OptimConfig(_Strict):
+    batch_size: int = Field(16, ge=1, description="crops per optimisation step")
+    steps: int = Field(2000, ge=1, description="optimisation steps; training stops at this or the time budget")
+    time_budget_s: float = Field(240.0, gt=0, description="wall-clock limit of the training loop, in s")
+    lr: float = Field(3e-3, gt=0, description="peak AdamW learning rate")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
+    warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of progress spent warming up")
+    dice_weight: float = Field(1.0, ge=0, description="weight of the soft dice term beside focal BCE")
+    focal_gamma: float = Field(2.0, ge=0, description="focal loss gamma (0 gives plain BCE)")
+    log_every_s: float = Field(10.0, gt=0, description="seconds between progress lines on stderr")
+    threads: int = Field(2, ge=1, description="torch CPU threads")
+
+
+class CalibrationConfig(_Strict):
+    target_false_reject_rate: float = Field(
+        0.01, gt=0, lt=1, description="share of good units allowed to fail at the image threshold"
+    )
+    odds_margin: float = Field(
+        2.0, ge=1.0, description="factor on the odds of the good-score statistic (safety margin)"
+    )
+    pixel_quantile: float = Field(
+        0.9999, gt=0.5, lt=1.0, description="quantile of held-back good heatmap pixels for the pixel threshold"
+    )
+    pixel_floor: float = Field(0.5, ge=0.5, lt=1.0, description="the pixel threshold never goes below this")
+    max_threshold: float = Field(0.99, gt=0.5, lt=1.0, description="thresholds are capped here")
+
+
+class ExportConfig(_Strict):
+    tile_px: int = Field(256, ge=32, description="tile side used at inference (written to the card), in px")
+    overlap_px: int = Field(32, ge=0, description="overlap between inference tiles, in px")
+    opset: int = Field(18, ge=17, le=18, description="ONNX opset the model is exported with")
+
+    @model_validator(mode="after")
+    def _overlap_below_tile(self) -> "ExportConfig":
+        if self.overlap_px >= self.tile_px:
+            raise ValueError("overlap_px must be smaller than tile_px")
+        return self
+
+
+class TrainConfig(_Strict):
+    seed: int = Field(0, description="seed of every random choice (split, crops, anomalies, weights)")
+    data: DataConfig = Field(default_factory=DataConfig, description="dataset split and crops")
+    anomalies: AnomalyConfig = Field(default_factory=AnomalyConfig, description="synthetic anomalies")
+    net: NetConfig = Field(default_factory=NetConfig, description="network shape")
+    optim: OptimConfig = Field(default_factory=OptimConfig, description="optimisation")
+    calibration: CalibrationConfig = Field(
+        default_factory=CalibrationConfig, description="threshold calibration"
+    )
+    export: ExportConfig = Field(default_factory=ExportConfig, description="inference tiling and ONNX")
+
+
+def parse_config(mapping: dict, *, source: str) -> TrainConfig:
+    try:
+        return TrainConfig.model_validate(mapping)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc)) from exc
+
+
+def load_config(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read ``path`` (YAML), apply ``key=value`` overrides, validate; errors raise ConfigError."""
+    mapping = apply_overrides(load_yaml_mapping(path), overrides)
+    source = f"{path}" + (f" with overrides {list(overrides)}" if overrides else "")
+    return parse_config(mapping, source=source)
+
+
+class TrainingError(Exception):
+    """A problem the user can fix (data, config, checkpoint); the message names the file or key."""

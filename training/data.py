@@ -1,0 +1,122 @@
+"""Training data: the good images of ``train/good`` (never ``test/``), the calibration hold-out,
+random crops with flips and quarter turns, and batches where a share of crops carry a synthetic
+anomaly. Plain numpy with a seeded Generator, so a run is reproducible crop for crop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qc.imageio import IMAGE_SUFFIXES, ImageReadError, read_image
+from training.anomalies import add_anomaly
+from training.config import AnomalyConfig, DataConfig, TrainingError
+
+
+def find_training_images(root: Path) -> list[Path]:
+    """The good training images: ``ROOT/train/good/*`` (MVTec layout) or ``ROOT/*`` (a plain folder).
+
+    ``ROOT/test`` is never listed: held-out numbers depend on training not having seen it.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise TrainingError(f"data root {root} does not exist or is not a folder")
+    folder = root / "train" / "good" if (root / "train").is_dir() else root
+    if not folder.is_dir():
+        raise TrainingError(f"{folder} is missing: an MVTec dataset keeps its good images there")
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise TrainingError(f"no good training images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return paths
+
+
+def split_train_val(
+    paths: list[Path], *, val_fraction: float, min_val_images: int, seed: int
+) -> tuple[list[Path], list[Path]]:
+    """Hold back ``val_fraction`` of the good images (at least ``min_val_images``) for calibration."""
+    n_val = max(min_val_images, int(round(val_fraction * len(paths))))
+    if len(paths) - n_val < 1:
+        raise TrainingError(
+            f"{len(paths)} good image(s) in {paths[0].parent}: need at least {min_val_images + 1} "
+            f"({min_val_images} held back for threshold calibration, 1 or more to train on)"
+        )
+    order = np.random.default_rng(seed).permutation(len(paths))
+    val = sorted(paths[i] for i in order[:n_val])
+    train = sorted(paths[i] for i in order[n_val:])
+    return train, val
+
+
+def load_images(paths: list[Path]) -> list[np.ndarray]:
+    images = []
+    for path in paths:
+        try:
+            images.append(read_image(path))
+        except ImageReadError as exc:
+            raise TrainingError(f"unreadable training image: {exc}") from exc
+    return images
+
+
+def dataset_fingerprint(root: Path, paths: list[Path]) -> str:
+    """sha256 over each file's name relative to ``root`` and its bytes, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def pad_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Mirror-pad up to (height, width) when smaller (mirroring adds no artificial edges)."""
+    dy, dx = max(0, height - image.shape[0]), max(0, width - image.shape[1])
+    if dy == 0 and dx == 0:
+        return image
+    return np.pad(image, [(0, dy), (0, dx)] + [(0, 0)] * (image.ndim - 2), mode="symmetric")
+
+
+def random_crop(rng: np.random.Generator, image: np.ndarray, height: int, width: int) -> np.ndarray:
+    image = pad_to(image, height, width)
+    y = int(rng.integers(0, image.shape[0] - height + 1))
+    x = int(rng.integers(0, image.shape[1] - width + 1))
+    return image[y : y + height, x : x + width]
+
+
+def train_crop(rng: np.random.Generator, image: np.ndarray, *, crop_px: int) -> np.ndarray:
+    """Train preset: a random square crop, random flips and a random quarter turn."""
+    crop = random_crop(rng, image, crop_px, crop_px)
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    if rng.random() < 0.5:
+        crop = crop[::-1]
+    return np.ascontiguousarray(np.rot90(crop, int(rng.integers(0, 4))))
+
+
+def to_tensor_layout(images_rgb: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 in 0..1, the ONNX contract's input."""
+    return np.ascontiguousarray(images_rgb.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
+
+
+@dataclass
+class AnomalyBatches:
+    """Endless batches of (images [B,3,H,W] float32 0..1, masks [B,1,H,W] float32 0/1)."""
+
+    images: list[np.ndarray]
+    data: DataConfig
+    anomalies: AnomalyConfig
+    rng: np.random.Generator
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        crop_px = self.data.crop_px
+        crop = train_crop(rng, self.images[int(rng.integers(len(self.images)))], crop_px=crop_px)
+        if rng.random() >= self.data.anomaly_probability:
+            return crop, np.zeros(crop.shape[:2], np.uint8)
+        donor = train_crop(rng, self.images[int(rng.integers(len(self.images)))], crop_px=crop_px)
+        return add_anomaly(rng, crop, donor, self.anomalies)
+
+    def next_batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [self.sample(self.rng) for _ in range(batch_size)]
+        images = to_tensor_layout(np.stack([p[0] for p in pairs]))
+        masks = np.stack([p[1] for p in pairs])[:, None].astype(np.float32) / np.float32(255)
+        return images, masks

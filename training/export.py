@@ -1,0 +1,186 @@
+"""ONNX export of a trained run, a parity check of onnxruntime against torch, and the model card.
+
+The parity check runs both on held-back good crops saved by training, on the same crops with
+synthetic anomalies, and on one non-square crop (the spatial size is dynamic): every heatmap and
+score must agree within PARITY_TOLERANCE and every verdict at the card's image threshold must be the
+same, or nothing is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from qc.card import (
+    ExportParity,
+    InputSpec,
+    ModelCard,
+    Thresholds,
+    TilingSpec,
+    TrainingRecord,
+    sha256_file,
+    write_card,
+)
+from qc.contract import INPUT_NAME, MODEL_FILE, OUTPUT_NAMES
+from training.anomalies import add_anomaly
+from training.config import TrainConfig, TrainingError
+from training.data import to_tensor_layout
+from training.net import DefectUNet
+
+CHECKPOINT_FILE = "checkpoint.pt"
+RUN_FILE = "run.json"
+PARITY_FILE = "parity_crops.npz"
+PARITY_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    net: DefectUNet
+    config: TrainConfig
+    record: dict
+    parity_good: np.ndarray  # (k, tile, tile, 3) uint8 held-back good crops
+    parity_odd: np.ndarray  # (1, h, w, 3) uint8, a non-square crop
+
+
+def load_run(run_dir: Path) -> TrainedRun:
+    """Rebuild the trained network and its record; any missing or broken file raises TrainingError."""
+    run_dir = Path(run_dir)
+    ckpt_path, record_path, parity_path = (run_dir / n for n in (CHECKPOINT_FILE, RUN_FILE, PARITY_FILE))
+    for path in (ckpt_path, record_path, parity_path):
+        if not path.is_file():
+            raise TrainingError(f"{path} is missing: is {run_dir} a finished `qc train` run?")
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        config = TrainConfig.model_validate(checkpoint["config"])
+        net = DefectUNet(config.net)
+        net.load_state_dict(checkpoint["state_dict"])
+    except Exception as exc:  # torch raises many types for a truncated or foreign file
+        raise TrainingError(f"checkpoint {ckpt_path} cannot be loaded: {exc}") from exc
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        Thresholds.model_validate(record["calibration"]["thresholds"])
+    except Exception as exc:
+        raise TrainingError(f"run record {record_path} is unreadable or incomplete: {exc}") from exc
+    try:
+        with np.load(parity_path) as crops:
+            good, odd = crops["good"], crops["odd"]
+    except Exception as exc:
+        raise TrainingError(f"parity crops {parity_path} cannot be loaded: {exc}") from exc
+    return TrainedRun(net.eval(), config, record, good, odd)
+
+
+def export_onnx(net: DefectUNet, path: Path, *, tile_px: int, opset: int) -> None:
+    """Single-file ONNX with dynamic batch, height and width (the dynamo exporter)."""
+    dims = {
+        0: torch.export.Dim("N", min=1, max=4096),
+        2: torch.export.Dim("H", min=8, max=65536),
+        3: torch.export.Dim("W", min=8, max=65536),
+    }
+    example = torch.rand(1, 3, tile_px, tile_px)
+    torch.onnx.export(
+        net,
+        (example,),
+        str(path),
+        input_names=[INPUT_NAME],
+        output_names=list(OUTPUT_NAMES),
+        dynamo=True,
+        opset_version=opset,
+        external_data=False,
+        dynamic_shapes={"image": dims},
+        verbose=False,
+    )
+
+
+def parity_inputs(run: TrainedRun) -> list[np.ndarray]:
+    """Batches (float32 NCHW) compared between torch and onnxruntime."""
+    rng = np.random.default_rng(run.config.seed)
+    good = run.parity_good
+    anomalous = np.stack(
+        [add_anomaly(rng, crop, good[(i + 1) % len(good)], run.config.anomalies)[0] for i, crop in enumerate(good)]
+    )
+    return [to_tensor_layout(good), to_tensor_layout(anomalous), to_tensor_layout(run.parity_odd)]
+
+
+def check_parity(net: DefectUNet, onnx_path: Path, batches: list[np.ndarray], image_threshold: float) -> ExportParity:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    diff_heat = diff_score = 0.0
+    same_verdicts = True
+    n_images = 0
+    for batch in batches:
+        with torch.no_grad():
+            expected = net(torch.from_numpy(batch))
+        heat, score = session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
+        if heat.shape != tuple(expected.heatmap.shape) or score.shape != tuple(expected.score.shape):
+            raise TrainingError(
+                f"exported model gives shapes {heat.shape}, {score.shape} for input {batch.shape}; "
+                f"torch gives {tuple(expected.heatmap.shape)}, {tuple(expected.score.shape)}"
+            )
+        diff_heat = max(diff_heat, float(np.abs(heat - expected.heatmap.numpy()).max()))
+        diff_score = max(diff_score, float(np.abs(score - expected.score.numpy()).max()))
+        same_verdicts &= bool(np.array_equal(score >= image_threshold, expected.score.numpy() >= image_threshold))
+        n_images += len(batch)
+    if diff_heat > PARITY_TOLERANCE or diff_score > PARITY_TOLERANCE or not same_verdicts:
+        raise TrainingError(
+            f"export parity failed: onnxruntime differs from torch by {diff_heat:.3g} (heatmap) and "
+            f"{diff_score:.3g} (score), tolerance {PARITY_TOLERANCE:g}; verdicts identical: {same_verdicts}"
+        )
+    return ExportParity(
+        max_abs_diff_heatmap=diff_heat,
+        max_abs_diff_score=diff_score,
+        n_images=n_images,
+        verdicts_identical=same_verdicts,
+    )
+
+
+def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, command: str) -> ModelCard:
+    """Export ``run_dir`` to ``out_dir``/{model.onnx, model.json}; nothing lands there unless parity holds."""
+    run = load_run(run_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    thresholds = Thresholds.model_validate(run.record["calibration"]["thresholds"])
+    tmp_path = out_dir / f".{MODEL_FILE}.tmp"
+    try:
+        export_onnx(run.net, tmp_path, tile_px=run.config.export.tile_px, opset=run.config.export.opset)
+        parity = check_parity(run.net, tmp_path, parity_inputs(run), thresholds.image)
+        os.replace(tmp_path, out_dir / MODEL_FILE)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+    record = run.record
+    card = ModelCard(
+        name=name,
+        version=version,
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        onnx_sha256=sha256_file(out_dir / MODEL_FILE),
+        opset=run.config.export.opset,
+        input=InputSpec(tile_px=run.config.export.tile_px),
+        tiling=TilingSpec(tile_px=run.config.export.tile_px, overlap_px=run.config.export.overlap_px),
+        thresholds=thresholds,
+        defect_classes=[],
+        training=TrainingRecord(
+            command=record["command"],
+            config=record["config"],
+            dataset=record["dataset"],
+            dataset_fingerprint=record["dataset_fingerprint"],
+            started_at=record["started_at"],
+            duration_s=record["duration_s"],
+            hardware=record["hardware"],
+            seed=record["seed"],
+        ),
+        metrics={},
+        parity=parity,
+        quantization=None,
+        export_command=command,
+    )
+    write_card(card, out_dir)
+    return card

@@ -1,0 +1,111 @@
+"""The defect-segmentation network: a small fully convolutional U-Net, a plain ``nn.Module``.
+
+It is trained from scratch on good images with synthetic anomalies (no pretrained weights: the
+product never downloads any). The first convolution has stride 2 and the heatmap is upsampled at the
+end: full-resolution feature maps would cost most of the compute budget (a 256x256 tile must run in
+<= 10 ms on 2 CPU threads) and defects worth reporting are wider than two pixels anyway.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qc.contract import ModelOutputs
+from training.config import NetConfig
+
+# Fixed input statistics rather than per-dataset ones: one exported graph serves any fabric, and the
+# client never normalises (design.md: normalisation lives inside the graph).
+INPUT_MEAN = (0.5, 0.5, 0.5)
+INPUT_STD = (0.25, 0.25, 0.25)
+HEAD_PRIOR_LOGIT = -4.6  # sigmoid = 0.01
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """"instance" normalises each feature map by its own image's statistics (GroupNorm with one
+    channel per group). A defect is a local departure from the fabric's own texture, so features
+    expressed relative to the image's mean and spread make it visible from the first layers; with
+    BatchNorm the same network barely learnt in the same few minutes (pixel AUROC 0.56 vs 0.93 on
+    synthetic fabric after 800 steps)."""
+    if kind == "instance":
+        return nn.GroupNorm(channels, channels)
+    return nn.BatchNorm2d(channels)
+
+
+def conv_bn_relu(in_ch: int, out_ch: int, *, norm: str, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False),
+        make_norm(norm, out_ch),
+        nn.ReLU(inplace=True),
+    )
+
+
+class DownBlock(nn.Sequential):
+    """Halve the resolution with a strided conv, then one more conv at the new resolution."""
+
+    def __init__(self, in_ch: int, out_ch: int, *, norm: str) -> None:
+        super().__init__(
+            conv_bn_relu(in_ch, out_ch, norm=norm, stride=2), conv_bn_relu(out_ch, out_ch, norm=norm)
+        )
+
+
+class UpBlock(nn.Module):
+    """Upsample to the skip connection's exact size (so any H, W works), concatenate, convolve."""
+
+    def __init__(self, in_ch: int, skip_ch: int, out_ch: int, *, norm: str) -> None:
+        super().__init__()
+        self.fuse = nn.Sequential(
+            conv_bn_relu(in_ch + skip_ch, out_ch, norm=norm), conv_bn_relu(out_ch, out_ch, norm=norm)
+        )
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.fuse(torch.cat([x, skip], dim=1))
+
+
+class DefectUNet(nn.Module):
+    """RGB image in 0..1 [N, 3, H, W] -> ModelOutputs(heatmap [N, 1, H, W], score [N]).
+
+    Any H, W >= 1 works: strided convs round sizes up and every upsampling targets the exact size of
+    its skip connection, so there is no padding constraint on the input.
+    """
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        widths = [config.base_channels * m for m in config.channel_multipliers]
+        self.register_buffer("mean", torch.tensor(INPUT_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(INPUT_STD).view(1, 3, 1, 1), persistent=False)
+        norm = config.norm
+        self.stem = DownBlock(3, widths[0], norm=norm)
+        self.down = nn.ModuleList(DownBlock(a, b, norm=norm) for a, b in zip(widths[:-1], widths[1:]))
+        self.context = conv_bn_relu(widths[-1], widths[-1], norm=norm)
+        self.up = nn.ModuleList(
+            UpBlock(widths[i + 1], widths[i], widths[i], norm=norm) for i in reversed(range(len(widths) - 1))
+        )
+        self.head = nn.Conv2d(widths[0], 1, 1)
+        # Start from "almost every pixel is good" (RetinaNet's prior init): otherwise the first few
+        # hundred steps are spent only pulling the background from p=0.5 down to its base rate.
+        nn.init.constant_(self.head.bias, HEAD_PRIOR_LOGIT)
+        self.score_pool_px = config.score_pool_px
+
+    def logits(self, image: torch.Tensor) -> torch.Tensor:
+        """Per-pixel defect logits [N, 1, H, W]; training uses these (numerically stable BCE)."""
+        x = (image - self.mean) / self.std
+        skips = [self.stem(x)]
+        for block in self.down:
+            skips.append(block(skips[-1]))
+        x = self.context(skips.pop())
+        for block in self.up:
+            x = block(x, skips.pop())
+        return F.interpolate(self.head(x), size=image.shape[-2:], mode="bilinear", align_corners=False)
+
+    def score(self, heatmap: torch.Tensor) -> torch.Tensor:
+        """Image score: the hottest local *average* of the heatmap, so one hot pixel cannot fail a unit."""
+        k = self.score_pool_px
+        pooled = F.avg_pool2d(heatmap, k, stride=1, padding=k // 2, count_include_pad=False)
+        return pooled.amax(dim=(1, 2, 3))
+
+    def forward(self, image: torch.Tensor) -> ModelOutputs:
+        heatmap = torch.sigmoid(self.logits(image))
+        return ModelOutputs(heatmap=heatmap, score=self.score(heatmap))
