@@ -131,9 +131,10 @@ def _paste_defect(
         candidates = np.flatnonzero(interior)
     if candidates.size == 0:
         return None
-    name = pick(rng, DEFECTS)
     margin = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * BLUR_MARGIN_PX + 1,) * 2)
     for _ in range(_PLACEMENT_TRIES):
+        # A new type each try: a long broken end may never fit a small panel, a knot will.
+        name = pick(rng, DEFECTS)
         y, x = divmod(int(candidates[rng.integers(candidates.size)]), width)
         top = int(np.clip(y - crop // 2, 0, height - crop))
         left = int(np.clip(x - crop // 2, 0, width - crop))
