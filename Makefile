@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= configs/edge/default.yaml
 ARGS ?=
 
-.PHONY: run test bench-synth clean-venv
+.PHONY: run test default-model clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,3 +28,13 @@ test: $(VENV)/.test-installed
 
 clean-venv:
 	rm -rf $(VENV)
+
+# How models/default/$(DEFAULT_VERSION) was made (its model.json records the train and export
+# commands). Needs the train extra: `make test` installs it.
+DEFAULT_VERSION ?= 0.1.0
+default-model: $(VENV)/.test-installed
+	rm -rf var/synth-default runs/default models/default/$(DEFAULT_VERSION)
+	$(BIN)/qc synth --out var/synth-default --count 200 --seed 0 --panels 40
+	$(BIN)/qc train --config configs/train/default.yaml --data var/synth-default --out runs/default
+	$(BIN)/qc export runs/default --out models/default/$(DEFAULT_VERSION)
+	$(BIN)/qc eval models/default/$(DEFAULT_VERSION) --data var/synth-default

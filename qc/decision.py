@@ -83,10 +83,19 @@ def decide(
     without re-exporting the network.
     """
     thresholds = card.thresholds
-    defects = find_defects(
-        result.heatmap, thresholds.pixel, min_area_px=min_area_px, px_per_mm=px_per_mm
-    )
     verdict: Verdict = "fail" if result.score >= thresholds.image else "pass"
+    defects: list[Defect] = []
+    if verdict == "fail":
+        # Regions are reported for failed units only: a PASS listing "defects" would leave the
+        # operator wondering which to believe (near misses still show on the heatmap).
+        defects = find_defects(
+            result.heatmap, thresholds.pixel, min_area_px=min_area_px, px_per_mm=px_per_mm
+        )
+        if not defects:
+            # The image score is a local average, so a failed unit can have no pixel above the
+            # pixel threshold: outline the hottest area instead of failing with nothing to show.
+            peak = float(result.heatmap.max())
+            defects = find_defects(result.heatmap, 0.9 * peak, min_area_px=1, px_per_mm=px_per_mm)
     return Decision(
         verdict=verdict,
         score=result.score,

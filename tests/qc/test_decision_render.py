@@ -34,7 +34,18 @@ def test_verdict_follows_the_card_threshold(tiny_model_dir):
     failing = decide(InferenceResult(heat, 0.9, 1.0), card, min_area_px=5)
     assert failing.verdict == "fail" and len(failing.defects) == 1  # speck below min area
     card.thresholds.image = 0.95  # recalibrating the card changes the verdict, no re-export
-    assert decide(InferenceResult(heat, 0.9, 1.0), card).verdict == "pass"
+    passing = decide(InferenceResult(heat, 0.9, 1.0), card)
+    assert passing.verdict == "pass" and passing.defects == []  # no regions listed on a PASS
+
+
+def test_a_failed_unit_always_shows_where(tiny_model_dir):
+    from qc.card import load_card
+
+    card = load_card(tiny_model_dir)
+    heat = np.zeros((50, 50), np.float32)
+    heat[20:23, 30:33] = 0.45  # below the pixel threshold 0.5, but the image score fails it
+    decision = decide(InferenceResult(heat, 0.6, 1.0), card)
+    assert decision.verdict == "fail" and [d.box for d in decision.defects] == [(30, 20, 3, 3)]
 
 
 def test_overlay_colours_only_suspicious_pixels(rng):
