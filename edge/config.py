@@ -12,6 +12,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from qc.decision import VerdictRules
+
 from qc.overrides import ConfigError, apply_overrides, format_validation_error, load_yaml_mapping
 
 
@@ -77,6 +79,9 @@ class PipelineConfig(_Strict):
 
 class EdgeConfig(_Strict):
     station: StationConfig = Field(default_factory=StationConfig)
+    rules: VerdictRules = Field(
+        default_factory=VerdictRules, description="what the station ignores and how small a defect may be"
+    )
     source: SourceConfig = Field(default_factory=SimulatedSourceConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)

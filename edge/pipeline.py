@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from edge.sources import Frame, FrameSource
 from edge.store import NewUnit, UnitRecord, UnitStore
-from qc.decision import decide
+from qc.decision import VerdictRules, decide
 from qc.render import heatmap_to_rgb, overlay
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class Pipeline:
         line: str,
         queue_size: int = 8,
         px_per_mm: float | None = None,
+        rules: VerdictRules | None = None,
         on_unit: Callable[[Frame, UnitRecord], None] | None = None,
     ):
         self.source = source
@@ -52,6 +53,7 @@ class Pipeline:
         self.station_id = station_id
         self.line = line
         self.px_per_mm = px_per_mm
+        self.rules = rules or VerdictRules()
         self.on_unit = on_unit
         self._queue: queue.Queue[Frame] = queue.Queue(maxsize=queue_size)
         self._stop_capture = threading.Event()
@@ -154,7 +156,7 @@ class Pipeline:
         dequeued = time.monotonic()
         result = self.inferencer.infer(frame.image)
         card = self.inferencer.card
-        decision = decide(result, card, px_per_mm=self.px_per_mm)
+        decision = decide(result, card, px_per_mm=self.px_per_mm, rules=self.rules)
         decided_mono = time.monotonic()
         decided_at = datetime.now(timezone.utc)
         overlay_rgb = overlay(frame.image, result.heatmap, threshold=decision.pixel_threshold)

@@ -35,6 +35,7 @@ def build_services(config: EdgeConfig) -> Services:
         line=config.station.line,
         queue_size=config.pipeline.queue_size,
         px_per_mm=config.station.px_per_mm,
+        rules=config.rules,
     )
     thresholds = inferencer.card.thresholds
     model = ModelInfo(

@@ -6,7 +6,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from qc.card import ModelCard
 from qc.inference import InferenceResult
@@ -23,6 +23,36 @@ class Defect(BaseModel):
     length_mm: float | None = Field(None, description="longest side of the rotated bounding box")
     peak_score: float
     mean_score: float
+
+
+class VerdictRules(BaseModel):
+    """Station-side rules applied on top of the model card's thresholds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_area_px: int = Field(4, ge=1, description="regions smaller than this are not reported")
+    ignore_margin_px: int = Field(
+        0, ge=0, description="band along every image edge that is never inspected (e.g. selvage)"
+    )
+    ignore_zones: list[tuple[int, int, int, int]] = Field(
+        default_factory=list, description="x, y, width, height boxes never inspected (e.g. a label)"
+    )
+    score_window_px: int = Field(
+        5, ge=1, description="local average used to re-score a heatmap with ignored areas"
+    )
+
+    def ignored(self, shape: tuple[int, int]) -> np.ndarray | None:
+        """Boolean mask of ignored pixels, or None when nothing is ignored."""
+        if not self.ignore_margin_px and not self.ignore_zones:
+            return None
+        mask = np.zeros(shape, bool)
+        m = self.ignore_margin_px
+        if m:
+            mask[:m, :] = mask[-m:, :] = True
+            mask[:, :m] = mask[:, -m:] = True
+        for x, y, w, h in self.ignore_zones:
+            mask[max(y, 0) : max(y + h, 0), max(x, 0) : max(x + w, 0)] = True
+        return mask
 
 
 class Decision(BaseModel):
@@ -70,18 +100,36 @@ def find_defects(
     return defects
 
 
+def apply_ignored(result: InferenceResult, rules: VerdictRules) -> InferenceResult:
+    """Zero the heatmap where the station ignores it, and re-score the rest the way the network
+    scores an image (the hottest local average), so an ignored selvage cannot fail a unit."""
+    ignored = rules.ignored(result.heatmap.shape)
+    if ignored is None:
+        return result
+    heatmap = np.where(ignored, 0.0, result.heatmap).astype(np.float32)
+    k = rules.score_window_px
+    local = cv2.blur(heatmap, (k, k), borderType=cv2.BORDER_REPLICATE)
+    return InferenceResult(heatmap=heatmap, score=float(local.max()), infer_ms=result.infer_ms)
+
+
 def decide(
     result: InferenceResult,
     card: ModelCard,
     *,
     px_per_mm: float | None = None,
-    min_area_px: int = 4,
+    min_area_px: int | None = None,
+    rules: VerdictRules | None = None,
 ) -> Decision:
     """A unit fails when its image score reaches the card's image threshold.
 
     The thresholds come from the card at call time, so a recalibrated card changes verdicts
     without re-exporting the network.
     """
+    rules = rules or VerdictRules()
+    if min_area_px is not None:
+        rules = rules.model_copy(update={"min_area_px": min_area_px})
+    min_area_px = rules.min_area_px
+    result = apply_ignored(result, rules)
     thresholds = card.thresholds
     verdict: Verdict = "fail" if result.score >= thresholds.image else "pass"
     defects: list[Defect] = []

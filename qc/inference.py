@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,38 @@ from qc.card import ModelCard, ModelRefused, verify_files
 from qc.contract import INPUT_NAME, OUTPUT_NAMES
 from qc.imageio import to_rgb_uint8
 from qc.tiling import TileGrid
+
+log = logging.getLogger("qc.inference")
+
+# Names users write in configs -> onnxruntime execution providers, best first for "auto".
+PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+
+
+def choose_providers(requested: str, available: list[str]) -> list[str]:
+    """The provider list for onnxruntime: what was asked for if installed, else CPU with a warning.
+
+    CPU is always last in the list so onnxruntime can place any node the accelerator lacks.
+    """
+    if requested not in ("auto", *PROVIDERS):
+        raise ValueError(f"unknown provider {requested!r}; choose auto, {', '.join(PROVIDERS)}")
+    if requested == "auto":
+        chosen = [name for name in PROVIDERS.values() if name in available]
+    elif PROVIDERS[requested] in available:
+        chosen = [PROVIDERS[requested]]
+    else:
+        log.warning(
+            "provider %r is not installed (onnxruntime has %s); falling back to CPU",
+            requested, ", ".join(available),
+        )
+        chosen = []
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -55,7 +88,14 @@ class Inferencer:
     not have the contract's inputs and outputs: nothing loads half a model.
     """
 
-    def __init__(self, model_dir: str | Path, *, threads: int = 2, batch_size: int = 8) -> None:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        threads: int = 2,
+        batch_size: int = 8,
+        provider: str = "cpu",
+    ) -> None:
         import onnxruntime as ort
 
         self.model_dir = resolve_model_dir(model_dir)
@@ -65,12 +105,14 @@ class Inferencer:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        providers = choose_providers(provider, ort.get_available_providers())
         try:
             self._session = ort.InferenceSession(
-                str(self.model_dir / self.card.onnx_file), options, providers=["CPUExecutionProvider"]
+                str(self.model_dir / self.card.onnx_file), options, providers=providers
             )
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelRefused(f"{self.model_dir}: onnxruntime cannot load the model: {exc}") from exc
+        self.provider = self._session.get_providers()[0]
         self._check_contract()
 
     @property

@@ -59,3 +59,10 @@ def test_malformed_override_and_missing_file(tmp_path):
         load_config(DEFAULT, ["api.port"])
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_verdict_rules_are_configurable_and_strict():
+    config = load_config(DEFAULT, ["rules.ignore_margin_px=12", "rules.ignore_zones=[[0, 0, 10, 20]]"])
+    assert config.rules.ignore_margin_px == 12 and config.rules.ignore_zones == [(0, 0, 10, 20)]
+    with pytest.raises(ConfigError, match="rules.ignore_margn_px: unknown key"):
+        load_config(DEFAULT, ["rules.ignore_margn_px=3"])

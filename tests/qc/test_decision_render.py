@@ -58,3 +58,21 @@ def test_overlay_colours_only_suspicious_pixels(rng):
     assert heatmap_to_rgb(heat)[15, 45, 0] > 100  # red end of the colour map
     with pytest.raises(ValueError, match="does not match"):
         overlay(image, heat[:50])
+
+
+def test_ignored_margin_and_zones_cannot_fail_a_unit(tiny_model_dir):
+    from qc.card import load_card
+    from qc.decision import VerdictRules
+
+    card = load_card(tiny_model_dir)
+    heat = np.zeros((100, 200), np.float32)
+    heat[0:6, 50:70] = 1.0  # on the selvage band
+    heat[40:50, 100:110] = 1.0  # under a label zone
+    result = InferenceResult(heat, 1.0, 1.0)
+    assert decide(result, card).verdict == "fail"
+    rules = VerdictRules(ignore_margin_px=8, ignore_zones=[(95, 35, 20, 20)])
+    decision = decide(result, card, rules=rules)
+    assert decision.verdict == "pass" and decision.score == 0.0
+    heat[70:80, 150:160] = 1.0  # a real defect elsewhere still fails it
+    decision = decide(InferenceResult(heat, 1.0, 1.0), card, rules=rules)
+    assert decision.verdict == "fail" and [d.box for d in decision.defects] == [(150, 70, 10, 10)]

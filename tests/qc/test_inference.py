@@ -79,3 +79,22 @@ def test_model_folder_resolves_to_current_or_highest_version(tiny_model_dir, tmp
     assert resolve_model_dir(root).name == "0.10.0"
     (root / "CURRENT").write_text("0.9.0\n")
     assert resolve_model_dir(root).name == "0.9.0"
+
+
+def test_provider_choice_falls_back_to_cpu_with_a_warning(caplog):
+    from qc.inference import choose_providers
+
+    available = ["CPUExecutionProvider"]
+    assert choose_providers("auto", available) == ["CPUExecutionProvider"]
+    assert choose_providers("cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == [
+        "CUDAExecutionProvider", "CPUExecutionProvider"
+    ]
+    with caplog.at_level("WARNING"):
+        assert choose_providers("tensorrt", available) == ["CPUExecutionProvider"]
+    assert "not installed" in caplog.text
+    with pytest.raises(ValueError, match="unknown provider"):
+        choose_providers("tpu", available)
+
+
+def test_inferencer_says_which_provider_runs(tiny_model_dir):
+    assert Inferencer(tiny_model_dir, provider="auto").provider == "CPUExecutionProvider"
