@@ -1,0 +1,28 @@
+"""The model that ships in models/default: what `make run` serves out of the box."""
+
+import numpy as np
+
+from qc.decision import decide
+from qc.inference import Inferencer
+from qc.synth import generate_panel
+
+
+def test_shipped_model_verifies_and_records_how_it_was_made(default_model_dir):
+    inferencer = Inferencer(default_model_dir)
+    card = inferencer.card
+    assert (default_model_dir / "model.onnx").stat().st_size < 10 * 1024 * 1024
+    assert card.training.command.startswith("qc train --config configs/train/default.yaml")
+    assert card.export_command.startswith("qc export")
+    assert card.parity.max_abs_diff_heatmap <= 1e-4 and card.parity.verdicts_identical
+    assert 0.0 < card.thresholds.image < 1.0
+    assert card.thresholds.calibration.target_false_reject_rate == 0.01
+
+
+def test_shipped_model_inspects_a_simulated_line_frame(default_model_dir):
+    inferencer = Inferencer(default_model_dir)
+    frame = generate_panel(np.random.default_rng(0), size_px=(480, 640), defect_probability=1.0)
+    result = inferencer.infer(frame.image)
+    assert result.heatmap.shape == (480, 640)
+    assert 0.0 <= result.heatmap.min() and result.heatmap.max() <= 1.0
+    decision = decide(result, inferencer.card)
+    assert decision.verdict in ("pass", "fail")
