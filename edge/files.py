@@ -40,7 +40,9 @@ class UnitFiles:
 def encode_image(rgb: np.ndarray, suffix: str) -> bytes:
     if rgb.ndim == 3:
         rgb = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if suffix == ".jpg" else []
+    # PNG level 1: a third of the default's encode time for a few percent more bytes, and encoding
+    # runs on the same two cores as inference.
+    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if suffix == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
     ok, buf = cv2.imencode(suffix, rgb, params)
     if not ok:
         raise ValueError(f"OpenCV could not encode a {rgb.shape} image as {suffix}")

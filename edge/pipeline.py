@@ -1,9 +1,10 @@
-"""Capture -> bounded queue -> inference worker -> verdict -> store.
+"""Capture -> bounded queue -> inference worker -> verdict -> writer (render + store).
 
 Capture never blocks on inference: when the worker falls behind, the oldest waiting frame is
-dropped and counted (a stale panel is worth less than the one now under the camera). Stopping
-ends capture first, then lets the worker drain what is already queued, so no captured unit that
-made it into the queue is lost on a clean shutdown.
+dropped and counted (a stale panel is worth less than the one now under the camera). Rendering
+and storing run in their own thread, so PNG encoding and fsyncs overlap the next inference instead
+of adding to it. Stopping ends capture first, then lets the workers drain what is already queued,
+so no captured unit that made it into the queue is lost on a clean shutdown.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from edge.sources import Frame, FrameSource
 from edge.store import NewUnit, UnitRecord, UnitStore
-from qc.decision import VerdictRules, decide
+from qc.decision import Decision, VerdictRules, decide
+from qc.inference import InferenceResult
 from qc.render import heatmap_to_rgb, overlay
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,18 @@ class InferencerLike(Protocol):
     version: str
 
     def infer(self, image): ...
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """A unit whose verdict is made and which waits to be rendered and stored."""
+
+    frame: Frame
+    result: InferenceResult
+    decision: Decision
+    dequeued_mono: float
+    decided_mono: float
+    decided_at: datetime
 
 
 class Pipeline:
@@ -56,6 +71,9 @@ class Pipeline:
         self.rules = rules or VerdictRules()
         self.on_unit = on_unit
         self._queue: queue.Queue[Frame] = queue.Queue(maxsize=queue_size)
+        # Decided units wait here for rendering and storage. It never drops: a verdict, once made,
+        # is recorded; when storage falls behind, inference waits and capture drops (counted).
+        self._decided: queue.Queue[_Decided | None] = queue.Queue(maxsize=queue_size)
         self._stop_capture = threading.Event()
         self._capture_done = threading.Event()
         self._lock = threading.Lock()
@@ -79,6 +97,7 @@ class Pipeline:
         self._threads = [
             threading.Thread(target=self._capture_loop, name="edge-capture", daemon=True),
             threading.Thread(target=self._inference_loop, name="edge-inference", daemon=True),
+            threading.Thread(target=self._writer_loop, name="edge-writer", daemon=True),
         ]
         for t in self._threads:
             t.start()
@@ -132,33 +151,52 @@ class Pipeline:
         # This thread is the only producer, so there is room now.
         self._queue.put_nowait(frame)
 
+    def _record_error(self, frame: Frame, exc: Exception) -> None:
+        log.exception("unit %d failed", frame.index)
+        with self._lock:
+            self.errors += 1
+            self.last_error = f"frame {frame.index}: {type(exc).__name__}: {exc}"
+            self.last_error_mono = time.monotonic()
+
     def _inference_loop(self) -> None:
-        while True:
+        try:
+            while True:
+                try:
+                    frame = self._queue.get(timeout=0.05)
+                except queue.Empty:
+                    if self._capture_done.is_set() and self._queue.empty():
+                        return
+                    continue
+                try:
+                    self._decided.put(self.decide_frame(frame))
+                except Exception as exc:  # one bad frame must not stop the line
+                    self._record_error(frame, exc)
+        finally:
+            self._decided.put(None)  # tells the writer that nothing more will come
+
+    def _writer_loop(self) -> None:
+        while (decided := self._decided.get()) is not None:
             try:
-                frame = self._queue.get(timeout=0.05)
-            except queue.Empty:
-                if self._capture_done.is_set() and self._queue.empty():
-                    return
-                continue
-            try:
-                self.process(frame)
-            except Exception as exc:  # one bad frame must not stop the line
-                log.exception("unit %d failed", frame.index)
-                with self._lock:
-                    self.errors += 1
-                    self.last_error = f"frame {frame.index}: {type(exc).__name__}: {exc}"
-                    self.last_error_mono = time.monotonic()
+                self.write(decided)
+            except Exception as exc:
+                self._record_error(decided.frame, exc)
 
     # -- one unit --------------------------------------------------------------------------------
 
     def process(self, frame: Frame) -> UnitRecord:
         """Frame -> inference -> decision -> images -> stored unit (files first, then the row)."""
+        return self.write(self.decide_frame(frame))
+
+    def decide_frame(self, frame: Frame) -> "_Decided":
         dequeued = time.monotonic()
         result = self.inferencer.infer(frame.image)
-        card = self.inferencer.card
-        decision = decide(result, card, px_per_mm=self.px_per_mm, rules=self.rules)
-        decided_mono = time.monotonic()
-        decided_at = datetime.now(timezone.utc)
+        decision = decide(result, self.inferencer.card, px_per_mm=self.px_per_mm, rules=self.rules)
+        return _Decided(frame, result, decision, dequeued, time.monotonic(), datetime.now(timezone.utc))
+
+    def write(self, decided: "_Decided") -> UnitRecord:
+        frame, result, decision = decided.frame, decided.result, decided.decision
+        dequeued, decided_mono, decided_at = decided.dequeued_mono, decided.decided_mono, decided.decided_at
+        rendering_started = time.monotonic()
         overlay_rgb = overlay(frame.image, result.heatmap, threshold=decision.pixel_threshold)
         heatmap_rgb = heatmap_to_rgb(result.heatmap)
         rendered_mono = time.monotonic()
@@ -166,7 +204,7 @@ class Pipeline:
             "queue_ms": (dequeued - frame.captured_mono) * 1000.0,
             "infer_ms": float(result.infer_ms),
             "capture_to_verdict_ms": (decided_mono - frame.captured_mono) * 1000.0,
-            "render_ms": (rendered_mono - decided_mono) * 1000.0,
+            "render_ms": (rendered_mono - rendering_started) * 1000.0,
         }
         unit = NewUnit(
             station=self.station_id,
