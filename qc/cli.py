@@ -135,7 +135,28 @@ def cmd_eval(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_OK
 
 
+BENCH_SCRIPTS = {"inference": "bench_inference.py", "edge": "bench_edge.py", "synth": "bench_synth.py"}
+
+
+def run_bench_script(name: str, script_args: list[str]) -> int:
+    """The benchmarks live as plain scripts under bench/ in the repository; run one in-process."""
+    import runpy
+
+    script = Path(__file__).resolve().parents[1] / "bench" / BENCH_SCRIPTS[name]
+    if not script.is_file():
+        raise UserError(f"{script} not found: benchmarks run from a checkout of the repository")
+    saved = sys.argv
+    sys.argv = [str(script), *script_args]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = saved
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.suite != "aitex":
+        return run_bench_script(args.suite, args.overrides)
     from training.benchmark import format_table, run_aitex_benchmark
 
     if not args.data.is_dir():
@@ -255,8 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true")
     p.set_defaults(handler=cmd_eval)
 
-    p = sub.add_parser("bench", help="benchmarks (aitex: the accuracy protocol of design.md)")
-    p.add_argument("suite", choices=["aitex"])
+    p = sub.add_parser(
+        "bench",
+        help="benchmarks: aitex (accuracy protocol), inference, edge, synth",
+        description="aitex runs the accuracy protocol of design.md (extra words are training "
+        "config overrides); inference, edge and synth run bench/bench_<suite>.py (extra words are "
+        "its arguments, e.g. `qc bench inference -- models/default --threads 2`).",
+    )
+    p.add_argument("suite", choices=["aitex", *BENCH_SCRIPTS])
     p.add_argument("--data", type=Path, default=Path("../shared/data/aitex-dev"))
     p.add_argument("--config", type=Path, default=Path("configs/train/default.yaml"))
     p.add_argument(
