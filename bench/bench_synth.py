@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from qc.synth import DEFECTS, FABRICS, generate_panel, generate_sample  # noqa: E402
+from qc.synth import DEFECTS, FABRIC_DEFECTS, FABRICS, SEAM_DEFECTS, generate_panel, generate_sample  # noqa: E402
 
 TILE_TARGET_PER_S = 50.0
 
@@ -35,12 +35,21 @@ def main() -> None:
     rows = [
         ("generate_sample 256x256, good", lambda rng: generate_sample(rng, defect=None), 3.0),
         ("generate_sample 256x256, random defect", lambda rng: generate_sample(rng), 3.0),
-        ("generate_panel 480x640, p(defect)=0.3", lambda rng: generate_panel(rng), 4.0),
+        ("generate_panel 480x640, p(defect)=0.3", lambda rng: generate_panel(rng), 3.0),
     ]
-    print(f"{len(FABRICS)} fabrics, {len(DEFECTS)} defect types, OpenCV threads: {cv2.getNumThreads()}")
+    # Cheap breakdown (a fraction of a second each): which fabric or defect family costs most.
+    rows += [(f"  fabric {name}, random defect", lambda rng, n=name: generate_sample(rng, fabric=n), 0.4)
+             for name in FABRICS]
+    rows += [
+        ("  fabric defects, no seam", lambda rng: generate_sample(rng, seam=False), 0.8),
+        ("  good with a seam", lambda rng: generate_sample(rng, defect=None, seam=True), 0.8),
+        ("  seam defects", lambda rng: generate_sample(rng, defect=SEAM_DEFECTS[rng.integers(len(SEAM_DEFECTS))]), 0.8),
+    ]
+    print(f"{len(FABRICS)} fabrics, {len(DEFECTS)} defect types ({len(FABRIC_DEFECTS)} fabric, "
+          f"{len(SEAM_DEFECTS)} seam), OpenCV threads: {cv2.getNumThreads()}")
     for label, make, seconds in rows:
         rate, count = images_per_second(make, seconds)
-        print(f"{label:42s} {rate:8.1f} images/s  ({count} images)")
+        print(f"{label:44s} {rate:8.1f} images/s  ({count} images)")
     tile_rate, _ = images_per_second(lambda rng: generate_sample(rng), 2.0)
     print(f"tile rate / target ({TILE_TARGET_PER_S:.0f}/s): {tile_rate / TILE_TARGET_PER_S:.2f}")
 

@@ -24,8 +24,14 @@ def _command_line(argv: list[str]) -> str:
 
 
 def cmd_synth(args: argparse.Namespace, argv: list[str]) -> int:
-    from qc.synth import write_mvtec_dataset
+    from qc.synth import write_gallery, write_mvtec_dataset
 
+    if args.gallery:
+        print(f"gallery written to {write_gallery(args.gallery, seed=args.seed)}")
+        if args.out is None:
+            return EXIT_OK
+    if args.out is None:
+        raise UserError("--out DIR is needed (or --gallery FILE.png alone)")
     if args.count < 1:
         raise UserError("--count must be at least 1")
     try:
@@ -237,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_data)
 
     p = sub.add_parser("synth", help="write a synthetic fabric dataset (MVTec AD layout)")
-    p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
+    p.add_argument("--out", type=Path, default=None, help="dataset folder to write")
+    p.add_argument("--gallery", type=Path, default=None, help="write a contact sheet PNG of every fabric and defect")
     p.add_argument("--count", type=int, default=200, help="good training images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=256, help="image side in px")

@@ -49,7 +49,9 @@ def write_mvtec_dataset(
     evenly over all defect types; good test images number max(len(FABRICS), test_count // 2).
     ``panels`` adds that many good whole-garment frames of the simulated line (panel on the belt)
     to train/good, and as many test frames (a third with a defect), so a model for the simulated
-    station learns that the belt and panel edges are normal. Same arguments, same bytes. A non-empty `out` is refused unless overwrite=True, which first
+    station learns that the belt and panel edges are normal. About a third of the good tiles carry a
+    seam (generate_sample's default), so seams are learnt as normal cloth; seam defects always sit on
+    one. Same arguments, same bytes. A non-empty `out` is refused unless overwrite=True, which first
     removes its train/, test/ and ground_truth/ folders (stale images would corrupt the splits).
     """
     if count < 1:

@@ -1,5 +1,8 @@
 """Defect renderers: each takes (image, rng) and returns (new_image, mask) with an exact mask.
 
+Fabric defects are here; seam defects (a fault in a seam, drawn on one) are in seam_defects.py and
+are reached through the same `apply_defect`.
+
 Contract, relied on by training and tests: pixels farther than BLUR_MARGIN_PX from the mask are
 bit-identical to the input; pixels inside the mask change visibly. Only the mask's own edge is
 softened (a Gaussian with a 5x5 support), so the margin is exactly 2 px.
@@ -15,7 +18,16 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-BLUR_MARGIN_PX = 2
+from qc.synth.blending import (  # noqa: F401  (BLUR_MARGIN_PX is re-exported)
+    BLUR_MARGIN_PX,
+    _blend,
+    _irregular_blob,
+    _log_uniform,
+    _random_centre,
+    _toward_contrast,
+)
+from qc.synth.seam_defects import SEAM_DEFECT_RENDERERS, SEAM_DEFECTS, apply_seam_defect
+from qc.synth.seams import Seam
 
 DefectRenderer = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 
@@ -32,86 +44,20 @@ def register_defect(name: str) -> Callable[[DefectRenderer], DefectRenderer]:
     return decorate
 
 
-def apply_defect(name: str, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    if name not in DEFECT_RENDERERS:
-        raise ValueError(f"unknown defect {name!r}; known: {', '.join(DEFECT_RENDERERS)}")
-    return DEFECT_RENDERERS[name](image, rng)
+def apply_defect(
+    name: str, image: np.ndarray, rng: np.random.Generator, *, seam: Seam | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(image with the defect, uint8 0/255 mask of the defect) on any uint8 RGB image.
 
-
-def _blend(image: np.ndarray, shape: np.ndarray, changed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Paste `changed` (float 0..1) where `shape` is set, with a 2 px soft edge outside it."""
-    mask = (shape > 0).astype(np.uint8) * 255
-    result = image.copy()
-    x, y, w, h = cv2.boundingRect(mask)
-    if w == 0:
-        return result, mask
-    # Work only on the defect's box plus its blur margin: most of a tile never changes.
-    top, left = max(y - BLUR_MARGIN_PX, 0), max(x - BLUR_MARGIN_PX, 0)
-    window = (slice(top, y + h + BLUR_MARGIN_PX), slice(left, x + w + BLUR_MARGIN_PX))
-    hard = (shape[window] > 0).astype(np.float32)
-    alpha = np.maximum(cv2.GaussianBlur(hard, (5, 5), 1.0, borderType=cv2.BORDER_CONSTANT), hard)
-    original = image[window].astype(np.float32) / 255.0
-    mixed = original + alpha[..., None] * (changed[window] - original)
-    blended = np.clip(mixed * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    # Float round trips must not touch pixels the defect never reached.
-    result[window] = np.where((alpha > 0)[..., None], blended, image[window])
-    return result, mask
-
-
-def _toward_contrast(
-    image_f: np.ndarray, shape: np.ndarray, strength: np.ndarray | float, rng: np.random.Generator,
-    *, prefer: int = 0,
-) -> np.ndarray:
-    """Move pixels toward white or black, whichever the local fabric leaves room for.
-
-    prefer: +1 lighten, -1 darken, 0 either, used only where the fabric allows both.
+    A seam defect needs a seam: `image` is then the cloth before sewing, `seam` the seam to spoil
+    (one is drawn from the rng when None), and outside the mask the result is the good seam.
     """
-    mean = float(image_f[shape > 0].mean()) if shape.any() else 0.5
-    if mean < 0.3:
-        sign = 1
-    elif mean > 0.7:
-        sign = -1
-    else:
-        sign = prefer if prefer else (1 if rng.integers(2) else -1)
-    target = 1.0 if sign > 0 else 0.0
-    strength = np.asarray(strength, dtype=np.float32)
-    if strength.ndim == 2:
-        strength = strength[..., None]
-    return image_f + strength * (target - image_f)
-
-
-def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
-    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
-
-
-def _irregular_blob(
-    rng: np.random.Generator, size_px: tuple[int, int], centre: tuple[float, float], radius: float,
-    roughness: float,
-) -> np.ndarray:
-    """A filled, irregular, roughly elliptical outline (uint8 0/1)."""
-    count = 32
-    angles = np.linspace(0, 2 * np.pi, count, endpoint=False)
-    # Smooth radial jitter: a few low harmonics with random phases.
-    jitter = sum(
-        rng.uniform(0, roughness) / k * np.cos(k * angles + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5)
-    )
-    aspect = rng.uniform(0.6, 1.0)
-    tilt = rng.uniform(0, np.pi)
-    rx, ry = radius * (1 + jitter) * np.cos(angles), radius * aspect * (1 + jitter) * np.sin(angles)
-    xs = centre[0] + rx * np.cos(tilt) - ry * np.sin(tilt)
-    ys = centre[1] + rx * np.sin(tilt) + ry * np.cos(tilt)
-    shape = np.zeros(size_px, np.uint8)
-    points = np.round(np.stack([xs, ys], axis=1)).astype(np.int32)
-    cv2.fillPoly(shape, [points], 1)
-    if not shape.any():  # a sub-pixel blob still marks its centre pixel
-        shape[int(np.clip(centre[1], 0, size_px[0] - 1)), int(np.clip(centre[0], 0, size_px[1] - 1))] = 1
-    return shape
-
-
-def _random_centre(rng: np.random.Generator, size_px: tuple[int, int], margin: float) -> tuple[float, float]:
-    height, width = size_px
-    margin_x, margin_y = min(margin, width / 2 - 1), min(margin, height / 2 - 1)
-    return rng.uniform(margin_x, width - margin_x), rng.uniform(margin_y, height - margin_y)
+    if name in SEAM_DEFECT_RENDERERS:
+        return apply_seam_defect(name, image, rng, seam)
+    if name not in DEFECT_RENDERERS:
+        known = ", ".join([*DEFECT_RENDERERS, *SEAM_DEFECT_RENDERERS])
+        raise ValueError(f"unknown defect {name!r}; known: {known}")
+    return DEFECT_RENDERERS[name](image, rng)
 
 
 @register_defect("hole")
@@ -160,11 +106,13 @@ def stain(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.n
     return _blend(image, shape, changed)
 
 
-def _yarn_fault(image: np.ndarray, rng: np.random.Generator, vertical: bool) -> tuple[np.ndarray, np.ndarray]:
+def _yarn_fault(
+    image: np.ndarray, rng: np.random.Generator, vertical: bool, *, full_length: bool = False, prefer: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """A missing or broken yarn: a thin line along the warp (vertical) or weft direction."""
     height, width = size = image.shape[:2]
     length_axis, cross_axis = (height, width) if vertical else (width, height)
-    length = int(length_axis * rng.uniform(0.35, 1.0))
+    length = length_axis if full_length else int(length_axis * rng.uniform(0.35, 1.0))
     start = int(rng.integers(0, length_axis - length + 1))
     offset = rng.uniform(4, cross_axis - 4)
     drift = np.tan(np.deg2rad(rng.uniform(-2.0, 2.0))) * length
@@ -176,7 +124,7 @@ def _yarn_fault(image: np.ndarray, rng: np.random.Generator, vertical: bool) -> 
     cv2.line(shape, tuple(int(round(c)) for c in a), tuple(int(round(c)) for c in b), 1, thickness)
     image_f = image.astype(np.float32) / 255.0
     along = cv2.resize(rng.uniform(0.75, 1.0, (4, 4)).astype(np.float32), (width, height))
-    changed = _toward_contrast(image_f, shape, rng.uniform(0.2, 0.8) * along, rng)
+    changed = _toward_contrast(image_f, shape, rng.uniform(0.2, 0.8) * along, rng, prefer=prefer)
     return _blend(image, shape, changed)
 
 
@@ -280,4 +228,68 @@ def foreign_fiber(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
     return _blend(image, shape, changed)
 
 
-DEFECTS: tuple[str, ...] = tuple(DEFECT_RENDERERS)
+@register_defect("float")
+def float_yarn(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A yarn that missed its interlacing and lies loose over several crossing yarns: smooth, raised."""
+    size = image.shape[:2]
+    vertical = bool(rng.integers(2))
+    length, width = _log_uniform(rng, 8.0, 45.0), int(rng.integers(1, 4))
+    centre = np.array(_random_centre(rng, size, length / 2 + 3))
+    angle = (np.pi / 2 if vertical else 0.0) + np.deg2rad(rng.uniform(-4, 4))
+    half = np.array([np.cos(angle), np.sin(angle)]) * length / 2
+    shape = np.zeros(size, np.uint8)
+    ends = [tuple(int(round(c * 8)) for c in centre + s * half) for s in (-1, 1)]
+    cv2.line(shape, ends[0], ends[1], 1, width, cv2.LINE_8, 3)
+    image_f = image.astype(np.float32) / 255.0
+    # Nothing crosses a float, so the weave texture under it smooths out along the yarn.
+    smooth = cv2.blur(image_f, (1, 9) if vertical else (9, 1))
+    changed = _toward_contrast(smooth, shape, rng.uniform(0.15, 0.5), rng, prefer=1)
+    return _blend(image, shape, changed)
+
+
+@register_defect("missing_yarn")
+def missing_yarn(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A warp or weft yarn absent over the whole piece: an open line one sees through."""
+    return _yarn_fault(image, rng, vertical=bool(rng.integers(2)), full_length=True, prefer=-1)
+
+
+@register_defect("colour_band")
+def colour_band(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A bar of yarns dyed or tensioned differently, across the piece (barre, shade bar)."""
+    height, width = size = image.shape[:2]
+    vertical = rng.random() < 0.3
+    cross_axis = width if vertical else height
+    band = min(_log_uniform(rng, 3.0, 40.0), cross_axis / 3)
+    offset = rng.uniform(0, cross_axis - band)
+    tilt = np.float32(np.tan(np.deg2rad(rng.uniform(-2.0, 2.0))))
+    ys, xs = np.indices(size, dtype=np.float32)
+    across = (xs - tilt * ys) if vertical else (ys - tilt * xs)
+    shape = ((across >= offset) & (across < offset + band)).astype(np.uint8)
+    image_f = image.astype(np.float32) / 255.0
+    tint = (1.0 + rng.uniform(-0.12, 0.12, 3)).astype(np.float32)
+    along = cv2.resize(rng.uniform(0.8, 1.0, (3, 3)).astype(np.float32), (width, height))
+    changed = _toward_contrast(np.clip(image_f * tint, 0, 1), shape, _log_uniform(rng, 0.08, 0.4) * along, rng)
+    return _blend(image, shape, changed)
+
+
+@register_defect("needle_mark")
+def needle_mark(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A damaged needle: a line of small, evenly spaced punctures along a wale or seam line."""
+    size = image.shape[:2]
+    count, spacing = int(rng.integers(3, 13)), rng.uniform(3.5, 12.0)
+    radius = rng.uniform(0.6, 2.2)
+    angle = (np.pi / 2 if rng.integers(2) else 0.0) + np.deg2rad(rng.uniform(-5, 5))
+    direction = np.array([np.cos(angle), np.sin(angle)])
+    centre = np.array(_random_centre(rng, size, (count - 1) * spacing / 2 + radius + 3))
+    shape = np.zeros(size, np.uint8)
+    for k in range(count):
+        x, y = centre + (k - (count - 1) / 2) * spacing * direction + rng.normal(0, 0.3, 2)
+        cv2.circle(shape, (int(round(x * 8)), int(round(y * 8))), int(round(radius * 8)), 1, -1, cv2.LINE_8, 3)
+        shape[int(np.clip(round(y), 0, size[0] - 1)), int(np.clip(round(x), 0, size[1] - 1))] = 1
+    image_f = image.astype(np.float32) / 255.0
+    changed = _toward_contrast(image_f, shape, rng.uniform(0.35, 0.9), rng, prefer=-1)
+    return _blend(image, shape, changed)
+
+
+FABRIC_DEFECTS: tuple[str, ...] = tuple(DEFECT_RENDERERS)
+DEFECTS: tuple[str, ...] = FABRIC_DEFECTS + SEAM_DEFECTS

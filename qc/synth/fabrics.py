@@ -1,4 +1,5 @@
-"""Procedural fabric textures: woven (plain, twill, denim, stripes, checks) and weft-knit jersey.
+"""Procedural fabric textures: woven (plain, twill, denim, stripes, checks, satin, herringbone,
+printed) and weft knits (jersey, rib).
 
 Each renderer draws its structure in float32 RGB 0..1 from yarn coordinates; `render_fabric` then
 adds what a camera adds (lighting gradient, mottling, slight defocus, sensor noise). All draws come
@@ -223,6 +224,119 @@ def checks(rng: np.random.Generator, size_px: tuple[int, int]) -> np.ndarray:
         rng, size_px, warp_is_up=weave, warp_colour=sequence, weft_colour=sequence,
         pitch_px=(pitch, pitch),
     )
+
+
+def _satin_up(repeat: int, step: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Warp-faced satin: one binding point per repeat, scattered by the move number."""
+    return lambda i, j: np.mod(i * step - j, repeat) != 0
+
+
+@register_fabric("satin")
+def satin(rng: np.random.Generator, size_px: tuple[int, int]) -> np.ndarray:
+    pitch = rng.uniform(2.5, 5.0)
+    repeat, step = [(5, 2), (5, 3), (8, 3)][rng.integers(3)]
+    warp = random_colour(rng, saturation=(0.1, 0.8), value=(0.35, 0.95))
+    texture = _woven(
+        rng, size_px, warp_is_up=_satin_up(repeat, step), warp_colour=_constant(warp),
+        weft_colour=_constant(_near(warp, rng, 0.1)), pitch_px=(pitch, pitch * rng.uniform(1.5, 3.0)),
+    )
+    # Long smooth floats reflect: a broad sheen band across the piece.
+    height, width = size_px
+    ys, xs = np.indices(size_px, dtype=np.float32)
+    angle = rng.uniform(0, np.pi)
+    across = xs * np.float32(np.cos(angle)) + ys * np.float32(np.sin(angle))
+    centre, spread = rng.uniform(0, max(height, width)), rng.uniform(0.15, 0.5) * max(height, width)
+    sheen = np.float32(rng.uniform(0.15, 0.45)) * np.exp(-(((across - centre) / spread) ** 2))
+    return texture * (1.0 + sheen[..., None])
+
+
+@register_fabric("herringbone")
+def herringbone(rng: np.random.Generator, size_px: tuple[int, int]) -> np.ndarray:
+    """A twill whose diagonal turns back every few warp yarns: the zigzag of tweed and suiting."""
+    pitch = rng.uniform(2.5, 5.0)
+    repeat, floats = [(4, 2), (3, 2)][rng.integers(2)]
+    block = int(rng.integers(4, 9)) * repeat
+
+    def up(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        turned = np.mod(i // block, 2) == 1
+        return np.where(turned, np.mod(i + j, repeat) < floats, np.mod(i - j, repeat) < floats)
+
+    warp = random_colour(rng, saturation=(0.0, 0.4), value=(0.3, 0.85))
+    weft = np.clip(warp * np.float32(rng.uniform(0.45, 0.75)), 0, 1) if rng.integers(2) else _near(warp, rng, 0.3)
+    return _woven(rng, size_px, warp_is_up=up, warp_colour=_constant(warp), weft_colour=_constant(weft),
+                  pitch_px=(pitch, pitch))
+
+
+@register_fabric("rib_knit")
+def rib_knit(rng: np.random.Generator, size_px: tuple[int, int]) -> np.ndarray:
+    """1x1 or 2x2 rib: raised columns of face loops beside recessed columns of back loops."""
+    u, v = _yarn_coords(rng, size_px)
+    wale_pitch = rng.uniform(4.0, 8.0)
+    course_pitch = wale_pitch * rng.uniform(0.6, 0.85)
+    rib = int(rng.integers(1, 3))
+    i_float, j_float = u / np.float32(wale_pitch), v / np.float32(course_pitch)
+    i, j = np.floor(i_float).astype(np.int64), np.floor(j_float).astype(np.int64)
+    frac_u, frac_v = i_float - i, j_float - j
+    leg_centre = 0.08 + 0.3 * (1.0 - frac_v)
+    face = np.exp(-((np.abs(np.abs(frac_u - 0.5) - leg_centre) / np.float32(0.14)) ** 2))
+    face = face * (0.75 + 0.25 * np.sin(np.pi * frac_v))
+    # Back loops show as horizontal bumps, and sit in the shadow of the face columns.
+    back = np.float32(0.55) * np.sin(np.pi * frac_v) ** 2 * np.sin(np.pi * frac_u)
+    shade = np.where(np.mod(i // rib, 2) == 0, face, back) * _per_yarn(rng, j, 0.04)
+    shade = shade + 0.05 * _streaks(rng, size_px, along_vertical=True)
+    gap_floor = np.float32(rng.uniform(0.25, 0.45))
+    shade = gap_floor + (1.0 - gap_floor) * shade
+    return (random_colour(rng) * shade[..., None]).astype(np.float32)
+
+
+def _motif(rng: np.random.Generator, canvas: np.ndarray, kind: str, centre: tuple[float, float],
+           size: float, ink: int) -> None:
+    x, y = centre
+    if kind == "dots":
+        cv2.circle(canvas, (int(x * 8), int(y * 8)), int(size * 0.45 * 8), ink, -1, cv2.LINE_8, 3)
+    elif kind == "floral":
+        petals, turn = int(rng.integers(4, 7)), rng.uniform(0, 2 * np.pi)
+        for k in range(petals):
+            a = turn + 2 * np.pi * k / petals
+            petal = (int((x + 0.35 * size * np.cos(a)) * 8), int((y + 0.35 * size * np.sin(a)) * 8))
+            cv2.ellipse(canvas, petal, (int(size * 0.3 * 8), int(size * 0.15 * 8) + 4), np.degrees(a), 0, 360,
+                        ink, -1, cv2.LINE_8, 3)
+        cv2.circle(canvas, (int(x * 8), int(y * 8)), int(size * 0.14 * 8) + 4, ink % 3 + 1, -1, cv2.LINE_8, 3)
+    else:  # geometric: diamonds, squares, triangles
+        sides = int(rng.choice([3, 4, 4, 6]))
+        angles = rng.uniform(0, 2 * np.pi) + 2 * np.pi * np.arange(sides) / sides
+        points = np.stack([x + 0.5 * size * np.cos(angles), y + 0.5 * size * np.sin(angles)], axis=1)
+        cv2.fillPoly(canvas, [np.round(points * 8).astype(np.int32)], ink, cv2.LINE_8, 3)
+
+
+@register_fabric("printed")
+def printed(rng: np.random.Generator, size_px: tuple[int, int]) -> np.ndarray:
+    """A print in 2-4 colours (florals, dots or geometric motifs) over a plain or twill ground."""
+    height, width = size_px
+    pitch = rng.uniform(2.5, 6.0)
+    white = np.ones(3, np.float32)
+    weave = _plain_up if rng.integers(2) else _twill_up(3, 2)
+    shade = _woven(rng, size_px, warp_is_up=weave, warp_colour=_constant(white), weft_colour=_constant(white),
+                   pitch_px=(pitch, pitch))[..., 0]
+    palette = np.stack([random_colour(rng, saturation=(0.0, 0.4), value=(0.6, 0.97))]
+                       + [random_colour(rng, saturation=(0.3, 0.9), value=(0.2, 0.85))
+                          for _ in range(int(rng.integers(1, 4)))])
+    kind = ("dots", "floral", "geometric")[rng.integers(3)]
+    canvas = np.zeros(size_px, np.uint8)
+    # Motifs on a jittered repeat grid, as a printing screen or roller lays them down.
+    spacing = rng.uniform(18.0, 48.0)
+    size = spacing * rng.uniform(0.35, 0.7)
+    stagger = rng.uniform(0, spacing)
+    for row, y in enumerate(np.arange(-spacing, height + spacing, spacing)):
+        for x in np.arange(-spacing, width + spacing, spacing) + (stagger if row % 2 else 0.0):
+            ink = int(rng.integers(1, len(palette)))
+            jitter = rng.normal(0, spacing * 0.06, 2)
+            _motif(rng, canvas, kind, (x + jitter[0], y + jitter[1]), size, ink)
+    canvas = np.minimum(canvas, len(palette) - 1)
+    colour = palette[canvas]
+    # Ink bleeds a little into the yarns at the motif edges.
+    colour = cv2.GaussianBlur(colour, (0, 0), rng.uniform(0.4, 1.0))
+    return colour * shade[..., None]
 
 
 def _camera_finish(rng: np.random.Generator, base: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from qc.synth.defects import BLUR_MARGIN_PX, DEFECTS, apply_defect
+from qc.synth.defects import BLUR_MARGIN_PX, FABRIC_DEFECTS, apply_defect
 from qc.synth.fabrics import FABRICS, render_fabric
 from qc.synth.generator import SynthSample, pick
 
@@ -134,7 +134,8 @@ def _paste_defect(
     margin = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * BLUR_MARGIN_PX + 1,) * 2)
     for _ in range(_PLACEMENT_TRIES):
         # A new type each try: a long broken end may never fit a small panel, a knot will.
-        name = pick(rng, DEFECTS)
+        # Seam defects belong on a seam; the panel's hem seam is drawn in the frame, not the crop.
+        name = pick(rng, FABRIC_DEFECTS)
         y, x = divmod(int(candidates[rng.integers(candidates.size)]), width)
         top = int(np.clip(y - crop // 2, 0, height - crop))
         left = int(np.clip(x - crop // 2, 0, width - crop))

@@ -12,18 +12,32 @@ import pytest
 from qc.synth import (
     BLUR_MARGIN_PX,
     DEFECTS,
+    FABRIC_DEFECTS,
     FABRICS,
+    SEAM_DEFECTS,
     SynthSample,
     apply_defect,
+    draw_seam,
     generate_panel,
     generate_sample,
     render_fabric,
     render_panel,
+    render_seam,
+    write_gallery,
     write_mvtec_dataset,
 )
+from qc.synth.seams import random_seam, to_uint8
 
-REQUIRED_FABRICS = {"plain_weave", "twill", "denim", "jersey_knit", "stripes", "checks"}
-REQUIRED_DEFECTS = {"hole", "stain", "broken_end", "broken_pick", "slub", "knot", "crease"}
+REQUIRED_FABRICS = {
+    "plain_weave", "twill", "denim", "jersey_knit", "stripes", "checks", "satin", "herringbone", "rib_knit",
+    "printed",
+}
+REQUIRED_FABRIC_DEFECTS = {
+    "hole", "stain", "broken_end", "broken_pick", "slub", "knot", "crease", "foreign_fiber", "float",
+    "missing_yarn", "colour_band", "needle_mark",
+}
+REQUIRED_SEAM_DEFECTS = {"skipped_stitch", "broken_stitch", "open_seam", "puckering", "crooked_seam"}
+AITEX_GOOD = Path("/work/shared/data/aitex-dev/NoDefect_images")
 
 
 def _outside_margin(mask: np.ndarray) -> np.ndarray:
@@ -33,23 +47,117 @@ def _outside_margin(mask: np.ndarray) -> np.ndarray:
 
 def test_registries_hold_the_required_names():
     assert REQUIRED_FABRICS <= set(FABRICS)
-    assert REQUIRED_DEFECTS <= set(DEFECTS)
+    assert set(FABRIC_DEFECTS) >= REQUIRED_FABRIC_DEFECTS and set(SEAM_DEFECTS) >= REQUIRED_SEAM_DEFECTS
+    assert DEFECTS == FABRIC_DEFECTS + SEAM_DEFECTS and len(set(DEFECTS)) == len(DEFECTS)
+
+
+def _assert_mask_is_exact(defect: str, before: np.ndarray, after: np.ndarray, mask: np.ndarray) -> None:
+    """Nothing changed beyond the mask's soft edge; inside it, nearly every pixel changed visibly."""
+    assert after.shape == before.shape and after.dtype == np.uint8
+    assert mask.shape == before.shape[:2] and mask.dtype == np.uint8
+    assert set(np.unique(mask)) == {0, 255}
+    difference = np.abs(after.astype(np.int16) - before.astype(np.int16)).max(axis=2)
+    assert np.array_equal(after[_outside_margin(mask)], before[_outside_margin(mask)]), defect
+    inside = difference[mask > 0]
+    assert inside.mean() >= 8, f"{defect}: mean change inside the mask {inside.mean():.1f}"
+    assert (inside >= 4).mean() >= 0.6, f"{defect}: too many unchanged pixels inside the mask"
+
+
+def _apply_checked(defect: str, cloth: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Apply `defect` to `cloth` and check its mask against the picture without it.
+
+    A seam defect is drawn on a seam; the reference is then the same cloth with the good seam.
+    """
+    if defect in SEAM_DEFECTS:
+        seam = random_seam(rng, cloth)
+        good, seam_mask = draw_seam(cloth, seam)
+        before = to_uint8(good)
+        after, mask = apply_defect(defect, cloth, rng, seam=seam)
+        # The seam itself is cloth, not defect: the mask covers the faulty stretch, not the seam.
+        assert np.count_nonzero((seam_mask > 0) & (mask == 0)) > 0.25 * np.count_nonzero(seam_mask)
+    else:
+        before = cloth
+        after, mask = apply_defect(defect, cloth, rng)
+    _assert_mask_is_exact(defect, before, after, mask)
+    return after, mask
 
 
 @pytest.mark.parametrize("defect", DEFECTS)
 @pytest.mark.parametrize("seed", range(6))
 def test_defect_mask_matches_what_was_drawn(defect, seed):
     rng = np.random.default_rng(seed)
-    before = render_fabric(rng, FABRICS[seed % len(FABRICS)], (128, 160))
-    after, mask = apply_defect(defect, before, rng)
-    assert after.shape == before.shape and after.dtype == np.uint8
-    assert mask.shape == before.shape[:2] and mask.dtype == np.uint8
-    assert set(np.unique(mask)) == {0, 255}
-    difference = np.abs(after.astype(np.int16) - before.astype(np.int16)).max(axis=2)
-    assert np.array_equal(after[_outside_margin(mask)], before[_outside_margin(mask)])
-    inside = difference[mask > 0]
-    assert inside.mean() >= 8, f"{defect}: mean change inside the mask {inside.mean():.1f}"
-    assert (inside >= 4).mean() >= 0.6, f"{defect}: too many unchanged pixels inside the mask"
+    cloth = render_fabric(rng, FABRICS[(seed + DEFECTS.index(defect)) % len(FABRICS)], (128, 160))
+    _apply_checked(defect, cloth, rng)
+
+
+def _real_backgrounds() -> dict[str, np.ndarray]:
+    """Backgrounds the generator never drew: noise, a smooth grey ramp, and a real AITEX crop."""
+    rng = np.random.default_rng(99)
+    noise = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    ramp = np.linspace(40, 200, 128, dtype=np.float32)[None, :] + np.linspace(0, 30, 128, dtype=np.float32)[:, None]
+    backgrounds = {"noise": noise, "grey_ramp": np.repeat(ramp.astype(np.uint8)[..., None], 3, axis=2)}
+    strips = sorted(AITEX_GOOD.glob("*/*.png")) if AITEX_GOOD.is_dir() else []
+    if strips:
+        from qc.imageio import read_image
+
+        strip = read_image(strips[0])
+        backgrounds["aitex"] = np.ascontiguousarray(strip[:256, 1000:1256])
+    return backgrounds
+
+
+@pytest.mark.parametrize("background", ["noise", "grey_ramp", "aitex"])
+def test_every_defect_on_a_real_image_background(background):
+    backgrounds = _real_backgrounds()
+    if background not in backgrounds:
+        pytest.skip(f"{AITEX_GOOD} is not here")
+    cloth = backgrounds[background]
+    if background == "aitex":  # greyscale photograph read as RGB
+        assert cloth.shape == (256, 256, 3) and np.array_equal(cloth[..., 0], cloth[..., 2])
+    for index, defect in enumerate(DEFECTS):
+        _apply_checked(defect, cloth.copy(), np.random.default_rng([index, 1]))
+
+
+def test_seam_is_drawn_but_never_in_the_mask():
+    for seed, fabric in enumerate(FABRICS[:4]):
+        cloth = render_fabric(np.random.default_rng(seed), fabric, (96, 128))
+        sample = generate_sample(np.random.default_rng(seed), size_px=(96, 128), fabric=fabric, defect=None, seam=True)
+        assert sample.seam_mask is not None and sample.seam_mask.any() and not sample.mask.any()
+        # The seam changes the cloth exactly where its own mask says, and visibly somewhere.
+        seam = sample.seam_mask > 0
+        assert np.array_equal(sample.image[~seam], cloth[~seam])
+        assert np.abs(sample.image.astype(np.int16) - cloth)[seam].max() > 40
+    for defect in SEAM_DEFECTS:
+        sample = generate_sample(np.random.default_rng(3), size_px=(96, 128), defect=defect, seam=None)
+        assert sample.seam_mask is not None and sample.mask.any() and sample.defect_type == defect
+        assert np.count_nonzero((sample.seam_mask > 0) & (sample.mask == 0)) > 0.5 * np.count_nonzero(sample.seam_mask)
+
+
+def test_render_seam_straight_and_curved_lockstitch_and_chain():
+    cloth = render_fabric(np.random.default_rng(0), "plain_weave", (96, 96))
+    kinds, curved = set(), set()
+    for seed in range(12):
+        image, seam = render_seam(np.random.default_rng(seed), cloth)
+        assert image.shape == cloth.shape and image.dtype == np.uint8
+        assert seam.mask is not None and seam.mask.any() and not seam.mask.all()
+        kinds.add(seam.kind)
+        # Distance of the path from the straight line through its ends: ~0 straight, more if curved.
+        ends = seam.path[[0, -1]]
+        direction = (ends[1] - ends[0]) / np.linalg.norm(ends[1] - ends[0])
+        offsets = (seam.path - ends[0]) @ np.array([-direction[1], direction[0]])
+        curved.add(bool(np.abs(offsets).max() > 3))
+    assert kinds == {"lockstitch", "chain"} and curved == {True, False}
+
+
+def test_seam_option_and_default_share():
+    rng = np.random.default_rng(4)
+    with pytest.raises(ValueError, match="seam"):
+        generate_sample(rng, defect="open_seam", seam=False)
+    no_seam = [generate_sample(rng, size_px=(32, 32), seam=False) for _ in range(30)]
+    assert all(s.seam_mask is None and s.defect_type in FABRIC_DEFECTS for s in no_seam)
+    share = np.mean([generate_sample(rng, size_px=(32, 32), defect=None).seam_mask is not None for _ in range(80)])
+    assert 0.1 < share < 0.5, share
+    drawn = [generate_sample(rng, size_px=(32, 32)).defect_type for _ in range(120)]
+    assert any(d in SEAM_DEFECTS for d in drawn) and any(d in FABRIC_DEFECTS for d in drawn)
 
 
 def test_sample_shapes_and_masks():
@@ -64,6 +172,9 @@ def test_sample_shapes_and_masks():
         assert sample.defect_type == defect and sample.mask.any()
     random_defect = generate_sample(rng)
     assert random_defect.defect_type in DEFECTS and random_defect.mask.any()
+    for seam in (True, False):
+        sample = generate_sample(rng, size_px=(96, 128), defect="hole", seam=seam)
+        assert (sample.seam_mask is not None) == seam and sample.mask.any()
 
 
 def test_unknown_names_are_refused():
@@ -74,10 +185,13 @@ def test_unknown_names_are_refused():
         generate_sample(rng, defect="moth")
 
 
-def test_same_seed_same_bytes_different_seed_differs():
-    first = generate_sample(np.random.default_rng(42))
-    again = generate_sample(np.random.default_rng(42))
-    other = generate_sample(np.random.default_rng(43))
+@pytest.mark.parametrize(
+    "options", [{}, {"defect": "open_seam"}, {"defect": None, "seam": True}, {"fabric": "printed"}]
+)
+def test_same_seed_same_bytes_different_seed_differs(options):
+    first = generate_sample(np.random.default_rng(42), **options)
+    again = generate_sample(np.random.default_rng(42), **options)
+    other = generate_sample(np.random.default_rng(43), **options)
     assert first.image.tobytes() == again.image.tobytes()
     assert first.mask.tobytes() == again.mask.tobytes()
     assert (first.fabric, first.defect_type) == (again.fabric, again.defect_type)
@@ -87,7 +201,7 @@ def test_same_seed_same_bytes_different_seed_differs():
 def test_every_fabric_has_texture_and_fabrics_differ():
     grey = {}
     for fabric in FABRICS:
-        image = generate_sample(np.random.default_rng(5), fabric=fabric, defect=None).image
+        image = generate_sample(np.random.default_rng(5), fabric=fabric, defect=None, seam=False).image
         grey[fabric] = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
         # Texture, not flat colour: local detail survives subtracting a blurred copy.
         detail = grey[fabric] - cv2.GaussianBlur(grey[fabric], (0, 0), 4)
@@ -196,3 +310,17 @@ def test_dataset_with_line_panels(tmp_path):
         if path.parent.name != "good":
             mask = tmp_path / "ds" / "ground_truth" / path.parent.name / f"{path.stem}_mask.png"
             assert mask.exists()
+
+
+def test_gallery_is_written_with_every_fabric_and_defect(tmp_path):
+    path = write_gallery(tmp_path / "gallery.png", seed=1, tile_px=64)
+    sheet = cv2.imread(str(path))
+    columns = len(FABRICS)
+    tiles = len(FABRICS) + len(DEFECTS) + 3  # fabrics, defects, three good seams
+    rows = -(-tiles // columns)
+    assert sheet.shape == (rows * (64 + 4) + 4, columns * (64 + 4) + 4, 3)
+    # Mask outlines are drawn in pure-ish red on the defect tiles only.
+    red = (sheet[..., 2] > 230) & (sheet[..., 1] < 60) & (sheet[..., 0] < 60)
+    assert not red[: 64 + 4].any() and red[64 + 4:].sum() > 50
+    again = write_gallery(tmp_path / "again.png", seed=1, tile_px=64)
+    assert again.read_bytes() == path.read_bytes()
