@@ -64,7 +64,9 @@ def cmd_data(args: argparse.Namespace, argv: list[str]) -> int:
         if args.data_command == "convert":
             from qc.data.convert import convert_aitex
 
-            summary = convert_aitex(args.src, args.out, fabric=args.fabric, train_good=args.train_good)
+            summary = convert_aitex(
+                args.src, args.out, fabric=args.fabric, train_good=args.train_good, skip_bad=args.skip_bad
+            )
         else:
             from qc.data.tile import tile_dataset
 
@@ -232,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--from", dest="source_layout", choices=["aitex"], required=True)
     d.add_argument("--fabric", required=True, help="fabric code, e.g. 00")
     d.add_argument("--train-good", type=int, default=12, help="good strips for training")
+    d.add_argument("--skip-bad", action="store_true", help="leave bad files out and report them")
     d.add_argument("src", type=Path)
     d.add_argument("out", type=Path)
     d = data.add_parser("tile", help="cut large images into tiles, skipping blank padding")

@@ -199,3 +199,12 @@ def test_real_aitex_convert_fabric_00(tmp_path):
     assert defect_tiles >= 7 and tiles["skipped_blank"] > 0  # fabric 00 strips have white ends
     written = list((tmp_path / "t00" / "train" / "good").iterdir())
     assert not any(is_blank(cv2.imread(str(p))) for p in written[::10])
+
+
+def test_convert_refuses_a_corrupt_strip_or_skips_it(aitex_like, tmp_path):
+    (aitex_like / "NoDefect_images" / "roll-a" / "0005_000_00.png").write_bytes(b"garbage")
+    with pytest.raises(DatasetError, match="0005_000_00.png"):
+        convert_aitex(aitex_like, tmp_path / "a", fabric="00", train_good=3)
+    assert not (tmp_path / "a").exists()  # nothing half-written
+    summary = convert_aitex(aitex_like, tmp_path / "b", fabric="00", train_good=3, skip_bad=True)
+    assert summary["test/good"] == 1 and "0005_000_00.png" in summary["skipped_bad"][0]
