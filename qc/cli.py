@@ -97,6 +97,14 @@ def cmd_export(args: argparse.Namespace, argv: list[str]) -> int:
         out = run_export(
             args.run_dir, args.out, name=args.name, version=args.version, command=_command_line(argv)
         )
+        if args.int8:
+            from training.quantize import quantize_export
+
+            report = quantize_export(out, args.run_dir, force=args.force)
+            print(
+                f"int8: image AUROC {report['auroc_fp32']:.4f} fp32 -> {report['auroc_int8']:.4f} int8 "
+                f"on {report['eval_tiles']} held-back tiles"
+            )
     except TrainingError as exc:
         raise UserError(str(exc)) from exc
     print(f"exported: {out}")
@@ -267,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="models/<name>/<version>")
     p.add_argument("--name", default=None, help="model name (default: from --out)")
     p.add_argument("--version", default=None, help="model version (default: from --out)")
+    p.add_argument("--int8", action="store_true", help="quantize to int8 (static, QDQ) if accuracy holds")
+    p.add_argument("--force", action="store_true", help="with --int8: keep int8 even if AUROC drops")
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("predict", help="inspect image files with an exported model")
