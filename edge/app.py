@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from pydantic import BaseModel, Field
 
 from edge.config import EdgeConfig
@@ -19,6 +25,7 @@ from qc.decision import Defect
 
 STATIC_DIR = Path(__file__).parent / "static"
 RECENT_ERROR_S = 60.0  # an inference error older than this no longer degrades /healthz
+INVALID_REASONS = ("empty", "malformed", "wrong_size", "stale", "unreadable")
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}  # unit files never change
 
 
@@ -142,8 +149,14 @@ def health(services: Services) -> dict[str, Any]:
     if pipeline is None:
         problems.append("no pipeline: the API serves stored units only")
     else:
+        source_state = snap["source"]
         if snap["source_error"]:
             problems.append(snap["source_error"])
+        elif source_state["down_since"] and not source_state["up"] and snap["running"]:
+            problems.append(
+                f"source down since {source_state['down_since']}, reconnecting, attempt "
+                f"{source_state['attempt']}: {source_state['last_error']}"
+            )
         elif not snap["running"]:
             problems.append("pipeline is not running: no new units are inspected")
         age = snap["last_error_age_s"]
@@ -157,18 +170,74 @@ def health(services: Services) -> dict[str, Any]:
         "problems": problems,
         "station": {"id": services.config.station.id, "line": services.config.station.line},
         "model": vars(services.model) if services.model else None,
-        "source": {**source, "frames_read": snap.get("frames_read", 0)},
+        "source": {
+            **source,
+            **{k: v for k, v in snap.get("source", {}).items() if k != "skipped"},
+            "frames_read": snap.get("frames_read", 0),
+        },
         "units": services.store.count(),
         "units_by_verdict": snap.get("units_by_verdict", {}),
         "frames_dropped": snap.get("frames_dropped", 0),
+        "frames_invalid": snap.get("frames_invalid", {}),
         "queued": snap.get("queued", 0),
         "last_timings_ms": snap.get("last_timings", {}),
     }
 
 
+class PipelineCollector:
+    """Prometheus metrics read from the pipeline's snapshot at scrape time, so the counters live in
+    one place and the pipeline knows nothing of Prometheus."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def collect(self):
+        pipeline = self.services.pipeline
+        if pipeline is None:
+            return
+        snap = pipeline.snapshot()
+        source = snap["source"]
+
+        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+            return CounterMetricFamily(name, doc, value=value)
+
+        def by_label(name: str, doc: str, label: str, counts: dict[str, int]):
+            family = CounterMetricFamily(name, doc, labels=[label])
+            for key, n in sorted(counts.items()):
+                family.add_metric([key], n)
+            return family
+
+        yield counter("qc_frames_read", "frames delivered by the source", snap["frames_read"])
+        yield counter(
+            "qc_frames_dropped", "frames dropped as inference fell behind", snap["frames_dropped"]
+        )
+        # Known labels start at zero, so rate() sees the first skip and dashboards the series.
+        invalid = {**dict.fromkeys(INVALID_REASONS, 0), **snap["frames_invalid"]}
+        yield by_label("qc_frames_invalid", "frames skipped as unusable", "reason", invalid)
+        verdicts = {"pass": 0, "fail": 0, **snap["units_by_verdict"]}
+        yield by_label("qc_units", "units inspected and stored", "verdict", verdicts)
+        yield counter("qc_unit_errors", "units failed in inference or storage", snap["errors"])
+        yield counter("qc_source_reconnects", "tries to reopen a lost source", source["reconnects"])
+        yield GaugeMetricFamily("qc_source_up", "1 while frames arrive", value=int(source["up"]))
+        yield GaugeMetricFamily("qc_queue_depth", "frames awaiting inference", value=snap["queued"])
+        hist = snap["inference_seconds"]
+        cumulative, buckets = 0, []
+        for bound, n in zip([*hist["bounds_s"], float("inf")], hist["counts"]):
+            cumulative += n
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        yield HistogramMetricFamily(
+            "qc_inference_seconds", "model inference time per unit", buckets=buckets,
+            sum_value=hist["sum_s"],
+        )
+
+
 def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="Garment QC station", version="1")
     app.state.services = services
+    # One registry per app, not the process-wide default: tests and several stations in one
+    # process each get their own figures.
+    registry = CollectorRegistry()
+    registry.register(PipelineCollector(services))
 
     @app.get("/api/v1/units", response_model=UnitPage)
     def list_units(
@@ -204,6 +273,10 @@ def create_app(services: Services) -> FastAPI:
     @app.get("/healthz")
     def healthz(services: ServicesDep) -> dict[str, Any]:
         return health(services)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", response_class=FileResponse, include_in_schema=False)
     def live_page():

@@ -29,7 +29,27 @@ class StationConfig(_Strict):
     )
 
 
-class SimulatedSourceConfig(_Strict):
+Size = tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]
+
+
+class _SourceCommon(_Strict):
+    """What every source shares: how its frames are checked and how a lost source is retried."""
+
+    expect_size_px: Size | None = Field(
+        None, description="(height, width) every frame must have; others are skipped and counted"
+    )
+    max_frame_age_s: float | None = Field(
+        None, gt=0, description="a frame older than this when inference takes it is skipped (stale)"
+    )
+    reconnect_initial_s: float = Field(
+        0.5, gt=0, le=3600, description="first wait before reopening a lost source; doubles per try"
+    )
+    reconnect_max_s: float = Field(
+        30.0, gt=0, le=3600, description="longest wait between two reopen tries"
+    )
+
+
+class SimulatedSourceConfig(_SourceCommon):
     """A simulated line: synthetic fabric panels, some of them defective (qc.synth)."""
 
     type: Literal["simulated"] = "simulated"
@@ -44,8 +64,62 @@ class SimulatedSourceConfig(_Strict):
     )
 
 
-# A discriminated union on `type`: new source kinds (video file, folder, camera) slot in here.
-SourceConfig = Annotated[Union[SimulatedSourceConfig], Field(discriminator="type")]
+class FolderSourceConfig(_SourceCommon):
+    """Replay the image files of a folder (sorted by name) at a set rate."""
+
+    type: Literal["folder"]
+    path: Path = Field(description="folder of image files (png, jpg, bmp, tif, webp)")
+    fps: float = Field(2.0, gt=0, le=1000, description="images per second")
+    loop: bool = Field(False, description="start again at the first file after the last one")
+
+
+class VideoSourceConfig(_SourceCommon):
+    """A video file, decoded by OpenCV."""
+
+    type: Literal["video"]
+    path: Path = Field(description="video file (any container and codec OpenCV's FFmpeg reads)")
+    fps: float | None = Field(
+        None, gt=0, le=1000, description="frames per second; None: the file's own rate"
+    )
+    loop: bool = Field(False, description="start again at the first frame after the last one")
+
+
+class CameraSourceConfig(_SourceCommon):
+    """A camera on this machine, paced by the camera itself."""
+
+    type: Literal["camera"]
+    device: Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=r"^/dev/\S+$")] = Field(
+        0, description="OpenCV device index, or a V4L2 device path such as /dev/video0"
+    )
+    fps: float | None = Field(None, gt=0, le=1000, description="rate asked of the camera")
+    capture_size_px: Size | None = Field(
+        None, description="(height, width) asked of the camera; None: its default"
+    )
+
+
+class StreamSourceConfig(_SourceCommon):
+    """A network stream (RTSP, HTTP MJPEG, UDP, RTMP) through OpenCV's FFmpeg backend."""
+
+    type: Literal["stream"]
+    url: str = Field(
+        pattern=r"^(rtsps?|https?|udp|rtmp|rtp)://\S+$", description="stream address"
+    )
+    open_timeout_s: float = Field(10.0, gt=0, le=600, description="give up opening after this")
+    read_timeout_s: float = Field(
+        5.0, gt=0, le=600, description="a read that waits longer counts as a lost stream"
+    )
+
+
+SourceConfig = Annotated[
+    Union[
+        SimulatedSourceConfig,
+        FolderSourceConfig,
+        VideoSourceConfig,
+        CameraSourceConfig,
+        StreamSourceConfig,
+    ],
+    Field(discriminator="type"),
+]
 
 
 class ModelConfig(_Strict):
@@ -109,8 +183,12 @@ def resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
     def absolute(p: Path) -> Path:
         return p if p.is_absolute() else (base / p)
 
+    source = config.source
+    if isinstance(source, FolderSourceConfig | VideoSourceConfig):
+        source = source.model_copy(update={"path": absolute(source.path)})
     return config.model_copy(
         update={
+            "source": source,
             "model": config.model.model_copy(update={"dir": absolute(config.model.dir)}),
             "storage": config.storage.model_copy(
                 update={"data_dir": absolute(config.storage.data_dir)}

@@ -7,7 +7,9 @@ points at it) never sees half a JPEG, even after a power cut.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -129,3 +131,52 @@ def resolve_inside(data_dir: Path, rel: str) -> Path:
     if not path.is_relative_to(root) or path == root:
         raise UnsafePath(f"stored path {rel!r} lies outside the data directory {root}")
     return path
+
+
+UNIT_FILE_NAMES = (ORIGINAL_NAME, HEATMAP_NAME, OVERLAY_NAME)
+UNIT_ID = re.compile(r"[0-9a-f]{32}")  # edge.store.new_unit_id
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    orphan_units: int = 0  # unit folders without a row: written, then the process died
+    temp_files: int = 0  # half-written temp files of an interrupted atomic write
+
+    @property
+    def total(self) -> int:
+        return self.orphan_units + self.temp_files
+
+
+def sweep_unit_folders(
+    data_dir: Path, known_ids: Callable[[list[str]], set[str]], *, recent_days: int = 2
+) -> SweepReport:
+    """Remove what a crash between file write and row commit leaves in the newest day folders.
+
+    Files are written before the row, so after a kill a unit folder may have no row: its files are
+    removed. Only names this module writes are deleted, and a folder only when it is then empty.
+    Only the ``recent_days`` newest day folders are looked at: a crash leaves debris only where
+    units were being written, and a station's startup must not walk months of images.
+    """
+    root = Path(data_dir) / "units"
+    if not root.is_dir():
+        return SweepReport()
+    days = sorted(d for d in root.iterdir() if d.is_dir())
+    days = days[max(0, len(days) - recent_days) :]
+    orphans = temps = 0
+    for day in days:
+        folders = [f for f in day.iterdir() if f.is_dir() and UNIT_ID.fullmatch(f.name)]
+        known = known_ids([f.name for f in folders])
+        for folder in folders:
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                temps += 1
+            if folder.name in known:
+                continue
+            for name in UNIT_FILE_NAMES:
+                (folder / name).unlink(missing_ok=True)
+            try:
+                folder.rmdir()
+            except OSError:
+                pass  # something we did not write lives there; leave it
+            orphans += 1
+    return SweepReport(orphan_units=orphans, temp_files=temps)

@@ -1,5 +1,9 @@
 """Capture -> bounded queue -> inference worker -> verdict -> writer (render + store).
 
+Frames are checked before they cost an inference: empty or malformed arrays and frames of the wrong
+size are skipped at capture, frames that waited too long (stale) when the worker takes them; each is
+counted with its reason, beside what the source itself could not decode.
+
 Capture never blocks on inference: when the worker falls behind, the oldest waiting frame is
 dropped and counted (a stale panel is worth less than the one now under the camera). Rendering
 and storing run in their own thread, so PNG encoding and fsyncs overlap the next inference instead
@@ -19,7 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from edge.sources import Frame, FrameSource
+import numpy as np
+
+from edge.sources import Frame, FrameSource, SourceStatus
 from edge.store import NewUnit, UnitRecord, UnitStore
 from qc.decision import Decision, VerdictRules, decide
 from qc.inference import InferenceResult
@@ -34,6 +40,39 @@ class InferencerLike(Protocol):
     version: str
 
     def infer(self, image): ...
+
+
+INFERENCE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class LatencyHistogram:
+    """Counts per upper bound (not cumulative; the last slot is +Inf) and their sum.
+
+    Not thread-safe: the pipeline updates it under its lock."""
+
+    def __init__(self, bounds_s: tuple[float, ...] = INFERENCE_BUCKETS_S):
+        self.bounds_s = bounds_s
+        self.counts = [0] * (len(bounds_s) + 1)
+        self.sum_s = 0.0
+
+    def observe(self, seconds: float) -> None:
+        slot = next((i for i, b in enumerate(self.bounds_s) if seconds <= b), len(self.bounds_s))
+        self.counts[slot] += 1
+        self.sum_s += seconds
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"bounds_s": list(self.bounds_s), "counts": list(self.counts), "sum_s": self.sum_s}
+
+
+def frame_problem(image: Any, expect_size_px: tuple[int, int] | None) -> str | None:
+    """Why a frame cannot be inspected (the reason counted in metrics), or None when it can."""
+    if image is None or not isinstance(image, np.ndarray) or image.size == 0:
+        return "empty"
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        return "malformed"
+    if expect_size_px is not None and tuple(image.shape[:2]) != tuple(expect_size_px):
+        return "wrong_size"
+    return None
 
 
 @dataclass(frozen=True)
@@ -61,6 +100,8 @@ class Pipeline:
         px_per_mm: float | None = None,
         rules: VerdictRules | None = None,
         on_unit: Callable[[Frame, UnitRecord], None] | None = None,
+        expect_size_px: tuple[int, int] | None = None,
+        max_frame_age_s: float | None = None,
     ):
         self.source = source
         self.inferencer = inferencer
@@ -70,6 +111,9 @@ class Pipeline:
         self.px_per_mm = px_per_mm
         self.rules = rules or VerdictRules()
         self.on_unit = on_unit
+        self.expect_size_px = expect_size_px
+        self.max_frame_age_s = max_frame_age_s
+        self.source_status: SourceStatus = getattr(source, "status", None) or SourceStatus()
         self._queue: queue.Queue[Frame] = queue.Queue(maxsize=queue_size)
         # Decided units wait here for rendering and storage. It never drops: a verdict, once made,
         # is recorded; when storage falls behind, inference waits and capture drops (counted).
@@ -80,6 +124,8 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
         self.frames_read = 0
         self.frames_dropped = 0
+        self.frames_invalid: Counter[str] = Counter()
+        self.inference_s = LatencyHistogram()
         self.errors = 0
         self.units_by_verdict: Counter[str] = Counter()
         self.last_error: str | None = None
@@ -128,6 +174,10 @@ class Pipeline:
             for frame in self.source.frames(self._stop_capture):
                 with self._lock:
                     self.frames_read += 1
+                problem = frame_problem(frame.image, self.expect_size_px)
+                if problem is not None:
+                    self._skip(frame, problem)
+                    continue
                 self._enqueue(frame)
         except Exception as exc:  # a dead camera must show up on /healthz, not kill the service
             log.exception("frame source failed")
@@ -151,6 +201,14 @@ class Pipeline:
         # This thread is the only producer, so there is room now.
         self._queue.put_nowait(frame)
 
+    def _skip(self, frame: Frame, reason: str) -> None:
+        with self._lock:
+            self.frames_invalid[reason] += 1
+            n = self.frames_invalid[reason]
+        if n == 1 or n % 100 == 0:  # a camera in the wrong mode must not flood the log
+            shape = getattr(frame.image, "shape", None)
+            log.warning("frame %d skipped (%s, %d so far), shape %s", frame.index, reason, n, shape)
+
     def _record_error(self, frame: Frame, exc: Exception) -> None:
         log.exception("unit %d failed", frame.index)
         with self._lock:
@@ -166,6 +224,10 @@ class Pipeline:
                 except queue.Empty:
                     if self._capture_done.is_set() and self._queue.empty():
                         return
+                    continue
+                age_s = time.monotonic() - frame.captured_mono
+                if self.max_frame_age_s is not None and age_s > self.max_frame_age_s:
+                    self._skip(frame, "stale")
                     continue
                 try:
                     self._decided.put(self.decide_frame(frame))
@@ -191,6 +253,8 @@ class Pipeline:
         dequeued = time.monotonic()
         result = self.inferencer.infer(frame.image)
         decision = decide(result, self.inferencer.card, px_per_mm=self.px_per_mm, rules=self.rules)
+        with self._lock:
+            self.inference_s.observe(float(result.infer_ms) / 1000.0)
         return _Decided(frame, result, decision, dequeued, time.monotonic(), datetime.now(timezone.utc))
 
     def write(self, decided: "_Decided") -> UnitRecord:
@@ -232,8 +296,12 @@ class Pipeline:
     # -- reporting -------------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
+        source = self.source_status.snapshot()
         with self._lock:
             return {
+                "source": source,
+                "frames_invalid": dict(self.frames_invalid + Counter(source["skipped"])),
+                "inference_seconds": self.inference_s.snapshot(),
                 "running": self.running,
                 "frames_read": self.frames_read,
                 "frames_dropped": self.frames_dropped,

@@ -27,6 +27,9 @@ def build_services(config: EdgeConfig) -> Services:
 
     inferencer = Inferencer(config.model.dir, threads=config.pipeline.inference_threads)
     store = UnitStore(config.storage.resolved_database_url(), config.storage.data_dir)
+    swept = store.sweep_after_crash()
+    if swept.total:
+        log.warning("startup sweep after an unclean stop: %s", swept)
     pipeline = Pipeline(
         build_source(config.source),
         inferencer,
@@ -36,6 +39,8 @@ def build_services(config: EdgeConfig) -> Services:
         queue_size=config.pipeline.queue_size,
         px_per_mm=config.station.px_per_mm,
         rules=config.rules,
+        expect_size_px=config.source.expect_size_px,
+        max_frame_age_s=config.source.max_frame_age_s,
     )
     thresholds = inferencer.card.thresholds
     model = ModelInfo(

@@ -2,7 +2,8 @@
 
 SQLAlchemy Core over SQLite in WAL mode (readers never wait for the pipeline's writes). Files are
 written before the row is committed and removed if the insert fails, so a row never points at
-missing files.
+missing files. A kill between the two leaves files without a row; ``sweep_after_crash`` removes
+them when the station starts again.
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine, make_url
 
-from edge.files import UnitFiles, remove_unit_files, resolve_inside, write_unit_files
+from edge.files import (
+    SweepReport,
+    UnitFiles,
+    remove_unit_files,
+    resolve_inside,
+    sweep_unit_folders,
+    write_unit_files,
+)
 
 metadata = MetaData()
 
@@ -225,6 +233,21 @@ class UnitStore:
         return dataclasses.replace(
             record, captured_at=_aware(row["captured_at"]), decided_at=_aware(row["decided_at"])
         )
+
+    def known_ids(self, ids: list[str]) -> set[str]:
+        """The ids among ``ids`` that have a row."""
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):  # SQLite caps bound parameters per statement
+                chunk = ids[start : start + 500]
+                query = select(units_table.c.id).where(units_table.c.id.in_(chunk))
+                found.update(conn.execute(query).scalars())
+        return found
+
+    def sweep_after_crash(self, *, recent_days: int = 2) -> SweepReport:
+        """Remove unit files without a row and stray temp files; call before the line starts."""
+        with self._write_lock:
+            return sweep_unit_folders(self.data_dir, self.known_ids, recent_days=recent_days)
 
     def get(self, unit_id: str) -> UnitRecord | None:
         with self.engine.connect() as conn:

@@ -127,3 +127,94 @@ def test_live_page_is_served(client):
     res = client.get("/")
     assert res.status_code == 200 and res.headers["content-type"].startswith("text/html")
     assert "/api/v1/units" in res.text and "fetch(" in res.text
+
+
+def _scrape(c) -> dict[str, float]:
+    """/metrics as {'name{labels}': value}, parsed by the Prometheus text parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    res = c.get("/metrics")
+    assert res.status_code == 200 and res.headers["content-type"].startswith("text/plain")
+    values = {}
+    for family in text_string_to_metric_families(res.text):
+        for s in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+            values[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+    return values
+
+
+def _line_app(store, tiny_model_dir, source):
+    inferencer = Inferencer(tiny_model_dir, threads=1)
+    pipe = Pipeline(source, inferencer, store, station_id="s", line="l", expect_size_px=(96, 128))
+    model = ModelInfo(inferencer.name, inferencer.version, str(tiny_model_dir), {"image": 0.5})
+    return pipe, create_app(Services(config=EdgeConfig(), store=store, pipeline=pipe, model=model))
+
+
+def test_metrics_move_while_the_line_runs(store, tiny_model_dir, tmp_path):
+    from edge.config import FolderSourceConfig
+    from edge.sources import FolderSource
+
+    folder = tmp_path / "line"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 256, (96, 128, 3), dtype=np.uint8))
+    cv2.imwrite(str(folder / "4.png"), np.zeros((50, 50, 3), np.uint8))  # wrong size
+    (folder / "5.png").write_bytes(b"corrupt")
+    src = FolderSource(FolderSourceConfig(type="folder", path=folder, fps=50, loop=True,
+                                          reconnect_initial_s=0.02, reconnect_max_s=0.05))
+    pipe, app = _line_app(store, tiny_model_dir, src)
+    with TestClient(app) as c:
+        before = _scrape(c)
+        assert before["qc_frames_read_total"] == 0 and before["qc_source_up"] == 0
+        assert before["qc_units_total{verdict=fail}"] == 0
+        assert before["qc_frames_invalid_total{reason=stale}"] == 0
+        pipe.start()
+        try:
+            deadline = time.monotonic() + 20
+            while store.count() < 8 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            m = _scrape(c)
+            assert m["qc_source_up"] == 1 and m["qc_queue_depth"] >= 0
+            assert m["qc_frames_read_total"] >= 8
+            units = sum(v for k, v in m.items() if k.startswith("qc_units_total{"))
+            assert units >= 8 and set(k for k in m if k.startswith("qc_units_total{")) <= {
+                "qc_units_total{verdict=pass}", "qc_units_total{verdict=fail}"}
+            assert m["qc_frames_invalid_total{reason=wrong_size}"] >= 1
+            assert m["qc_frames_invalid_total{reason=unreadable}"] >= 1
+            assert m["qc_inference_seconds_count"] >= units
+            assert m["qc_inference_seconds_bucket{le=+Inf}"] == m["qc_inference_seconds_count"]
+            assert 0 < m["qc_inference_seconds_sum"] < m["qc_inference_seconds_count"]
+            assert m["qc_source_reconnects_total"] == 0 and m["qc_unit_errors_total"] == 0
+
+            folder.rename(tmp_path / "gone")
+            deadline = time.monotonic() + 10
+            while c.get("/healthz").json()["source"]["reconnects"] < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            h = c.get("/healthz").json()
+            down = _scrape(c)
+        finally:
+            pipe.stop()
+    assert h["status"] == "degraded"
+    problem = next(p for p in h["problems"] if p.startswith("source down since "))
+    assert ", reconnecting, attempt " in problem and "line" in problem
+    assert h["source"]["type"] == "folder" and h["source"]["up"] is False
+    assert h["frames_invalid"]["wrong_size"] >= 1
+    assert down["qc_source_up"] == 0 and down["qc_source_reconnects_total"] >= 2
+    assert down["qc_frames_read_total"] >= m["qc_frames_read_total"]
+
+
+def test_each_app_has_its_own_metrics(store, tiny_model_dir):
+    apps = [_line_app(store, tiny_model_dir, SimulatedSource(SimulatedSourceConfig(
+        fps=50, size_px=(96, 128), max_frames=n)))[::-1] for n in (2, 3)]
+    for app, pipe in apps:
+        pipe.start()
+        assert pipe.wait(timeout_s=20)
+    reads = []
+    for app, _ in apps:
+        with TestClient(app) as c:
+            reads.append(_scrape(c)["qc_frames_read_total"])
+    assert reads == [2, 3]
+    with TestClient(create_app(Services(config=EdgeConfig(), store=store))) as c:
+        assert c.get("/metrics").status_code == 200

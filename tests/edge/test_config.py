@@ -66,3 +66,9 @@ def test_verdict_rules_are_configurable_and_strict():
     assert config.rules.ignore_margin_px == 12 and config.rules.ignore_zones == [(0, 0, 10, 20)]
     with pytest.raises(ConfigError, match="rules.ignore_margn_px: unknown key"):
         load_config(DEFAULT, ["rules.ignore_margn_px=3"])
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "edge").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_edge_config_loads(path):
+    config = load_config(path)
+    assert config.source.type == (path.stem if path.stem != "default" else "simulated")

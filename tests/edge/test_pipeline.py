@@ -145,3 +145,93 @@ def test_a_failing_unit_is_counted_and_the_line_goes_on(store, inferencer):
     snap = pipe.snapshot()
     assert snap["errors"] == 1 and "sensor glitch" in snap["last_error"]
     assert store.count() == 3
+
+
+class ListSource:
+    """Hands over prepared frames, as a camera would, then ends."""
+
+    def __init__(self, frames):
+        from edge.sources import SourceStatus
+
+        self.status = SourceStatus()
+        self._frames = frames
+
+    def describe(self):
+        return {"type": "list"}
+
+    def frames(self, stop):
+        self.status.delivering()
+        yield from self._frames
+        self.status.finished()
+
+
+def test_invalid_frames_are_skipped_and_counted_by_reason(store, inferencer):
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    good = np.full((*SMALL, 3), 200, np.uint8)
+    frames = [
+        Frame(0, good, now, time.monotonic()),
+        Frame(1, np.zeros((64, 64, 3), np.uint8), now, time.monotonic()),  # wrong size
+        Frame(2, np.zeros((0, 0, 3), np.uint8), now, time.monotonic()),  # empty
+        Frame(3, None, now, time.monotonic()),  # empty
+        Frame(4, good.astype(np.float32), now, time.monotonic()),  # malformed
+        Frame(5, good[:, :, 0], now, time.monotonic()),  # malformed: one channel
+        Frame(6, good, now, time.monotonic() - 60),  # stale: captured a minute ago
+        Frame(7, good, now, time.monotonic()),
+    ]
+    stored = []
+    pipe = Pipeline(ListSource(frames), inferencer, store, station_id="s", line="l",
+                    expect_size_px=SMALL, max_frame_age_s=5.0,
+                    on_unit=lambda frame, rec: stored.append(frame.index))
+    pipe.start()
+    assert pipe.wait(timeout_s=30)
+    snap = pipe.snapshot()
+    assert stored == [0, 7] and store.count() == 2
+    assert snap["frames_read"] == 8 and snap["errors"] == 0
+    assert snap["frames_invalid"] == {"wrong_size": 1, "empty": 2, "malformed": 2, "stale": 1}
+    # Without expectations, any size is inspected and nothing is stale.
+    pipe = Pipeline(ListSource([frames[1], frames[6]]), inferencer, store, station_id="s", line="l")
+    pipe.start()
+    assert pipe.wait(timeout_s=30)
+    assert pipe.snapshot()["frames_invalid"] == {} and store.count() == 4
+
+
+def test_a_folder_that_goes_away_and_comes_back_keeps_the_line_running(store, inferencer, tmp_path):
+    import cv2
+
+    from edge.config import FolderSourceConfig
+    from edge.sources import FolderSource
+
+    folder = tmp_path / "line"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), rng.integers(0, 256, (*SMALL, 3), dtype=np.uint8))
+    (folder / "03b.png").write_bytes(b"not a png")  # corrupt: skipped and counted, not fatal
+    src = FolderSource(FolderSourceConfig(type="folder", path=folder, fps=40, loop=True,
+                                          reconnect_initial_s=0.02, reconnect_max_s=0.05))
+    pipe = Pipeline(src, inferencer, store, station_id="s", line="l")
+    pipe.start()
+    try:
+        _wait(lambda: store.count() >= 4)
+        folder.rename(tmp_path / "unmounted")
+        _wait(lambda: pipe.snapshot()["source"]["reconnects"] >= 2)
+        down = pipe.snapshot()
+        assert not down["source"]["up"] and down["running"]
+        units_while_down = store.count()
+        (tmp_path / "unmounted").rename(folder)
+        _wait(lambda: store.count() >= units_while_down + 4)
+    finally:
+        assert pipe.stop(timeout_s=10)
+    snap = pipe.snapshot()
+    assert snap["source"]["reconnects"] >= 2 and snap["errors"] == 0
+    assert snap["frames_invalid"]["unreadable"] >= 1
+    assert store.count() + snap["frames_dropped"] == snap["frames_read"]
+
+
+def _wait(condition, timeout_s=15.0):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)

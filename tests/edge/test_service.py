@@ -106,3 +106,83 @@ def test_edge_service_does_not_load_torch():
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+def _start_edge(tmp_path, data_dir, model_dir, port, log_name):
+    log = open(tmp_path / log_name, "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qc", "edge", "--config", "configs/edge/default.yaml",
+         f"api.port={port}", f"storage.data_dir={data_dir}", f"model.dir={model_dir}",
+         "source.fps=15", "source.size_px=[120,160]", "pipeline.inference_threads=1"],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"},
+    )
+    log.close()
+    return proc
+
+
+def _wait_units(proc, base, at_least, log_path, timeout_s=30.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    health = None
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log_path.read_text()
+        raw = _get(f"{base}/healthz")
+        if raw:
+            health = json.loads(raw)
+            if health["units"] >= at_least:
+                return health
+        time.sleep(0.1)
+    raise AssertionError((health, log_path.read_text()))
+
+
+def _rows(data_dir):
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "qc.db") as db:
+        return db.execute(
+            "SELECT id, original_path, heatmap_path, overlay_path FROM units").fetchall()
+
+
+@pytest.mark.slow
+def test_sigkill_then_restart_leaves_a_consistent_record(tmp_path, tiny_model_dir):
+    data_dir = tmp_path / "var"
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    first = _start_edge(tmp_path, data_dir, tiny_model_dir, port, "first.log")
+    try:
+        _wait_units(first, base, 5, tmp_path / "first.log")
+    finally:
+        first.send_signal(signal.SIGKILL)  # no drain, no cleanup: as a power cut for the process
+        first.wait(timeout=10)
+    rows_at_kill = len(_rows(data_dir))
+    assert rows_at_kill >= 5
+    # Debris of a kill between file write and row commit, and of an interrupted atomic write,
+    # planted where the station was writing (the kill above may or may not have left some).
+    day = sorted((data_dir / "units").iterdir())[-1]
+    planted = day / ("0" * 32)
+    planted.mkdir()
+    (planted / "image.jpg").write_bytes(b"\xff\xd8 written, never recorded")
+    (planted / ".heatmap.png.k1ll3d.tmp").write_bytes(b"half")
+
+    second = _start_edge(tmp_path, data_dir, tiny_model_dir, port, "second.log")
+    try:
+        health = _wait_units(second, base, rows_at_kill + 3, tmp_path / "second.log")
+        assert health["status"] == "ok", health["problems"]
+    finally:
+        second.send_signal(signal.SIGTERM)
+        code = second.wait(timeout=30)
+    log = (tmp_path / "second.log").read_text()
+    assert code == 0, log
+    assert "startup sweep" in log and not planted.exists()
+
+    rows = _rows(data_dir)
+    ids = [r[0] for r in rows]
+    assert len(ids) == len(set(ids)) >= rows_at_kill + 3
+    for unit_id, *paths in rows:  # no row points at a missing file
+        for rel in paths:
+            assert (data_dir / rel).is_file(), (unit_id, rel)
+    folders = {p.name for p in (data_dir / "units").glob("*/*") if p.is_dir()}
+    assert folders == set(ids)  # no orphan unit folder
+    assert not list(data_dir.rglob("*.tmp"))
+    on_disk = {str(p.relative_to(data_dir)) for p in (data_dir / "units").rglob("*") if p.is_file()}
+    assert on_disk == {rel for _, *paths in rows for rel in paths}  # no orphan file

@@ -101,3 +101,44 @@ def test_path_traversal_refused(store, add_unit, tmp_path):
             store.file_path(rec.id, "overlay")
     with pytest.raises(UnsafePath):
         resolve_inside(store.data_dir, ".")
+
+
+def test_sweep_after_crash_removes_orphans_and_temp_files_only(store, add_unit):
+    kept = add_unit(T0)
+    old = add_unit(T0 - timedelta(days=30), seed=1)
+    day = store.data_dir / "units" / "2024-05-06"
+    # A kill after the files were written but before the row was committed:
+    orphan = day / ("f" * 32)
+    orphan.mkdir()
+    for name in ("image.jpg", "heatmap.png", "overlay.png"):
+        (orphan / name).write_bytes(b"written, never recorded")
+    # ... and one during an atomic write: a temp file beside a recorded unit and in an orphan.
+    kept_dir = store.file_path(kept.id, "image").parent
+    (kept_dir / ".overlay.png.abc123.tmp").write_bytes(b"half")
+    half = day / ("e" * 32)
+    half.mkdir()
+    (half / ".image.jpg.xyz.tmp").write_bytes(b"half")
+    # Something the station did not write stays, and so does its folder.
+    foreign = day / "operator-notes"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+
+    report = store.sweep_after_crash()
+    assert (report.orphan_units, report.temp_files) == (2, 2)
+    assert not orphan.exists() and not half.exists()
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in kept_dir.iterdir()) == ["heatmap.png", "image.jpg", "overlay.png"]
+    assert store.file_path(old.id, "overlay").is_file()
+    assert store.count() == 2 and store.sweep_after_crash().total == 0
+    assert store.known_ids([kept.id, "0" * 32, old.id]) == {kept.id, old.id}
+
+
+def test_sweep_looks_only_at_the_newest_days(store, add_unit):
+    add_unit(T0)
+    stale_orphan = store.data_dir / "units" / "2024-01-01" / ("a" * 32)
+    stale_orphan.mkdir(parents=True)
+    (stale_orphan / "image.jpg").write_bytes(b"x")
+    add_unit(T0 + timedelta(days=1))
+    assert store.sweep_after_crash(recent_days=0).total == 0 and stale_orphan.exists()
+    assert store.sweep_after_crash(recent_days=2).total == 0 and stale_orphan.exists()
+    assert store.sweep_after_crash(recent_days=3).orphan_units == 1 and not stale_orphan.exists()

@@ -1,0 +1,38 @@
+"""Frame sources: where the line's images come from. Chosen by the config's ``type`` field; each
+kind lives in its own module and registers itself in SOURCES."""
+
+from edge.sources.base import (
+    SOURCES,
+    Frame,
+    FrameSource,
+    Pacer,
+    ReconnectingSource,
+    SourceDown,
+    SourceStatus,
+    backoff_s,
+    build_source,
+    register,
+)
+from edge.sources.camera import CameraSource
+from edge.sources.folder import FolderSource
+from edge.sources.simulated import SimulatedSource
+from edge.sources.stream import StreamSource
+from edge.sources.video import VideoSource
+
+__all__ = [
+    "SOURCES",
+    "CameraSource",
+    "FolderSource",
+    "Frame",
+    "FrameSource",
+    "Pacer",
+    "ReconnectingSource",
+    "SimulatedSource",
+    "SourceDown",
+    "SourceStatus",
+    "StreamSource",
+    "VideoSource",
+    "backoff_s",
+    "build_source",
+    "register",
+]
