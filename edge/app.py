@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -15,128 +14,19 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
-from pydantic import BaseModel, Field
 
-from edge.config import EdgeConfig
-from edge.files import UnsafePath
-from edge.pipeline import Pipeline
-from edge.store import BadCursor, UnitRecord, UnitStore
-from qc.decision import Defect
+from edge.deps import ModelInfo, Services, ServicesDep, StoreDep, get_services
+from edge.routes import admin, inspect, reports, units
+from edge.schemas import ReviewOut, UnitLinks, UnitOut, UnitPage
+
+__all__ = [
+    "ModelInfo", "Services", "ServicesDep", "StoreDep", "UnitOut", "UnitPage", "ReviewOut",
+    "UnitLinks", "create_app", "get_services", "health",
+]
 
 STATIC_DIR = Path(__file__).parent / "static"
 RECENT_ERROR_S = 60.0  # an inference error older than this no longer degrades /healthz
 INVALID_REASONS = ("empty", "malformed", "wrong_size", "stale", "unreadable")
-IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}  # unit files never change
-
-
-@dataclass
-class ModelInfo:
-    name: str
-    version: str
-    dir: str
-    thresholds: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class Services:
-    """Everything the routes need, built once at the entry point (tests build their own)."""
-
-    config: EdgeConfig
-    store: UnitStore
-    pipeline: Pipeline | None = None
-    model: ModelInfo | None = None
-
-
-class ReviewOut(BaseModel):
-    by: str
-    at: datetime | None
-    verdict: str
-    note: str | None
-
-
-class UnitLinks(BaseModel):
-    image: str
-    heatmap: str
-    overlay: str
-
-
-class UnitOut(BaseModel):
-    id: str
-    station: str
-    line: str
-    lot: str | None
-    style: str | None
-    captured_at: datetime
-    decided_at: datetime
-    verdict: str = Field(description="pass | fail | needs_review")
-    score: float
-    defects: list[Defect]
-    model_name: str
-    model_version: str
-    thresholds: dict[str, float]
-    timings: dict[str, float] = Field(description="milliseconds per stage")
-    review: ReviewOut | None
-    links: UnitLinks
-
-    @classmethod
-    def from_record(cls, r: UnitRecord) -> UnitOut:
-        base = f"/api/v1/units/{r.id}"
-        review = None
-        if r.review_verdict is not None:
-            review = ReviewOut(
-                by=r.review_by or "", at=r.reviewed_at, verdict=r.review_verdict, note=r.review_note
-            )
-        return cls(
-            id=r.id,
-            station=r.station,
-            line=r.line,
-            lot=r.lot,
-            style=r.style,
-            captured_at=r.captured_at,
-            decided_at=r.decided_at,
-            verdict=r.verdict,
-            score=r.score,
-            defects=[Defect.model_validate(d) for d in r.defects],
-            model_name=r.model_name,
-            model_version=r.model_version,
-            thresholds=r.thresholds,
-            timings=r.timings,
-            review=review,
-            links=UnitLinks(
-                image=f"{base}/image.jpg", heatmap=f"{base}/heatmap.png", overlay=f"{base}/overlay.png"
-            ),
-        )
-
-
-class UnitPage(BaseModel):
-    items: list[UnitOut]
-    next: str | None = Field(description="cursor of the next (older) page; null on the last page")
-
-
-def get_services(request: Request) -> Services:
-    return request.app.state.services
-
-
-ServicesDep = Annotated[Services, Depends(get_services)]
-
-
-def get_store(services: ServicesDep) -> UnitStore:
-    return services.store
-
-
-StoreDep = Annotated[UnitStore, Depends(get_store)]
-
-
-def _unit_file(store: UnitStore, unit_id: str, kind: str, media_type: str) -> FileResponse:
-    try:
-        path = store.file_path(unit_id, kind)
-    except UnsafePath as exc:
-        raise HTTPException(403, detail=f"unit {unit_id}: {exc}") from exc
-    if path is None:
-        if store.get(unit_id) is None:
-            raise HTTPException(404, detail=f"unit {unit_id} not found")
-        raise HTTPException(404, detail=f"unit {unit_id} has no {kind} file on disk")
-    return FileResponse(path, media_type=media_type, headers=IMMUTABLE)
 
 
 def health(services: Services) -> dict[str, Any]:
@@ -239,36 +129,14 @@ def create_app(services: Services) -> FastAPI:
     registry = CollectorRegistry()
     registry.register(PipelineCollector(services))
 
-    @app.get("/api/v1/units", response_model=UnitPage)
-    def list_units(
-        store: StoreDep,
-        limit: Annotated[int, Query(ge=1, le=500, description="units per page")] = 50,
-        cursor: Annotated[str | None, Query(description="`next` of the previous page")] = None,
-    ) -> UnitPage:
-        try:
-            records, next_cursor = store.list_units(limit=limit, cursor=cursor)
-        except BadCursor as exc:
-            raise HTTPException(422, detail=str(exc)) from exc
-        return UnitPage(items=[UnitOut.from_record(r) for r in records], next=next_cursor)
-
-    @app.get("/api/v1/units/{unit_id}", response_model=UnitOut)
-    def get_unit(unit_id: str, store: StoreDep) -> UnitOut:
-        record = store.get(unit_id)
-        if record is None:
-            raise HTTPException(404, detail=f"unit {unit_id} not found")
-        return UnitOut.from_record(record)
-
-    @app.get("/api/v1/units/{unit_id}/overlay.png", response_class=FileResponse)
-    def unit_overlay(unit_id: str, store: StoreDep):
-        return _unit_file(store, unit_id, "overlay", "image/png")
-
-    @app.get("/api/v1/units/{unit_id}/heatmap.png", response_class=FileResponse)
-    def unit_heatmap(unit_id: str, store: StoreDep):
-        return _unit_file(store, unit_id, "heatmap", "image/png")
-
-    @app.get("/api/v1/units/{unit_id}/image.jpg", response_class=FileResponse)
-    def unit_image(unit_id: str, store: StoreDep):
-        return _unit_file(store, unit_id, "image", "image/jpeg")
+    for module in (units, reports, inspect, admin):
+        app.include_router(module.router)
+    cors = services.config.api.cors_origins
+    if cors:  # off unless origins are named: the API serves the station's own pages
+        app.add_middleware(
+            CORSMiddleware, allow_origins=cors, allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
 
     @app.get("/healthz")
     def healthz(services: ServicesDep) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qc.decision import VerdictRules
 
@@ -26,6 +26,10 @@ class StationConfig(_Strict):
     line: str = Field("line-1", min_length=1, description="production line the station sits on")
     px_per_mm: float | None = Field(
         None, gt=0, description="camera scale; when set, defects are also measured in mm / mm²"
+    )
+    fabric_width_mm: float | None = Field(
+        None, gt=0, description="width of the fabric under the camera, for the 4-point system "
+        "(a lot may give its own); the fabric runs top to bottom in the image",
     )
 
 
@@ -144,6 +148,82 @@ class StorageConfig(_Strict):
 class ApiConfig(_Strict):
     host: str = Field("127.0.0.1", description="interface the REST API listens on")
     port: int = Field(8000, ge=0, le=65535, description="TCP port of the REST API")
+    require_keys: bool = Field(
+        False, description="read routes need a viewer key too (mutating routes always need one)"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed to call the API from a browser; empty: CORS off"
+    )
+    max_upload_mb: float = Field(20.0, gt=0, le=1024, description="largest image POST /inspect takes")
+
+
+HHMM = r"^([01][0-9]|2[0-3]):(00|15|30|45)$"
+
+
+class ShiftConfig(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    start: str = Field(pattern=HHMM, description="local start time HH:MM (quarter hours)")
+    end: str = Field(pattern=HHMM, description="local end time HH:MM; before start: past midnight")
+
+    def minutes(self) -> tuple[int, int]:
+        return tuple(int(t[:2]) * 60 + int(t[3:]) for t in (self.start, self.end))  # type: ignore[return-value]
+
+    def contains(self, minute_of_day: int) -> bool:
+        start, end = self.minutes()
+        if start < end:
+            return start <= minute_of_day < end
+        return minute_of_day >= start or minute_of_day < end
+
+
+class AqlConfig(_Strict):
+    critical: float = Field(0.0, ge=0, description="AQL in % for critical defects (0: none accepted)")
+    major: float = Field(2.5, ge=0, description="AQL in % for major defects")
+    minor: float = Field(4.0, ge=0, description="AQL in % for minor defects")
+
+
+def _default_shifts() -> list[ShiftConfig]:
+    return [
+        ShiftConfig(name="A", start="06:00", end="14:00"),
+        ShiftConfig(name="B", start="14:00", end="22:00"),
+        ShiftConfig(name="C", start="22:00", end="06:00"),
+    ]
+
+
+class ReportsConfig(_Strict):
+    aql: AqlConfig = Field(default_factory=AqlConfig)
+    inspection_level: Literal["I", "II", "III", "S-1", "S-2", "S-3", "S-4"] = Field(
+        "II", description="ISO 2859-1 inspection level"
+    )
+    fourpoint_limit: float = Field(
+        40.0, gt=0, description="4-point system: most points per 100 square yards that pass"
+    )
+    shifts: list[ShiftConfig] = Field(default_factory=_default_shifts, min_length=1)
+    timezone: str | None = Field(
+        None, description="IANA zone the shifts are in (e.g. Asia/Dhaka); None: the machine's"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _shifts_cover_the_day_once(self) -> ReportsConfig:
+        for minute in range(0, 24 * 60, 15):
+            owners = [s.name for s in self.shifts if s.contains(minute)]
+            if len(owners) != 1:
+                at = f"{minute // 60:02d}:{minute % 60:02d}"
+                raise ValueError(
+                    f"shifts must cover the day once; at {at} the shift is {owners or 'none'}"
+                )
+        return self
 
 
 class PipelineConfig(_Strict):
@@ -161,6 +241,7 @@ class EdgeConfig(_Strict):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> EdgeConfig:

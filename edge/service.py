@@ -49,7 +49,9 @@ def build_services(config: EdgeConfig) -> Services:
         dir=str(inferencer.model_dir),
         thresholds={"image": thresholds.image, "pixel": thresholds.pixel},
     )
-    return Services(config=config, store=store, pipeline=pipeline, model=model)
+    return Services(
+        config=config, store=store, pipeline=pipeline, model=model, inferencer=inferencer
+    )
 
 
 def run_edge(config_path: Path, overrides: list[str]) -> int:

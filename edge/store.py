@@ -16,27 +16,10 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
-from sqlalchemy import (
-    JSON,
-    Column,
-    DateTime,
-    Float,
-    Index,
-    MetaData,
-    String,
-    Table,
-    Text,
-    and_,
-    create_engine,
-    event,
-    func,
-    or_,
-    select,
-    text,
-)
+from sqlalchemy import and_, create_engine, event, func, or_, select, text, update
 from sqlalchemy.engine import Engine, make_url
 
 from edge.files import (
@@ -47,35 +30,17 @@ from edge.files import (
     sweep_unit_folders,
     write_unit_files,
 )
-
-metadata = MetaData()
-
-units_table = Table(
-    "units",
+from edge.query import UnitFilter
+from edge.tables import (
+    effective_defect_types,
+    lots_table,
     metadata,
-    Column("id", String(32), primary_key=True),
-    Column("station", String(128), nullable=False),
-    Column("line", String(128), nullable=False),
-    Column("lot", String(128)),
-    Column("style", String(128)),
-    Column("captured_at", DateTime, nullable=False),  # naive UTC: SQLite keeps no zone
-    Column("decided_at", DateTime, nullable=False),
-    Column("verdict", String(16), nullable=False),
-    Column("score", Float, nullable=False),
-    Column("defects", JSON, nullable=False),
-    Column("model_name", String(128), nullable=False),
-    Column("model_version", String(64), nullable=False),
-    Column("thresholds", JSON, nullable=False),
-    Column("timings", JSON, nullable=False),
-    Column("original_path", String(512), nullable=False),
-    Column("heatmap_path", String(512), nullable=False),
-    Column("overlay_path", String(512), nullable=False),
-    Column("review_by", String(128)),
-    Column("reviewed_at", DateTime),
-    Column("review_verdict", String(16)),
-    Column("review_note", Text),
-    Index("ix_units_captured_at_id", "captured_at", "id"),
+    migrate,
+    reviews_table,
+    units_table,
 )
+
+__all__ = ["BadCursor", "NewUnit", "UnitRecord", "UnitStore", "metadata", "units_table"]
 
 FILE_COLUMNS = {"image": "original_path", "heatmap": "heatmap_path", "overlay": "overlay_path"}
 
@@ -126,6 +91,26 @@ class UnitRecord:
     reviewed_at: datetime | None = None
     review_verdict: str | None = None
     review_note: str | None = None
+    review_defect_type: str | None = None
+    review_severity: str | None = None
+    final_verdict: str | None = None
+    height_px: int | None = None
+    width_px: int | None = None
+
+
+@dataclass(frozen=True)
+class ReviewIn:
+    """An operator's review of a unit."""
+
+    by: str
+    verdict: str
+    defect_type: str | None = None
+    severity: str | None = None
+    note: str | None = None
+
+
+class UnknownUnit(LookupError):
+    pass
 
 
 _RECORD_FIELDS = [f.name for f in dataclasses.fields(UnitRecord)]
@@ -177,16 +162,25 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def open_engine(database_url: str) -> Engine:
+    if make_url(database_url).get_backend_name() == "sqlite":
+        return _sqlite_engine(database_url)
+    return create_engine(database_url, pool_pre_ping=True)
+
+
 class UnitStore:
     def __init__(self, database_url: str, data_dir: Path):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if make_url(database_url).get_backend_name() == "sqlite":
-            self.engine = _sqlite_engine(database_url)
-        else:
-            self.engine = create_engine(database_url, pool_pre_ping=True)
-        metadata.create_all(self.engine)
+        self.engine = open_engine(database_url)
+        migrate(self.engine)
         self._write_lock = threading.Lock()
+        # Imported here: both build on this store's engine and lock.
+        from edge.auth import KeyStore
+        from edge.lots import LotStore
+
+        self.lots = LotStore(self.engine, self._write_lock)
+        self.keys = KeyStore(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -213,26 +207,34 @@ class UnitStore:
             heatmap_rgb=heatmap_rgb,
             overlay_rgb=overlay_rgb,
         )
-        record = UnitRecord(
-            id=unit_id,
-            original_path=files.original,
-            heatmap_path=files.heatmap,
-            overlay_path=files.overlay,
-            **dataclasses.asdict(unit),
-        )
-        row = dataclasses.asdict(record)
-        for key in ("captured_at", "decided_at", "reviewed_at"):
-            if row[key] is not None:
-                row[key] = _naive_utc(row[key])
+        values = dataclasses.asdict(unit)
+        row = {
+            **values,
+            "id": unit_id,
+            "original_path": files.original,
+            "heatmap_path": files.heatmap,
+            "overlay_path": files.overlay,
+            "captured_at": _naive_utc(unit.captured_at),
+            "decided_at": _naive_utc(unit.decided_at),
+            "final_verdict": unit.verdict,
+            "defect_types": effective_defect_types(unit.verdict, unit.defects, None),
+            "height_px": int(original_rgb.shape[0]),
+            "width_px": int(original_rgb.shape[1]),
+        }
         try:
             with self._write_lock, self.engine.begin() as conn:
+                if unit.lot is None:
+                    # The station's open lot, read in the insert's transaction: a unit never lands
+                    # in a lot closed meanwhile.
+                    lot = self.lots.open_lot_in(conn, unit.station)
+                    if lot is not None:
+                        row["lot"] = str(lot.id)
+                        row["style"] = unit.style or lot.style
                 conn.execute(units_table.insert().values(**row))
         except BaseException:
             remove_unit_files(self.data_dir, files)
             raise
-        return dataclasses.replace(
-            record, captured_at=_aware(row["captured_at"]), decided_at=_aware(row["decided_at"])
-        )
+        return _to_record(_Row(row))
 
     def known_ids(self, ids: list[str]) -> set[str]:
         """The ids among ``ids`` that have a row."""
@@ -255,12 +257,14 @@ class UnitStore:
         return None if row is None else _to_record(row)
 
     def list_units(
-        self, *, limit: int = 50, cursor: str | None = None
+        self, *, limit: int = 50, cursor: str | None = None, filter: UnitFilter | None = None
     ) -> tuple[list[UnitRecord], str | None]:
         """Newest first. The cursor is the last item's (captured_at, id), so pages stay stable
         while new units arrive at the top."""
         t = units_table
         query = select(t).order_by(t.c.captured_at.desc(), t.c.id.desc()).limit(limit + 1)
+        if filter is not None:
+            query = query.where(filter.where())
         if cursor:
             at, unit_id = decode_cursor(cursor)
             query = query.where(
@@ -274,6 +278,49 @@ class UnitStore:
             last = items[-1]
             next_cursor = encode_cursor(last.captured_at, last.id)
         return items, next_cursor
+
+    def iter_units(self, filter: UnitFilter | None = None, *, page: int = 500) -> Iterator[UnitRecord]:
+        """Every matching unit, newest first, one short read per page (no long-held connection)."""
+        cursor = None
+        while True:
+            items, cursor = self.list_units(limit=page, cursor=cursor, filter=filter)
+            yield from items
+            if cursor is None:
+                return
+
+    def review(self, unit_id: str, review: ReviewIn) -> UnitRecord:
+        """Record an operator's review: the unit shows the latest, the reviews table keeps all."""
+        t = units_table
+        at = datetime.now(timezone.utc).replace(tzinfo=None)
+        with self._write_lock, self.engine.begin() as conn:
+            defects = conn.execute(select(t.c.defects).where(t.c.id == unit_id)).scalar()
+            if defects is None:
+                raise UnknownUnit(f"unit {unit_id} not found")
+            conn.execute(
+                reviews_table.insert().values(
+                    unit_id=unit_id, by=review.by, at=at, verdict=review.verdict,
+                    defect_type=review.defect_type, severity=review.severity, note=review.note,
+                )
+            )
+            conn.execute(
+                update(t).where(t.c.id == unit_id).values(
+                    review_by=review.by, reviewed_at=at, review_verdict=review.verdict,
+                    review_note=review.note, review_defect_type=review.defect_type,
+                    review_severity=review.severity, final_verdict=review.verdict,
+                    defect_types=effective_defect_types(review.verdict, defects, review.defect_type),
+                )
+            )
+        record = self.get(unit_id)
+        assert record is not None
+        return record
+
+    def reviews(self, unit_id: str) -> list[dict[str, Any]]:
+        """The review history of a unit, oldest first."""
+        r = reviews_table
+        query = select(r).where(r.c.unit_id == unit_id).order_by(r.c.at, r.c.id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [{**row, "at": _aware(row["at"])} for row in rows]
 
     def count(self) -> int:
         with self.engine.connect() as conn:
@@ -291,6 +338,16 @@ class UnitStore:
             return None
         path = resolve_inside(self.data_dir, rel)
         return path if path.is_file() else None
+
+
+class _Row:
+    """Attribute access to a dict, so a freshly inserted row converts like a fetched one."""
+
+    def __init__(self, values: dict[str, Any]):
+        self.__dict__.update(values)
+
+    def __getattr__(self, name: str) -> Any:  # columns not set on insert are NULL
+        return None
 
 
 def _to_record(row) -> UnitRecord:

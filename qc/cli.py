@@ -213,6 +213,12 @@ def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_OK
 
 
+def cmd_keys(args: argparse.Namespace, argv: list[str]) -> int:
+    from edge.auth import keys_command
+
+    return keys_command(args)
+
+
 def cmd_edge(args: argparse.Namespace, argv: list[str]) -> int:
     from edge.service import run_edge
     from qc.card import ModelRefused
@@ -330,6 +336,22 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("version")
     m.add_argument("--root", type=Path, default=Path("models"))
     p.set_defaults(handler=cmd_models)
+
+    p = sub.add_parser("keys", help="manage a station's API keys (viewer, operator, admin)")
+    keys = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    database = argparse.ArgumentParser(add_help=False)
+    database.add_argument(
+        "--database-url",
+        default="sqlite:///var/qc.db",
+        help="the station database (default: sqlite:///var/qc.db, the default station's)",
+    )
+    k = keys.add_parser("create", parents=[database], help="make a key and print its token once")
+    k.add_argument("name")
+    k.add_argument("--role", choices=["viewer", "operator", "admin"], default="viewer")
+    keys.add_parser("list", parents=[database], help="list keys (never their tokens)")
+    k = keys.add_parser("revoke", parents=[database], help="revoke the active key of that name")
+    k.add_argument("name")
+    p.set_defaults(handler=cmd_keys)
 
     p = sub.add_parser("edge", help="run the line-side inspection service")
     p.add_argument("--config", type=Path, default=Path("configs/edge/default.yaml"))

@@ -59,3 +59,39 @@ def add_unit(store):
         )
 
     return add
+
+
+@pytest.fixture
+def make_client(store):
+    """``make_client(config=None, **services)`` -> a TestClient on ``store`` (closed at teardown)."""
+    from fastapi.testclient import TestClient
+
+    from edge.app import Services, create_app
+    from edge.config import EdgeConfig
+
+    clients = []
+
+    def make(config=None, **kw):
+        services = Services(config=config or EdgeConfig(), store=store, **kw)
+        client = TestClient(create_app(services))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+@pytest.fixture
+def api(make_client):
+    return make_client()
+
+
+@pytest.fixture
+def auth(store):
+    """Headers carrying a fresh key of each role: ``auth["operator"]``."""
+    return {
+        role: {"Authorization": f"Bearer {store.keys.create(f'{role}-key', role)}"}
+        for role in ("viewer", "operator", "admin")
+    }

@@ -142,3 +142,46 @@ def test_sweep_looks_only_at_the_newest_days(store, add_unit):
     assert store.sweep_after_crash(recent_days=0).total == 0 and stale_orphan.exists()
     assert store.sweep_after_crash(recent_days=2).total == 0 and stale_orphan.exists()
     assert store.sweep_after_crash(recent_days=3).orphan_units == 1 and not stale_orphan.exists()
+
+
+OLD_UNITS_SQL = """CREATE TABLE units (
+    id VARCHAR(32) PRIMARY KEY, station VARCHAR(128) NOT NULL, line VARCHAR(128) NOT NULL,
+    lot VARCHAR(128), style VARCHAR(128), captured_at DATETIME NOT NULL,
+    decided_at DATETIME NOT NULL, verdict VARCHAR(16) NOT NULL, score FLOAT NOT NULL,
+    defects JSON NOT NULL, model_name VARCHAR(128) NOT NULL, model_version VARCHAR(64) NOT NULL,
+    thresholds JSON NOT NULL, timings JSON NOT NULL, original_path VARCHAR(512) NOT NULL,
+    heatmap_path VARCHAR(512) NOT NULL, overlay_path VARCHAR(512) NOT NULL,
+    review_by VARCHAR(128), reviewed_at DATETIME, review_verdict VARCHAR(16), review_note TEXT)"""
+
+
+def test_a_database_of_the_first_schema_opens_and_is_migrated(tmp_path):
+    import sqlite3
+
+    from sqlalchemy import inspect
+
+    from edge.query import UnitFilter
+    from edge.store import UnitStore
+
+    db = tmp_path / "old" / "qc.db"
+    db.parent.mkdir()
+    with sqlite3.connect(db) as conn:
+        conn.execute(OLD_UNITS_SQL)
+        conn.execute("CREATE INDEX ix_units_captured_at_id ON units (captured_at, id)")
+        conn.execute(
+            "INSERT INTO units VALUES ('a' || hex(randomblob(15)), 's', 'l', NULL, NULL, "
+            "'2024-05-06 07:08:09.000000', '2024-05-06 07:08:10.000000', 'fail', 0.9, "
+            "'[{\"type\": \"hole\", \"box\": [1, 2, 3, 4]}]', 'm', '1', '{}', '{}', 'a', 'b', 'c', "
+            "'op', '2024-05-06 08:00:00.000000', 'pass', 'fine')")
+    for _ in range(2):  # the second start finds nothing to do
+        store = UnitStore(f"sqlite:///{db}", tmp_path / "old")
+        (old,), _ = store.list_units()
+        assert old.final_verdict == "pass" and old.review_defect_type is None
+        assert store.list_units(filter=UnitFilter(verdict="pass"))[0] == [old]
+        store.close()
+    fresh = UnitStore(f"sqlite:///{tmp_path / 'new' / 'qc.db'}", tmp_path / "new")
+    for table in ("units", "reviews", "lots", "api_keys"):
+        assert {c["name"] for c in inspect(store.engine).get_columns(table)} == {
+            c["name"] for c in inspect(fresh.engine).get_columns(table)}
+    assert {i["name"] for i in inspect(store.engine).get_indexes("units")} == {
+        i["name"] for i in inspect(fresh.engine).get_indexes("units")}
+    fresh.close()

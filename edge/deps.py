@@ -1,0 +1,84 @@
+"""What routes receive: the services object built once at the entry point, and typed aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Query, Request
+from pydantic import ValidationError
+
+from edge.config import EdgeConfig
+from edge.pipeline import Pipeline
+from edge.query import UnitFilter
+from edge.store import UnitStore
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    version: str
+    dir: str
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Services:
+    """Everything the routes need, built once at the entry point (tests build their own)."""
+
+    config: EdgeConfig
+    store: UnitStore
+    pipeline: Pipeline | None = None
+    model: ModelInfo | None = None
+    inferencer: Any = None  # for POST /inspect; default: the pipeline's
+
+    def inspector(self) -> Any:
+        if self.inferencer is not None:
+            return self.inferencer
+        return self.pipeline.inferencer if self.pipeline is not None else None
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_store(services: ServicesDep) -> UnitStore:
+    return services.store
+
+
+StoreDep = Annotated[UnitStore, Depends(get_store)]
+
+
+def validation_detail(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'query'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def unit_filter(
+    from_: Annotated[datetime | None, Query(alias="from", description="captured at or after (ISO 8601; no zone: UTC)")] = None,
+    to: Annotated[datetime | None, Query(description="captured before (ISO 8601; no zone: UTC)")] = None,
+    station: Annotated[str | None, Query()] = None,
+    line: Annotated[str | None, Query()] = None,
+    lot: Annotated[str | None, Query(description="lot id")] = None,
+    style: Annotated[str | None, Query()] = None,
+    verdict: Annotated[str | None, Query(description="final verdict: pass | fail | needs_review")] = None,
+    defect_type: Annotated[str | None, Query()] = None,
+    min_score: Annotated[float | None, Query()] = None,
+    max_score: Annotated[float | None, Query()] = None,
+) -> UnitFilter:
+    values = {
+        "from": from_, "to": to, "station": station, "line": line, "lot": lot, "style": style,
+        "verdict": verdict, "defect_type": defect_type, "min_score": min_score, "max_score": max_score,
+    }
+    try:
+        return UnitFilter.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        raise HTTPException(422, detail=validation_detail(exc)) from exc
+
+
+FilterDep = Annotated[UnitFilter, Depends(unit_filter)]

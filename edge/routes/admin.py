@@ -1,0 +1,50 @@
+"""Admin and station routes: API keys, and the model this station runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from edge.auth import Admin, KeyRefused, Reader
+from edge.deps import ServicesDep, StoreDep
+from edge.schemas import KeyCreatedOut, KeyIn, KeyOut
+
+router = APIRouter(prefix="/api/v1", tags=["admin"])
+
+
+@router.get("/keys", response_model=list[KeyOut])
+def list_keys(store: StoreDep, _: Admin) -> list[KeyOut]:
+    return [KeyOut(**vars(k)) for k in store.keys.list()]
+
+
+@router.post("/keys", response_model=KeyCreatedOut, status_code=201)
+def create_key(key: KeyIn, store: StoreDep, _: Admin) -> KeyCreatedOut:
+    try:
+        token = store.keys.create(key.name, key.role)
+    except KeyRefused as exc:
+        raise HTTPException(409, detail=str(exc)) from exc
+    return KeyCreatedOut(name=key.name, role=key.role, token=token)
+
+
+@router.delete("/keys/{name}", status_code=204)
+def revoke_key(name: str, store: StoreDep, _: Admin) -> None:
+    try:
+        store.keys.revoke(name)
+    except KeyRefused as exc:
+        raise HTTPException(404, detail=str(exc)) from exc
+
+
+@router.get("/model")
+def station_model(services: ServicesDep, _: Reader) -> dict[str, Any]:
+    """The model this station runs: its card (thresholds, classes, metrics, training record)."""
+    inferencer = services.inspector()
+    if inferencer is None:
+        if services.model is None:
+            raise HTTPException(503, detail="no model loaded on this station")
+        return {"name": services.model.name, "version": services.model.version, "card": None}
+    return {
+        "name": inferencer.name,
+        "version": inferencer.version,
+        "card": inferencer.card.model_dump(mode="json"),
+    }

@@ -1,0 +1,104 @@
+"""POST /api/v1/inspect: one uploaded image -> verdict, score, defects and heatmap (not stored)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import cv2
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from edge.auth import Reader
+from edge.deps import ServicesDep
+from edge.files import encode_image
+from edge.schemas import InspectOut
+from qc.decision import decide
+from qc.imageio import ImageReadError, to_rgb_uint8
+from qc.render import heatmap_to_rgb, overlay
+
+router = APIRouter(prefix="/api/v1", tags=["inspect"])
+MULTIPART_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {"image": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+def decode_upload(data: bytes, name: str, content_type: str | None) -> np.ndarray:
+    """uint8 RGB, or 422 naming what was sent."""
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if decoded is None:
+        raise HTTPException(
+            422,
+            detail=f"upload {name!r} ({content_type or 'no content type'}, {len(data)} bytes) is not "
+            "an image OpenCV can decode (PNG, JPEG, BMP, TIFF, WebP)",
+        )
+    if decoded.ndim == 3 and decoded.shape[2] >= 3:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA if decoded.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    try:
+        return to_rgb_uint8(decoded, source=name)
+    except ImageReadError as exc:
+        raise HTTPException(422, detail=str(exc)) from exc
+
+
+def _png_base64(rgb: np.ndarray) -> str:
+    return base64.b64encode(encode_image(rgb, ".png")).decode()
+
+
+def inspect_image(services, image: np.ndarray) -> dict[str, Any]:
+    inferencer = services.inspector()
+    config = services.config
+    result = inferencer.infer(image)
+    decision = decide(result, inferencer.card, px_per_mm=config.station.px_per_mm, rules=config.rules)
+    return {
+        "verdict": decision.verdict,
+        "score": float(decision.score),
+        "defects": decision.defects,
+        "image_size_px": image.shape[:2],
+        "model_name": inferencer.name,
+        "model_version": inferencer.version,
+        "thresholds": {"image": decision.image_threshold, "pixel": decision.pixel_threshold},
+        "infer_ms": float(result.infer_ms),
+        "heatmap_png_base64": _png_base64(heatmap_to_rgb(result.heatmap)),
+        "overlay_png_base64": _png_base64(
+            overlay(image, result.heatmap, threshold=decision.pixel_threshold)
+        ),
+    }
+
+
+@router.post("/inspect", response_model=InspectOut, openapi_extra=MULTIPART_BODY)
+async def inspect(request: Request, services: ServicesDep, _: Reader) -> dict[str, Any]:
+    """Upload one image as multipart field ``image``; the unit is inspected, not stored."""
+    limit = int(services.config.api.max_upload_mb * 1024 * 1024)
+    too_large = HTTPException(413, detail=f"upload larger than {services.config.api.max_upload_mb:g} MB")
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit + 64 * 1024:
+        raise too_large  # refused before the body is read
+    if services.inspector() is None:
+        raise HTTPException(503, detail="no model loaded on this station")
+    form = await request.form(max_files=1, max_fields=8)
+    try:
+        upload = form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise HTTPException(
+                422, detail="send the image as a multipart/form-data file field named 'image'"
+            )
+        data = await upload.read(limit + 1)
+        if len(data) > limit:
+            raise too_large
+        image = decode_upload(data, upload.filename or "image", upload.content_type)
+    finally:
+        await form.close()
+    return await run_in_threadpool(inspect_image, services, image)

@@ -1,0 +1,73 @@
+"""The manager's routes: summary and lots (open, close, list, report)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+
+from edge.auth import Operator, Reader
+from edge.deps import FilterDep, ServicesDep, StoreDep
+from edge.lot_report import lot_report
+from edge.lots import LotConflict, NewLot, UnknownLot
+from edge.reports import summary
+from edge.schemas import LotIn, LotOut, SummaryOut
+
+router = APIRouter(prefix="/api/v1", tags=["reports"])
+
+
+@router.get("/summary", response_model=SummaryOut)
+def get_summary(services: ServicesDep, unit_filter: FilterDep, _: Reader) -> dict[str, Any]:
+    """Yield, first-pass yield, units per hour, defect Pareto, by station and by shift."""
+    return summary(services.store.engine, unit_filter, services.config.reports)
+
+
+@router.post("/lots", response_model=LotOut, status_code=201)
+def open_lot(lot: LotIn, services: ServicesDep, who: Operator) -> LotOut:
+    """Open a lot on a station; units stored there from now on belong to it."""
+    station = lot.station or services.config.station.id
+    new = NewLot(**{**lot.model_dump(), "station": station}, opened_by=who.name)
+    try:
+        return LotOut.from_lot(services.store.lots.open(new))
+    except LotConflict as exc:
+        raise HTTPException(409, detail=str(exc)) from exc
+
+
+@router.post("/lots/{lot_id}/close", response_model=LotOut)
+def close_lot(lot_id: int, store: StoreDep, who: Operator) -> LotOut:
+    try:
+        return LotOut.from_lot(store.lots.close(lot_id, by=who.name))
+    except UnknownLot as exc:
+        raise HTTPException(404, detail=str(exc)) from exc
+    except LotConflict as exc:
+        raise HTTPException(409, detail=str(exc)) from exc
+
+
+@router.get("/lots", response_model=list[LotOut])
+def list_lots(
+    store: StoreDep,
+    _: Reader,
+    station: Annotated[str | None, Query(max_length=128)] = None,
+    open_only: Annotated[bool, Query(alias="open")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[LotOut]:
+    """Newest first."""
+    return [LotOut.from_lot(lot) for lot in store.lots.list(station=station, open_only=open_only, limit=limit)]
+
+
+@router.get("/lots/{lot_id}", response_model=LotOut)
+def get_lot(lot_id: int, store: StoreDep, _: Reader) -> LotOut:
+    try:
+        return LotOut.from_lot(store.lots.get(lot_id))
+    except UnknownLot as exc:
+        raise HTTPException(404, detail=str(exc)) from exc
+
+
+@router.get("/lots/{lot_id}/report")
+def get_lot_report(lot_id: int, services: ServicesDep, _: Reader) -> dict[str, Any]:
+    """Counts, defects by class, ISO 2859-1 acceptance and, for fabric, ASTM D5430 points."""
+    try:
+        lot = services.store.lots.get(lot_id)
+    except UnknownLot as exc:
+        raise HTTPException(404, detail=str(exc)) from exc
+    return lot_report(services.store, lot, services.config)
