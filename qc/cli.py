@@ -61,6 +61,16 @@ def cmd_data(args: argparse.Namespace, argv: list[str]) -> int:
             info = dataset_info(args.root, layout=args.layout)
             print(json.dumps(info, indent=2) if args.json else format_info(info))
             return EXIT_FAILED if info["problems"] else EXIT_OK
+        if args.data_command == "export-feedback":
+            from edge.feedback import export_feedback
+
+            database_url = args.database_url or f"sqlite:///{args.data_dir / 'qc.db'}"
+            try:
+                summary = export_feedback(database_url, args.data_dir, args.out)
+            except FileExistsError as exc:
+                raise UserError(str(exc)) from exc
+            print(json.dumps(summary, indent=2))
+            return EXIT_OK
         if args.data_command == "convert":
             from qc.data.convert import convert_aitex
 
@@ -257,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--tile", type=int, default=256)
     d.add_argument("--overlap", type=int, default=32)
     d.add_argument("--skip-bad", action="store_true", help="leave bad files out and report them")
+    d = data.add_parser("export-feedback", help="operator-reviewed units as an MVTec dataset to retrain on")
+    d.add_argument("--out", type=Path, required=True)
+    d.add_argument("--data-dir", type=Path, default=Path("var"), help="the station's data folder")
+    d.add_argument("--database-url", default=None, help="default: sqlite:///<data-dir>/qc.db")
     p.set_defaults(handler=cmd_data)
 
     p = sub.add_parser("synth", help="write a synthetic fabric dataset (MVTec AD layout)")

@@ -36,3 +36,23 @@ def overlay(
         thickness = max(1, round(min(out.shape[:2]) / 200))
         cv2.drawContours(out, contours, -1, (255, 0, 0), thickness)
     return out
+
+
+def rgb_to_heatmap(rgb: np.ndarray) -> np.ndarray:
+    """Invert :func:`heatmap_to_rgb` on a losslessly stored colour heatmap (PNG) to values 0..1.
+
+    Every colour the map produces is one of 256 known entries, so the inversion is exact to the
+    1/255 step the PNG kept; colours not in the map (a resized or JPEG copy) take the nearest entry.
+    """
+    lut = heatmap_to_rgb(np.linspace(0.0, 1.0, 256, dtype=np.float32)[None, :])[0].astype(np.int32)
+    packed_lut = (lut[:, 0] << 16) | (lut[:, 1] << 8) | lut[:, 2]
+    flat = rgb.reshape(-1, 3).astype(np.int32)
+    packed = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+    order = np.argsort(packed_lut)
+    pos = np.clip(np.searchsorted(packed_lut[order], packed), 0, 255)
+    index = order[pos]
+    miss = packed_lut[index] != packed
+    if miss.any():  # nearest colour for anything that is not an exact entry
+        dist = ((flat[miss, None, :] - lut[None, :, :]) ** 2).sum(axis=2)
+        index[miss] = dist.argmin(axis=1)
+    return (index.astype(np.float32) / 255.0).reshape(rgb.shape[:2])

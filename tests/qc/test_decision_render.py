@@ -76,3 +76,11 @@ def test_ignored_margin_and_zones_cannot_fail_a_unit(tiny_model_dir):
     heat[70:80, 150:160] = 1.0  # a real defect elsewhere still fails it
     decision = decide(InferenceResult(heat, 1.0, 1.0), card, rules=rules)
     assert decision.verdict == "fail" and [d.box for d in decision.defects] == [(150, 70, 10, 10)]
+
+
+def test_stored_colour_heatmap_inverts_to_its_values(rng):
+    from qc.render import rgb_to_heatmap
+
+    heat = rng.random((30, 40)).astype(np.float32)
+    back = rgb_to_heatmap(heatmap_to_rgb(heat))
+    np.testing.assert_allclose(back, np.round(heat * 255) / 255, atol=1 / 255 + 1e-6)
