@@ -161,7 +161,12 @@ def cmd_eval(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_OK
 
 
-BENCH_SCRIPTS = {"inference": "bench_inference.py", "edge": "bench_edge.py", "synth": "bench_synth.py"}
+BENCH_SCRIPTS = {
+    "inference": "bench_inference.py",
+    "edge": "bench_edge.py",
+    "synth": "bench_synth.py",
+    "api": "bench_api.py",
+}
 
 
 def run_bench_script(name: str, script_args: list[str]) -> int:
@@ -318,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench",
-        help="benchmarks: aitex (accuracy protocol), inference, edge, synth",
+        help="benchmarks: aitex (accuracy protocol), inference, edge, synth, api",
         description="aitex runs the accuracy protocol of design.md (extra words are training "
         "config overrides); inference, edge and synth run bench/bench_<suite>.py (extra words are "
         "its arguments, e.g. `qc bench inference -- models/default --threads 2`).",
