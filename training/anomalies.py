@@ -23,7 +23,8 @@ MASK_SHAPES: dict[str, MaskMaker] = {}
 FILLS: dict[str, FillMaker] = {}
 
 VISIBLE_CHANGE = 3.0
-"""Grey levels (of 255) a pixel must move to count as part of the defect mask."""
+"""Grey levels (of 255) a pixel must move (3x3 mean) to count as part of the defect mask, at least;
+on textured fabric the bar is ``min_contrast`` times the fabric's own detail contrast."""
 
 
 def register(registry: dict, name: str):
@@ -95,6 +96,40 @@ def yarn_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return mask
 
 
+@register(MASK_SHAPES, "dots")
+def dot_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A few small ragged spots, 2 to 12 px across: fuzzballs, neps, knots, specks of contamination."""
+    mask = np.zeros((h, w), np.uint8)
+    for _ in range(rng.integers(1, 4)):
+        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        axes = (int(rng.integers(1, 7)), int(rng.integers(1, 7)))
+        cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, thickness=-1)
+    return mask
+
+
+@register(MASK_SHAPES, "curve")
+def curve_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A thin, gently wandering yarn (broken end, broken or loose yarn, weft curling): it mostly
+    follows the warp or the weft, as a yarn does, and may run across the whole crop."""
+    mask = np.zeros((h, w), np.uint8)
+    along_x = rng.random() < 0.5
+    length = (w if along_x else h) * rng.uniform(0.3, 1.3)
+    n = max(8, int(length / 4))
+    heading = (0.0 if along_x else np.pi / 2) + rng.normal(0, 0.15) + (np.pi if rng.random() < 0.5 else 0.0)
+    # Heading drifts as a smoothed random walk: long gentle bends, occasionally a kink.
+    turns = np.cumsum(rng.normal(0, rng.uniform(0.02, 0.15), size=n))
+    angles = heading + turns - turns.mean()
+    steps = (length / n) * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    points = np.array([rng.uniform(0, w), rng.uniform(0, h)]) + np.cumsum(steps, axis=0)
+    points -= steps.sum(axis=0) * rng.uniform(0.0, 1.0)  # the start may lie outside the crop
+    poly = np.round(points).astype(np.int32).reshape(-1, 1, 2)
+    cv2.polylines(mask, [poly], False, 1, thickness=int(rng.choice([1, 1, 2, 2, 3, 4])))
+    if not mask.any():  # the curve missed the crop: put it through the centre instead
+        poly = np.round(points - points.mean(axis=0) + [w / 2, h / 2]).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(mask, [poly], False, 1, thickness=2)
+    return mask
+
+
 @register(FILLS, "texture")
 def texture_fill(rng: np.random.Generator, image: np.ndarray, donor: np.ndarray) -> np.ndarray:
     """Another image's texture, shifted, maybe turned (a weave in the wrong direction), recoloured."""
@@ -110,9 +145,34 @@ def texture_fill(rng: np.random.Generator, image: np.ndarray, donor: np.ndarray)
 def colour_fill(rng: np.random.Generator, image: np.ndarray, donor: np.ndarray) -> np.ndarray:
     """A stain or a faded spot: gain and offset per channel, darker on light fabric and vice versa."""
     base = image.astype(np.float32)
-    direction = -1.0 if base.mean() > 127 else 1.0
-    offset = direction * rng.uniform(20, 90) + rng.normal(0, 15, size=3)
+    offset = darker_or_lighter(rng, base) * rng.uniform(20, 90) + rng.normal(0, 15, size=3)
     return np.clip(base * rng.uniform(0.7, 1.3, size=3) + offset, 0, 255)
+
+
+def darker_or_lighter(rng: np.random.Generator, image: np.ndarray) -> float:
+    """-1 or +1: defects are both darker and lighter, more often towards the side with headroom."""
+    return -1.0 if rng.random() < image.mean() / 255.0 else 1.0
+
+
+@register(FILLS, "smooth")
+def smooth_fill(rng: np.random.Generator, image: np.ndarray, donor: np.ndarray) -> np.ndarray:
+    """A foreign yarn, a knot or a fuzzball: the local colour without the weave, lighter or darker."""
+    base = image.astype(np.float32)
+    local = cv2.GaussianBlur(base, (0, 0), float(rng.uniform(2.0, 5.0)))
+    offset = darker_or_lighter(rng, base) * rng.uniform(10, 80)
+    return np.clip(local + offset + rng.normal(0, 3, size=base.shape), 0, 255)
+
+
+@register(FILLS, "warp")
+def warp_fill(rng: np.random.Generator, image: np.ndarray, donor: np.ndarray) -> np.ndarray:
+    """The weave itself displaced by a few px (a crease, curling, a pulled or misplaced yarn)."""
+    h, w = image.shape[:2]
+    amplitude = float(rng.uniform(2.0, 8.0))
+    dx = smooth_noise(rng, h, w) * amplitude
+    dy = smooth_noise(rng, h, w) * amplitude
+    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    warped = cv2.remap(image, xx + dx, yy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return warped.astype(np.float32)
 
 
 @register(FILLS, "shifted")
@@ -130,6 +190,33 @@ def blur_fill(rng: np.random.Generator, image: np.ndarray, donor: np.ndarray) ->
     sigma = float(rng.uniform(2.0, 6.0))
     blurred = cv2.GaussianBlur(image.astype(np.float32), (0, 0), sigma)
     return np.clip(blurred + rng.normal(0, 12), 0, 255)
+
+
+def texture_contrast(image: np.ndarray) -> float:
+    """The fabric's own fine-detail contrast in grey levels: a robust std of the image minus its blur.
+
+    A change smaller than the weave's natural variation is not a defect anyone could see; labelling
+    it as one teaches the network to fire on ordinary yarn irregularities.
+    """
+    grey = image.astype(np.float32).mean(axis=2)
+    detail = grey - cv2.GaussianBlur(grey, (0, 0), 3.0)
+    return float(1.4826 * np.median(np.abs(detail)))
+
+
+def drop_faint_regions(mask: np.ndarray, change: np.ndarray, visible: float) -> np.ndarray:
+    """The mask (bool) without the connected regions whose mean change is below ``visible``."""
+    n, labels = cv2.connectedComponents(mask, connectivity=8)
+    if n <= 1:
+        return mask.astype(bool)
+    sums = np.bincount(labels.ravel(), weights=change.ravel(), minlength=n)
+    counts = np.bincount(labels.ravel(), minlength=n)
+    strong = sums / np.maximum(counts, 1) >= visible
+    strong[0] = False
+    return strong[labels]
+
+
+def is_grey(image: np.ndarray) -> bool:
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
 
 
 def blend_alpha(rng: np.random.Generator, mask: np.ndarray, config: AnomalyConfig) -> np.ndarray:
@@ -151,20 +238,28 @@ def add_anomaly(
     """Paint one synthetic anomaly on ``image`` (uint8 RGB); ``donor`` lends texture (same shape).
 
     Returns (image, mask) with the mask uint8 0/255 covering exactly the visibly changed pixels
-    (holes from pixels that happened to keep their value are closed, within the drawn shape).
+    (holes from pixels that happened to keep their value are closed, within the drawn shape);
+    "visibly" is measured against the fabric's own texture contrast (``config.min_contrast``).
     """
     h, w = image.shape[:2]
     base = image.astype(np.float32)
+    grey = is_grey(image)
+    visible = config.min_contrast * texture_contrast(image)
     for _ in range(attempts):
         shape = MASK_SHAPES[str(rng.choice(list(MASK_SHAPES)))](rng, h, w)
         fill = FILLS[str(rng.choice(list(FILLS)))](rng, image, donor)
+        if grey:  # a grey camera never sees colour: a tinted anomaly would be found by its tint alone
+            fill = np.repeat(fill.mean(axis=2, keepdims=True), 3, axis=2)
         alpha = blend_alpha(rng, shape, config)
         out = np.clip(np.rint(base * (1.0 - alpha) + fill * alpha), 0, 255).astype(np.uint8)
-        changed = np.abs(out.astype(np.int16) - image.astype(np.int16)).max(axis=2) >= VISIBLE_CHANGE
-        closed = cv2.morphologyEx(changed.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        change = cv2.blur(np.abs(out.astype(np.float32) - base).max(axis=2), (3, 3))
+        changed = (change >= VISIBLE_CHANGE).astype(np.uint8)
+        closed = cv2.morphologyEx(changed, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
         # Pixels inside the drawn shape that moved by less than VISIBLE_CHANGE are restored, so a
-        # pixel outside the mask is always exactly the original.
-        keep = (closed & (alpha[:, :, 0] > 0)).astype(bool)
+        # pixel outside the mask is always exactly the original; so are whole regions whose mean
+        # change the weave's own variation would hide.
+        keep = closed & (alpha[:, :, 0] > 0).astype(np.uint8)
+        keep = drop_faint_regions(keep, change, visible)
         out[~keep] = image[~keep]
         if keep.sum() >= config.min_changed_px:
             return out, keep.astype(np.uint8) * 255

@@ -27,6 +27,15 @@ class DataConfig(_Strict):
     anomaly_probability: float = Field(
         0.5, ge=0.0, le=1.0, description="fraction of training crops given a synthetic anomaly"
     )
+    redraw_blank: float = Field(
+        0.8, ge=0.0, le=1.0, description="probability that a blank crop (flat padding) is drawn again"
+    )
+    hard_negative_fraction: float = Field(
+        0.25, ge=0.0, le=1.0, description="share of crops centred where the network fired on good images"
+    )
+    hard_negative_every_s: float = Field(
+        30.0, gt=0, description="seconds between searches for hard negatives on the training images"
+    )
 
 
 class AnomalyConfig(_Strict):
@@ -34,6 +43,12 @@ class AnomalyConfig(_Strict):
     opacity_max: float = Field(1.0, gt=0.0, le=1.0, description="highest blend opacity (obvious defects)")
     min_changed_px: int = Field(
         12, ge=1, description="an anomaly that visibly changes fewer pixels is drawn again"
+    )
+    min_contrast: float = Field(
+        0.5,
+        ge=0.0,
+        description="an anomaly region is kept (and labelled) when its mean change reaches this "
+        "share of the fabric's own detail contrast (0: any region of visibly changed pixels)",
     )
 
     @model_validator(mode="after")

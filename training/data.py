@@ -6,9 +6,10 @@ anomaly. Plain numpy with a seeded Generator, so a run is reproducible crop for 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from qc.imageio import IMAGE_SUFFIXES, ImageReadError, read_image
@@ -83,6 +84,32 @@ def random_crop(rng: np.random.Generator, image: np.ndarray, height: int, width:
     return image[y : y + height, x : x + width]
 
 
+def crop_around(rng: np.random.Generator, image: np.ndarray, y: int, x: int, size: int) -> np.ndarray:
+    """A size x size crop holding (y, x) somewhere in its middle half (clamped to the image)."""
+    image = pad_to(image, size, size)
+    jitter = rng.integers(-(size // 4), size // 4 + 1, size=2)
+    y0 = int(np.clip(y - size // 2 + jitter[0], 0, image.shape[0] - size))
+    x0 = int(np.clip(x - size // 2 + jitter[1], 0, image.shape[1] - size))
+    return image[y0 : y0 + size, x0 : x0 + size]
+
+
+def augment(rng: np.random.Generator, crop: np.ndarray) -> np.ndarray:
+    """Random flips and a random quarter turn."""
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    if rng.random() < 0.5:
+        crop = crop[::-1]
+    return np.ascontiguousarray(np.rot90(crop, int(rng.integers(0, 4))))
+
+
+def hot_spots(heatmap: np.ndarray, *, count: int, min_heat: float, spacing_px: int = 32) -> list[tuple[int, int]]:
+    """(y, x) of the ``count`` hottest local maxima of a good image's heatmap, at least ``min_heat``."""
+    peaks = (heatmap >= cv2.dilate(heatmap, np.ones((spacing_px, spacing_px), np.uint8))) & (heatmap >= min_heat)
+    ys, xs = np.nonzero(peaks)
+    order = np.argsort(-heatmap[ys, xs], kind="stable")[:count]
+    return [(int(ys[i]), int(xs[i])) for i in order]
+
+
 def train_crop(rng: np.random.Generator, image: np.ndarray, *, crop_px: int) -> np.ndarray:
     """Train preset: a random square crop, random flips and a random quarter turn."""
     crop = random_crop(rng, image, crop_px, crop_px)
@@ -98,6 +125,14 @@ def to_tensor_layout(images_rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(images_rgb.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
 
 
+BLANK_STD = 2.0
+"""Grey levels: a crop whose pixels vary less than this is blank (padding, background)."""
+
+
+def is_blank(crop: np.ndarray) -> bool:
+    return float(crop.std()) < BLANK_STD
+
+
 @dataclass
 class AnomalyBatches:
     """Endless batches of (images [B,3,H,W] float32 0..1, masks [B,1,H,W] float32 0/1)."""
@@ -106,10 +141,22 @@ class AnomalyBatches:
     data: DataConfig
     anomalies: AnomalyConfig
     rng: np.random.Generator
+    hard_spots: list[tuple[int, int, int]] = field(default_factory=list)
+    """(image index, y, x) where the network last fired on a good image: hard negatives."""
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         crop_px = self.data.crop_px
-        crop = train_crop(rng, self.images[int(rng.integers(len(self.images)))], crop_px=crop_px)
+        if self.hard_spots and rng.random() < self.data.hard_negative_fraction:
+            # Rare normal structure (a selvage, a padding edge, a slub) is where a detector trained on
+            # random crops fires; showing it again, as good or as the ground of an anomaly, fixes that.
+            i, y, x = self.hard_spots[int(rng.integers(len(self.hard_spots)))]
+            crop = augment(rng, crop_around(rng, self.images[i], y, x, crop_px))
+        else:
+            crop = train_crop(rng, self.images[int(rng.integers(len(self.images)))], crop_px=crop_px)
+        # Blank crops (padding, background) teach nothing after the first few: most are drawn again,
+        # so a strip that is one third padding does not spend a third of the training time on it.
+        if rng.random() < self.data.redraw_blank and is_blank(crop):
+            crop = train_crop(rng, self.images[int(rng.integers(len(self.images)))], crop_px=crop_px)
         if rng.random() >= self.data.anomaly_probability:
             return crop, np.zeros(crop.shape[:2], np.uint8)
         donor = train_crop(rng, self.images[int(rng.integers(len(self.images)))], crop_px=crop_px)

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from training.config import OptimConfig, TrainConfig
-from training.data import AnomalyBatches
+from training.calibrate import infer_image
+from training.data import AnomalyBatches, hot_spots
 from training.net import DefectUNet
 
 
@@ -68,6 +69,20 @@ def learning_rate(progress: float, optim: OptimConfig) -> float:
     return optim.lr * (0.02 + 0.98 * cosine)
 
 
+HARD_SPOTS_PER_IMAGE = 8
+HARD_MIN_HEAT = 0.05
+
+
+def mine_hard_negatives(net: DefectUNet, batches: AnomalyBatches, config: TrainConfig) -> None:
+    """Score the good training images as the station would and remember where the network fires."""
+    net.eval()
+    spots = []
+    for index, image in enumerate(batches.images):
+        heatmap, _ = infer_image(net, image, config.export)
+        spots += [(index, y, x) for y, x in hot_spots(heatmap, count=HARD_SPOTS_PER_IMAGE, min_heat=HARD_MIN_HEAT)]
+    batches.hard_spots = spots
+
+
 def format_duration(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     return f"{seconds // 60}m{seconds % 60:02d}s"
@@ -98,6 +113,7 @@ def train_network(
     stopped_by = "steps"
     step = 0
     losses: list[float] = []
+    last_mined = 0.0  # the first search waits until the network has learnt something
     while step < optim.steps:
         elapsed = time.monotonic() - started
         if elapsed >= optim.time_budget_s:
@@ -107,6 +123,10 @@ def train_network(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(progress, optim)
 
+        if config.data.hard_negative_fraction > 0 and elapsed - last_mined >= config.data.hard_negative_every_s:
+            last_mined = elapsed
+            mine_hard_negatives(net, batches, config)
+            net.train()
         images_np, masks_np = batches.next_batch(optim.batch_size)
         images = torch.from_numpy(images_np).to(device)
         masks = torch.from_numpy(masks_np).to(device)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.anomalies import FILLS, MASK_SHAPES, add_anomaly
+from training.anomalies import FILLS, MASK_SHAPES, add_anomaly, texture_contrast
 from training.config import AnomalyConfig
 
 from .conftest import striped_fabric
@@ -60,3 +60,40 @@ def test_subtle_and_obvious_opacities_are_both_drawn():
         if mask.any():
             strengths.append(np.abs(out.astype(int) - image.astype(int))[mask > 0].mean())
     assert min(strengths) < 20 < max(strengths)
+
+
+def test_grey_images_get_grey_anomalies():
+    image, donor = crops(7)
+    grey, grey_donor = (np.repeat(x[:, :, :1], 3, axis=2) for x in (image, donor))
+    for seed in range(20):
+        out, mask = add_anomaly(np.random.default_rng(seed), grey, grey_donor, AnomalyConfig())
+        assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+
+
+def test_changes_the_weave_would_hide_are_not_labelled():
+    """On a strongly textured crop, a faint stain is no defect; on a flat one the same stain is."""
+    weave = np.where((np.indices((64, 64)).sum(axis=0) // 2) % 2 == 0, 70, 190).astype(np.uint8)
+    textured = np.repeat(weave[:, :, None], 3, axis=2)
+    flat = np.full_like(textured, 128)
+    faint = AnomalyConfig(opacity_min=0.15, opacity_max=0.15, min_contrast=0.5)
+    kept_textured = kept_flat = 0
+    for seed in range(30):
+        kept_textured += add_anomaly(np.random.default_rng(seed), textured, textured, faint)[1].any()
+        kept_flat += add_anomaly(np.random.default_rng(seed), flat, flat, faint)[1].any()
+    assert texture_contrast(textured) > 30 and texture_contrast(flat) == 0
+    assert kept_flat >= 15 and kept_textured < kept_flat / 2
+    unfiltered = AnomalyConfig(opacity_min=0.15, opacity_max=0.15, min_contrast=0.0)
+    kept_unfiltered = sum(add_anomaly(np.random.default_rng(s), textured, textured, unfiltered)[1].any() for s in range(30))
+    assert kept_unfiltered > kept_textured
+
+
+def test_new_shapes_draw_thin_lines_and_small_spots():
+    rng = np.random.default_rng(3)
+    dots = [MASK_SHAPES["dots"](rng, 128, 128).sum() for _ in range(20)]
+    assert max(dots) < 600  # spots, not stains
+    curves = [MASK_SHAPES["curve"](rng, 128, 128) for _ in range(20)]
+    # a yarn is long and thin: its area is a small multiple of its extent
+    for mask in curves:
+        ys, xs = np.nonzero(mask)
+        extent = max(np.ptp(ys), np.ptp(xs)) + 1
+        assert mask.sum() <= 6 * extent

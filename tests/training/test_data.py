@@ -8,6 +8,7 @@ from training.data import (
     AnomalyBatches,
     dataset_fingerprint,
     find_training_images,
+    hot_spots,
     load_images,
     split_train_val,
     train_crop,
@@ -87,3 +88,39 @@ def test_batches_follow_the_anomaly_probability(probability):
     assert y.shape == (8, 1, 32, 32) and set(np.unique(y)) <= {0.0, 1.0}
     with_defect = (y.reshape(8, -1).max(axis=1) > 0).sum()
     assert with_defect == (0 if probability == 0 else 8)
+
+
+def test_blank_padding_is_mostly_drawn_again():
+    rng = np.random.default_rng(0)
+    half_blank = np.concatenate([np.full((64, 256, 3), 255, np.uint8), striped_fabric(rng, 64, 256)], axis=0)
+    half_blank = np.ascontiguousarray(half_blank.transpose(1, 0, 2))  # padding on one side, like a strip end
+
+    def blank_share(redraw: float) -> float:
+        data = DataConfig(crop_px=32, anomaly_probability=0.0, redraw_blank=redraw)
+        batches = AnomalyBatches([half_blank], data, AnomalyConfig(), np.random.default_rng(1))
+        images, _ = batches.next_batch(400)
+        return float((images.std(axis=(1, 2, 3)) * 255 < 2).mean())
+
+    assert blank_share(0.0) > 0.3
+    assert blank_share(1.0) < blank_share(0.0) / 2
+
+
+def test_hot_spots_are_the_hottest_separate_peaks():
+    heat = np.zeros((64, 256), np.float32)
+    heat[10, 20] = 0.9
+    heat[11, 21] = 0.8  # same peak: within the spacing
+    heat[40, 200] = 0.5
+    heat[50, 100] = 0.01  # too faint
+    assert hot_spots(heat, count=5, min_heat=0.05) == [(10, 20), (40, 200)]
+    assert hot_spots(heat, count=1, min_heat=0.05) == [(10, 20)]
+
+
+def test_hard_negative_crops_hold_the_spot():
+    image = np.zeros((64, 512, 3), np.uint8)
+    image[30:34, 400:404] = 255  # the one thing the "network" fired on
+    data = DataConfig(crop_px=32, anomaly_probability=0.0, hard_negative_fraction=1.0)
+    batches = AnomalyBatches([image], data, AnomalyConfig(), np.random.default_rng(0), hard_spots=[(0, 32, 402)])
+    images, masks = batches.next_batch(20)
+    assert (images.max(axis=(1, 2, 3)) == 1.0).all() and not masks.any()
+    batches.hard_spots = []
+    assert (batches.next_batch(20)[0].max(axis=(1, 2, 3)) == 1.0).mean() < 0.5

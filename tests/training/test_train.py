@@ -70,3 +70,20 @@ def test_progress_goes_to_stderr(tmp_path, tiny_dataset, tiny_config_path, capsy
     run_train(tiny_config_path, tiny_dataset, tmp_path / "run", ["optim.steps=2"], command="qc train")
     captured = capsys.readouterr()
     assert "step 2/2" in captured.err and "ETA" in captured.err and captured.out == ""
+
+
+def test_hard_negatives_are_found_where_the_network_fires_on_good_images():
+    from training.net import DefectUNet
+    from training.train import mine_hard_negatives
+
+    config = tiny_config()
+    config.export.tile_px, config.export.overlap_px = 64, 16
+    feed = batches(config)
+    net = DefectUNet(config.net)
+    torch.nn.init.constant_(net.head.bias, 3.0)  # fires everywhere
+    mine_hard_negatives(net, feed, config)
+    assert feed.hard_spots and {i for i, _, _ in feed.hard_spots} == set(range(len(feed.images)))
+    assert all(0 <= y < 64 and 0 <= x < 80 for _, y, x in feed.hard_spots)
+    torch.nn.init.constant_(net.head.bias, -9.0)  # fires nowhere
+    mine_hard_negatives(net, feed, config)
+    assert feed.hard_spots == []
