@@ -16,7 +16,7 @@ from prometheus_client.core import (
 )
 
 from edge.deps import ModelInfo, Services, ServicesDep, StoreDep, get_services
-from edge.routes import admin, inspect, reports, units
+from edge.routes import admin, inspect, pages, reports, units
 from edge.schemas import ReviewOut, UnitLinks, UnitOut, UnitPage
 
 __all__ = [
@@ -129,7 +129,7 @@ def create_app(services: Services) -> FastAPI:
     registry = CollectorRegistry()
     registry.register(PipelineCollector(services))
 
-    for module in (units, reports, inspect, admin):
+    for module in (units, reports, inspect, admin, pages):
         app.include_router(module.router)
     cors = services.config.api.cors_origins
     if cors:  # off unless origins are named: the API serves the station's own pages

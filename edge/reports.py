@@ -50,8 +50,12 @@ def pareto(type_counts: Counter[str]) -> list[dict[str, Any]]:
     return rows
 
 
+MIN_RATE_WINDOW_H = 0.25
+
+
 def split_types(defect_types: str | None) -> list[str]:
-    return [t for t in (defect_types or "").split(",") if t]
+    # Unique, in order: rows written before types were de-duplicated may repeat one.
+    return list(dict.fromkeys(t for t in (defect_types or "").split(",") if t))
 
 
 def summary(engine: Engine, unit_filter: UnitFilter, config: ReportsConfig) -> dict[str, Any]:
@@ -113,7 +117,8 @@ def summary(engine: Engine, unit_filter: UnitFilter, config: ReportsConfig) -> d
         "last_unit_at": last_at and last_at.replace(tzinfo=timezone.utc),
         **_rates(*totals),
         "failed": sum(n for _, n in type_rows),
-        "units_per_hour": totals[0] / hours if hours > 0 else None,
+        # Under a quarter of an hour of data says nothing about an hourly rate.
+        "units_per_hour": totals[0] / hours if hours >= MIN_RATE_WINDOW_H else None,
         "pareto": pareto(type_counts),
         "by_station": [{"station": k, **_rates(*v)} for k, v in sorted(by_station.items())],
         "by_shift": [{"shift": k, **_rates(*v)} for k, v in by_shift.items()],

@@ -129,7 +129,8 @@ def effective_defect_types(
         return ""
     if review_defect_type:
         return defect_types_text([review_defect_type])
-    return defect_types_text([d.get("type", "defect") for d in defects] or ["defect"])
+    # One entry per type: the Pareto counts units with a type, not the regions the model found.
+    return defect_types_text(list(dict.fromkeys(d.get("type", "defect") for d in defects)) or ["defect"])
 
 
 def migrate(engine: Engine) -> None:

@@ -97,6 +97,17 @@ def export_onnx(net: DefectUNet, path: Path, *, tile_px: int, opset: int) -> Non
     )
 
 
+def simplify_onnx(path: Path) -> None:
+    """Fold constants and drop redundant shape arithmetic (onnxslim), in place.
+
+    Done before the parity check, so the graph that ships is the graph that was compared.
+    """
+    import onnx
+    import onnxslim
+
+    onnx.save(onnxslim.slim(str(path)), str(path))
+
+
 def parity_inputs(run: TrainedRun) -> list[np.ndarray]:
     """Batches (float32 NCHW) compared between torch and onnxruntime."""
     rng = np.random.default_rng(run.config.seed)
@@ -151,6 +162,7 @@ def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, command
     tmp_path = out_dir / f".{MODEL_FILE}.tmp"
     try:
         export_onnx(run.net, tmp_path, tile_px=run.config.export.tile_px, opset=run.config.export.opset)
+        simplify_onnx(tmp_path)
         parity = check_parity(run.net, tmp_path, parity_inputs(run), thresholds.image)
         os.replace(tmp_path, out_dir / MODEL_FILE)
     finally:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import Response
 
 from edge.auth import Operator, Reader
 from edge.deps import FilterDep, ServicesDep, StoreDep
 from edge.lot_report import lot_report
 from edge.lots import LotConflict, NewLot, UnknownLot
+from edge.pdf import lot_report_pdf
 from edge.reports import summary
 from edge.schemas import LotIn, LotOut, SummaryOut
 
@@ -71,3 +73,22 @@ def get_lot_report(lot_id: int, services: ServicesDep, _: Reader) -> dict[str, A
     except UnknownLot as exc:
         raise HTTPException(404, detail=str(exc)) from exc
     return lot_report(services.store, lot, services.config)
+
+
+@router.get(
+    "/lots/{lot_id}/report.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "the lot report as a PDF"}},
+)
+def get_lot_report_pdf(lot_id: int, services: ServicesDep, _: Reader) -> Response:
+    """The lot report as a PDF: header, AQL table, 4-point figures, verdict, failed units."""
+    try:
+        lot = services.store.lots.get(lot_id)
+    except UnknownLot as exc:
+        raise HTTPException(404, detail=str(exc)) from exc
+    report = lot_report(services.store, lot, services.config)
+    data = lot_report_pdf(services.store, lot, report)
+    return Response(
+        data, media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="lot-{lot.id}-report.pdf"'},
+    )

@@ -129,8 +129,9 @@ def test_summary_figures(make_client, line, auth):
     assert (s["units"], s["passed"], s["failed"]) == (8, 5, 3)
     assert s["yield"] == pytest.approx(5 / 8) and s["first_pass_yield"] == pytest.approx(4 / 8)
     assert s["units_per_hour"] == pytest.approx(8 / 16)  # first to last unit: 16 h
-    assert [(p["type"], p["count"]) for p in s["pareto"]] == [("hole", 3), ("stain", 2)]
-    assert s["pareto"][0]["percent"] == pytest.approx(60) and s["pareto"][-1]["cumulative_percent"] == 100
+    # The Pareto counts units: unit 1's two holes are one holed unit.
+    assert [(p["type"], p["count"]) for p in s["pareto"]] == [("hole", 2), ("stain", 2)]
+    assert s["pareto"][0]["percent"] == pytest.approx(50) and s["pareto"][-1]["cumulative_percent"] == 100
     stations = {r["station"]: (r["units"], r["passed"]) for r in s["by_station"]}
     assert stations == {"s1": (5, 3), "s2": (3, 2)}
     shifts = {r["shift"]: (r["units"], r["passed"], r["first_pass_yield"]) for r in s["by_shift"]}

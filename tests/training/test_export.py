@@ -63,3 +63,29 @@ def test_missing_checkpoint_is_refused(tmp_path, tiny_run):
     (run / "checkpoint.pt").unlink()
     with pytest.raises(TrainingError, match="checkpoint.pt is missing"):
         run_export(run, tmp_path / "m" / "1", name=None, version=None, command="x")
+
+
+def test_simplification_folds_constants_and_keeps_the_answer(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from training.export import simplify_onnx
+
+    one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
+    nodes = [
+        helper.make_node("Add", ["one", "one"], ["two"]),  # constant arithmetic: foldable
+        helper.make_node("Mul", ["x", "two"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N"])],
+        initializer=[one],
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    simplify_onnx(path)
+    assert [n.op_type for n in onnx.load(str(path)).graph.node] == ["Mul"]
+    out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": np.ones(3, np.float32)})
+    np.testing.assert_array_equal(out[0], [2.0, 2.0, 2.0])
