@@ -33,6 +33,24 @@ class Services:
     model: ModelInfo | None = None
     inferencer: Any = None  # for POST /inspect; default: the pipeline's
 
+    def swap_model(self, model_dir: str) -> ModelInfo:
+        """Load and verify another model, then switch the line to it between two units.
+
+        A model that fails verification raises qc.card.ModelRefused before anything changes:
+        the station keeps serving the model it had.
+        """
+        from qc.inference import Inferencer
+
+        new = Inferencer(model_dir, threads=self.config.pipeline.inference_threads)
+        if self.pipeline is not None:
+            self.pipeline.inferencer = new  # one attribute store: the worker picks it up per unit
+        self.inferencer = new
+        thresholds = new.card.thresholds
+        self.model = ModelInfo(
+            new.name, new.version, str(new.model_dir), {"image": thresholds.image, "pixel": thresholds.pixel}
+        )
+        return self.model
+
     def inspector(self) -> Any:
         if self.inferencer is not None:
             return self.inferencer

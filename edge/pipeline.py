@@ -85,6 +85,8 @@ class _Decided:
     dequeued_mono: float
     decided_mono: float
     decided_at: datetime
+    model_name: str
+    model_version: str
 
 
 class Pipeline:
@@ -251,11 +253,17 @@ class Pipeline:
 
     def decide_frame(self, frame: Frame) -> "_Decided":
         dequeued = time.monotonic()
-        result = self.inferencer.infer(frame.image)
-        decision = decide(result, self.inferencer.card, px_per_mm=self.px_per_mm, rules=self.rules)
+        # One read of the attribute per unit: a model swapped meanwhile (PUT /api/v1/model) never
+        # mixes one model's heatmap with the other's thresholds or name.
+        inferencer = self.inferencer
+        result = inferencer.infer(frame.image)
+        decision = decide(result, inferencer.card, px_per_mm=self.px_per_mm, rules=self.rules)
         with self._lock:
             self.inference_s.observe(float(result.infer_ms) / 1000.0)
-        return _Decided(frame, result, decision, dequeued, time.monotonic(), datetime.now(timezone.utc))
+        return _Decided(
+            frame, result, decision, dequeued, time.monotonic(), datetime.now(timezone.utc),
+            inferencer.name, inferencer.version,
+        )
 
     def write(self, decided: "_Decided") -> UnitRecord:
         frame, result, decision = decided.frame, decided.result, decided.decision
@@ -278,8 +286,8 @@ class Pipeline:
             verdict=decision.verdict,
             score=float(decision.score),
             defects=[d.model_dump(mode="json") for d in decision.defects],
-            model_name=self.inferencer.name,
-            model_version=self.inferencer.version,
+            model_name=decided.model_name,
+            model_version=decided.model_version,
             thresholds={"image": decision.image_threshold, "pixel": decision.pixel_threshold},
             timings=timings,
         )

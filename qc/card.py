@@ -84,6 +84,7 @@ class ModelCard(_Strict):
     defect_classes: list[str] = Field(default_factory=list)
     training: TrainingRecord
     metrics: dict[str, float] = Field(default_factory=dict, description="held-out metrics")
+    metrics_data: str = Field("", description="which held-out images the metrics were measured on")
     parity: ExportParity
     quantization: str | None = None
     export_command: str = ""

@@ -148,7 +148,7 @@ def cmd_eval(args: argparse.Namespace, argv: list[str]) -> int:
 
     from qc.card import ModelRefused
     from qc.data import DatasetError
-    from qc.evaluate import evaluate_model, format_report
+    from qc.evaluate import evaluate_model, format_report, record_in_card
 
     try:
         report = evaluate_model(args.model_dir, args.data, threads=args.threads, skip_bad=args.skip_bad)
@@ -158,6 +158,8 @@ def cmd_eval(args: argparse.Namespace, argv: list[str]) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.record:
+        print(f"metrics recorded in {record_in_card(args.model_dir, report)}")
     return EXIT_OK
 
 
@@ -317,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dir", type=Path)
     p.add_argument("--data", type=Path, required=True, help="dataset root with test/")
     p.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    p.add_argument("--record", action="store_true", help="write the figures into the model card")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--skip-bad", action="store_true")
     p.set_defaults(handler=cmd_eval)

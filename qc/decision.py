@@ -40,6 +40,11 @@ class VerdictRules(BaseModel):
     score_window_px: int = Field(
         5, ge=1, description="local average used to re-score a heatmap with ignored areas"
     )
+    class_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="per defect class: the peak score a region of that class needs to count; a "
+        "failed unit whose regions all fall short passes (e.g. tolerate faint slubs)",
+    )
 
     def ignored(self, shape: tuple[int, int]) -> np.ndarray | None:
         """Boolean mask of ignored pixels, or None when nothing is ignored."""
@@ -144,6 +149,10 @@ def decide(
             # pixel threshold: outline the hottest area instead of failing with nothing to show.
             peak = float(result.heatmap.max())
             defects = find_defects(result.heatmap, 0.9 * peak, min_area_px=1, px_per_mm=px_per_mm)
+        if rules.class_thresholds:
+            defects = [d for d in defects if d.peak_score >= rules.class_thresholds.get(d.type, 0.0)]
+            if not defects:
+                verdict = "pass"  # every region is below its class's bar: nothing to reject for
     return Decision(
         verdict=verdict,
         score=result.score,

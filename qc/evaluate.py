@@ -86,3 +86,23 @@ def format_report(report: dict[str, Any]) -> str:
     for kind, recall in report["recall_per_type"].items():
         lines.append(f"  recall {kind:<11} {recall:.3f}")
     return "\n".join(lines)
+
+
+RECORDED_METRICS = (
+    "image_auroc", "average_precision", "pixel_auroc", "aupro", "recall", "false_reject_rate", "f1",
+)
+
+
+def record_in_card(model_dir: str | Path, report: dict[str, Any]) -> Path:
+    """Write the held-out figures into the model card (the onnx file and its sha256 are unchanged)."""
+    from qc.card import load_card, write_card
+    from qc.inference import resolve_model_dir
+
+    model_dir = resolve_model_dir(model_dir)
+    card = load_card(model_dir)
+    card.metrics.update({k: float(report[k]) for k in RECORDED_METRICS if k in report})
+    card.metrics_data = (
+        f"test/ of {report['data']}: {report['images']['good']} good, "
+        f"{report['images']['defect']} defect images"
+    )
+    return write_card(card, model_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
 
 from edge.auth import Admin, KeyRefused, Reader
 from edge.deps import ServicesDep, StoreDep
@@ -48,3 +49,23 @@ def station_model(services: ServicesDep, _: Reader) -> dict[str, Any]:
         "version": inferencer.version,
         "card": inferencer.card.model_dump(mode="json"),
     }
+
+
+class ModelSwapIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dir: str = Field(min_length=1, max_length=1024, description="models/<name>/<version> or models/<name>")
+
+
+@router.put("/model")
+def swap_model(body: ModelSwapIn, services: ServicesDep, _: Admin) -> dict[str, Any]:
+    """Switch this station to another registered model (admin). Refused models change nothing."""
+    from qc.card import ModelRefused
+
+    old = services.model
+    try:
+        info = services.swap_model(body.dir)
+    except ModelRefused as exc:
+        still = f"; still serving {old.name} {old.version}" if old else ""
+        raise HTTPException(422, detail=f"model refused: {exc}{still}") from exc
+    return {"name": info.name, "version": info.version, "dir": info.dir, "thresholds": info.thresholds}

@@ -84,3 +84,19 @@ def test_stored_colour_heatmap_inverts_to_its_values(rng):
     heat = rng.random((30, 40)).astype(np.float32)
     back = rgb_to_heatmap(heatmap_to_rgb(heat))
     np.testing.assert_allclose(back, np.round(heat * 255) / 255, atol=1 / 255 + 1e-6)
+
+
+def test_class_thresholds_decide_which_regions_fail_a_unit(tiny_model_dir):
+    from qc.card import load_card
+    from qc.decision import VerdictRules
+
+    card = load_card(tiny_model_dir)
+    heat = np.zeros((60, 60), np.float32)
+    heat[10:20, 10:20] = 0.7
+    result = InferenceResult(heat, 0.7, 1.0)
+    assert decide(result, card).verdict == "fail"
+    lenient = VerdictRules(class_thresholds={"defect": 0.8})
+    assert decide(result, card, rules=lenient).verdict == "pass"
+    strict = VerdictRules(class_thresholds={"defect": 0.6})
+    decision = decide(result, card, rules=strict)
+    assert decision.verdict == "fail" and len(decision.defects) == 1

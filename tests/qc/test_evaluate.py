@@ -66,3 +66,18 @@ def test_cli_eval_writes_json(tiny_model_dir, dark_spot_dataset, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "image_auroc" in out.stdout
     assert json.loads((tmp_path / "r.json").read_text())["images"]["defect"] == 6
+
+
+def test_eval_can_record_its_figures_in_the_card(tiny_model_dir, dark_spot_dataset, tmp_path):
+    import shutil
+
+    from qc.card import load_card, verify_files
+    from qc.evaluate import record_in_card
+
+    model = tmp_path / "m" / "1"
+    shutil.copytree(tiny_model_dir, model)
+    report = evaluate_model(model, dark_spot_dataset)
+    record_in_card(model, report)
+    card = verify_files(model)  # the onnx file is untouched
+    assert card.metrics["image_auroc"] == pytest.approx(0.75) and "4 good, 6 defect" in card.metrics_data
+    assert load_card(tiny_model_dir).metrics == {}
