@@ -229,6 +229,9 @@ class ReportsConfig(_Strict):
 class PipelineConfig(_Strict):
     queue_size: int = Field(8, ge=1, le=10_000, description="frames waiting for inference")
     inference_threads: int = Field(2, ge=1, le=256, description="onnxruntime intra-op threads")
+    writer_threads: int = Field(
+        2, ge=1, le=16, description="threads rendering and storing decided units (disk waits overlap)"
+    )
 
 
 class EdgeConfig(_Strict):

@@ -104,7 +104,11 @@ class Pipeline:
         on_unit: Callable[[Frame, UnitRecord], None] | None = None,
         expect_size_px: tuple[int, int] | None = None,
         max_frame_age_s: float | None = None,
+        writer_threads: int = 2,
     ):
+        # Writing a unit (encode three images, fsync each, commit the row) takes about as long
+        # as inferring it, mostly waiting on the disk: two writers overlap those waits.
+        self.writer_threads = max(1, writer_threads)
         self.source = source
         self.inferencer = inferencer
         self.store = store
@@ -145,7 +149,10 @@ class Pipeline:
         self._threads = [
             threading.Thread(target=self._capture_loop, name="edge-capture", daemon=True),
             threading.Thread(target=self._inference_loop, name="edge-inference", daemon=True),
-            threading.Thread(target=self._writer_loop, name="edge-writer", daemon=True),
+            *(
+                threading.Thread(target=self._writer_loop, name=f"edge-writer-{i}", daemon=True)
+                for i in range(self.writer_threads)
+            ),
         ]
         for t in self._threads:
             t.start()
@@ -236,7 +243,8 @@ class Pipeline:
                 except Exception as exc:  # one bad frame must not stop the line
                     self._record_error(frame, exc)
         finally:
-            self._decided.put(None)  # tells the writer that nothing more will come
+            for _ in range(self.writer_threads):
+                self._decided.put(None)  # tells each writer that nothing more will come
 
     def _writer_loop(self) -> None:
         while (decided := self._decided.get()) is not None:

@@ -37,6 +37,7 @@ def build_services(config: EdgeConfig) -> Services:
         station_id=config.station.id,
         line=config.station.line,
         queue_size=config.pipeline.queue_size,
+        writer_threads=config.pipeline.writer_threads,
         px_per_mm=config.station.px_per_mm,
         rules=config.rules,
         expect_size_px=config.source.expect_size_px,
