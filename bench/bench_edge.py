@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--size", default="480x640", help="frame height x width")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--writers", type=int, default=2, help="writer threads (pipeline.writer_threads)")
+    parser.add_argument("--writers", type=int, default=1, help="writer threads (pipeline.writer_threads)")
     parser.add_argument("--fps", type=float, default=60.0, help="camera rate (a fast line camera)")
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.split("x"))

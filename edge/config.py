@@ -230,7 +230,8 @@ class PipelineConfig(_Strict):
     queue_size: int = Field(8, ge=1, le=10_000, description="frames waiting for inference")
     inference_threads: int = Field(2, ge=1, le=256, description="onnxruntime intra-op threads")
     writer_threads: int = Field(
-        2, ge=1, le=16, description="threads rendering and storing decided units (disk waits overlap)"
+        1, ge=1, le=16, description="threads rendering and storing decided units; >1 overlaps "
+        "slow-disk waits but stores units out of verdict order"
     )
 
 

@@ -104,10 +104,10 @@ class Pipeline:
         on_unit: Callable[[Frame, UnitRecord], None] | None = None,
         expect_size_px: tuple[int, int] | None = None,
         max_frame_age_s: float | None = None,
-        writer_threads: int = 2,
+        writer_threads: int = 1,
     ):
-        # Writing a unit (encode three images, fsync each, commit the row) takes about as long
-        # as inferring it, mostly waiting on the disk: two writers overlap those waits.
+        # One writer keeps units stored (and on_unit called) in verdict order. More overlap disk
+        # waits on slow storage; on a 2-core station they measured no gain (CPU-bound encoding).
         self.writer_threads = max(1, writer_threads)
         self.source = source
         self.inferencer = inferencer

@@ -187,7 +187,7 @@ def test_invalid_frames_are_skipped_and_counted_by_reason(store, inferencer):
     pipe.start()
     assert pipe.wait(timeout_s=30)
     snap = pipe.snapshot()
-    assert stored == [0, 7] and store.count() == 2
+    assert sorted(stored) == [0, 7] and store.count() == 2  # writers may finish out of order
     assert snap["frames_read"] == 8 and snap["errors"] == 0
     assert snap["frames_invalid"] == {"wrong_size": 1, "empty": 2, "malformed": 2, "stale": 1}
     # Without expectations, any size is inspected and nothing is stale.
