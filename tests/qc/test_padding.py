@@ -1,0 +1,35 @@
+import numpy as np
+
+from qc.padding import padding_mask, suppress_padding
+
+
+def _strip(rng):
+    strip = rng.integers(60, 160, (64, 400, 3), dtype=np.uint8)  # woven texture
+    strip[:, :150] = 255  # the flat white end of a line-scan strip
+    return strip
+
+
+def test_white_end_of_a_strip_and_a_margin_are_padding(rng):
+    mask = padding_mask(_strip(rng))
+    assert mask[:, :150].all() and mask[:, 150:150 + 8].all()
+    assert not mask[:, 170:].any()
+
+
+def test_flat_cloth_and_flat_defects_inside_the_cloth_are_not_padding(rng):
+    cloth = rng.integers(60, 160, (64, 400, 3), dtype=np.uint8)
+    cloth[20:40, 200:230] = 255  # a hole showing the white backlight: a defect, not padding
+    assert padding_mask(cloth) is None
+    smooth_grey = np.full((64, 400, 3), 128, np.uint8)  # a plain, noiseless mid-grey fabric
+    assert padding_mask(smooth_grey) is None
+
+
+def test_suppression_clears_padding_and_rescores(rng):
+    strip = _strip(rng)
+    heat = np.zeros(strip.shape[:2], np.float32)
+    heat[:, 148:152] = 0.99  # the false alarm where cloth meets padding
+    heat[30:35, 300:305] = 0.9  # a real defect in the cloth
+    cleared, score = suppress_padding(strip, heat, 0.99)
+    assert cleared[:, 148:152].max() == 0.0 and cleared[32, 302] == np.float32(0.9)
+    assert 0.85 < score <= 0.9
+    untouched, same = suppress_padding(rng.integers(60, 160, (64, 64, 3), dtype=np.uint8), heat[:, :64], 0.5)
+    assert same == 0.5 and untouched is not None
