@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from qc.imageio import write_bytes_atomic
 
 ORIGINAL_NAME = "image.jpg"
 HEATMAP_NAME = "heatmap.png"
@@ -49,19 +50,6 @@ def encode_image(rgb: np.ndarray, suffix: str) -> bytes:
     if not ok:
         raise ValueError(f"OpenCV could not encode a {rgb.shape} image as {suffix}")
     return buf.tobytes()
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fsync_dir(path: Path) -> None:

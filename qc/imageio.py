@@ -101,7 +101,12 @@ def write_image_atomic(path: str | Path, image: np.ndarray, *, jpeg_quality: int
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = encode_image(image, path.suffix, jpeg_quality=jpeg_quality)
+    write_bytes_atomic(path, encode_image(image, path.suffix, jpeg_quality=jpeg_quality))
+    return path
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Temporary file in the target's folder, flushed to disk, then renamed over the target."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -112,4 +117,3 @@ def write_image_atomic(path: str | Path, image: np.ndarray, *, jpeg_quality: int
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path

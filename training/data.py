@@ -13,6 +13,9 @@ import cv2
 import numpy as np
 
 from qc.imageio import IMAGE_SUFFIXES, ImageReadError, read_image
+# The contract's preprocessing has one definition, the station's: training feeds the network
+# exactly what onnxruntime will be fed.
+from qc.inference import to_input_tensor as to_tensor_layout
 from training.anomalies import add_anomaly
 from training.config import AnomalyConfig, DataConfig, TrainingError
 
@@ -118,11 +121,6 @@ def train_crop(rng: np.random.Generator, image: np.ndarray, *, crop_px: int) -> 
     if rng.random() < 0.5:
         crop = crop[::-1]
     return np.ascontiguousarray(np.rot90(crop, int(rng.integers(0, 4))))
-
-
-def to_tensor_layout(images_rgb: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 in 0..1, the ONNX contract's input."""
-    return np.ascontiguousarray(images_rgb.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
 
 
 BLANK_STD = 2.0
