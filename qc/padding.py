@@ -22,7 +22,11 @@ SCORE_WINDOW_PX = 5  # the network's own image score: hottest 5x5 local average
 
 def padding_mask(image_rgb: np.ndarray) -> np.ndarray | None:
     """Boolean (H, W) mask of border-connected flat padding plus margin, or None if there is none."""
-    grey = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey_u8 = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
+    border = np.concatenate([grey_u8[0], grey_u8[-1], grey_u8[:, 0], grey_u8[:, -1]])
+    if not ((border >= SATURATED_HIGH) | (border <= SATURATED_LOW)).any():
+        return None  # padding touches the border: without a saturated border pixel there is none
+    grey = grey_u8.astype(np.float32)
     k = (FLAT_WINDOW_PX, FLAT_WINDOW_PX)
     mean = cv2.blur(grey, k)
     var = np.maximum(cv2.blur(grey * grey, k) - mean * mean, 0.0)
