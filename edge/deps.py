@@ -84,6 +84,8 @@ def unit_filter(
     line: Annotated[str | None, Query()] = None,
     lot: Annotated[str | None, Query(description="lot id")] = None,
     style: Annotated[str | None, Query()] = None,
+    camera: Annotated[str | None, Query(description="camera id")] = None,
+    unit_ref: Annotated[str | None, Query(description="unit id or barcode given by a trigger")] = None,
     verdict: Annotated[str | None, Query(description="final verdict: pass | fail | needs_review")] = None,
     defect_type: Annotated[str | None, Query()] = None,
     min_score: Annotated[float | None, Query()] = None,
@@ -91,6 +93,7 @@ def unit_filter(
 ) -> UnitFilter:
     values = {
         "from": from_, "to": to, "station": station, "line": line, "lot": lot, "style": style,
+        "camera": camera, "unit_ref": unit_ref,
         "verdict": verdict, "defect_type": defect_type, "min_score": min_score, "max_score": max_score,
     }
     try:

@@ -25,6 +25,8 @@ class UnitFilter(BaseModel):
     line: str | None = Field(None, **TEXT_FIELD)
     lot: str | None = Field(None, **TEXT_FIELD, description="lot id")
     style: str | None = Field(None, **TEXT_FIELD)
+    camera: str | None = Field(None, **TEXT_FIELD, description="camera id of the station")
+    unit_ref: str | None = Field(None, **TEXT_FIELD, description="unit id or barcode from a trigger")
     verdict: Literal["pass", "fail", "needs_review"] | None = Field(
         None, description="the final verdict: the operator's where reviewed, else the model's"
     )
@@ -52,7 +54,7 @@ class UnitFilter(BaseModel):
             conditions.append(t.c.captured_at >= _naive(self.from_))
         if self.to is not None:
             conditions.append(t.c.captured_at < _naive(self.to))
-        for name in ("station", "line", "lot", "style"):
+        for name in ("station", "line", "lot", "style", "camera", "unit_ref"):
             value = getattr(self, name)
             if value is not None:
                 conditions.append(t.c[name] == value)

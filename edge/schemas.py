@@ -52,6 +52,13 @@ class UnitOut(BaseModel):
     line: str
     lot: str | None
     style: str | None
+    po: str | None = Field(None, description="purchase order of the station's lot at the time")
+    colour: str | None = Field(None, description="colour of the station's lot at the time")
+    size: str | None = Field(None, description="size of the station's lot at the time")
+    camera: str | None = Field(None, description="the station's camera that took the unit")
+    unit_ref: str | None = Field(
+        None, description="the unit's own id (barcode) where an external trigger gave one"
+    )
     captured_at: datetime
     decided_at: datetime
     verdict: str = Field(description="the model's verdict: pass | fail | needs_review")
@@ -76,6 +83,7 @@ class UnitOut(BaseModel):
             )
         return cls(
             id=r.id, station=r.station, line=r.line, lot=r.lot, style=r.style,
+            po=r.po, colour=r.colour, size=r.size, camera=r.camera, unit_ref=r.unit_ref,
             captured_at=r.captured_at, decided_at=r.decided_at, verdict=r.verdict,
             final_verdict=r.final_verdict or r.verdict, score=r.score,
             defects=[Defect.model_validate(d) for d in r.defects],

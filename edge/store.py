@@ -66,6 +66,8 @@ class NewUnit:
     timings: dict[str, float]
     lot: str | None = None
     style: str | None = None
+    camera: str | None = None
+    unit_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ class UnitRecord:
     final_verdict: str | None = None
     height_px: int | None = None
     width_px: int | None = None
+    camera: str | None = None
+    unit_ref: str | None = None
+    po: str | None = None
+    colour: str | None = None
+    size: str | None = None
 
 
 @dataclass(frozen=True)
@@ -230,6 +237,7 @@ class UnitStore:
                     if lot is not None:
                         row["lot"] = str(lot.id)
                         row["style"] = unit.style or lot.style
+                        row.update(po=lot.po, colour=lot.colour, size=lot.size)
                 conn.execute(units_table.insert().values(**row))
         except BaseException:
             remove_unit_files(self.data_dir, files)

@@ -61,6 +61,13 @@ units_table = Table(
     Column("defect_types", Text),
     Column("height_px", Integer),
     Column("width_px", Integer),
+    # Which camera of the station took the unit, the unit's own id (barcode) where a trigger gave
+    # one, and the rest of the station's lot context at the time (PO, colour, size).
+    Column("camera", String(64)),
+    Column("unit_ref", String(128)),
+    Column("po", String(128)),
+    Column("colour", String(64)),
+    Column("size", String(64)),
     Index("ix_units_captured_at_id", "captured_at", "id"),
     Index("ix_units_station_captured", "station", "captured_at", "id"),
     Index("ix_units_line_captured", "line", "captured_at", "id"),
@@ -68,6 +75,7 @@ units_table = Table(
     Index("ix_units_style_captured", "style", "captured_at", "id"),
     Index("ix_units_final_verdict_captured", "final_verdict", "captured_at", "id"),
     Index("ix_units_score", "score"),
+    Index("ix_units_unit_ref", "unit_ref"),
 )
 
 reviews_table = Table(

@@ -24,6 +24,7 @@ CSV_COLUMNS = (
     "id", "station", "line", "lot", "style", "captured_at", "decided_at", "verdict", "final_verdict",
     "score", "defect_count", "defect_types", "model_name", "model_version", "review_by",
     "reviewed_at", "review_verdict", "review_defect_type", "review_severity", "review_note",
+    "po", "colour", "size", "camera", "unit_ref",
 )
 
 
