@@ -49,11 +49,13 @@ SAMPLE_SIZES: dict[str, int] = {
 
 # Table 2-A, one column per AQL, one cell per code letter A..R (16 cells, top to bottom).
 # "Ac/Re" is a plan; "v" = use the first plan below the arrow, "^" = the first plan above.
-# Cross-checked against published reproductions of the table (columns 0.65-15, rows A-Q) and
-# against its diagonal structure (tests/qc/test_aql.py): moving one letter down and one AQL
+# Checked cell by cell (tests/qc/test_aql.py) against three published reproductions of the
+# master table (MIL-STD-105E Table II-A = ANSI/ASQ Z1.4 Table II-A = ISO 2859-1 Table 2-A):
+# the plans of every row A-R in order, the Re numbers and arrows of columns 0.65-15, and the
+# resolved plan (n, Ac) of every cell. The table is diagonal: moving one letter down and one AQL
 # left gives the same cell; along a diagonal the cells run v.. 0/1 ^ v 1/2 2/3 3/4 5/6 7/8
-# 10/11 14/15 21/22 ^..; only rows A-D go on to 30/31 and 44/45 (AQL 100-1000, which count
-# nonconformities per 100 units).
+# 10/11 14/15 21/22 ^..; only rows A-E (n <= 13) go on to 30/31 and 44/45 (AQL 100-1000, which
+# count nonconformities per 100 units).
 _TABLE_2A: dict[str, str] = {
     "0.010": "v v v v v v v v v v v v v v 0/1 ^",
     "0.015": "v v v v v v v v v v v v v 0/1 ^ v",
@@ -76,8 +78,8 @@ _TABLE_2A: dict[str, str] = {
     "40": "2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^ ^ ^ ^ ^",
     "65": "3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^ ^ ^ ^ ^ ^",
     "100": "5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^",
-    "150": "7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^",
-    "250": "10/11 14/15 21/22 30/31 ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^",
+    "150": "7/8 10/11 14/15 21/22 30/31 ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^",
+    "250": "10/11 14/15 21/22 30/31 44/45 ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^",
     "400": "14/15 21/22 30/31 44/45 ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^",
     "650": "21/22 30/31 44/45 ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^",
     "1000": "30/31 44/45 ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^",

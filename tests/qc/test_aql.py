@@ -16,6 +16,11 @@ from qc.reports.aql import (
 
 # (lot size, level, AQL) -> (code letter, plan letter, sample size, Ac, Re, 100 % inspection)
 WORKED_EXAMPLES = [
+    # The textbook case: 501-1200 @ II = J (n 80); J @ 2.5 = 5/6, J @ 4.0 = 7/8.
+    ((1200, "II", 2.5), ("J", "J", 80, 5, 6, False)),
+    ((1200, "II", 4.0), ("J", "J", 80, 7, 8, False)),
+    # Critical defects at AQL 0 in the same lot: Ac 0 Re 1 on the lot's own sample of 80.
+    ((1200, "II", 0), ("J", "J", 80, 0, 1, False)),
     # Table 1: 281-500 @ II = H. Table 2-A: H (n 50) @ 2.5 = 3/4.
     ((500, "II", 2.5), ("H", "H", 50, 3, 4, False)),
     # H @ 4.0 = 5/6.
@@ -69,8 +74,15 @@ WORKED_EXAMPLES = [
     ((10, "II", 1000), ("B", "B", 3, 44, 45, False)),
     # 2-8 @ II = A; A @ 1000 = 30/31.
     ((8, "II", 1000), ("A", "A", 2, 30, 31, False)),
-    # 51-90 @ II = E; E @ 150 is ^, D @ 150 = 21/22 (n 8).
-    ((60, "II", 150), ("E", "D", 8, 21, 22, False)),
+    # 51-90 @ II = E; E @ 100 = 21/22 (n 13).
+    ((60, "II", 100), ("E", "E", 13, 21, 22, False)),
+    # Nonconformities per 100 units, row E (n 13) carries 30/31 and 44/45 like rows A-D:
+    # 51-90 @ II = E; E @ 150 = 30/31, E @ 250 = 44/45; F @ 150 is ^ up to E (n 13).
+    ((90, "II", 150), ("E", "E", 13, 30, 31, False)),
+    ((90, "II", 250), ("E", "E", 13, 44, 45, False)),
+    ((150, "II", 150), ("F", "E", 13, 30, 31, False)),
+    # E @ 400 is ^: D @ 400 = 44/45 (n 8).
+    ((90, "II", 400), ("E", "D", 8, 44, 45, False)),
     # AQL 0 (critical, zero acceptance): the code letter's own sample, Ac 0 Re 1.
     ((500, "II", 0.0), ("H", "H", 50, 0, 1, False)),
     ((5, "II", 0), ("A", "A", 2, 0, 1, False)),
@@ -135,8 +147,8 @@ def _expected_cell(row: int, column: int) -> str:
         return "v"
     if diagonal - 14 < len(sequence):
         return sequence[diagonal - 14]
-    tail = {25: "30/31", 26: "44/45"}  # only rows A-D carry these plans
-    return tail.get(diagonal, "^") if row <= 3 else "^"
+    tail = {25: "30/31", 26: "44/45"}  # only rows A-E (n <= 13) carry these plans
+    return tail.get(diagonal, "^") if row <= 4 else "^"
 
 
 def test_table_2a_transcription_matches_its_diagonal_structure():
@@ -255,3 +267,47 @@ def test_lot_verdict_checks_the_inspected_sample():
 def test_bad_input_is_refused_with_a_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# The plans (Ac/Re cells, arrows left out) of each row of Table 2-A, left to right, as printed in
+# a published reproduction of MIL-STD-105E Table II-A; rows F to Q read the same.
+PUBLISHED_ROW_PLANS = {
+    "A": "0/1 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 30/31",
+    **dict.fromkeys("BCDE", "0/1 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 30/31 44/45"),
+    **dict.fromkeys("FGHJKLMNPQ", "0/1 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22"),
+    "R": "1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22",
+}
+
+
+def test_table_2a_rows_match_the_published_plans():
+    for row, letter in enumerate(LETTERS):
+        plans = [cells[row] for cells in TABLE_2A.values() if cells[row] not in ("v", "^")]
+        assert plans == PUBLISHED_ROW_PLANS[letter].split(), letter
+
+
+# Arrow cells resolved as published tables that print the resolved plan per cell (sample size,
+# Ac) give them: (code letter, AQL) -> (sample size, Ac).
+RESOLVED_ARROWS = {
+    ("A", 0.010): (1250, 0),  # v all the way down to Q
+    ("R", 0.010): (1250, 0),  # ^ to Q
+    ("R", 0.015): (800, 0),  # the corner: P's 0/1
+    ("A", 10): (5, 1),  # the corner: C's 1/2
+    ("A", 15): (3, 1),  # B's 1/2
+    ("G", 0.65): (20, 0),  # ^ to F's 0/1
+    ("H", 0.65): (80, 1),  # v to J's 1/2
+    ("N", 4.0): (315, 21),  # ^ to M's 21/22
+    ("R", 1.0): (1250, 21),  # ^ to Q's 21/22
+    ("F", 100): (13, 21),  # ^ to E's 21/22
+    ("R", 250): (13, 44),  # ^ to E's 44/45
+    ("E", 400): (8, 44),  # ^ to D's 44/45
+    ("C", 1000): (3, 44),  # ^ to B's 44/45
+}
+
+
+@pytest.mark.parametrize(("cell", "expected"), RESOLVED_ARROWS.items())
+def test_arrow_cells_resolve_as_published(cell, expected):
+    from qc.reports.aql import _resolve
+
+    letter, aql = cell
+    plan_letter, accept, _ = _resolve(TABLE_2A[float(aql)], LETTERS.index(letter))
+    assert (SAMPLE_SIZES[plan_letter], accept) == expected
