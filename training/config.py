@@ -36,6 +36,30 @@ class DataConfig(_Strict):
     hard_negative_every_s: float = Field(
         30.0, gt=0, description="seconds between searches for hard negatives on the training images"
     )
+    augment: Literal["none", "light", "default"] = Field(
+        "none",
+        description="albumentations preset on good crops before anomaly pasting (training/augment.py); "
+        "'none' keeps the built-in flips and quarter turns only",
+    )
+    rotate: bool = Field(
+        True, description="presets may turn crops by 90 degrees (off for fabrics with a direction)"
+    )
+    real_defect_fraction: float = Field(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        description="share of crops drawn from labelled defect images in train/ (only when there are any)",
+    )
+    defect_val_fraction: float = Field(
+        0.3,
+        ge=0.0,
+        lt=1.0,
+        description="share of labelled train/ defect images held back for recall calibration (at least 1 "
+        "when calibration.mode is recall)",
+    )
+    validation_crops: int = Field(
+        32, ge=2, description="fixed crops of the held-back good images scored for early stopping (half get an anomaly)"
+    )
 
 
 class AnomalyConfig(_Strict):
@@ -88,9 +112,33 @@ class OptimConfig(_Strict):
     focal_gamma: float = Field(2.0, ge=0, description="focal loss gamma (0 gives plain BCE)")
     log_every_s: float = Field(10.0, gt=0, description="seconds between progress lines on stderr")
     threads: int = Field(2, ge=1, description="torch CPU threads")
+    checkpoint_every_s: float = Field(
+        60.0, gt=0, description="seconds between resumable checkpoints written to RUN_DIR/checkpoint.pt"
+    )
+    validate_every_s: float = Field(
+        30.0, gt=0, description="seconds between scorings of the validation crops (TensorBoard, early stopping)"
+    )
+    patience: int = Field(
+        0,
+        ge=0,
+        description="stop after this many validations without improvement and keep the best weights "
+        "(0: off, the last weights are kept)",
+    )
+    weak_weight: float = Field(
+        1.0, ge=0, description="weight of the image-score loss on image-label-only defects (weak positives)"
+    )
+    tensorboard: bool = Field(True, description="write TensorBoard logs to RUN_DIR/tensorboard")
 
 
 class CalibrationConfig(_Strict):
+    mode: Literal["false_reject_rate", "recall"] = Field(
+        "false_reject_rate",
+        description="false_reject_rate: from held-back good images; recall: from held-back labelled "
+        "defect images in train/ (needs some)",
+    )
+    target_recall: float = Field(
+        0.95, gt=0, le=1, description="with mode recall: share of held-back defect images that must fail"
+    )
     target_false_reject_rate: float = Field(
         0.01, gt=0, lt=1, description="share of good units allowed to fail at the image threshold"
     )
@@ -118,6 +166,7 @@ class ExportConfig(_Strict):
 
 class TrainConfig(_Strict):
     seed: int = Field(0, description="seed of every random choice (split, crops, anomalies, weights)")
+    resume: bool = Field(False, description="continue from RUN_DIR/checkpoint.pt of an unfinished run")
     data: DataConfig = Field(default_factory=DataConfig, description="dataset split and crops")
     anomalies: AnomalyConfig = Field(default_factory=AnomalyConfig, description="synthetic anomalies")
     net: NetConfig = Field(default_factory=NetConfig, description="network shape")

@@ -1,18 +1,24 @@
 """Training data: the good images of ``train/good`` (never ``test/``), the calibration hold-out,
 random crops with flips and quarter turns, and batches where a share of crops carry a synthetic
 anomaly. Plain numpy with a seeded Generator, so a run is reproducible crop for crop.
+
+Labelled defects a user has in ``train/<defect_type>/`` (masks in
+``ground_truth/<defect_type>/<stem>_mask.png``, or none) are loaded too: crops around a masked
+defect are trained with the mask as target; image-label-only defects are weak positives (see
+``AnomalyBatches``). With none of them, batches are drawn exactly as before.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from qc.imageio import IMAGE_SUFFIXES, ImageReadError, read_image
+from qc.imageio import IMAGE_SUFFIXES, ImageReadError, read_image, read_mask
 # The contract's preprocessing has one definition, the station's: training feeds the network
 # exactly what onnxruntime will be fed.
 from qc.inference import to_input_tensor as to_tensor_layout
@@ -28,6 +34,7 @@ def find_training_images(root: Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise TrainingError(f"data root {root} does not exist or is not a folder")
+    check_layout(root)
     folder = root / "train" / "good" if (root / "train").is_dir() else root
     if not folder.is_dir():
         raise TrainingError(f"{folder} is missing: an MVTec dataset keeps its good images there")
@@ -35,6 +42,95 @@ def find_training_images(root: Path) -> list[Path]:
     if not paths:
         raise TrainingError(f"no good training images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     return paths
+
+
+def check_layout(root: Path) -> None:
+    """Refuse folders that are datasets of another layout, rather than training on the wrong files."""
+    if (root / "Defect_images").is_dir() or (root / "NoDefect_images").is_dir():
+        raise TrainingError(
+            f"{root} is in the AITEX layout (Defect_images/, NoDefect_images/): convert it first with "
+            f"`qc data convert --from aitex {root} --out DIR` and train on DIR"
+        )
+    if not (root / "train").is_dir() and any((root / d).is_dir() for d in ("test", "ground_truth")):
+        raise TrainingError(
+            f"{root} has test/ or ground_truth/ but no train/: an MVTec dataset keeps its training "
+            f"images in train/good/ (training never reads test/)"
+        )
+    if (root / "train").is_dir() and not (root / "train" / "good").is_dir():
+        found = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+        raise TrainingError(
+            f"{root / 'train' / 'good'} is missing: an MVTec dataset keeps its good images there "
+            f"(train/ holds {', '.join(found) or 'no folders'})"
+        )
+
+
+@dataclass(frozen=True)
+class LabelledDefect:
+    """A defect image a user put in ``train/<defect_type>/``; ``mask_path`` None: image label only."""
+
+    path: Path
+    defect_type: str
+    mask_path: Path | None
+
+
+def find_labelled_defects(root: Path) -> list[LabelledDefect]:
+    """``ROOT/train/<type>/*`` for every type but good, with ``ground_truth/<type>/<stem>_mask.png``."""
+    train = Path(root) / "train"
+    if not train.is_dir():
+        return []
+    found = []
+    for folder in sorted(p for p in train.iterdir() if p.is_dir() and p.name != "good"):
+        for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+            mask = Path(root) / "ground_truth" / folder.name / f"{path.stem}_mask.png"
+            found.append(LabelledDefect(path, folder.name, mask if mask.is_file() else None))
+    return found
+
+
+@dataclass
+class DefectSample:
+    """A loaded labelled defect: uint8 RGB image, mask bool (H, W) or None (weak positive)."""
+
+    image: np.ndarray
+    mask: np.ndarray | None
+    defect_type: str
+    where: np.ndarray | None = None  # (k, 2) defect pixel coordinates to centre crops on
+
+
+def load_defects(defects: list[LabelledDefect]) -> list[DefectSample]:
+    samples = []
+    for defect in defects:
+        try:
+            image = read_image(defect.path)
+            mask = read_mask(defect.mask_path) > 0 if defect.mask_path is not None else None
+        except ImageReadError as exc:
+            raise TrainingError(f"unreadable labelled defect: {exc}") from exc
+        where = None
+        if mask is not None:
+            if mask.shape != image.shape[:2]:
+                raise TrainingError(
+                    f"mask {defect.mask_path} is {mask.shape[1]}x{mask.shape[0]} px but its image "
+                    f"{defect.path} is {image.shape[1]}x{image.shape[0]} px"
+                )
+            ys, xs = np.nonzero(mask)
+            if len(ys) == 0:
+                raise TrainingError(f"mask {defect.mask_path} marks no defect pixel (255 = defect)")
+            step = max(1, len(ys) // 4096)
+            where = np.stack([ys[::step], xs[::step]], axis=1)
+        samples.append(DefectSample(image, mask, defect.defect_type, where))
+    return samples
+
+
+def split_defects(
+    defects: list[LabelledDefect], *, val_fraction: float, seed: int
+) -> tuple[list[LabelledDefect], list[LabelledDefect]]:
+    """Hold back ``val_fraction`` of the labelled defects (at least one) for recall calibration."""
+    if not defects:
+        return [], []
+    n_val = max(1, int(round(val_fraction * len(defects))))
+    if n_val >= len(defects):
+        return [], list(defects)
+    order = np.random.default_rng([seed, 0xDEFEC7]).permutation(len(defects))
+    return [defects[i] for i in sorted(order[n_val:])], [defects[i] for i in sorted(order[:n_val])]
 
 
 def split_train_val(
@@ -131,9 +227,37 @@ def is_blank(crop: np.ndarray) -> bool:
     return float(crop.std()) < BLANK_STD
 
 
+def joint_flips(rng: np.random.Generator, crop: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same random flips and quarter turn on an image crop and its mask."""
+    if rng.random() < 0.5:
+        crop, mask = crop[:, ::-1], mask[:, ::-1]
+    if rng.random() < 0.5:
+        crop, mask = crop[::-1], mask[::-1]
+    turns = int(rng.integers(0, 4))
+    return np.ascontiguousarray(np.rot90(crop, turns)), np.ascontiguousarray(np.rot90(mask, turns))
+
+
+def window_around(rng: np.random.Generator, shape: tuple[int, ...], y: int, x: int, size: int) -> tuple[int, int]:
+    """Top-left corner of a size x size window holding (y, x) in its middle half (clamped)."""
+    jitter = rng.integers(-(size // 4), size // 4 + 1, size=2)
+    y0 = int(np.clip(y - size // 2 + jitter[0], 0, shape[0] - size))
+    x0 = int(np.clip(x - size // 2 + jitter[1], 0, shape[1] - size))
+    return y0, x0
+
+
 @dataclass
 class AnomalyBatches:
-    """Endless batches of (images [B,3,H,W] float32 0..1, masks [B,1,H,W] float32 0/1)."""
+    """Endless batches of (images [B,3,H,W] float32 0..1, masks [B,1,H,W] float32 0/1).
+
+    With labelled ``defects``, a share ``data.real_defect_fraction`` of crops comes from them:
+    - a defect with a mask: a crop around one of its defect pixels, the mask as target;
+    - a defect with an image label only (weak positive): we know the image holds a defect but not
+      where, so no pixel can be called good or defect. Its crop is centred on the network's current
+      hottest spot on that image (``weak_spots``, refreshed with the hard negatives; a random crop
+      before the first search) and ``next_batch_with_weak`` flags it: training leaves it out of the
+      pixel loss and only pushes its image score up (multiple-instance learning: the image is
+      positive if its most suspicious region is).
+    """
 
     images: list[np.ndarray]
     data: DataConfig
@@ -141,6 +265,40 @@ class AnomalyBatches:
     rng: np.random.Generator
     hard_spots: list[tuple[int, int, int]] = field(default_factory=list)
     """(image index, y, x) where the network last fired on a good image: hard negatives."""
+    augment: Callable[[np.random.Generator, np.ndarray], np.ndarray] | None = None
+    """train preset applied to good crops before anomaly pasting (training/augment.py); None: off."""
+    defects: list[DefectSample] = field(default_factory=list)
+    weak_spots: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """defect index -> (y, x) of the network's hottest spot on an image-label-only defect."""
+
+    def sample_defect(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
+        crop_px = self.data.crop_px
+        index = int(rng.integers(len(self.defects)))
+        defect = self.defects[index]
+        image = pad_to(defect.image, crop_px, crop_px)
+        if defect.mask is not None:
+            y, x = defect.where[int(rng.integers(len(defect.where)))]
+            mask = pad_to(defect.mask.astype(np.uint8) * 255, crop_px, crop_px)
+        else:
+            y, x = self.weak_spots.get(index, (int(rng.integers(image.shape[0])), int(rng.integers(image.shape[1]))))
+            mask = np.zeros(image.shape[:2], np.uint8)
+        y0, x0 = window_around(rng, image.shape, int(y), int(x), crop_px)
+        crop, mask = joint_flips(
+            rng, image[y0 : y0 + crop_px, x0 : x0 + crop_px], mask[y0 : y0 + crop_px, x0 : x0 + crop_px]
+        )
+        return crop, mask, defect.mask is None
+
+    def sample_with_weak(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
+        if self.defects and rng.random() < self.data.real_defect_fraction:
+            return self.sample_defect(rng)
+        return (*self.sample(rng), False)
+
+    def next_batch_with_weak(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like next_batch, plus a bool [B] flag of weak positives (image label only)."""
+        triples = [self.sample_with_weak(self.rng) for _ in range(batch_size)]
+        images = to_tensor_layout(np.stack([t[0] for t in triples]))
+        masks = np.stack([t[1] for t in triples])[:, None].astype(np.float32) / np.float32(255)
+        return images, masks, np.array([t[2] for t in triples], bool)
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         crop_px = self.data.crop_px
@@ -155,6 +313,8 @@ class AnomalyBatches:
         # so a strip that is one third padding does not spend a third of the training time on it.
         if rng.random() < self.data.redraw_blank and is_blank(crop):
             crop = train_crop(rng, self.images[int(rng.integers(len(self.images)))], crop_px=crop_px)
+        if self.augment is not None:
+            crop = self.augment(rng, crop)
         if rng.random() >= self.data.anomaly_probability:
             return crop, np.zeros(crop.shape[:2], np.uint8)
         donor = train_crop(rng, self.images[int(rng.integers(len(self.images)))], crop_px=crop_px)
