@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,6 +19,9 @@ from edge.deps import ModelInfo, Services, ServicesDep, StoreDep, get_services
 from edge.routes import admin, inspect, pages, reports, units
 from edge.schemas import ReviewOut, UnitLinks, UnitOut, UnitPage
 
+if TYPE_CHECKING:
+    from edge.outputs.dispatcher import OutputDispatcher
+
 __all__ = [
     "ModelInfo", "Services", "ServicesDep", "StoreDep", "UnitOut", "UnitPage", "ReviewOut",
     "UnitLinks", "create_app", "get_services", "health",
@@ -29,7 +32,7 @@ RECENT_ERROR_S = 60.0  # an inference error older than this no longer degrades /
 INVALID_REASONS = ("empty", "malformed", "wrong_size", "stale", "unreadable")
 
 
-def health(services: Services) -> dict[str, Any]:
+def health(services: Services, outputs: OutputDispatcher | None = None) -> dict[str, Any]:
     """Status plus, in words, everything that is wrong."""
     problems: list[str] = []
     pipeline = services.pipeline
@@ -54,6 +57,8 @@ def health(services: Services) -> dict[str, Any]:
             problems.append(
                 f"{snap['errors']} unit(s) failed so far, the last {age:.0f} s ago: {snap['last_error']}"
             )
+    if outputs is not None:
+        problems.extend(outputs.problems())  # e.g. "mqtt broker 10.0.0.5:1883 unreachable since"
     source = services.pipeline.source.describe() if pipeline else {}
     return {
         "status": "degraded" if problems else "ok",
@@ -71,6 +76,7 @@ def health(services: Services) -> dict[str, Any]:
         "frames_invalid": snap.get("frames_invalid", {}),
         "queued": snap.get("queued", 0),
         "last_timings_ms": snap.get("last_timings", {}),
+        "outputs": outputs.snapshot() if outputs is not None else {},
     }
 
 
@@ -121,13 +127,41 @@ class PipelineCollector:
         )
 
 
-def create_app(services: Services) -> FastAPI:
+class OutputsCollector:
+    """qc_outputs_{sent,failed,dropped}{output=...} and qc_outputs_queued, read at scrape time."""
+
+    def __init__(self, outputs: OutputDispatcher):
+        self.outputs = outputs
+
+    def collect(self):
+        snap = self.outputs.snapshot()
+        docs = {
+            "sent": "units delivered by the output",
+            "failed": "units the output gave up on (refused, retries spent, too late)",
+            "dropped": "units dropped from the output's full queue, or left queued at shutdown",
+        }
+        for key, doc in docs.items():
+            family = CounterMetricFamily(f"qc_outputs_{key}", doc, labels=["output"])
+            for name, figures in snap.items():
+                family.add_metric([name], figures[key])
+            yield family
+        queued = GaugeMetricFamily("qc_outputs_queued", "units waiting for the output", labels=["output"])
+        for name, figures in snap.items():
+            queued.add_metric([name], figures["queued"])
+        yield queued
+
+
+def create_app(services: Services, outputs: OutputDispatcher | None = None) -> FastAPI:
+    """``outputs``: the station's MQTT / webhook / reject outputs, for /metrics and /healthz."""
     app = FastAPI(title="Garment QC station", version="1")
     app.state.services = services
     # One registry per app, not the process-wide default: tests and several stations in one
     # process each get their own figures.
     registry = CollectorRegistry()
     registry.register(PipelineCollector(services))
+    app.state.outputs = outputs
+    if outputs is not None:
+        registry.register(OutputsCollector(outputs))
 
     for module in (units, reports, inspect, admin, pages):
         app.include_router(module.router)
@@ -140,7 +174,7 @@ def create_app(services: Services) -> FastAPI:
 
     @app.get("/healthz")
     def healthz(services: ServicesDep) -> dict[str, Any]:
-        return health(services)
+        return health(services, outputs)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

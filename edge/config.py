@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edge.outputs.config import OutputsConfig
 from qc.decision import VerdictRules
 
 from qc.overrides import ConfigError, apply_overrides, format_validation_error, load_yaml_mapping
@@ -246,6 +247,9 @@ class EdgeConfig(_Strict):
     api: ApiConfig = Field(default_factory=ApiConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
+    outputs: OutputsConfig = Field(
+        default_factory=OutputsConfig, description="MQTT, webhooks and reject signals; all off by default"
+    )
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> EdgeConfig:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from edge.app import ModelInfo, Services, create_app
 from edge.config import EdgeConfig, load_config
+from edge.outputs.dispatcher import OutputDispatcher, StationInfo, build_outputs
 from edge.pipeline import Pipeline
 from edge.sources import build_source
 from edge.store import UnitStore
@@ -21,8 +22,11 @@ log = logging.getLogger("edge")
 DRAIN_TIMEOUT_S = 60.0
 
 
-def build_services(config: EdgeConfig) -> Services:
-    """Load the model (refused models raise qc.card.ModelRefused), open the store, wire the line."""
+def build_services(config: EdgeConfig, outputs: OutputDispatcher | None = None) -> Services:
+    """Load the model (refused models raise qc.card.ModelRefused), open the store, wire the line.
+
+    ``outputs``: where stored units go besides the database (its on_unit is the pipeline's hook).
+    """
     from qc.inference import Inferencer
 
     inferencer = Inferencer(config.model.dir, threads=config.pipeline.inference_threads)
@@ -42,6 +46,7 @@ def build_services(config: EdgeConfig) -> Services:
         rules=config.rules,
         expect_size_px=config.source.expect_size_px,
         max_frame_age_s=config.source.max_frame_age_s,
+        on_unit=outputs.on_unit if outputs is not None else None,
     )
     thresholds = inferencer.card.thresholds
     model = ModelInfo(
@@ -64,8 +69,13 @@ def run_edge(config_path: Path, overrides: list[str]) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(config_path, overrides)
-    services = build_services(config)
-    app = create_app(services)
+    outputs = build_outputs(config.outputs, StationInfo(config.station.id, config.station.line))
+    try:
+        services = build_services(config, outputs)
+    except BaseException:
+        outputs.close()
+        raise
+    app = create_app(services, outputs)
     server = uvicorn.Server(
         uvicorn.Config(app, host=config.api.host, port=config.api.port, log_level="warning")
     )
@@ -95,6 +105,7 @@ def run_edge(config_path: Path, overrides: list[str]) -> int:
     finally:
         drained = services.pipeline.stop(timeout_s=DRAIN_TIMEOUT_S)
         snap = services.pipeline.snapshot()
+        outputs.close()  # after the pipeline: the units it drained still go out
         services.store.close()
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -1,4 +1,4 @@
-"""The JSON a stored unit is sent as: the REST API's UnitOut, plus the camera where there is one.
+"""The JSON a stored unit is sent as: the REST API's UnitOut (camera and lot included).
 
 One shape for every consumer: a message from MQTT or a webhook reads like GET /api/v1/units/<id>.
 Receivers should treat ``id`` as the key: MQTT QoS 1 and webhook retries deliver at least once,
@@ -16,9 +16,6 @@ from edge.store import UnitRecord
 
 def unit_payload(record: UnitRecord, *, links_base_url: str | None = None) -> dict[str, Any]:
     payload = UnitOut.from_record(record).model_dump(mode="json")
-    camera = getattr(record, "camera", None)  # set where the station has several cameras
-    if camera is not None:
-        payload["camera"] = camera
     if links_base_url:
         payload["links"] = {k: links_base_url + v for k, v in payload["links"].items()}
     return payload
