@@ -1,9 +1,14 @@
 """Unit records: one SQL row per unit plus its image files. Routes call this, never the ORM.
 
-SQLAlchemy Core over SQLite in WAL mode (readers never wait for the pipeline's writes). Files are
-written before the row is committed and removed if the insert fails, so a row never points at
-missing files. A kill between the two leaves files without a row; ``sweep_after_crash`` removes
-them when the station starts again.
+SQLAlchemy Core over SQLite in WAL mode (readers never wait for the pipeline's writes), or
+PostgreSQL by URL. Files are written before the row is committed and removed if the insert is
+refused, so a row never points at missing files. A kill between the two leaves files without a
+row; ``sweep_after_crash`` removes them when the station starts again.
+
+When the database cannot be reached or written, the row goes to a local spool instead (edge.spool)
+and its files stay; a background replayer (edge.replay) inserts spooled rows in order once the
+database answers. While anything is spooled, new rows are spooled behind it, so units reach the
+table in the order they were decided.
 """
 
 from __future__ import annotations
@@ -30,12 +35,13 @@ from edge.files import (
     sweep_unit_folders,
     write_unit_files,
 )
+from edge.migrate import upgrade_database
 from edge.query import UnitFilter
+from edge.replay import DatabaseWatch, SpoolReplayer, is_unavailable
+from edge.spool import Spool, SpooledUnit
 from edge.tables import (
     effective_defect_types,
-    lots_table,
     metadata,
-    migrate,
     reviews_table,
     units_table,
 )
@@ -152,12 +158,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadCursor(f"cursor {cursor!r} is not valid") from exc
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, busy_timeout_s: float) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     # The pipeline thread writes while API threads read; the timeout rides out a writer's lock.
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+    # A lock held longer than that counts as the database being away: the unit is spooled.
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s}
+    )
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):
@@ -169,19 +178,43 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def open_engine(database_url: str) -> Engine:
-    if make_url(database_url).get_backend_name() == "sqlite":
-        return _sqlite_engine(database_url)
-    return create_engine(database_url, pool_pre_ping=True)
+def open_engine(
+    database_url: str, *, busy_timeout_s: float = 15.0, connect_timeout_s: float = 5.0
+) -> Engine:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(database_url, busy_timeout_s)
+    connect_args = {}
+    if url.get_backend_name() == "postgresql":
+        # A server that went away must fail a write in seconds (the unit is then spooled), not
+        # hang the writer on TCP's own timeout.
+        connect_args["connect_timeout"] = max(1, round(connect_timeout_s))
+    # pre_ping: a connection the server dropped (a restart) is replaced, not handed out.
+    return create_engine(database_url, pool_pre_ping=True, connect_args=connect_args)
 
 
 class UnitStore:
-    def __init__(self, database_url: str, data_dir: Path):
+    def __init__(
+        self,
+        database_url: str,
+        data_dir: Path,
+        *,
+        busy_timeout_s: float = 15.0,
+        connect_timeout_s: float = 5.0,
+        spool_retry_s: float = 1.0,
+    ):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.engine = open_engine(database_url)
-        migrate(self.engine)
+        self.engine = open_engine(
+            database_url, busy_timeout_s=busy_timeout_s, connect_timeout_s=connect_timeout_s
+        )
+        upgrade_database(self.engine)
         self._write_lock = threading.Lock()
+        self.spool = Spool(self.data_dir / "spool")
+        self.database = DatabaseWatch()
+        self.replayer = SpoolReplayer(self, retry_s=spool_retry_s)
+        if self.spool.pending:  # left by the last run: replay as soon as the database answers
+            self.replayer.start()
         # Imported here: both build on this store's engine and lock.
         from edge.auth import KeyStore
         from edge.lots import LotStore
@@ -190,7 +223,17 @@ class UnitStore:
         self.keys = KeyStore(self.engine)
 
     def close(self) -> None:
+        self.replayer.stop()
         self.engine.dispose()
+
+    def storage_status(self) -> dict[str, Any]:
+        """The database's state and the spool's, for /healthz and /metrics."""
+        return {
+            **self.database.snapshot(),
+            "spool_units": self.spool.pending,
+            "spool_dir": str(self.spool.folder),
+            "replay_error": self.replayer.error,
+        }
 
     def journal_mode(self) -> str:
         with self.engine.connect() as conn:
@@ -204,7 +247,12 @@ class UnitStore:
         heatmap_rgb: np.ndarray,
         overlay_rgb: np.ndarray,
     ) -> UnitRecord:
-        """Write the unit's files, then its row; if the row fails the files are removed."""
+        """Write the unit's files, then its row; if the row is refused the files are removed.
+
+        If the database is away (or anything is spooled already) the row goes to the spool and the
+        files stay: the record is returned all the same, without its lot when the lot had to wait
+        for the database (the replay fills it in, from the lot open at ``captured_at``).
+        """
         unit_id = new_unit_id(unit.captured_at)
         files: UnitFiles = write_unit_files(
             self.data_dir,
@@ -229,20 +277,47 @@ class UnitStore:
             "width_px": int(original_rgb.shape[1]),
         }
         try:
-            with self._write_lock, self.engine.begin() as conn:
-                if unit.lot is None:
-                    # The station's open lot, read in the insert's transaction: a unit never lands
-                    # in a lot closed meanwhile.
-                    lot = self.lots.open_lot_in(conn, unit.station)
-                    if lot is not None:
-                        row["lot"] = str(lot.id)
-                        row["style"] = unit.style or lot.style
-                        row.update(po=lot.po, colour=lot.colour, size=lot.size)
-                conn.execute(units_table.insert().values(**row))
+            with self._write_lock:
+                if self.spool.pending:
+                    spooled = True  # behind the units already waiting, never ahead of them
+                else:
+                    spooled = not self._insert(row, find_lot=unit.lot is None)
+                if spooled:
+                    self.spool.append(SpooledUnit(row=row, resolve_lot=unit.lot is None))
         except BaseException:
             remove_unit_files(self.data_dir, files)
             raise
+        if spooled:
+            self.replayer.start()  # retries on its own clock, never on the line's
         return _to_record(_Row(row))
+
+    def _insert(self, row: dict[str, Any], *, find_lot: bool) -> bool:
+        """Insert the row (with the station's open lot); False when the database is away."""
+        values = dict(row)  # the spooled copy keeps no lot read in a transaction that failed
+        try:
+            with self.engine.begin() as conn:
+                if find_lot:
+                    # The station's open lot, read in the insert's transaction: a unit never lands
+                    # in a lot closed meanwhile.
+                    lot = self.lots.open_lot_in(conn, values["station"])
+                    if lot is not None:
+                        self.apply_lot(values, lot)
+                conn.execute(units_table.insert().values(**values))
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            self.database.failed(exc)
+            return False
+        row.update(values)
+        self.database.answered()
+        return True
+
+    @staticmethod
+    def apply_lot(row: dict[str, Any], lot) -> None:
+        """Record the lot context on a unit's row: at insert, and at replay for spooled units."""
+        row["lot"] = str(lot.id)
+        row["style"] = row.get("style") or lot.style
+        row.update(po=lot.po, colour=lot.colour, size=lot.size)
 
     def known_ids(self, ids: list[str]) -> set[str]:
         """The ids among ``ids`` that have a row."""
@@ -255,9 +330,15 @@ class UnitStore:
         return found
 
     def sweep_after_crash(self, *, recent_days: int = 2) -> SweepReport:
-        """Remove unit files without a row and stray temp files; call before the line starts."""
+        """Remove unit files without a row and stray temp files; call before the line starts.
+
+        A spooled unit has no row yet but is known: its files wait for the replay."""
+
+        def known(ids: list[str]) -> set[str]:
+            return self.known_ids(ids) | (set(ids) & self.spool.ids())
+
         with self._write_lock:
-            return sweep_unit_folders(self.data_dir, self.known_ids, recent_days=recent_days)
+            return sweep_unit_folders(self.data_dir, known, recent_days=recent_days)
 
     def get(self, unit_id: str) -> UnitRecord | None:
         with self.engine.connect() as conn:

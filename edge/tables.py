@@ -23,7 +23,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 metadata = MetaData()
 
@@ -141,38 +141,48 @@ def effective_defect_types(
     return defect_types_text(list(dict.fromkeys(d.get("type", "defect") for d in defects)) or ["defect"])
 
 
-def migrate(engine: Engine) -> None:
-    """Create what is missing. Safe to run on every start and on a database of any older shape."""
-    metadata.create_all(engine)
-    existing = {c["name"] for c in inspect(engine).get_columns("units")}
-    preparer = engine.dialect.identifier_preparer
-    with engine.begin() as conn:
-        for column in units_table.columns:
+def migrate(bind: Engine | Connection) -> None:
+    """Create what is missing. Safe to run on every start and on a database of any older shape.
+
+    Additive only: new tables, new columns (added nullable), new indexes. edge.migrate runs it
+    after the Alembic revisions, so a column added to a table above reaches old databases without
+    a revision of its own; anything else (a rename, a new type) needs a revision.
+    """
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            migrate(conn)
+        return
+    conn = bind
+    metadata.create_all(conn)
+    inspector = inspect(conn)
+    preparer = conn.dialect.identifier_preparer
+    unit_columns_before = {c["name"] for c in inspector.get_columns("units")}
+    for table in metadata.sorted_tables:
+        existing = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
             if column.name in existing:
                 continue
-            kind = column.type.compile(dialect=engine.dialect)
+            kind = column.type.compile(dialect=conn.dialect)
             conn.exec_driver_sql(
-                f"ALTER TABLE units ADD COLUMN {preparer.quote(column.name)} {kind}"
+                f"ALTER TABLE {preparer.format_table(table)} "
+                f"ADD COLUMN {preparer.quote(column.name)} {kind}"
             )
-    # create_all skips the indexes of a table that already existed.
-    for index in units_table.indexes:
-        index.create(engine, checkfirst=True)
-    if "final_verdict" not in existing:
-        _backfill(engine)
+        # create_all skips the indexes of a table that already existed.
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+    if "final_verdict" not in unit_columns_before:
+        _backfill(conn)
 
 
-def _backfill(engine: Engine) -> None:
+def _backfill(conn: Connection) -> None:
     """Fill the derived columns of rows written before they existed."""
     t = units_table
-    with engine.begin() as conn:
-        rows = conn.execute(
-            select(t.c.id, t.c.verdict, t.c.review_verdict, t.c.defects)
-        ).all()
-        for row in rows:
-            defects = row.defects if isinstance(row.defects, list) else json.loads(row.defects or "[]")
-            final = row.review_verdict or row.verdict
-            conn.execute(
-                update(t)
-                .where(t.c.id == row.id)
-                .values(final_verdict=final, defect_types=effective_defect_types(final, defects, None))
-            )
+    rows = conn.execute(select(t.c.id, t.c.verdict, t.c.review_verdict, t.c.defects)).all()
+    for row in rows:
+        defects = row.defects if isinstance(row.defects, list) else json.loads(row.defects or "[]")
+        final = row.review_verdict or row.verdict
+        conn.execute(
+            update(t)
+            .where(t.c.id == row.id)
+            .values(final_verdict=final, defect_types=effective_defect_types(final, defects, None))
+        )

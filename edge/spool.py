@@ -1,0 +1,151 @@
+"""The local spool: unit rows that could not reach the database, kept on disk until they can.
+
+Append-only JSON lines in numbered segment files under ``data_dir/spool/`` (``00000001.jsonl``, ...),
+one record per line, each fsynced before ``append`` returns: once UnitStore.add has returned, a
+power cut cannot lose the unit. A crash in the middle of a write leaves a last line without its
+newline (a torn record); reading ignores it, and that unit was never acknowledged (its files are
+orphans the startup sweep removes). A fresh segment is started at every open and after a failed
+write, so a later record is never glued onto a torn one.
+
+Segments are replayed oldest first and each is deleted only once all of its rows are committed
+(edge.replay): the order units were decided in is the order they reach the table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime
+
+from edge.tables import units_table
+
+log = logging.getLogger(__name__)
+
+SEGMENT = re.compile(r"(\d{8})\.jsonl")
+FORMAT_VERSION = 1
+_DATETIME_COLUMNS = {c.name for c in units_table.columns if isinstance(c.type, DateTime)}
+
+
+class SpoolCorrupt(RuntimeError):
+    """A spool line that is neither a record nor a torn last line: the disk has damaged it."""
+
+
+@dataclass(frozen=True)
+class SpooledUnit:
+    row: dict[str, Any]  # the units row as UnitStore.add would have inserted it
+    resolve_lot: bool  # the lot was not known when spooled: the replay looks it up
+
+
+def encode(unit: SpooledUnit) -> bytes:
+    row = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in unit.row.items()}
+    record = {"v": FORMAT_VERSION, "resolve_lot": unit.resolve_lot, "row": row}
+    return json.dumps(record, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+
+
+def decode(line: bytes) -> SpooledUnit:
+    record = json.loads(line)
+    if record.get("v") != FORMAT_VERSION:
+        raise ValueError(f"spool record format {record.get('v')!r}, expected {FORMAT_VERSION}")
+    row = dict(record["row"])
+    for name in _DATETIME_COLUMNS & row.keys():
+        if row[name] is not None:
+            row[name] = datetime.fromisoformat(row[name])
+    return SpooledUnit(row=row, resolve_lot=bool(record["resolve_lot"]))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """Thread-safe; the store also serialises appends against replay with its write lock."""
+
+    def __init__(self, folder: Path, *, segment_records: int = 500):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.segment_records = segment_records
+        self._lock = threading.Lock()
+        segments = self.segments()
+        self._ids: set[str] = set()
+        for segment in segments:
+            self._ids.update(u.row["id"] for u in self.read(segment))
+        # Never append to a segment from before this open: its last line may be torn.
+        self._next_seq = (int(SEGMENT.fullmatch(segments[-1].name).group(1)) + 1) if segments else 1
+        self._active: Path | None = None
+        self._active_count = 0
+
+    @property
+    def pending(self) -> int:
+        """Units waiting in the spool."""
+        with self._lock:
+            return len(self._ids)
+
+    def ids(self) -> set[str]:
+        with self._lock:
+            return set(self._ids)
+
+    def segments(self) -> list[Path]:
+        """Segment files, oldest first."""
+        return sorted(p for p in self.folder.iterdir() if SEGMENT.fullmatch(p.name))
+
+    def append(self, unit: SpooledUnit) -> None:
+        """Write one record and fsync it; on return the unit survives a power cut."""
+        data = encode(unit)
+        with self._lock:
+            if self._active is None or self._active_count >= self.segment_records:
+                self._active = self.folder / f"{self._next_seq:08d}.jsonl"
+                self._next_seq += 1
+                self._active_count = 0
+            created = not self._active.exists()
+            try:
+                fd = os.open(self._active, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                if created:
+                    _fsync_dir(self.folder)
+            except BaseException:
+                self._active = None  # the next record starts a clean segment after a torn one
+                raise
+            self._active_count += 1
+            self._ids.add(unit.row["id"])
+
+    def read(self, segment: Path) -> list[SpooledUnit]:
+        """The segment's complete records; a torn last line (a crash mid-write) is left out."""
+        data = segment.read_bytes()
+        lines = data.split(b"\n")
+        tail = lines.pop()  # empty when the file ends with a newline, as every complete one does
+        if tail:
+            log.warning("spool %s: ignoring a torn last record (%d bytes)", segment.name, len(tail))
+        units = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                units.append(decode(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise SpoolCorrupt(f"spool {segment} line {number} is damaged: {exc}") from exc
+        return units
+
+    def remove(self, segment: Path, units: list[SpooledUnit]) -> None:
+        """Delete a segment whose units are all in the database."""
+        with self._lock:
+            segment.unlink(missing_ok=True)
+            _fsync_dir(self.folder)
+            if segment == self._active:
+                self._active = None
+            self._ids.difference_update(u.row["id"] for u in units)
