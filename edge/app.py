@@ -18,6 +18,7 @@ from prometheus_client.core import (
 from edge.deps import ModelInfo, Services, ServicesDep, StoreDep, get_services
 from edge.routes import admin, inspect, pages, reports, units
 from edge.schemas import ReviewOut, UnitLinks, UnitOut, UnitPage
+from edge.storage_health import StorageCollector, answer_database_away_with_503, storage_health
 
 if TYPE_CHECKING:
     from edge.outputs.dispatcher import OutputDispatcher
@@ -57,6 +58,11 @@ def health(services: Services, outputs: OutputDispatcher | None = None) -> dict[
             problems.append(
                 f"{snap['errors']} unit(s) failed so far, the last {age:.0f} s ago: {snap['last_error']}"
             )
+        storage_problem = pipeline.storage_problem()  # "disk full: <data_dir>, <N> MB free; ..."
+        if storage_problem:
+            problems.append(storage_problem)
+    database = storage_health(services.store)  # database unreachable, units in the spool
+    problems.extend(database.problems)
     if outputs is not None:
         problems.extend(outputs.problems())  # e.g. "mqtt broker 10.0.0.5:1883 unreachable since"
     source = services.pipeline.source.describe() if pipeline else {}
@@ -70,7 +76,8 @@ def health(services: Services, outputs: OutputDispatcher | None = None) -> dict[
             **{k: v for k, v in snap.get("source", {}).items() if k != "skipped"},
             "frames_read": snap.get("frames_read", 0),
         },
-        "units": services.store.count(),
+        "units": database.units,
+        "database": database.status,
         "units_by_verdict": snap.get("units_by_verdict", {}),
         "frames_dropped": snap.get("frames_dropped", 0),
         "frames_invalid": snap.get("frames_invalid", {}),
@@ -116,6 +123,19 @@ class PipelineCollector:
         yield counter("qc_source_reconnects", "tries to reopen a lost source", source["reconnects"])
         yield GaugeMetricFamily("qc_source_up", "1 while frames arrive", value=int(source["up"]))
         yield GaugeMetricFamily("qc_queue_depth", "frames awaiting inference", value=snap["queued"])
+        storage = snap["storage"]
+        yield counter(
+            "qc_storage_errors", "unit writes the disk refused (each retry counts)", storage["errors"]
+        )
+        yield GaugeMetricFamily(
+            "qc_storage_held_units", "decided units waiting for the disk to take them",
+            value=storage["held"],
+        )
+        if storage["free_bytes"] is not None:
+            yield GaugeMetricFamily(
+                "qc_disk_free_bytes", "free bytes on the filesystem of the data folder",
+                value=storage["free_bytes"],
+            )
         hist = snap["inference_seconds"]
         cumulative, buckets = 0, []
         for bound, n in zip([*hist["bounds_s"], float("inf")], hist["counts"]):
@@ -159,6 +179,8 @@ def create_app(services: Services, outputs: OutputDispatcher | None = None) -> F
     # process each get their own figures.
     registry = CollectorRegistry()
     registry.register(PipelineCollector(services))
+    registry.register(StorageCollector(services.store))
+    answer_database_away_with_503(app, services.store)
     app.state.outputs = outputs
     if outputs is not None:
         registry.register(OutputsCollector(outputs))

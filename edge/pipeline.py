@@ -29,7 +29,8 @@ from edge.sources import Frame, FrameSource, SourceStatus
 from edge.store import NewUnit, UnitRecord, UnitStore
 from qc.decision import Decision, VerdictRules, decide
 from qc.inference import InferenceResult
-from qc.render import heatmap_to_rgb, overlay
+from edge.files import StorageStatus
+from qc.render import heatmap_to_grey
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,9 @@ class Pipeline:
         self.source_error: str | None = None
         self.last_timings: dict[str, float] = {}
         self.started_at: datetime | None = None
+        # The disk as the writer last found it (full, failing, fine), for /healthz and /metrics.
+        self.storage = StorageStatus(store.data_dir)
+        self._holding = 0  # decided units the writer holds while the disk refuses them
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -249,7 +253,7 @@ class Pipeline:
     def _writer_loop(self) -> None:
         while (decided := self._decided.get()) is not None:
             try:
-                self.write(decided)
+                self.write(decided, hold_on_disk_error=True)
             except Exception as exc:
                 self._record_error(decided.frame, exc)
 
@@ -273,12 +277,18 @@ class Pipeline:
             inferencer.name, inferencer.version,
         )
 
-    def write(self, decided: "_Decided") -> UnitRecord:
+    def write(self, decided: "_Decided", *, hold_on_disk_error: bool = False) -> UnitRecord:
+        """Store a decided unit. Only the heatmap's grey values are made here: the colour heatmap
+        and the overlay are rendered when someone first asks for them (edge.files), which keeps
+        ~45 ms of CPU per unit off the cores inference runs on.
+
+        With ``hold_on_disk_error`` (the writer thread) a disk that refuses the files does not
+        lose the unit: it is retried until the disk takes it (:meth:`_add_holding`).
+        """
         frame, result, decision = decided.frame, decided.result, decided.decision
         dequeued, decided_mono, decided_at = decided.dequeued_mono, decided.decided_mono, decided.decided_at
         rendering_started = time.monotonic()
-        overlay_rgb = overlay(frame.image, result.heatmap, threshold=decision.pixel_threshold)
-        heatmap_rgb = heatmap_to_rgb(result.heatmap)
+        heatmap_grey = heatmap_to_grey(result.heatmap)
         rendered_mono = time.monotonic()
         timings = {
             "queue_ms": (dequeued - frame.captured_mono) * 1000.0,
@@ -299,15 +309,51 @@ class Pipeline:
             thresholds={"image": decision.image_threshold, "pixel": decision.pixel_threshold},
             timings=timings,
         )
-        record = self.store.add(
-            unit, original_rgb=frame.image, heatmap_rgb=heatmap_rgb, overlay_rgb=overlay_rgb
-        )
+        if hold_on_disk_error:
+            record = self._add_holding(unit, frame.image, heatmap_grey)
+        else:
+            record = self.store.add(unit, original_rgb=frame.image, heatmap=heatmap_grey)
         with self._lock:
             self.units_by_verdict[record.verdict] += 1
             self.last_timings = {**timings, "store_ms": (time.monotonic() - rendered_mono) * 1000}
         if self.on_unit is not None:
             self.on_unit(frame, record)
         return record
+
+    STORAGE_RETRY_INITIAL_S = 0.1
+    STORAGE_RETRY_MAX_S = 5.0
+
+    def _add_holding(self, unit: NewUnit, image: np.ndarray, heatmap_grey: np.ndarray) -> UnitRecord:
+        """store.add, retried with capped backoff while the disk refuses the files (full, quota,
+        I/O error). store.add leaves nothing behind when it fails, so a retry starts clean.
+
+        Meanwhile the decided queue fills, inference waits on it and capture drops the oldest
+        frames (counted): the verdicts already made are kept, newer frames are what is lost.
+        """
+        delay_s = self.STORAGE_RETRY_INITIAL_S
+        while True:
+            try:
+                record = self.store.add(unit, original_rgb=image, heatmap=heatmap_grey)
+            except OSError as exc:
+                with self._lock:
+                    self._holding = 1
+                if self.storage.failed(exc):
+                    log.error("storage refused a unit, holding it and retrying: %s", exc)
+                time.sleep(delay_s)
+                delay_s = min(delay_s * 2, self.STORAGE_RETRY_MAX_S)
+                continue
+            with self._lock:
+                self._holding = 0
+            since = self.storage.recovered()
+            if since is not None:
+                log.warning("storage writes again (refused since %s); held units follow", since)
+            return record
+
+    def storage_problem(self) -> str | None:
+        """The disk trouble in words for /healthz, with how many decided units wait, or None."""
+        with self._lock:
+            held = self._holding + self._decided.qsize()
+        return self.storage.problem(held)
 
     # -- reporting -------------------------------------------------------------------------------
 
@@ -332,4 +378,5 @@ class Pipeline:
                 ),
                 "source_error": self.source_error,
                 "last_timings": dict(self.last_timings),
+                "storage": {**self.storage.snapshot(), "held": self._holding + self._decided.qsize()},
             }

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine, make_url
 from edge.files import (
     SweepReport,
     UnitFiles,
+    ensure_rendered,
     remove_unit_files,
     resolve_inside,
     sweep_unit_folders,
@@ -244,8 +245,9 @@ class UnitStore:
         unit: NewUnit,
         *,
         original_rgb: np.ndarray,
-        heatmap_rgb: np.ndarray,
-        overlay_rgb: np.ndarray,
+        heatmap: np.ndarray | None = None,
+        heatmap_rgb: np.ndarray | None = None,
+        overlay_rgb: np.ndarray | None = None,
     ) -> UnitRecord:
         """Write the unit's files, then its row; if the row is refused the files are removed.
 
@@ -259,6 +261,7 @@ class UnitStore:
             unit_id,
             unit.captured_at,
             original_rgb=original_rgb,
+            heatmap=heatmap,
             heatmap_rgb=heatmap_rgb,
             overlay_rgb=overlay_rgb,
         )
@@ -420,13 +423,17 @@ class UnitStore:
 
         Raises UnsafePath when the stored path would leave data_dir.
         """
-        column = units_table.c[FILE_COLUMNS[kind]]
+        t = units_table
         with self.engine.connect() as conn:
-            rel = conn.execute(select(column).where(units_table.c.id == unit_id)).scalar()
-        if rel is None:
+            found = conn.execute(
+                select(t.c[FILE_COLUMNS[kind]], t.c.thresholds).where(t.c.id == unit_id)
+            ).first()
+        if found is None or found[0] is None:
             return None
-        path = resolve_inside(self.data_dir, rel)
-        return path if path.is_file() else None
+        path = resolve_inside(self.data_dir, found[0])
+        # The colour heatmap and the overlay are rendered on first request (edge.files).
+        pixel_threshold = (found[1] or {}).get("pixel")
+        return ensure_rendered(self.data_dir, path, pixel_threshold=pixel_threshold)
 
 
 class _Row:

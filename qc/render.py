@@ -6,10 +6,27 @@ import cv2
 import numpy as np
 
 
+def heatmap_to_grey(heatmap: np.ndarray) -> np.ndarray:
+    """float heatmap 0..1 (H, W) -> uint8 (H, W), value = round(probability * 255).
+
+    This is the stored form of a heatmap: 256 levels, the same ones the colour map uses, so the
+    colour picture rendered from it later is identical to one rendered from the floats. A uint8
+    array is taken as already quantised.
+    """
+    if heatmap.dtype == np.uint8:
+        return heatmap
+    return np.clip(heatmap * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def grey_to_heatmap(grey: np.ndarray) -> np.ndarray:
+    """Invert :func:`heatmap_to_grey`: uint8 (H, W) -> float32 0..1."""
+    return grey.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
 def heatmap_to_rgb(heatmap: np.ndarray) -> np.ndarray:
-    """float heatmap 0..1 (H, W) -> uint8 RGB with the 'jet' colour map (blue = good, red = defect)."""
-    scaled = np.clip(heatmap * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    """float heatmap 0..1 (or its uint8 grey form) (H, W) -> uint8 RGB with the 'jet' colour map
+    (blue = good, red = defect)."""
+    return cv2.cvtColor(cv2.applyColorMap(heatmap_to_grey(heatmap), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
 
 
 def overlay(
