@@ -70,7 +70,8 @@ def evaluate_model(
             per_type[kind].append(score >= threshold)
     report["recall_per_type"] = {k: float(np.mean(v)) for k, v in sorted(per_type.items())}
     report["scores"] = [
-        {"path": str(r.path), "type": k, "score": float(s)} for r, k, s in zip(records, kinds, scores)
+        {"path": str(r.path), "type": k, "score": float(s), "masks": [str(m) for m in r.masks]}
+        for r, k, s in zip(records, kinds, scores)
     ]
     return report
 
