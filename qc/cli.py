@@ -71,6 +71,11 @@ def cmd_data(args: argparse.Namespace, argv: list[str]) -> int:
                 raise UserError(str(exc)) from exc
             print(json.dumps(summary, indent=2))
             return EXIT_OK
+        if args.data_command == "merge":
+            from qc.data.merge import merge_datasets
+
+            print(json.dumps(merge_datasets(args.sources, args.out, copy=args.copy), indent=2))
+            return EXIT_OK
         if args.data_command == "convert":
             from qc.data.convert import convert_aitex
 
@@ -93,7 +98,9 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     from training.commands import TrainingError, run_train
 
     try:
-        run_dir = run_train(args.config, args.data, args.out, args.overrides, _command_line(argv))
+        run_dir = run_train(
+            args.config, args.data, args.out, args.overrides, _command_line(argv), resume=args.resume
+        )
     except TrainingError as exc:
         raise UserError(str(exc)) from exc
     print(f"trained: {run_dir}")
@@ -155,6 +162,10 @@ def cmd_eval(args: argparse.Namespace, argv: list[str]) -> int:
     except (DatasetError, ModelRefused) as exc:
         raise UserError(str(exc)) from exc
     print(format_report(report))
+    if args.report:
+        from qc.eval_report import write_report
+
+        print(f"report folder: {write_report(report, args.model_dir, args.report, threads=args.threads)}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -268,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--skip-bad", action="store_true", help="leave bad files out and report them")
     d.add_argument("src", type=Path)
     d.add_argument("out", type=Path)
+    d = data.add_parser("merge", help="the train/good images of several datasets as one (never test/)")
+    d.add_argument("sources", type=Path, nargs="+", help="MVTec-layout datasets")
+    d.add_argument("--out", type=Path, required=True, help="new dataset folder")
+    d.add_argument("--copy", action="store_true", help="copy the files instead of linking them")
     d = data.add_parser("tile", help="cut large images into tiles, skipping blank padding")
     d.add_argument("root", type=Path)
     d.add_argument("out", type=Path)
@@ -294,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=Path("configs/train/default.yaml"))
     p.add_argument("--data", type=Path, required=True, help="dataset root (MVTec layout or a folder)")
     p.add_argument("--out", type=Path, required=True, help="run folder to write")
+    p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out from its checkpoint")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.set_defaults(handler=cmd_train)
 
@@ -320,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="dataset root with test/")
     p.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
     p.add_argument("--record", action="store_true", help="write the figures into the model card")
+    p.add_argument(
+        "--report", type=Path, default=None, help="write ROC/PR curves and a gallery of the worst misses to DIR"
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--skip-bad", action="store_true")
     p.set_defaults(handler=cmd_eval)

@@ -208,3 +208,23 @@ def test_convert_refuses_a_corrupt_strip_or_skips_it(aitex_like, tmp_path):
     assert not (tmp_path / "a").exists()  # nothing half-written
     summary = convert_aitex(aitex_like, tmp_path / "b", fabric="00", train_good=3, skip_bad=True)
     assert summary["test/good"] == 1 and "0005_000_00.png" in summary["skipped_bad"][0]
+
+
+def test_merge_takes_train_good_of_each_source_and_never_test(tmp_path, rng):
+    from qc.data.merge import merge_datasets
+
+    for name in ("a", "b"):
+        for split in ("train/good", "test/good"):
+            folder = tmp_path / name / split
+            folder.mkdir(parents=True)
+            cv2.imwrite(str(folder / "0001.png"), rng.integers(0, 255, (16, 16), dtype=np.uint8))
+    summary = merge_datasets([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
+    merged = sorted(p.name for p in (tmp_path / "m" / "train" / "good").iterdir())
+    assert merged == ["a__0001.png", "b__0001.png"] and summary["train_good"] == 2
+    assert not (tmp_path / "m" / "test").exists()
+    assert cv2.imread(str(tmp_path / "m" / "train" / "good" / "a__0001.png")) is not None
+
+    with pytest.raises(DatasetError, match="not empty"):
+        merge_datasets([tmp_path / "a"], tmp_path / "m")
+    with pytest.raises(DatasetError, match="no train/good"):
+        merge_datasets([tmp_path / "a" / "test"], tmp_path / "other")
