@@ -27,6 +27,7 @@ import numpy as np
 
 from edge.sources import Frame, FrameSource, SourceStatus
 from edge.store import NewUnit, UnitRecord, UnitStore
+from edge.triggers.base import FrameTrigger, Trigger, TriggerError
 from qc.decision import Decision, VerdictRules, decide
 from qc.inference import InferenceResult
 from edge.files import StorageStatus
@@ -106,11 +107,16 @@ class Pipeline:
         expect_size_px: tuple[int, int] | None = None,
         max_frame_age_s: float | None = None,
         writer_threads: int = 1,
+        camera: str = "cam-1",
+        trigger: Trigger | None = None,
     ):
         # One writer keeps units stored (and on_unit called) in verdict order. More overlap disk
         # waits on slow storage; on a 2-core station they measured no gain (CPU-bound encoding).
         self.writer_threads = max(1, writer_threads)
         self.source = source
+        self.camera = camera
+        # Turns camera frames into units; the default makes every frame a unit.
+        self.trigger: Trigger = trigger if trigger is not None else FrameTrigger()
         self.inferencer = inferencer
         self.store = store
         self.station_id = station_id
@@ -151,19 +157,21 @@ class Pipeline:
             raise RuntimeError("pipeline already started")
         self.started_at = datetime.now(timezone.utc)
         self._threads = [
-            threading.Thread(target=self._capture_loop, name="edge-capture", daemon=True),
-            threading.Thread(target=self._inference_loop, name="edge-inference", daemon=True),
+            threading.Thread(target=self._capture_loop, name=f"edge-capture-{self.camera}", daemon=True),
+            threading.Thread(target=self._inference_loop, name=f"edge-inference-{self.camera}", daemon=True),
             *(
                 threading.Thread(target=self._writer_loop, name=f"edge-writer-{i}", daemon=True)
                 for i in range(self.writer_threads)
             ),
         ]
+        self.trigger.start()
         for t in self._threads:
             t.start()
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop capturing, drain the queue, join. True when everything finished within timeout."""
         self._stop_capture.set()
+        self.trigger.close()  # no more requests: capture flushes what the trigger holds
         deadline = time.monotonic() + timeout_s
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -183,6 +191,8 @@ class Pipeline:
     # -- threads ---------------------------------------------------------------------------------
 
     def _capture_loop(self) -> None:
+        """Camera frames -> checks -> trigger -> units into the queue. Frames are checked before
+        the trigger sees them, so a broken frame never becomes (part of) a unit."""
         try:
             for frame in self.source.frames(self._stop_capture):
                 with self._lock:
@@ -191,9 +201,17 @@ class Pipeline:
                 if problem is not None:
                     self._skip(frame, problem)
                     continue
-                self._enqueue(frame)
+                for unit in self.trigger.feed(frame):
+                    self._enqueue(unit)
+            # The source ended or the line stops: a unit the trigger began is kept, not lost.
+            for unit in self.trigger.finish():
+                self._enqueue(unit)
+        except TriggerError as exc:
+            log.error("camera %s: %s", self.camera, exc)
+            with self._lock:
+                self.source_error = f"trigger failed: {exc}"
         except Exception as exc:  # a dead camera must show up on /healthz, not kill the service
-            log.exception("frame source failed")
+            log.exception("camera %s: frame source failed", self.camera)
             with self._lock:
                 self.source_error = f"frame source failed: {exc}"
         finally:
@@ -308,6 +326,8 @@ class Pipeline:
             model_version=decided.model_version,
             thresholds={"image": decision.image_threshold, "pixel": decision.pixel_threshold},
             timings=timings,
+            camera=self.camera,
+            unit_ref=frame.unit_ref,
         )
         if hold_on_disk_error:
             record = self._add_holding(unit, frame.image, heatmap_grey)
@@ -359,8 +379,11 @@ class Pipeline:
 
     def snapshot(self) -> dict[str, Any]:
         source = self.source_status.snapshot()
+        trigger = self.trigger.snapshot()
         with self._lock:
             return {
+                "camera": self.camera,
+                "trigger": trigger,
                 "source": source,
                 "frames_invalid": dict(self.frames_invalid + Counter(source["skipped"])),
                 "inference_seconds": self.inference_s.snapshot(),

@@ -19,13 +19,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Frame:
-    """One captured unit image. ``truth`` is what a simulator knows; the verdict never reads it."""
+    """One captured image, or one unit a trigger made of frames. ``truth`` is what a simulator
+    knows; the verdict never reads it. ``unit_ref`` is the unit's own id (a barcode) where an
+    external trigger gave one."""
 
     index: int
     image: np.ndarray  # uint8 RGB (H, W, 3)
     captured_at: datetime  # UTC
-    captured_mono: float  # time.monotonic() at capture, for latency timings
+    captured_mono: float  # time.monotonic() at capture (a unit: when complete), for latency timings
     truth: dict[str, Any] = field(default_factory=dict)
+    unit_ref: str | None = None
 
 
 class SourceStatus:
