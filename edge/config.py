@@ -139,6 +139,18 @@ class StorageConfig(_Strict):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; None means sqlite:///<data_dir>/qc.db"
     )
+    sqlite_busy_timeout_s: float = Field(
+        15.0, gt=0, le=600, description="SQLite: how long a write waits for another writer's lock "
+        "before the unit goes to the local spool (data_dir/spool)",
+    )
+    postgres_connect_timeout_s: float = Field(
+        5.0, ge=1, le=600, description="PostgreSQL: how long a connect may take before the "
+        "database counts as unreachable and units go to the local spool",
+    )
+    spool_retry_s: float = Field(
+        1.0, gt=0, le=3600, description="while units wait in the spool, how often the database "
+        "is tried again",
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

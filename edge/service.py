@@ -30,7 +30,14 @@ def build_services(config: EdgeConfig, outputs: OutputDispatcher | None = None) 
     from qc.inference import Inferencer
 
     inferencer = Inferencer(config.model.dir, threads=config.pipeline.inference_threads)
-    store = UnitStore(config.storage.resolved_database_url(), config.storage.data_dir)
+    storage = config.storage
+    store = UnitStore(
+        storage.resolved_database_url(),
+        storage.data_dir,
+        busy_timeout_s=storage.sqlite_busy_timeout_s,
+        connect_timeout_s=storage.postgres_connect_timeout_s,
+        spool_retry_s=storage.spool_retry_s,
+    )
     swept = store.sweep_after_crash()
     if swept.total:
         log.warning("startup sweep after an unclean stop: %s", swept)
