@@ -49,6 +49,7 @@ class MqttOutput(Output):
         self._state_lock = threading.Lock()
         self._down_since: str | None = None
         self._down_reason: str | None = None
+        self._closing = False
         # mids the broker acknowledged (on_publish) that a send is, or will be, waiting for
         self._acked: set[int] = set()
         self._status_mids: set[int] = set()
@@ -109,6 +110,8 @@ class MqttOutput(Output):
 
     def _went_down(self, reason: str) -> None:
         self._connected.clear()
+        if self._closing:
+            return
         with self._state_lock:
             if self._down_since is None:
                 self._down_since = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -143,6 +146,7 @@ class MqttOutput(Output):
                 raise Unreachable(f"{self.target} unreachable")
 
     def close(self) -> None:
+        self._closing = True
         if self._connected.is_set():
             self.client.publish(self._status_topic, b"offline", qos=1, retain=True).wait_for_publish(1.0)
         self.client.disconnect()

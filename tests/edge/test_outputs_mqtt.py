@@ -1,0 +1,152 @@
+"""The MQTT output against a real mosquitto broker that the tests start (and stop, and restart)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from edge.app import Services, create_app
+from edge.config import EdgeConfig
+from edge.outputs.config import MqttOutputConfig, OutputsConfig
+from edge.outputs.dispatcher import StationInfo, build_outputs
+from edge.outputs.mqtt import topics
+from tests.edge.conftest import T0
+from tests.edge.mqtt_broker import Subscriber, broker, wait_until  # noqa: F401  (fixture)
+
+STATION = StationInfo("station-1", "line-1")
+UNIT = "qc/line-1/station-1/unit"
+REJECT = "qc/line-1/station-1/reject"
+STATUS = "qc/line-1/station-1/status"
+
+
+def mqtt_outputs(port: int, **mqtt):
+    config = OutputsConfig(
+        mqtt=MqttOutputConfig(
+            enabled=True, port=port, reconnect_min_s=1, reconnect_max_s=1, **mqtt
+        ),
+        drain_timeout_s=2.0,
+    )
+    return build_outputs(config, STATION)
+
+
+def test_every_unit_on_the_unit_topic_and_fails_also_on_the_reject_topic(broker, add_unit, store):
+    subscriber = Subscriber(broker.port)
+    outputs = mqtt_outputs(broker.port)
+    try:
+        records = [
+            add_unit(T0 + timedelta(seconds=i), seed=i, verdict=v, score=s)
+            for i, (v, s) in enumerate([("pass", 0.1), ("fail", 0.9), ("pass", 0.2)])
+        ]
+        for record in records:
+            outputs.on_unit(None, record)
+
+        wait_until(lambda: len(subscriber.on(UNIT)) == 3, what="3 unit messages")
+        wait_until(lambda: len(subscriber.on(REJECT)) == 1, what="1 reject message")
+        units = [m.json() for m in subscriber.on(UNIT)]
+        assert [u["id"] for u in units] == [r.id for r in records]  # in the line's order
+        assert [u["verdict"] for u in units] == ["pass", "fail", "pass"]
+        first = units[0]
+        assert first["station"] == "station-1" and first["line"] == "line-1"
+        assert first["score"] == pytest.approx(0.1)
+        assert first["model_name"] == "dark_spot" and "camera" in first and "lot" in first
+        assert first["links"] == {
+            "image": f"/api/v1/units/{records[0].id}/image.jpg",
+            "heatmap": f"/api/v1/units/{records[0].id}/heatmap.png",
+            "overlay": f"/api/v1/units/{records[0].id}/overlay.png",
+        }
+        assert subscriber.on(REJECT)[0].json()["id"] == records[1].id
+        wait_until(lambda: subscriber.on(STATUS), what="the station's status")
+        assert subscriber.on(STATUS)[-1].payload == b"online"
+
+        app = create_app(Services(config=EdgeConfig(), store=store), outputs)
+        with TestClient(app) as client:
+            wait_until(lambda: outputs.snapshot()["mqtt"]["sent"] == 3, what="3 sent")
+            metrics = client.get("/metrics").text
+            assert 'qc_outputs_sent_total{output="mqtt"} 3.0' in metrics
+            assert 'qc_outputs_dropped_total{output="mqtt"} 0.0' in metrics
+            assert 'qc_outputs_failed_total{output="mqtt"} 0.0' in metrics
+            health = client.get("/healthz").json()
+            assert not [p for p in health["problems"] if "mqtt" in p]  # (no model here: degraded)
+            assert health["outputs"]["mqtt"]["sent"] == 3
+    finally:
+        outputs.close()
+    wait_until(lambda: subscriber.on(STATUS)[-1].payload == b"offline", what="status offline")
+    subscriber.close()
+
+
+def test_broker_down_and_back_the_output_reconnects_and_the_queue_drops_its_oldest(
+    broker, add_unit, store
+):
+    subscriber = Subscriber(broker.port)
+    outputs = mqtt_outputs(broker.port, queue={"size": 2})
+    app = create_app(Services(config=EdgeConfig(), store=store), outputs)
+    units = iter(add_unit(T0 + timedelta(seconds=i), seed=i) for i in range(10))
+    try:
+        with TestClient(app) as client:
+            sent = [next(units)]
+            outputs.on_unit(None, sent[0])
+            wait_until(lambda: len(subscriber.on(UNIT)) == 1, what="the first unit")
+
+            broker.stop()
+            down = f"mqtt broker 127.0.0.1:{broker.port} unreachable since"
+
+            def mqtt_problems():
+                return [p for p in client.get("/healthz").json()["problems"] if down in p]
+
+            problem = wait_until(mqtt_problems, what="/healthz to name the broker")
+            assert client.get("/healthz").json()["status"] == "degraded"
+            assert "T" in problem[0].split("since ")[1]  # an ISO time a person can read
+
+            # While the broker is away: one unit waits in the output's thread, the queue keeps the
+            # newest two, and the two before them are dropped (counted). The line never waits.
+            waiting = next(units)
+            outputs.on_unit(None, waiting)
+            wait_until(lambda: outputs.snapshot()["mqtt"]["queued"] == 0, what="the unit taken")
+            during = [next(units) for _ in range(4)]
+            for record in during:
+                outputs.on_unit(None, record)
+            figures = outputs.snapshot()["mqtt"]
+            assert (figures["dropped"], figures["queued"], figures["sent"]) == (2, 2, 1)
+            metrics = client.get("/metrics").text
+            assert 'qc_outputs_dropped_total{output="mqtt"} 2.0' in metrics
+
+            broker.start()
+            wait_until(lambda: outputs.snapshot()["mqtt"]["sent"] == 4, what="the backlog sent")
+            later = next(units)
+            outputs.on_unit(None, later)
+            expected = [sent[0].id, waiting.id, during[2].id, during[3].id, later.id]
+            wait_until(
+                lambda: [m.json()["id"] for m in subscriber.on(UNIT)] == expected,
+                timeout_s=15, what="the units after the broker came back",
+            )
+            wait_until(lambda: not mqtt_problems(), what="/healthz to clear")
+            assert outputs.snapshot()["mqtt"] == {
+                "sent": 5, "failed": 0, "dropped": 2, "queued": 0, "problem": None
+            }
+    finally:
+        outputs.close()
+        subscriber.close()
+
+
+def test_topics_never_gain_levels_or_wildcards_from_names():
+    assert topics("plant/qc", "line 1/a", "st+#")["unit"] == "plant/qc/line 1_a/st__/unit"
+
+
+def test_password_is_secret_and_needs_a_user():
+    config = MqttOutputConfig(enabled=True, username="qc", password="hunter2")
+    assert "hunter2" not in repr(config) and "hunter2" not in str(config.model_dump())
+    with pytest.raises(ValidationError, match="password needs a username"):
+        MqttOutputConfig(enabled=True, password="hunter2")
+    with pytest.raises(ValidationError, match="extra"):
+        OutputsConfig.model_validate({"mqtt": {"enabled": True, "hots": "x"}})
+
+
+def test_outputs_are_off_by_default():
+    config = EdgeConfig()
+    assert not config.outputs.any_enabled
+    outputs = build_outputs(config.outputs, STATION)
+    assert outputs.names == [] and outputs.snapshot() == {} and outputs.problems() == []
+    outputs.close()
