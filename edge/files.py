@@ -55,7 +55,9 @@ class UnitFilesNotWritten(OSError):
     """
 
     def __init__(self, data_dir: Path, cause: OSError):
-        super().__init__(cause.errno, f"cannot write unit files under {data_dir}: {cause}")
+        super().__init__(
+            cause.errno, f"cannot write unit files under {data_dir}: {cause.strerror or cause}"
+        )
         self.data_dir = Path(data_dir)
         self.cause = cause
 
@@ -158,6 +160,15 @@ def encode_image(image: np.ndarray, suffix: str) -> bytes:
     return buf.tobytes()
 
 
+def write_unit_file(path: Path, data: bytes) -> None:
+    """Every file of a unit reaches the disk through here (temp file, fsync, rename).
+
+    A named seam: tests/edge/test_disk_full.py replaces it to simulate ENOSPC where no small
+    filesystem can be mounted; the real-disk test there mounts one where it can.
+    """
+    write_bytes_atomic(path, data)
+
+
 def _fsync_dir(path: Path) -> None:
     # The renames are durable only once the directory entry is on disk.
     fd = os.open(path, os.O_RDONLY)
@@ -210,7 +221,7 @@ def write_unit_files(
     try:
         target_dir.mkdir(parents=True, exist_ok=True)
         for rel, data in payloads:
-            write_bytes_atomic(data_dir / rel, data)
+            write_unit_file(data_dir / rel, data)
         _fsync_dir(target_dir)
     except BaseException as exc:
         remove_unit_files(data_dir, files)
