@@ -66,11 +66,12 @@ def main() -> None:
     inferencer = Inferencer(args.model_dir, threads=args.threads)
 
     inferencer.infer(images[0])
-    started, n = time.perf_counter(), 0
+    started, cpu_started, n = time.perf_counter(), time.process_time(), 0
     while time.perf_counter() - started < args.seconds / 2:
         inferencer.infer(images[n % len(images)])
         n += 1
     bare_fps = n / (time.perf_counter() - started)
+    bare_cpu_ms = (time.process_time() - cpu_started) * 1000 / n
 
     latencies: list[float] = []
     with tempfile.TemporaryDirectory(prefix="qc-bench-edge-") as tmp:
@@ -80,10 +81,11 @@ def main() -> None:
             queue_size=8, writer_threads=args.writers,
             on_unit=lambda frame, unit: latencies.append(unit.timings["capture_to_verdict_ms"]),
         )
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         pipeline.start()
         pipeline.wait()
         elapsed = time.perf_counter() - started
+        pipe_cpu_s = time.process_time() - cpu_started
         snap = pipeline.snapshot()
     units = sum(snap["units_by_verdict"].values())
     pipe_fps = units / elapsed
@@ -95,6 +97,11 @@ def main() -> None:
           f"{snap['frames_dropped']} of {snap['frames_read']} frames dropped, {snap['errors']} errors")
     print(f"frame-to-verdict latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     print(f"throughput ratio pipeline / bare: {pipe_fps / bare_fps:.3f} (target >= 0.9)")
+    # Other processes on the machine move the ratio above between runs; CPU time per unit is
+    # what this process spent, so its ratio is steadier and says what the pipeline adds.
+    pipe_cpu_ms = pipe_cpu_s * 1000 / max(units, 1)
+    print(f"process CPU per unit: bare {bare_cpu_ms:.1f} ms, pipeline {pipe_cpu_ms:.1f} ms "
+          f"(ratio {bare_cpu_ms / pipe_cpu_ms:.3f}; load average {os.getloadavg()[0]:.2f})")
 
 
 if __name__ == "__main__":

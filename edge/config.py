@@ -134,6 +134,22 @@ class ModelConfig(_Strict):
     )
 
 
+class RetentionConfig(_Strict):
+    """How long unit images are kept. Rows (verdicts, reviews) are never deleted (edge.retention)."""
+
+    max_age_days: float | None = Field(
+        None, gt=0, description="remove the images of whole days once all their units are older "
+        "than this many days; None: keep",
+    )
+    max_bytes: int | None = Field(
+        None, gt=0, description="keep the unit images under this many bytes, removing the oldest "
+        "units first; None: no limit",
+    )
+    check_every_s: float = Field(
+        300.0, gt=0, le=86400, description="how often the limits are checked (a background thread)"
+    )
+
+
 class StorageConfig(_Strict):
     data_dir: Path = Field(Path("var"), description="where the database and unit images live")
     database_url: str | None = Field(
@@ -150,6 +166,9 @@ class StorageConfig(_Strict):
     spool_retry_s: float = Field(
         1.0, gt=0, le=3600, description="while units wait in the spool, how often the database "
         "is tried again",
+    )
+    retention: RetentionConfig = Field(
+        default_factory=RetentionConfig, description="image retention by age and by size"
     )
 
     def resolved_database_url(self) -> str:

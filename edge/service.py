@@ -14,6 +14,7 @@ from edge.app import ModelInfo, Services, create_app
 from edge.config import EdgeConfig, load_config
 from edge.outputs.dispatcher import OutputDispatcher, StationInfo, build_outputs
 from edge.pipeline import Pipeline
+from edge.retention import start_retention
 from edge.sources import build_source
 from edge.store import UnitStore
 
@@ -107,9 +108,12 @@ def run_edge(config_path: Path, overrides: list[str]) -> int:
         config.api.host,
         config.api.port,
     )
+    retention = start_retention(config.storage.retention, services.store)
     try:
         server.run()
     finally:
+        if retention is not None:
+            retention.stop()
         drained = services.pipeline.stop(timeout_s=DRAIN_TIMEOUT_S)
         snap = services.pipeline.snapshot()
         outputs.close()  # after the pipeline: the units it drained still go out

@@ -14,11 +14,14 @@ from edge.auth import Operator, Reader
 from edge.deps import FilterDep, StoreDep
 from edge.files import UnsafePath
 from edge.query import UnitFilter
+from edge.retention import removed_by_retention
 from edge.schemas import ReviewHistoryOut, ReviewIn, UnitOut, UnitPage, review_out
 from edge.store import BadCursor, ReviewIn as StoreReview, UnitRecord, UnitStore, UnknownUnit
 
 router = APIRouter(prefix="/api/v1", tags=["units"])
-IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}  # unit files never change
+# A unit's pictures never change once made (the colour heatmap and overlay are rendered on first
+# request from files that never change, edge.files).
+IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 CSV_COLUMNS = (
     "id", "station", "line", "lot", "style", "captured_at", "decided_at", "verdict", "final_verdict",
@@ -34,8 +37,11 @@ def _unit_file(store: UnitStore, unit_id: str, kind: str, media_type: str) -> Fi
     except UnsafePath as exc:
         raise HTTPException(403, detail=f"unit {unit_id}: {exc}") from exc
     if path is None:
-        if store.get(unit_id) is None:
+        record = store.get(unit_id)
+        if record is None:
             raise HTTPException(404, detail=f"unit {unit_id} not found")
+        if removed_by_retention(store.data_dir, record.original_path):
+            raise HTTPException(404, detail=f"unit {unit_id}: image removed by retention")
         raise HTTPException(404, detail=f"unit {unit_id} has no {kind} file on disk")
     return FileResponse(path, media_type=media_type, headers=IMMUTABLE)
 
