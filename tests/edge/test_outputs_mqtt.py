@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -150,3 +151,68 @@ def test_outputs_are_off_by_default():
     outputs = build_outputs(config.outputs, STATION)
     assert outputs.names == [] and outputs.snapshot() == {} and outputs.problems() == []
     outputs.close()
+
+
+@pytest.mark.slow
+def test_qc_edge_publishes_every_stored_unit(broker, tmp_path, tiny_model_dir):
+    """The service as an operator runs it, with `outputs.mqtt.*` overrides: what it stores, it
+    publishes; on SIGTERM it drains and says offline."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    from tests.edge.mqtt_broker import free_port
+
+    repo = Path(__file__).resolve().parents[2]
+    subscriber = Subscriber(broker.port)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "edge.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qc", "edge", "--config", "configs/edge/default.yaml",
+         f"api.port={port}", f"storage.data_dir={tmp_path / 'var'}", f"model.dir={tiny_model_dir}",
+         "source.fps=10", "source.size_px=[120,160]", "source.defect_probability=0.5",
+         "outputs.mqtt.enabled=true", f"outputs.mqtt.port={broker.port}"],
+        cwd=repo, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"},
+    )
+
+    def edge_log() -> str:
+        return (tmp_path / "edge.log").read_text(errors="replace")
+
+    try:
+        wait_until(lambda: len(subscriber.on(UNIT)) >= 5 or proc.poll() is not None,
+                   timeout_s=60, what="5 units published")
+        assert proc.poll() is None, edge_log()
+        for message in subscriber.on(UNIT)[:5]:
+            unit = message.json()
+            with urllib.request.urlopen(f"{base}/api/v1/units/{unit['id']}", timeout=5) as res:
+                stored = json.loads(res.read())
+            assert stored["id"] == unit["id"] and stored["verdict"] == unit["verdict"]
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as res:
+            assert 'qc_outputs_sent_total{output="mqtt"}' in res.read().decode()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            log.close()
+    assert proc.returncode == 0, edge_log()
+    wait_until(lambda: subscriber.on(STATUS)[-1].payload == b"offline", what="status offline")
+    units = [m.json() for m in subscriber.on(UNIT)]
+    fails = [u["id"] for u in units if u["verdict"] == "fail"]
+    assert [m.json()["id"] for m in subscriber.on(REJECT)] == fails
+    subscriber.close()
+    from edge.store import UnitStore
+
+    stored = UnitStore(f"sqlite:///{tmp_path / 'var' / 'qc.db'}", tmp_path / "var")
+    try:  # none lost between the store and the broker, none twice
+        assert stored.count() == len(units) == len({u["id"] for u in units})
+    finally:
+        stored.close()
+    print(f"{len(units)} units published, {len(fails)} of them fails")
