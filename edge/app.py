@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from prometheus_client.core import (
 )
 
 from edge.deps import ModelInfo, Services, ServicesDep, StoreDep, get_services
+from edge.pipeline import Pipeline
 from edge.routes import admin, inspect, pages, reports, units
 from edge.schemas import ReviewOut, UnitLinks, UnitOut, UnitPage
 from edge.storage_health import StorageCollector, answer_database_away_with_503, storage_health
@@ -33,118 +35,157 @@ RECENT_ERROR_S = 60.0  # an inference error older than this no longer degrades /
 INVALID_REASONS = ("empty", "malformed", "wrong_size", "stale", "unreadable")
 
 
-def health(services: Services, outputs: OutputDispatcher | None = None) -> dict[str, Any]:
-    """Status plus, in words, everything that is wrong."""
+def camera_health(pipeline: Pipeline) -> dict[str, Any]:
+    """One camera's state, and its problems in words, each naming the camera."""
+    snap = pipeline.snapshot()
     problems: list[str] = []
-    pipeline = services.pipeline
-    snap: dict[str, Any] = pipeline.snapshot() if pipeline else {}
+    source_state = snap["source"]
+    if snap["source_error"]:
+        problems.append(snap["source_error"])
+    elif source_state["down_since"] and not source_state["up"] and snap["running"]:
+        problems.append(
+            f"source down since {source_state['down_since']}, reconnecting, attempt "
+            f"{source_state['attempt']}: {source_state['last_error']}"
+        )
+    elif not snap["running"]:
+        problems.append("pipeline is not running: no new units are inspected")
+    age = snap["last_error_age_s"]
+    if age is not None and age < RECENT_ERROR_S:
+        problems.append(
+            f"{snap['errors']} unit(s) failed so far, the last {age:.0f} s ago: {snap['last_error']}"
+        )
+    problems.extend(pipeline.trigger.problems())  # e.g. its MQTT trigger broker is unreachable
+    return {
+        "id": snap["camera"],
+        "problems": [f"camera {snap['camera']}: {p}" for p in problems],
+        "running": snap["running"],
+        "trigger": snap["trigger"],
+        "source": {
+            **pipeline.source.describe(),
+            **{k: v for k, v in source_state.items() if k != "skipped"},
+            "frames_read": snap["frames_read"],
+        },
+        "units_by_verdict": snap["units_by_verdict"],
+        "frames_dropped": snap["frames_dropped"],
+        "frames_invalid": snap["frames_invalid"],
+        "queued": snap["queued"],
+        "last_timings_ms": snap["last_timings"],
+    }
+
+
+def _summed(counts: list[dict[str, int]]) -> dict[str, int]:
+    return dict(sum((Counter(c) for c in counts), Counter()))
+
+
+def health(services: Services, outputs: OutputDispatcher | None = None) -> dict[str, Any]:
+    """Status plus, in words, everything that is wrong. Station-wide figures add up the cameras;
+    ``cameras`` has each one, and ``source`` is the first camera's (as for a one-camera station)."""
+    problems: list[str] = []
+    cameras = [camera_health(p) for p in services.pipelines]
     if services.model is None:
         problems.append("no model loaded")
-    if pipeline is None:
+    if not cameras:
         problems.append("no pipeline: the API serves stored units only")
-    else:
-        source_state = snap["source"]
-        if snap["source_error"]:
-            problems.append(snap["source_error"])
-        elif source_state["down_since"] and not source_state["up"] and snap["running"]:
-            problems.append(
-                f"source down since {source_state['down_since']}, reconnecting, attempt "
-                f"{source_state['attempt']}: {source_state['last_error']}"
-            )
-        elif not snap["running"]:
-            problems.append("pipeline is not running: no new units are inspected")
-        age = snap["last_error_age_s"]
-        if age is not None and age < RECENT_ERROR_S:
-            problems.append(
-                f"{snap['errors']} unit(s) failed so far, the last {age:.0f} s ago: {snap['last_error']}"
-            )
+    for camera in cameras:
+        problems.extend(camera["problems"])
+    for pipeline in services.pipelines:
         storage_problem = pipeline.storage_problem()  # "disk full: <data_dir>, <N> MB free; ..."
-        if storage_problem:
+        if storage_problem and storage_problem not in problems:
             problems.append(storage_problem)
     database = storage_health(services.store)  # database unreachable, units in the spool
     problems.extend(database.problems)
     if outputs is not None:
         problems.extend(outputs.problems())  # e.g. "mqtt broker 10.0.0.5:1883 unreachable since"
-    source = services.pipeline.source.describe() if pipeline else {}
+    first = cameras[0] if cameras else {}
     return {
         "status": "degraded" if problems else "ok",
         "problems": problems,
         "station": {"id": services.config.station.id, "line": services.config.station.line},
         "model": vars(services.model) if services.model else None,
-        "source": {
-            **source,
-            **{k: v for k, v in snap.get("source", {}).items() if k != "skipped"},
-            "frames_read": snap.get("frames_read", 0),
-        },
+        "cameras": cameras,
+        "source": first.get("source", {}),
         "units": database.units,
         "database": database.status,
-        "units_by_verdict": snap.get("units_by_verdict", {}),
-        "frames_dropped": snap.get("frames_dropped", 0),
-        "frames_invalid": snap.get("frames_invalid", {}),
-        "queued": snap.get("queued", 0),
-        "last_timings_ms": snap.get("last_timings", {}),
+        "units_by_verdict": _summed([c["units_by_verdict"] for c in cameras]),
+        "frames_dropped": sum(c["frames_dropped"] for c in cameras),
+        "frames_invalid": _summed([c["frames_invalid"] for c in cameras]),
+        "queued": sum(c["queued"] for c in cameras),
+        "last_timings_ms": first.get("last_timings_ms", {}),
         "outputs": outputs.snapshot() if outputs is not None else {},
     }
 
 
 class PipelineCollector:
-    """Prometheus metrics read from the pipeline's snapshot at scrape time, so the counters live in
-    one place and the pipeline knows nothing of Prometheus."""
+    """Prometheus metrics read from the pipelines' snapshots at scrape time, so the counters live
+    in one place and the pipeline knows nothing of Prometheus. Every series of a camera's line
+    carries its ``camera`` label; the disk's figures are the station's, without one."""
 
     def __init__(self, services: Services):
         self.services = services
 
     def collect(self):
-        pipeline = self.services.pipeline
-        if pipeline is None:
+        pipelines = self.services.pipelines
+        if not pipelines:
             return
-        snap = pipeline.snapshot()
-        source = snap["source"]
+        snaps = [p.snapshot() for p in pipelines]
+        families: dict[str, Any] = {}
 
-        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
-            return CounterMetricFamily(name, doc, value=value)
+        def family(kind, name: str, doc: str, labels: tuple[str, ...] = ()):
+            if name not in families:
+                families[name] = kind(name, doc, labels=["camera", *labels])
+            return families[name]
 
-        def by_label(name: str, doc: str, label: str, counts: dict[str, int]):
-            family = CounterMetricFamily(name, doc, labels=[label])
-            for key, n in sorted(counts.items()):
-                family.add_metric([key], n)
-            return family
+        for snap in snaps:
+            cam = snap["camera"]
+            source = snap["source"]
 
-        yield counter("qc_frames_read", "frames delivered by the source", snap["frames_read"])
-        yield counter(
-            "qc_frames_dropped", "frames dropped as inference fell behind", snap["frames_dropped"]
-        )
-        # Known labels start at zero, so rate() sees the first skip and dashboards the series.
-        invalid = {**dict.fromkeys(INVALID_REASONS, 0), **snap["frames_invalid"]}
-        yield by_label("qc_frames_invalid", "frames skipped as unusable", "reason", invalid)
-        verdicts = {"pass": 0, "fail": 0, **snap["units_by_verdict"]}
-        yield by_label("qc_units", "units inspected and stored", "verdict", verdicts)
-        yield counter("qc_unit_errors", "units failed in inference or storage", snap["errors"])
-        yield counter("qc_source_reconnects", "tries to reopen a lost source", source["reconnects"])
-        yield GaugeMetricFamily("qc_source_up", "1 while frames arrive", value=int(source["up"]))
-        yield GaugeMetricFamily("qc_queue_depth", "frames awaiting inference", value=snap["queued"])
-        storage = snap["storage"]
-        yield counter(
-            "qc_storage_errors", "unit writes the disk refused (each retry counts)", storage["errors"]
+            def counter(name: str, doc: str, value: float) -> None:
+                family(CounterMetricFamily, name, doc).add_metric([cam], value)
+
+            def gauge(name: str, doc: str, value: float) -> None:
+                family(GaugeMetricFamily, name, doc).add_metric([cam], value)
+
+            def by_label(name: str, doc: str, label: str, counts: dict[str, int]) -> None:
+                f = family(CounterMetricFamily, name, doc, (label,))
+                for key, n in sorted(counts.items()):
+                    f.add_metric([cam, key], n)
+
+            counter("qc_frames_read", "frames delivered by the source", snap["frames_read"])
+            counter("qc_frames_dropped", "frames dropped as inference fell behind", snap["frames_dropped"])
+            # Known labels start at zero, so rate() sees the first skip and dashboards the series.
+            invalid = {**dict.fromkeys(INVALID_REASONS, 0), **snap["frames_invalid"]}
+            by_label("qc_frames_invalid", "frames skipped as unusable", "reason", invalid)
+            verdicts = {"pass": 0, "fail": 0, **snap["units_by_verdict"]}
+            by_label("qc_units", "units inspected and stored", "verdict", verdicts)
+            counter("qc_unit_errors", "units failed in inference or storage", snap["errors"])
+            counter("qc_source_reconnects", "tries to reopen a lost source", source["reconnects"])
+            gauge("qc_source_up", "1 while frames arrive", int(source["up"]))
+            gauge("qc_queue_depth", "frames awaiting inference", snap["queued"])
+            counter("qc_trigger_units", "units the camera's trigger made of its frames",
+                    snap["trigger"]["units"])
+            hist = snap["inference_seconds"]
+            cumulative, buckets = 0, []
+            for bound, n in zip([*hist["bounds_s"], float("inf")], hist["counts"]):
+                cumulative += n
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            family(HistogramMetricFamily, "qc_inference_seconds", "model inference time per unit"
+                   ).add_metric([cam], buckets, sum_value=hist["sum_s"])
+        yield from families.values()
+        # The disk is the station's: its figures add up the cameras and carry no camera label.
+        storage = [s["storage"] for s in snaps]
+        yield CounterMetricFamily(
+            "qc_storage_errors", "unit writes the disk refused (each retry counts)",
+            value=sum(s["errors"] for s in storage),
         )
         yield GaugeMetricFamily(
             "qc_storage_held_units", "decided units waiting for the disk to take them",
-            value=storage["held"],
+            value=sum(s["held"] for s in storage),
         )
-        if storage["free_bytes"] is not None:
+        free_bytes = snaps[0]["storage"]["free_bytes"]
+        if free_bytes is not None:
             yield GaugeMetricFamily(
-                "qc_disk_free_bytes", "free bytes on the filesystem of the data folder",
-                value=storage["free_bytes"],
+                "qc_disk_free_bytes", "free bytes on the filesystem of the data folder", value=free_bytes
             )
-        hist = snap["inference_seconds"]
-        cumulative, buckets = 0, []
-        for bound, n in zip([*hist["bounds_s"], float("inf")], hist["counts"]):
-            cumulative += n
-            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-        yield HistogramMetricFamily(
-            "qc_inference_seconds", "model inference time per unit", buckets=buckets,
-            sum_value=hist["sum_s"],
-        )
 
 
 class OutputsCollector:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.outputs.config import OutputsConfig
+from edge.triggers.config import FrameTriggerConfig, TriggerConfig
 from qc.decision import VerdictRules
 
 from qc.overrides import ConfigError, apply_overrides, format_validation_error, load_yaml_mapping
@@ -125,6 +126,23 @@ SourceConfig = Annotated[
     ],
     Field(discriminator="type"),
 ]
+
+
+DEFAULT_CAMERA_ID = "cam-1"
+
+
+class CameraConfig(_Strict):
+    """One camera of the station: its frames, and how they become units. Each runs its own pipeline."""
+
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="camera name, unique on the station; "
+        "units, /healthz and /metrics carry it",
+    )
+    source: SourceConfig = Field(description="where this camera's frames come from")
+    trigger: TriggerConfig = Field(
+        default_factory=FrameTriggerConfig, description="how its frames become units (mode: "
+        "frame | interval | presence | external)",
+    )
 
 
 class ModelConfig(_Strict):
@@ -273,6 +291,14 @@ class EdgeConfig(_Strict):
         default_factory=VerdictRules, description="what the station ignores and how small a defect may be"
     )
     source: SourceConfig = Field(default_factory=SimulatedSourceConfig)
+    trigger: TriggerConfig = Field(
+        default_factory=FrameTriggerConfig,
+        description="how the frames of `source` become units (a station with one camera)",
+    )
+    cameras: list[CameraConfig] | None = Field(
+        None, min_length=1, description="several cameras, one pipeline each, in place of "
+        "`source` and `trigger` (which make one camera named cam-1)",
+    )
     model: ModelConfig = Field(default_factory=ModelConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
@@ -281,6 +307,25 @@ class EdgeConfig(_Strict):
     outputs: OutputsConfig = Field(
         default_factory=OutputsConfig, description="MQTT, webhooks and reject signals; all off by default"
     )
+
+    @model_validator(mode="after")
+    def _one_way_to_name_cameras(self) -> EdgeConfig:
+        if self.cameras is None:
+            return self
+        both = sorted({"source", "trigger"} & self.model_fields_set)
+        if both:
+            raise ValueError(f"give either cameras or {' and '.join(both)}, not both")
+        ids = [c.id for c in self.cameras]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"camera ids must be unique; repeated: {', '.join(repeated)}")
+        return self
+
+    def camera_list(self) -> list[CameraConfig]:
+        """The station's cameras: ``cameras``, or ``source`` + ``trigger`` as one named cam-1."""
+        if self.cameras is not None:
+            return list(self.cameras)
+        return [CameraConfig(id=DEFAULT_CAMERA_ID, source=self.source, trigger=self.trigger)]
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> EdgeConfig:
@@ -303,12 +348,18 @@ def resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
     def absolute(p: Path) -> Path:
         return p if p.is_absolute() else (base / p)
 
-    source = config.source
-    if isinstance(source, FolderSourceConfig | VideoSourceConfig):
-        source = source.model_copy(update={"path": absolute(source.path)})
+    def with_absolute_path(source):
+        if isinstance(source, FolderSourceConfig | VideoSourceConfig):
+            return source.model_copy(update={"path": absolute(source.path)})
+        return source
+
+    cameras = config.cameras
+    if cameras is not None:
+        cameras = [c.model_copy(update={"source": with_absolute_path(c.source)}) for c in cameras]
     return config.model_copy(
         update={
-            "source": source,
+            "source": with_absolute_path(config.source),
+            "cameras": cameras,
             "model": config.model.model_copy(update={"dir": absolute(config.model.dir)}),
             "storage": config.storage.model_copy(
                 update={"data_dir": absolute(config.storage.data_dir)}

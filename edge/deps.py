@@ -29,9 +29,22 @@ class Services:
 
     config: EdgeConfig
     store: UnitStore
-    pipeline: Pipeline | None = None
+    pipeline: Pipeline | None = None  # the first camera's, for code that knows of one camera
     model: ModelInfo | None = None
     inferencer: Any = None  # for POST /inspect; default: the pipeline's
+    pipelines: list[Pipeline] = field(default_factory=list)  # one per camera, in config order
+
+    def __post_init__(self) -> None:
+        if self.pipelines and self.pipeline is None:
+            self.pipeline = self.pipelines[0]
+        elif self.pipeline is not None and not self.pipelines:
+            self.pipelines = [self.pipeline]
+        cameras = [p.camera for p in self.pipelines]
+        if len(set(cameras)) != len(cameras):
+            raise ValueError(f"each pipeline needs its own camera id, got {cameras}")
+
+    def camera(self, camera_id: str) -> Pipeline | None:
+        return next((p for p in self.pipelines if p.camera == camera_id), None)
 
     def swap_model(self, model_dir: str) -> ModelInfo:
         """Load and verify another model, then switch the line to it between two units.
@@ -42,8 +55,8 @@ class Services:
         from qc.inference import Inferencer
 
         new = Inferencer(model_dir, threads=self.config.pipeline.inference_threads)
-        if self.pipeline is not None:
-            self.pipeline.inferencer = new  # one attribute store: the worker picks it up per unit
+        for pipeline in self.pipelines:
+            pipeline.inferencer = new  # one attribute store: the worker picks it up per unit
         self.inferencer = new
         thresholds = new.card.thresholds
         self.model = ModelInfo(

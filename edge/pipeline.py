@@ -168,10 +168,14 @@ class Pipeline:
         for t in self._threads:
             t.start()
 
-    def stop(self, timeout_s: float = 30.0) -> bool:
-        """Stop capturing, drain the queue, join. True when everything finished within timeout."""
+    def request_stop(self) -> None:
+        """Stop capturing now; what is queued still drains (``stop`` waits for it)."""
         self._stop_capture.set()
         self.trigger.close()  # no more requests: capture flushes what the trigger holds
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop capturing, drain the queue, join. True when everything finished within timeout."""
+        self.request_stop()
         deadline = time.monotonic() + timeout_s
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))

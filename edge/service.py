@@ -8,15 +8,18 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 
 from edge.app import ModelInfo, Services, create_app
-from edge.config import EdgeConfig, load_config
+from edge.config import CameraConfig, EdgeConfig, load_config
 from edge.outputs.dispatcher import OutputDispatcher, StationInfo, build_outputs
 from edge.pipeline import Pipeline
 from edge.retention import start_retention
 from edge.sources import build_source
 from edge.store import UnitStore
+from edge.triggers.base import TriggerContext
+from edge.triggers.build import build_trigger
 
 log = logging.getLogger("edge")
 
@@ -42,20 +45,11 @@ def build_services(config: EdgeConfig, outputs: OutputDispatcher | None = None) 
     swept = store.sweep_after_crash()
     if swept.total:
         log.warning("startup sweep after an unclean stop: %s", swept)
-    pipeline = Pipeline(
-        build_source(config.source),
-        inferencer,
-        store,
-        station_id=config.station.id,
-        line=config.station.line,
-        queue_size=config.pipeline.queue_size,
-        writer_threads=config.pipeline.writer_threads,
-        px_per_mm=config.station.px_per_mm,
-        rules=config.rules,
-        expect_size_px=config.source.expect_size_px,
-        max_frame_age_s=config.source.max_frame_age_s,
-        on_unit=outputs.on_unit if outputs is not None else None,
-    )
+    on_unit = outputs.on_unit if outputs is not None else None
+    pipelines = [
+        build_pipeline(camera, config, inferencer, store, on_unit=on_unit)
+        for camera in config.camera_list()
+    ]
     thresholds = inferencer.card.thresholds
     model = ModelInfo(
         name=inferencer.name,
@@ -64,7 +58,30 @@ def build_services(config: EdgeConfig, outputs: OutputDispatcher | None = None) 
         thresholds={"image": thresholds.image, "pixel": thresholds.pixel},
     )
     return Services(
-        config=config, store=store, pipeline=pipeline, model=model, inferencer=inferencer
+        config=config, store=store, pipelines=pipelines, model=model, inferencer=inferencer
+    )
+
+
+def build_pipeline(
+    camera: CameraConfig, config: EdgeConfig, inferencer, store: UnitStore, *, on_unit=None
+) -> Pipeline:
+    """One camera's line: its source and trigger, the station's model, store and outputs."""
+    station = config.station
+    return Pipeline(
+        build_source(camera.source),
+        inferencer,
+        store,
+        station_id=station.id,
+        line=station.line,
+        queue_size=config.pipeline.queue_size,
+        writer_threads=config.pipeline.writer_threads,
+        px_per_mm=station.px_per_mm,
+        rules=config.rules,
+        expect_size_px=camera.source.expect_size_px,
+        max_frame_age_s=camera.source.max_frame_age_s,
+        on_unit=on_unit,
+        camera=camera.id,
+        trigger=build_trigger(camera.trigger, TriggerContext(station.id, station.line, camera.id)),
     )
 
 
@@ -98,11 +115,13 @@ def run_edge(config_path: Path, overrides: list[str]) -> int:
         server.should_exit = True
 
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    assert services.pipeline is not None
-    services.pipeline.start()
+    assert services.pipelines
+    for pipeline in services.pipelines:
+        pipeline.start()
     log.info(
-        "station %s inspecting with %s %s; API on http://%s:%d",
+        "station %s inspecting from %s with %s %s; API on http://%s:%d",
         config.station.id,
+        ", ".join(f"{p.camera} ({p.trigger.mode})" for p in services.pipelines),
         services.model.name if services.model else "?",
         services.model.version if services.model else "?",
         config.api.host,
@@ -114,20 +133,30 @@ def run_edge(config_path: Path, overrides: list[str]) -> int:
     finally:
         if retention is not None:
             retention.stop()
-        drained = services.pipeline.stop(timeout_s=DRAIN_TIMEOUT_S)
-        snap = services.pipeline.snapshot()
+        drained = stop_all(services.pipelines, DRAIN_TIMEOUT_S)
+        snaps = [p.snapshot() for p in services.pipelines]
         outputs.close()  # after the pipeline: the units it drained still go out
         services.store.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
-    log.info(
-        "stopped: %d frames read, %d dropped, units %s%s",
-        snap["frames_read"],
-        snap["frames_dropped"],
-        snap["units_by_verdict"],
-        "" if drained else f" ({snap['queued']} frames still queued after {DRAIN_TIMEOUT_S:.0f} s)",
-    )
+    for snap in snaps:
+        log.info(
+            "stopped: camera %s: %d frames read, %d dropped, units %s%s",
+            snap["camera"],
+            snap["frames_read"],
+            snap["frames_dropped"],
+            snap["units_by_verdict"],
+            "" if drained else f" ({snap['queued']} frames still queued after {DRAIN_TIMEOUT_S:.0f} s)",
+        )
     if not server.started:
         log.error("the API could not start on %s:%d", config.api.host, config.api.port)
         return 1
     return 0
+
+
+def stop_all(pipelines: list[Pipeline], timeout_s: float) -> bool:
+    """Stop every camera's capture at once, then let each drain within one shared deadline."""
+    for pipeline in pipelines:
+        pipeline.request_stop()
+    deadline = time.monotonic() + timeout_s
+    return all([p.stop(timeout_s=max(0.0, deadline - time.monotonic())) for p in pipelines])

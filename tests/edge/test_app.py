@@ -129,8 +129,11 @@ def test_live_page_is_served(client):
     assert "/api/v1/units" in res.text and "fetch(" in res.text
 
 
-def _scrape(c) -> dict[str, float]:
-    """/metrics as {'name{labels}': value}, parsed by the Prometheus text parser."""
+def _scrape(c, camera: str | None = "cam-1") -> dict[str, float]:
+    """/metrics as {'name{labels}': value}, parsed by the Prometheus text parser.
+
+    ``camera``: only that camera's series of the line (and the station-wide ones), its label
+    left out of the keys; None: every series as it is."""
     from prometheus_client.parser import text_string_to_metric_families
 
     res = c.get("/metrics")
@@ -138,8 +141,11 @@ def _scrape(c) -> dict[str, float]:
     values = {}
     for family in text_string_to_metric_families(res.text):
         for s in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
-            values[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+            labels = dict(s.labels)
+            if camera is not None and labels.pop("camera", camera) != camera:
+                continue
+            text = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+            values[f"{s.name}{{{text}}}" if text else s.name] = s.value
     return values
 
 
@@ -197,7 +203,7 @@ def test_metrics_move_while_the_line_runs(store, tiny_model_dir, tmp_path):
         finally:
             pipe.stop()
     assert h["status"] == "degraded"
-    problem = next(p for p in h["problems"] if p.startswith("source down since "))
+    problem = next(p for p in h["problems"] if p.startswith("camera cam-1: source down since "))
     assert ", reconnecting, attempt " in problem and "line" in problem
     assert h["source"]["type"] == "folder" and h["source"]["up"] is False
     assert h["frames_invalid"]["wrong_size"] >= 1

@@ -7,7 +7,10 @@ from datetime import timedelta
 
 import pytest
 
+from pydantic import ValidationError
+
 from edge.config import EdgeConfig, load_config
+from edge.query import UnitFilter
 from qc.overrides import ConfigError
 from tests.edge.conftest import T0
 
@@ -33,3 +36,102 @@ def test_units_record_the_whole_lot_context_and_filter_by_camera_and_unit_ref(ap
     assert api.get("/api/v1/units", params={"unit_ref": ""}).status_code == 422
     csv_text = api.get("/api/v1/units.csv", params={"camera": "bottom"}).text
     assert "SKU-1|0001" in csv_text and "PO-4711" in csv_text and "navy" in csv_text
+
+
+# -- configuration -------------------------------------------------------------------------------
+
+def test_an_old_config_is_one_camera_named_cam_1(tmp_path):
+    config = load_config("configs/edge/default.yaml", [f"storage.data_dir={tmp_path}"])
+    (camera,) = config.camera_list()
+    assert camera.id == "cam-1" and camera.source == config.source
+    assert camera.trigger.mode == "frame"
+
+
+def test_cameras_are_checked_when_the_config_loads(tmp_path):
+    two = {"cameras": [{"id": "top", "source": {"type": "simulated"}},
+                       {"id": "bottom", "source": {"type": "folder", "path": "shots"},
+                        "trigger": {"mode": "interval", "every_s": 2}}]}
+    config = EdgeConfig.model_validate(two)
+    assert [(c.id, c.trigger.mode) for c in config.camera_list()] == [("top", "frame"), ("bottom", "interval")]
+    yaml_file = tmp_path / "two.yaml"
+    yaml_file.write_text("cameras:\n  - id: top\n    source: {type: folder, path: shots}\n")
+    loaded = load_config(yaml_file)
+    assert loaded.camera_list()[0].source.path.is_absolute()  # relative paths resolved per camera
+    for bad, words in [
+        ({**two, "source": {"type": "simulated"}}, "give either cameras or source, not both"),
+        ({**two, "trigger": {"mode": "frame"}}, "give either cameras or trigger, not both"),
+        ({"cameras": [two["cameras"][0], two["cameras"][0]]}, "camera ids must be unique; repeated: top"),
+        ({"cameras": []}, "at least 1 item"),
+        ({"cameras": [{"id": "a b", "source": {"type": "simulated"}}]}, "should match pattern"),
+        ({"cameras": [{"id": "a"}]}, "source"),
+        ({"cameras": [{"id": "a", "source": {"type": "simulated"}, "trigger": {"mode": "presence",
+                                                                          "roi": [1, 2, 3]}}]}, "roi"),
+    ]:
+        with pytest.raises(ValidationError, match=words):
+            EdgeConfig.model_validate(bad)
+    with pytest.raises(ConfigError, match="cameras"):
+        load_config(None, ["cameras=[]"])
+
+
+# -- one service, two cameras --------------------------------------------------------------------
+
+def _wait(condition, timeout_s=20.0):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def test_two_simulated_cameras_in_one_service_store_units_under_their_ids(tmp_path, tiny_model_dir):
+    from fastapi.testclient import TestClient
+
+    from edge.app import create_app
+    from edge.service import build_services, stop_all
+
+    simulated = {"type": "simulated", "fps": 20, "size_px": [96, 128], "expect_size_px": [96, 128]}
+    config = EdgeConfig.model_validate({
+        "model": {"dir": str(tiny_model_dir)},
+        "storage": {"data_dir": str(tmp_path / "var")},
+        "pipeline": {"inference_threads": 1},
+        "cameras": [
+            {"id": "top", "source": {**simulated, "seed": 1}},
+            {"id": "bottom", "source": {**simulated, "seed": 2}, "trigger": {"mode": "interval",
+                                                                          "every_s": 0.2}},
+        ],
+    })
+    services = build_services(config)
+    assert [p.camera for p in services.pipelines] == ["top", "bottom"]
+    assert services.pipeline is services.pipelines[0]  # one-camera code keeps working
+    assert len({id(p.store) for p in services.pipelines}) == 1  # one store, one process
+    store = services.store
+
+    def count(camera):
+        return len(store.list_units(limit=500, filter=UnitFilter(camera=camera))[0])
+
+    with TestClient(create_app(services)) as client:
+        for p in services.pipelines:
+            p.start()
+        try:
+            _wait(lambda: count("top") >= 6 and count("bottom") >= 2)
+            health = client.get("/healthz").json()
+            metrics = client.get("/metrics").text
+        finally:
+            assert stop_all(services.pipelines, 20)
+        stopped = client.get("/healthz").json()
+    store.close()
+
+    assert health["status"] == "ok", health["problems"]
+    by_id = {c["id"]: c for c in health["cameras"]}
+    assert list(by_id) == ["top", "bottom"]
+    assert by_id["top"]["trigger"]["mode"] == "frame" and by_id["bottom"]["trigger"]["mode"] == "interval"
+    assert all(c["running"] and c["source"]["up"] for c in by_id.values())
+    # The interval camera reads frames at 20 fps but makes a unit every 0.2 s only.
+    assert by_id["bottom"]["source"]["frames_read"] > 2 * by_id["bottom"]["trigger"]["units"]
+    assert health["frames_dropped"] == sum(c["frames_dropped"] for c in health["cameras"])
+    for camera in ("top", "bottom"):
+        assert f'qc_frames_read_total{{camera="{camera}"}}' in metrics
+        assert f'qc_units_total{{camera="{camera}",verdict="pass"}}' in metrics
+        assert f'qc_inference_seconds_count{{camera="{camera}"}}' in metrics
+    # Stopped: each camera's problem is named by its camera.
+    assert {p.split(":")[0] for p in stopped["problems"]} == {"camera top", "camera bottom"}
+    assert all("not running" in p for p in stopped["problems"])
