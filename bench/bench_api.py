@@ -5,7 +5,8 @@
 Fills a temporary SQLite station database with ``--units`` rows in bulk (rows only: the queries
 never open image files), starts the app in-process, keeps a writer adding units through the store
 (files and row, as the pipeline does) at 5 per second, and times requests: the first page of
-``/api/v1/units``, a filtered page, a deep cursor page, and ``/api/v1/summary`` for the last day.
+``/api/v1/units``, a filtered page, a deep cursor page, and ``/api/v1/summary`` for the last day
+and for all 30 days (after one untimed-in-percentiles first call that fills the day cache).
 Targets (issue 7): list p99 <= 100 ms, summary p99 <= 300 ms.
 """
 
@@ -102,6 +103,11 @@ def main() -> None:
         deep = client.get("/api/v1/units", params={"limit": 50}).json()["next"]
         for _ in range(20):  # walk 1,000 units down for the deep-page case
             deep = client.get("/api/v1/units", params={"limit": 50, "cursor": deep}).json()["next"]
+        # A station keeps its summary day cache warm as days close; a bulk fill does not, so the
+        # first summary counts all 30 days once. Shown apart, not hidden in the percentiles.
+        t = time.perf_counter()
+        assert client.get("/api/v1/summary").status_code == 200
+        print(f"{'summary, first call':<20} {(time.perf_counter() - t) * 1000:7.1f} ms (fills the day cache)")
         day_ago = (now - timedelta(days=1)).isoformat()
         cases = {
             "list, first page": ("/api/v1/units", {"limit": 50}),

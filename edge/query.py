@@ -51,9 +51,9 @@ class UnitFilter(BaseModel):
         t = units_table
         conditions = []
         if self.from_ is not None:
-            conditions.append(t.c.captured_at >= _naive(self.from_))
+            conditions.append(t.c.captured_at >= naive_utc(self.from_))
         if self.to is not None:
-            conditions.append(t.c.captured_at < _naive(self.to))
+            conditions.append(t.c.captured_at < naive_utc(self.to))
         for name in ("station", "line", "lot", "style", "camera", "unit_ref"):
             value = getattr(self, name)
             if value is not None:
@@ -80,5 +80,6 @@ def _utc(at: datetime | None) -> datetime | None:
         raise ValueError(f"{at.isoformat()} is out of range") from exc
 
 
-def _naive(at: datetime) -> datetime:
+def naive_utc(at: datetime) -> datetime:
+    """The naive UTC datetime the database stores (SQLite keeps no zone)."""
     return at.astimezone(timezone.utc).replace(tzinfo=None)
