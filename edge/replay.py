@@ -190,6 +190,8 @@ class SpoolReplayer:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                if not self.store.schema_ready:
+                    self.store.prepare_schema()  # the station started while it was away
                 if not self.store.database.up:
                     # Outside the write lock: a dead server costs this thread the connect
                     # timeout, not the line.

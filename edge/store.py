@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import logging
 import secrets
 import threading
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ from edge.tables import (
     reviews_table,
     units_table,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BadCursor", "NewUnit", "UnitRecord", "UnitStore", "metadata", "units_table"]
 
@@ -209,12 +212,21 @@ class UnitStore:
         self.engine = open_engine(
             database_url, busy_timeout_s=busy_timeout_s, connect_timeout_s=connect_timeout_s
         )
-        upgrade_database(self.engine)
         self._write_lock = threading.Lock()
         self.spool = Spool(self.data_dir / "spool")
         self.database = DatabaseWatch()
         self.replayer = SpoolReplayer(self, retry_s=spool_retry_s)
-        if self.spool.pending:  # left by the last run: replay as soon as the database answers
+        self.schema_ready = False
+        try:
+            self.prepare_schema()
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            # The station inspects all the same: units are spooled, and the replayer migrates
+            # the database and replays them once it answers.
+            log.warning("database unreachable at start, units go to the spool: %s", exc)
+            self.database.failed(exc)
+        if self.spool.pending or not self.schema_ready:  # replay as soon as the database answers
             self.replayer.start()
         # Imported here: both build on this store's engine and lock.
         from edge.auth import KeyStore
@@ -222,6 +234,11 @@ class UnitStore:
 
         self.lots = LotStore(self.engine, self._write_lock)
         self.keys = KeyStore(self.engine)
+
+    def prepare_schema(self) -> None:
+        """Bring the database to the current schema (edge.migrate); raises while it is away."""
+        upgrade_database(self.engine)
+        self.schema_ready = True
 
     def close(self) -> None:
         self.replayer.stop()
@@ -281,7 +298,7 @@ class UnitStore:
         }
         try:
             with self._write_lock:
-                if self.spool.pending:
+                if self.spool.pending or not self.schema_ready:
                     spooled = True  # behind the units already waiting, never ahead of them
                 else:
                     spooled = not self._insert(row, find_lot=unit.lot is None)
@@ -340,8 +357,15 @@ class UnitStore:
         def known(ids: list[str]) -> set[str]:
             return self.known_ids(ids) | (set(ids) & self.spool.ids())
 
-        with self._write_lock:
-            return sweep_unit_folders(self.data_dir, known, recent_days=recent_days)
+        try:
+            with self._write_lock:
+                return sweep_unit_folders(self.data_dir, known, recent_days=recent_days)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            # Without the rows nothing is known to be an orphan: delete nothing, sweep next start.
+            log.warning("startup sweep skipped, the database is unreachable: %s", exc)
+            return SweepReport()
 
     def get(self, unit_id: str) -> UnitRecord | None:
         with self.engine.connect() as conn:

@@ -136,6 +136,24 @@ def test_a_read_that_finds_the_server_gone_answers_503(postgres, pg_store):  # n
     assert client.get("/api/v1/units").status_code == 200
 
 
+def test_a_station_started_while_the_server_is_down_spools_then_migrates_and_replays(
+    postgres, pg_url, tmp_path  # noqa: F811
+):
+    postgres.stop()
+    try:
+        store = UnitStore(pg_url, tmp_path / "data", spool_retry_s=0.1)  # no exception
+        assert not store.schema_ready and not store.storage_status()["up"]
+        units = [add(store, T0 + timedelta(seconds=i)) for i in range(3)]
+        assert store.spool.pending == 3
+        assert store.sweep_after_crash().total == 0  # deletes nothing it cannot check
+    finally:
+        postgres.start()
+    wait_for(lambda: store.spool.pending == 0, what="the migration and the replay")
+    assert store.schema_ready and store.storage_status()["up"]
+    assert [r.id for r in store.iter_units()] == [u.id for u in reversed(units)]
+    store.close()
+
+
 @pytest.fixture(scope="module")
 def inferencer(tiny_model_dir):
     return Inferencer(tiny_model_dir, threads=1)
