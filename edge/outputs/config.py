@@ -88,7 +88,8 @@ class WebhookConfig(_Strict):
         description="name in metrics and health (unique among outputs)",
     )
     url: str = Field(pattern=r"^https?://\S+$", description="where the JSON is POSTed")
-    on: Literal["all", "fail"] = Field(
+    # Not "on": YAML 1.1 reads the key `on` as the boolean true.
+    when: Literal["all", "fail"] = Field(
         "all", description="send every unit, or only the units the model failed"
     )
     timeout_s: float = Field(5.0, gt=0, le=300, description="connect + answer timeout per try")
@@ -111,7 +112,7 @@ class _RejectCommon(_Strict):
         None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
         description="name in metrics and health (unique among outputs); None: reject-<type>",
     )
-    on: Literal["fail", "fail_or_review"] = Field(
+    when: Literal["fail", "fail_or_review"] = Field(
         "fail", description="signal failed units only, or also units that need a review"
     )
     max_age_s: float | None = Field(

@@ -117,7 +117,7 @@ class RejectSignalOutput(Output):
         self.retry = config.retry
         self.max_age_s = config.max_age_s
         self.queue_size = config.queue.size
-        self._verdicts = {"fail"} if config.on == "fail" else {"fail", "needs_review"}
+        self._verdicts = {"fail"} if config.when == "fail" else {"fail", "needs_review"}
 
     def wants(self, unit: dict[str, Any]) -> bool:
         return unit.get("verdict") in self._verdicts

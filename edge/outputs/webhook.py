@@ -51,7 +51,7 @@ class WebhookOutput(Output):
         self._secret = config.secret.get_secret_value().encode() if config.secret else None
 
     def wants(self, unit: dict[str, Any]) -> bool:
-        return self.config.on == "all" or unit.get("verdict") == "fail"
+        return self.config.when == "all" or unit.get("verdict") == "fail"
 
     def send(self, unit: dict[str, Any], body: bytes, stop: threading.Event) -> None:
         headers = {**self.config.headers, "Content-Type": "application/json"}

@@ -216,3 +216,17 @@ def test_qc_edge_publishes_every_stored_unit(broker, tmp_path, tiny_model_dir):
     finally:
         stored.close()
     print(f"{len(units)} units published, {len(fails)} of them fails")
+
+
+def test_the_commented_example_in_default_yaml_is_valid():
+    """The example block a person uncomments must load as it stands."""
+    from pathlib import Path
+
+    import yaml
+
+    lines = (Path(__file__).resolve().parents[2] / "configs/edge/default.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# outputs:"))
+    block = "\n".join(line[2:] for line in lines[start:] if line.startswith("# "))
+    outputs = EdgeConfig.model_validate(yaml.safe_load(block)).outputs
+    assert outputs.mqtt.enabled and outputs.webhooks[0].when == "fail"
+    assert [r.type for r in outputs.reject_signals] == ["modbus"]

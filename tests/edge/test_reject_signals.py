@@ -194,7 +194,7 @@ def test_a_late_reject_is_not_signalled(plc, add_unit):
 
 def test_the_log_signal_writes_a_line_per_fail(add_unit, caplog):
     caplog.set_level(logging.INFO, logger="edge.outputs.reject")
-    outputs = reject_outputs({"type": "log", "on": "fail_or_review"})
+    outputs = reject_outputs({"type": "log", "when": "fail_or_review"})
     try:
         units = [add_unit(T0 + timedelta(seconds=i), seed=i, verdict=v)
                  for i, v in enumerate(["pass", "fail", "needs_review"])]

@@ -126,7 +126,7 @@ def test_a_4xx_answer_is_counted_and_not_retried(receiver_factory, add_unit):
 
 def test_only_fails_when_asked(receiver_factory, add_unit):
     receiver = receiver_factory()
-    outputs = webhook_outputs(receiver.url, on="fail")
+    outputs = webhook_outputs(receiver.url, when="fail")
     try:
         units = [add_unit(T0 + timedelta(seconds=i), seed=i, verdict=v) for i, v in
                  enumerate(["pass", "fail", "pass", "fail"])]
