@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from edge.spool import SpooledUnit
 from edge.tables import lots_table, units_table
@@ -172,8 +172,13 @@ class SpoolReplayer:
                 if not segment.exists():
                     continue
                 units = store.spool.read(segment)
-                with store.engine.begin() as conn:
-                    inserted = insert_spooled(conn, units, store.apply_lot)
+                try:
+                    with store.engine.begin() as conn:
+                        inserted = insert_spooled(conn, units, store.apply_lot)
+                except SQLAlchemyError as exc:
+                    if is_unavailable(exc):
+                        raise
+                    inserted = self._one_by_one(units)  # find the refused row, keep the rest
                 store.spool.remove(segment, units)
             store.database.answered()
             store.database.count_replayed(inserted)
@@ -181,6 +186,20 @@ class SpoolReplayer:
             if inserted:
                 log.info("replayed %d spooled unit(s) from %s", inserted, segment.name)
         return total
+
+    def _one_by_one(self, units: list[SpooledUnit]) -> int:
+        """Insert each unit in its own transaction; a refused one goes to rejected.jsonl."""
+        inserted = 0
+        for unit in units:
+            try:
+                with self.store.engine.begin() as conn:
+                    inserted += insert_spooled(conn, [unit], self.store.apply_lot)
+            except SQLAlchemyError as exc:
+                if is_unavailable(exc):
+                    raise
+                log.error("the database refused spooled unit %s: %s", unit.row.get("id"), exc)
+                self.store.spool.reject(unit, describe(exc))
+        return inserted
 
     def probe(self) -> None:
         """Raise when the database cannot even be read."""

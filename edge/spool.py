@@ -8,7 +8,10 @@ orphans the startup sweep removes). A fresh segment is started at every open and
 write, so a later record is never glued onto a torn one.
 
 Segments are replayed oldest first and each is deleted only once all of its rows are committed
-(edge.replay): the order units were decided in is the order they reach the table.
+(edge.replay): the order units were decided in is the order they reach the table. A row the
+database refuses outright (a constraint, a value too long) would block every unit behind it: it is
+moved to ``rejected.jsonl`` beside the segments with the database's reason, for a person to look
+at; it is not lost and does not hold up the line.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from edge.tables import units_table
 log = logging.getLogger(__name__)
 
 SEGMENT = re.compile(r"(\d{8})\.jsonl")
+REJECTED = "rejected.jsonl"
 FORMAT_VERSION = 1
 _DATETIME_COLUMNS = {c.name for c in units_table.columns if isinstance(c.type, DateTime)}
 
@@ -85,6 +89,15 @@ class Spool:
         self._next_seq = (int(SEGMENT.fullmatch(segments[-1].name).group(1)) + 1) if segments else 1
         self._active: Path | None = None
         self._active_count = 0
+        self._rejected_ids: set[str] = set()
+        rejected = self.folder / REJECTED
+        if rejected.exists():
+            for line in rejected.read_bytes().splitlines():
+                try:
+                    self._rejected_ids.add(json.loads(line)["unit"]["row"]["id"])
+                except (ValueError, KeyError, TypeError):
+                    pass  # a torn last line: that unit is still in its segment
+        self.last_rejection: str | None = None
 
     @property
     def pending(self) -> int:
@@ -92,9 +105,21 @@ class Spool:
         with self._lock:
             return len(self._ids)
 
+    @property
+    def rejected(self) -> int:
+        """Units the database refused, kept in rejected.jsonl."""
+        with self._lock:
+            return len(self._rejected_ids)
+
     def ids(self) -> set[str]:
+        """Ids waiting for the database."""
         with self._lock:
             return set(self._ids)
+
+    def known_ids(self) -> set[str]:
+        """Ids whose files must stay: waiting, or refused and kept for a person to look at."""
+        with self._lock:
+            return self._ids | self._rejected_ids
 
     def segments(self) -> list[Path]:
         """Segment files, oldest first."""
@@ -140,6 +165,19 @@ class Spool:
             except (ValueError, KeyError, TypeError) as exc:
                 raise SpoolCorrupt(f"spool {segment} line {number} is damaged: {exc}") from exc
         return units
+
+    def reject(self, unit: SpooledUnit, reason: str) -> None:
+        """Keep a unit the database refused in rejected.jsonl, with the reason."""
+        record = json.dumps({"reason": reason, "unit": json.loads(encode(unit))}).encode() + b"\n"
+        with self._lock:
+            fd = os.open(self.folder / REJECTED, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, record)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._rejected_ids.add(unit.row["id"])
+            self.last_rejection = f"unit {unit.row.get('id')}: {reason}"
 
     def remove(self, segment: Path, units: list[SpooledUnit]) -> None:
         """Delete a segment whose units are all in the database."""

@@ -47,6 +47,12 @@ def storage_health(store: UnitStore) -> StorageHealth:
         )
     elif waiting:
         health.problems.append(f"database is back; replaying {spool}")
+    if status["spool_rejected"]:
+        last = f"; the last: {status['last_rejection']}" if status["last_rejection"] else ""
+        health.problems.append(
+            f"{status['spool_rejected']} spooled unit(s) refused by the database, kept in "
+            f"{status['spool_dir']}/rejected.jsonl{last}"
+        )
     if status["replay_error"]:
         health.problems.append(status["replay_error"])
     return health

@@ -251,6 +251,8 @@ class UnitStore:
             "spool_units": self.spool.pending,
             "spool_dir": str(self.spool.folder),
             "replay_error": self.replayer.error,
+            "spool_rejected": self.spool.rejected,
+            "last_rejection": self.spool.last_rejection,
         }
 
     def journal_mode(self) -> str:
@@ -355,7 +357,7 @@ class UnitStore:
         A spooled unit has no row yet but is known: its files wait for the replay."""
 
         def known(ids: list[str]) -> set[str]:
-            return self.known_ids(ids) | (set(ids) & self.spool.ids())
+            return self.known_ids(ids) | (set(ids) & self.spool.known_ids())
 
         try:
             with self._write_lock:

@@ -255,3 +255,27 @@ def test_health_and_metrics_tell_the_database_is_away(tmp_path):
     with store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(units_table)).scalar() == 2
     store.close()
+
+
+def test_a_row_the_database_refuses_is_set_aside_not_blocking_the_rest(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    store = open_store(data)
+    replay_by_hand(store, monkeypatch)
+    lock = Locked(data / "qc.db")
+    before = add(store, T0)
+    lock.release()
+    good = dict(store.spool.read(store.spool.segments()[0])[0].row)
+    bad = {**good, "id": "f" * 32, "verdict": None}  # NOT NULL: a refusal, not an outage
+    store.spool.append(SpooledUnit(row=bad, resolve_lot=True))
+    after = add(store, T0 + timedelta(seconds=2))
+    assert store.replayer.replay() == 2
+    assert ids_in_table(store) == sorted([before.id, after.id]) and store.spool.pending == 0
+    status = store.storage_status()
+    assert status["spool_rejected"] == 1 and "f" * 32 in status["last_rejection"]
+    assert "IntegrityError" in status["last_rejection"]
+    rejected = (data / "spool" / "rejected.jsonl").read_text().splitlines()
+    assert len(rejected) == 1 and '"verdict":null' in rejected[0].replace(" ", "")
+    store.close()
+    reopened = open_store(data)
+    assert reopened.spool.rejected == 1 and "f" * 32 in reopened.spool.known_ids()
+    reopened.close()
