@@ -18,7 +18,7 @@ from prometheus_client.core import (
 
 from edge.deps import ModelInfo, Services, ServicesDep, StoreDep, get_services
 from edge.pipeline import Pipeline
-from edge.routes import admin, inspect, pages, reports, units
+from edge.routes import admin, inspect, pages, reports, trigger, units
 from edge.schemas import ReviewOut, UnitLinks, UnitOut, UnitPage
 from edge.storage_health import StorageCollector, answer_database_away_with_503, storage_health
 
@@ -226,7 +226,7 @@ def create_app(services: Services, outputs: OutputDispatcher | None = None) -> F
     if outputs is not None:
         registry.register(OutputsCollector(outputs))
 
-    for module in (units, reports, inspect, admin, pages):
+    for module in (units, reports, inspect, admin, trigger, pages):
         app.include_router(module.router)
     cors = services.config.api.cors_origins
     if cors:  # off unless origins are named: the API serves the station's own pages

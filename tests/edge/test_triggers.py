@@ -307,3 +307,129 @@ def test_a_roi_that_does_not_fit_stops_capture_and_says_why(store, inferencer):
     pipe.start()
     assert pipe.wait(timeout_s=30)
     assert "trigger failed: presence roi" in pipe.snapshot()["source_error"]
+
+
+# -- external, through REST and MQTT -------------------------------------------------------------
+
+def external_line(store, inferencer, trigger_config: dict, camera="cam-1"):
+    """A running simulated camera whose units come only on request."""
+    from edge.config import SimulatedSourceConfig
+    from edge.pipeline import Pipeline
+    from edge.sources import SimulatedSource
+
+    src = SimulatedSource(SimulatedSourceConfig(fps=25, size_px=(H, W)))
+    context = TriggerContext(station="station-1", line="line-1", camera=camera)
+    trigger = build_trigger(TypeAdapter(TriggerConfig).validate_python(trigger_config), context)
+    return Pipeline(src, inferencer, store, station_id="station-1", line="line-1", camera=camera,
+                    trigger=trigger)
+
+
+def wait_until(predicate, timeout_s=10.0, what="condition"):
+    deadline = time.monotonic() + timeout_s
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return value
+
+
+def units_with(store, unit_ref):
+    from edge.query import UnitFilter
+
+    return store.list_units(limit=50, filter=UnitFilter(unit_ref=unit_ref))[0]
+
+
+def test_post_trigger_makes_the_next_frame_a_unit_with_its_unit_ref(store, inferencer, make_client,
+                                                                   auth):
+    pipe = external_line(store, inferencer, {"mode": "external"})
+    other = external_line(store, inferencer, {"mode": "frame"}, camera="cam-2")
+    client = make_client(pipelines=[pipe, other])
+    op = auth["operator"]
+    pipe.start()
+    try:
+        time.sleep(0.2)  # frames flow, and none becomes a unit by itself
+        assert store.count() == 0
+        res = client.post("/api/v1/trigger", json={"barcode": "BC-0001", "station": "station-1"},
+                          headers=op)
+        assert res.status_code == 202, res.text
+        assert res.json() == {"station": "station-1", "unit_ref": "BC-0001", "cameras": ["cam-1"],
+                              "pending": {"cam-1": 1}}
+        (unit,) = wait_until(lambda: units_with(store, "BC-0001"), what="the triggered unit")
+        assert unit.camera == "cam-1" and unit.unit_ref == "BC-0001"
+        shown = client.get("/api/v1/units", params={"unit_ref": "BC-0001"}).json()["items"]
+        assert [u["id"] for u in shown] == [unit.id]
+        res = client.post("/api/v1/trigger", json={"camera": "cam-1"}, headers=op)
+        assert res.status_code == 202 and res.json()["unit_ref"] is None
+        wait_until(lambda: store.count() == 2, what="a unit without unit_ref")
+        assert client.get("/healthz").json()["cameras"][0]["trigger"]["requests"] == 2
+
+        for body, headers, code, words in [
+            ({"unit_ref": "x"}, auth["viewer"], 403, "operator"),
+            ({"unit_ref": "x"}, {}, 401, ""),
+            ({"station": "station-9"}, op, 404, "this is station station-1, not station-9"),
+            ({"camera": "cam-9"}, op, 404, "no camera 'cam-9' on this station (cameras: cam-1, cam-2)"),
+            ({"camera": "cam-2"}, op, 409, "camera cam-2 makes units by frame, not on request"),
+            ({"unit_ref": "a", "barcode": "b"}, op, 422, "differ"),
+            ({"unit_ref": ""}, op, 422, "at least 1 character"),
+            ({"serial": "x"}, op, 422, "Extra inputs"),
+        ]:
+            res = client.post("/api/v1/trigger", json=body, headers=headers)
+            assert res.status_code == code and words in res.text, (body, res.text)
+    finally:
+        pipe.stop()
+    res = client.post("/api/v1/trigger", json={"unit_ref": "late"}, headers=op)
+    assert res.status_code == 503 and "camera cam-1 is not running" in res.json()["detail"]
+    assert store.count() == 2
+
+
+def test_a_station_without_external_cameras_refuses_triggers(make_client, auth):
+    res = make_client().post("/api/v1/trigger", json={}, headers=auth["operator"])
+    assert res.status_code == 409 and "no camera of this station has trigger mode 'external'" in res.text
+
+
+def test_mqtt_messages_trigger_units_and_the_subscription_survives_a_broker_restart(
+        store, inferencer, make_client, tmp_path):
+    import paho.mqtt.publish as publish
+
+    from tests.edge.mqtt_broker import MqttBroker
+
+    folder = tmp_path / "mosquitto"
+    folder.mkdir()
+    broker = MqttBroker(folder)
+    broker.start()
+    mqtt = {"host": "127.0.0.1", "port": broker.port, "reconnect_max_s": 1}
+    pipe = external_line(store, inferencer, {"mode": "external", "mqtt": mqtt})
+    client = make_client(pipeline=pipe)
+    topic = "qc/line-1/station-1/trigger"
+
+    def send(payload: str) -> None:
+        publish.single(topic, payload, qos=1, hostname="127.0.0.1", port=broker.port)
+
+    def listener():
+        return client.get("/healthz").json()["cameras"][0]["trigger"]["mqtt"]
+
+    pipe.start()
+    try:
+        wait_until(lambda: listener()["connected"], what="the trigger subscription")
+        assert listener()["topic"] == topic
+        send('{"unit_ref": "M-1"}')
+        (unit,) = wait_until(lambda: units_with(store, "M-1"), what="the MQTT-triggered unit")
+        assert unit.camera == "cam-1"
+        send("not json")
+        send('{"unit_ref": 7}')
+        send('{"unit_ref": "M-2", "camera": "cam-2"}')  # another camera's: not this one's unit
+        wait_until(lambda: listener()["rejected"] == 2, what="bad messages counted")
+        assert store.count() == 1 and listener()["messages"] == 1
+
+        broker.stop()
+        problem = wait_until(
+            lambda: [p for p in client.get("/healthz").json()["problems"] if "MQTT trigger" in p],
+            what="/healthz to name the trigger broker")
+        assert problem[0].startswith(f"camera cam-1: MQTT trigger broker 127.0.0.1:{broker.port}: ")
+        broker.start()
+        wait_until(lambda: listener()["connected"], timeout_s=15, what="the subscription back")
+        send('{"barcode": "M-3"}')
+        wait_until(lambda: units_with(store, "M-3"), what="a unit after the broker came back")
+    finally:
+        pipe.stop()
+        broker.stop()
+    assert store.count() == 2
