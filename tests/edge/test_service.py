@@ -151,6 +151,9 @@ def test_sigkill_then_restart_leaves_a_consistent_record(tmp_path, tiny_model_di
     first = _start_edge(tmp_path, data_dir, tiny_model_dir, port, "first.log")
     try:
         _wait_units(first, base, 5, tmp_path / "first.log")
+        # Ask for pictures, so that renders made on request are on disk (or being made) at the kill.
+        for unit in json.loads(_get(f"{base}/api/v1/units?limit=3"))["items"]:
+            assert _get(f"{base}{unit['links']['overlay']}") and _get(f"{base}{unit['links']['heatmap']}")
     finally:
         first.send_signal(signal.SIGKILL)  # no drain, no cleanup: as a power cut for the process
         first.wait(timeout=10)
@@ -163,6 +166,9 @@ def test_sigkill_then_restart_leaves_a_consistent_record(tmp_path, tiny_model_di
     planted.mkdir()
     (planted / "image.jpg").write_bytes(b"\xff\xd8 written, never recorded")
     (planted / ".heatmap.png.k1ll3d.tmp").write_bytes(b"half")
+    render_tmp = data_dir / "units" / ".render-tmp"  # where a render killed mid-write leaves debris
+    render_tmp.mkdir(exist_ok=True)
+    (render_tmp / ".overlay.png.k1ll3d.tmp").write_bytes(b"half")
 
     second = _start_edge(tmp_path, data_dir, tiny_model_dir, port, "second.log")
     try:
@@ -178,11 +184,21 @@ def test_sigkill_then_restart_leaves_a_consistent_record(tmp_path, tiny_model_di
     rows = _rows(data_dir)
     ids = [r[0] for r in rows]
     assert len(ids) == len(set(ids)) >= rows_at_kill + 3
-    for unit_id, *paths in rows:  # no row points at a missing file
-        for rel in paths:
-            assert (data_dir / rel).is_file(), (unit_id, rel)
-    folders = {p.name for p in (data_dir / "units").glob("*/*") if p.is_dir()}
+    # No row points at a missing file: the image and the heatmap values are written with the unit;
+    # the colour heatmap and the overlay are renders made from them on first request.
+    required, renders = set(), set()
+    for unit_id, original, heatmap, overlay in rows:
+        values = f"{original.rsplit('/', 1)[0]}/heatmap-values.png"
+        required |= {original, values}
+        renders |= {heatmap, overlay}
+        assert cv2.imread(str(data_dir / original)) is not None, (unit_id, original)
+        assert cv2.imread(str(data_dir / values), cv2.IMREAD_GRAYSCALE) is not None, unit_id
+    folders = {p.name for p in (data_dir / "units").glob("*/*") if p.is_dir() and p != render_tmp}
     assert folders == set(ids)  # no orphan unit folder
     assert not list(data_dir.rglob("*.tmp"))
     on_disk = {str(p.relative_to(data_dir)) for p in (data_dir / "units").rglob("*") if p.is_file()}
-    assert on_disk == {rel for _, *paths in rows for rel in paths}  # no orphan file
+    assert required <= on_disk and on_disk - required <= renders  # no orphan file
+    rendered = on_disk & renders
+    assert len(rendered) >= 6  # the pictures asked for before the kill
+    for rel in rendered:  # a render on disk is whole: written atomically, even across the kill
+        assert cv2.imread(str(data_dir / rel)) is not None, rel
