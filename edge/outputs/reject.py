@@ -28,6 +28,7 @@ from edge.outputs.config import (
     PluginRejectConfig,
 )
 from edge.outputs.dispatcher import StationInfo, register_output
+from qc.overrides import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,8 @@ def register_reject_signal(type_name: str) -> Callable[[SignalFactory], SignalFa
     return wrap
 
 
-class UnknownRejectSignal(LookupError):
-    pass
+class UnknownRejectSignal(ConfigError):
+    """No built-in signal and no installed plugin has this type name."""
 
 
 def plugin_factory(type_name: str) -> Callable[..., RejectSignal]:
@@ -75,11 +76,18 @@ def plugin_factory(type_name: str) -> Callable[..., RejectSignal]:
 def build_reject_signal(config: Any) -> RejectSignal:
     """The signal a config entry names: a built-in one, else a plugin."""
     if isinstance(config, PluginRejectConfig):
-        made = plugin_factory(config.type)(**config.options)
+        factory = plugin_factory(config.type)
+        try:
+            made = factory(**config.options)
+        except Exception as exc:  # bad options: say which entry, not a bare TypeError
+            raise ConfigError(
+                f"reject signal {config.output_name!r}: plugin {config.type!r} refused its options "
+                f"{sorted(config.options)}: {type(exc).__name__}: {exc}"
+            ) from exc
     else:
         made = REJECT_SIGNALS[config.type](config)
     if not isinstance(made, RejectSignal):
-        raise TypeError(
+        raise ConfigError(
             f"reject signal {config.type!r} made a {type(made).__name__}, which lacks "
             "signal(unit) and close()"
         )

@@ -255,6 +255,10 @@ def test_an_unknown_type_names_what_exists(tmp_path, monkeypatch):
         reject_outputs({"type": "siemens_s7"})
     message = str(refused.value)
     assert "'siemens_s7'" in message and "'log', 'modbus'" in message and "tower_light" in message
+    from qc.overrides import ConfigError  # what `qc edge` prints as a one-line error
+
+    with pytest.raises(ConfigError, match="plugin 'tower_light' refused its options \\['color'\\]"):
+        reject_outputs({"type": "tower_light", "options": {"color": "red"}})
 
 
 def test_config_is_strict():
