@@ -205,6 +205,11 @@ class ApiConfig(_Strict):
         default_factory=list, description="origins allowed to call the API from a browser; empty: CORS off"
     )
     max_upload_mb: float = Field(20.0, gt=0, le=1024, description="largest image POST /inspect takes")
+    max_upload_megapixels: float = Field(
+        50.0, gt=0, le=1000,
+        description="largest image POST /inspect decodes, in millions of pixels (read from the header "
+        "first: a small file can inflate to gigabytes)",
+    )
 
 
 HHMM = r"^([01][0-9]|2[0-3]):(00|15|30|45)$"

@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from edge.auth import Reader
 from edge.deps import ServicesDep
 from edge.files import encode_image
+from edge.image_header import FORMATS, read_header
 from edge.schemas import InspectOut
 from qc.decision import decide
 from qc.imageio import ImageReadError, to_rgb_uint8
@@ -36,15 +37,33 @@ MULTIPART_BODY = {
 }
 
 
+def not_an_image(name: str, content_type: str | None, size: int) -> HTTPException:
+    return HTTPException(
+        422,
+        detail=f"upload {name!r} ({content_type or 'no content type'}, {size} bytes) is not "
+        f"an image OpenCV can decode ({FORMATS})",
+    )
+
+
+def check_pixels(data: bytes, name: str, content_type: str | None, max_megapixels: float) -> None:
+    """413 for an image over the pixel limit, read from its header before any decoding."""
+    header = read_header(data)
+    if header is None:
+        raise not_an_image(name, content_type, len(data))
+    if header.pixels > max_megapixels * 1_000_000:
+        raise HTTPException(
+            413,
+            detail=f"upload {name!r} is a {header.format} of {header.width} x {header.height} pixels "
+            f"({header.pixels / 1e6:.1f} megapixels); the limit is {max_megapixels:g} megapixels "
+            "(api.max_upload_megapixels)",
+        )
+
+
 def decode_upload(data: bytes, name: str, content_type: str | None) -> np.ndarray:
     """uint8 RGB, or 422 naming what was sent."""
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if decoded is None:
-        raise HTTPException(
-            422,
-            detail=f"upload {name!r} ({content_type or 'no content type'}, {len(data)} bytes) is not "
-            "an image OpenCV can decode (PNG, JPEG, BMP, TIFF, WebP)",
-        )
+        raise not_an_image(name, content_type, len(data))
     if decoded.ndim == 3 and decoded.shape[2] >= 3:
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA if decoded.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     try:
@@ -98,7 +117,9 @@ async def inspect(request: Request, services: ServicesDep, _: Reader) -> dict[st
         data = await upload.read(limit + 1)
         if len(data) > limit:
             raise too_large
-        image = decode_upload(data, upload.filename or "image", upload.content_type)
+        name = upload.filename or "image"
+        check_pixels(data, name, upload.content_type, services.config.api.max_upload_megapixels)
+        image = decode_upload(data, name, upload.content_type)
     finally:
         await form.close()
     return await run_in_threadpool(inspect_image, services, image)

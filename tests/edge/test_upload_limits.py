@@ -1,0 +1,78 @@
+"""POST /inspect pixel limit: image headers read without decoding, decompression bombs refused."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.config import EdgeConfig
+from edge.image_header import ImageHeader, read_header
+from qc.inference import Inferencer
+
+
+@pytest.fixture
+def client(make_client, tiny_model_dir):
+    config = EdgeConfig.model_validate({"api": {"max_upload_mb": 1, "max_upload_megapixels": 1}})
+    return make_client(config, inferencer=Inferencer(tiny_model_dir, threads=1))
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid greyscale PNG of zeros: a few kB of file, width x height bytes once decoded."""
+    compressor = zlib.compressobj(9)
+    row = bytes(1 + width)  # filter byte + pixels
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".tiff", ".webp"])
+def test_headers_give_the_size_without_decoding(ext):
+    image = np.zeros((37, 53, 3), np.uint8)
+    data = cv2.imencode(ext, image)[1].tobytes()
+    header = read_header(data)
+    assert header is not None and (header.width, header.height) == (53, 37)
+    assert read_header(data[:10]) is None  # cut short: unknown, not a crash
+
+
+def test_progressive_jpeg_lossless_webp_and_16_bit_tiff():
+    grey16 = np.zeros((29, 31), np.uint16)
+    assert read_header(cv2.imencode(".tiff", grey16)[1].tobytes()) == ImageHeader("TIFF", 31, 29)
+    rgb = np.zeros((29, 31, 3), np.uint8)
+    jpeg = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    assert read_header(jpeg) == ImageHeader("JPEG", 31, 29)
+    lossless = cv2.imencode(".webp", rgb, [cv2.IMWRITE_WEBP_QUALITY, 101])[1].tobytes()
+    assert read_header(lossless) == ImageHeader("WebP", 31, 29)
+    assert read_header(b"P5\n31 29\n65535\n") is None  # PGM: not a station format
+
+
+def test_a_decompression_bomb_is_413_before_decoding(client):
+    bomb = png_bomb(4000, 4000)  # 16 megapixels, a 16 MB buffer once decoded, from ~16 kB
+    assert len(bomb) < 64 * 1024
+    assert cv2.imdecode(np.frombuffer(bomb, np.uint8), cv2.IMREAD_UNCHANGED).shape == (4000, 4000)
+    res = client.post("/api/v1/inspect", files={"image": ("bomb.png", bomb, "image/png")})
+    assert res.status_code == 413, res.text
+    detail = res.json()["detail"]
+    assert "4000 x 4000" in detail and "16.0 megapixels" in detail and "max_upload_megapixels" in detail
+
+
+def test_a_large_jpeg_is_413_and_one_under_the_limit_is_inspected(client):
+    wide = cv2.imencode(".jpg", np.full((500, 2100, 3), 200, np.uint8))[1].tobytes()  # 1.05 MP
+    res = client.post("/api/v1/inspect", files={"image": ("wide.jpg", wide, "image/jpeg")})
+    assert res.status_code == 413 and "2100 x 500" in res.json()["detail"]
+    ok = cv2.imencode(".jpg", np.full((400, 600, 3), 200, np.uint8))[1].tobytes()  # 0.24 MP
+    res = client.post("/api/v1/inspect", files={"image": ("ok.jpg", ok, "image/jpeg")})
+    assert res.status_code == 200 and res.json()["image_size_px"] == [400, 600]
+
+
+def test_an_unknown_format_is_422_naming_the_formats(client):
+    pgm = cv2.imencode(".pgm", np.zeros((8, 8), np.uint8))[1].tobytes()
+    res = client.post("/api/v1/inspect", files={"image": ("a.pgm", pgm, "image/x-portable-graymap")})
+    assert res.status_code == 422 and "PNG, JPEG, BMP, TIFF, WebP" in res.json()["detail"]
