@@ -7,6 +7,7 @@ import hmac
 import json
 import logging
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -25,8 +26,9 @@ SECRET = "s3cr3t-signing-key"
 class Receiver:
     """An HTTP server that answers ``fail_status`` to the first ``fail_first`` POSTs, then 200."""
 
-    def __init__(self, fail_first: int = 0, fail_status: int = 503):
+    def __init__(self, fail_first: int = 0, fail_status: int = 503, delay_s: float = 0.0):
         self.fail_first = fail_first
+        self.delay_s = delay_s
         self.fail_status = fail_status
         self.requests: list[tuple[dict[str, str], bytes, int]] = []
         self.lock = threading.Lock()
@@ -35,6 +37,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(receiver.delay_s)
                 with receiver.lock:
                     status = 200 if len(receiver.requests) >= receiver.fail_first else receiver.fail_status
                     receiver.requests.append(
@@ -163,3 +166,30 @@ def test_config_refuses_a_bad_url_and_repeated_names():
         OutputsConfig.model_validate(
             {"webhooks": [{"url": "http://a/x"}, {"url": "http://b/y"}]}
         )
+
+
+def test_a_slow_receiver_never_slows_the_line(receiver_factory, add_unit):
+    """The pipeline's writer calls on_unit; with a receiver taking 0.5 s per unit, on_unit still
+    returns at once, the queue keeps the newest units and counts the ones it dropped."""
+    receiver = receiver_factory(delay_s=0.5)
+    outputs = build_outputs(
+        OutputsConfig(webhooks=[{"url": receiver.url, "queue": {"size": 3}}], drain_timeout_s=0),
+        STATION,
+    )
+    records = [add_unit(T0 + timedelta(seconds=i), seed=i) for i in range(20)]
+    try:
+        outputs.on_unit(None, records[0])
+        wait_until(lambda: outputs.snapshot()["webhook"]["queued"] == 0, what="the first taken")
+        started = time.monotonic()
+        for record in records[1:]:
+            outputs.on_unit(None, record)
+        elapsed_s = time.monotonic() - started
+        # Waiting for the receiver would take 19 x 0.5 s; the bound is loose for a busy machine.
+        assert elapsed_s < 2.0, f"on_unit took {elapsed_s:.3f} s for 19 units"
+        figures = outputs.snapshot()["webhook"]
+        # one unit in the receiver's hands, three queued, the rest dropped
+        assert figures["queued"] == 3 and figures["dropped"] == 16
+        wait_until(lambda: len(receiver.delivered()) == 4, what="the kept units", timeout_s=10)
+    finally:
+        outputs.close()
+    assert [u["id"] for u in receiver.delivered()] == [records[0].id] + [r.id for r in records[-3:]]
