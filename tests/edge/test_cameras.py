@@ -135,3 +135,56 @@ def test_two_simulated_cameras_in_one_service_store_units_under_their_ids(tmp_pa
     # Stopped: each camera's problem is named by its camera.
     assert {p.split(":")[0] for p in stopped["problems"]} == {"camera top", "camera bottom"}
     assert all("not running" in p for p in stopped["problems"])
+
+
+def test_a_lost_camera_is_named_while_the_other_keeps_inspecting(store, tiny_model_dir, tmp_path,
+                                                               make_client):
+    """Frame checks and reconnects are per camera: one camera's folder vanishes and comes back,
+    the other camera's wrong-size frames are skipped and counted under its own name."""
+    import cv2
+    import numpy as np
+
+    from edge.config import FolderSourceConfig, SimulatedSourceConfig
+    from edge.pipeline import Pipeline
+    from edge.sources import FolderSource, SimulatedSource
+    from qc.inference import Inferencer
+
+    inferencer = Inferencer(tiny_model_dir, threads=1)
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 256, (96, 128, 3), dtype=np.uint8))
+    lost = Pipeline(
+        FolderSource(FolderSourceConfig(type="folder", path=folder, fps=30, loop=True,
+                                        reconnect_initial_s=0.02, reconnect_max_s=0.05)),
+        inferencer, store, station_id="station-1", line="line-1", camera="side")
+    steady = Pipeline(
+        SimulatedSource(SimulatedSourceConfig(fps=30, size_px=(96, 128))), inferencer, store,
+        station_id="station-1", line="line-1", camera="top", expect_size_px=(64, 64))
+    client = make_client(pipelines=[lost, steady])
+
+    def units(camera):
+        return len(store.list_units(limit=500, filter=UnitFilter(camera=camera))[0])
+
+    for p in (lost, steady):
+        p.start()
+    try:
+        _wait(lambda: units("side") >= 3)
+        folder.rename(tmp_path / "unmounted")
+        _wait(lambda: lost.snapshot()["source"]["reconnects"] >= 2)
+        health = client.get("/healthz").json()
+        metrics = client.get("/metrics").text
+        (tmp_path / "unmounted").rename(folder)
+        before = units("side")
+        _wait(lambda: units("side") > before)
+    finally:
+        for p in (lost, steady):
+            p.stop()
+    side_problems = [p for p in health["problems"] if p.startswith("camera side: source down since")]
+    assert len(side_problems) == 1 and "shots" in side_problems[0]
+    assert not [p for p in health["problems"] if p.startswith("camera top:")]
+    top = next(c for c in health["cameras"] if c["id"] == "top")
+    assert top["running"] and top["frames_invalid"]["wrong_size"] >= 1 and units("top") == 0
+    assert 'qc_source_up{camera="side"} 0.0' in metrics and 'qc_source_up{camera="top"} 1.0' in metrics
+    assert 'qc_frames_invalid_total{camera="top",reason="wrong_size"}' in metrics
