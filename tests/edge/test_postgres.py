@@ -159,7 +159,6 @@ def inferencer(tiny_model_dir):
     return Inferencer(tiny_model_dir, threads=1)
 
 
-@pytest.mark.slow
 def test_the_server_stops_mid_run_and_no_unit_is_lost_or_doubled(postgres, pg_store, inferencer):  # noqa: F811
     store = pg_store
     source = SimulatedSource(SimulatedSourceConfig(fps=25, size_px=(64, 96), max_frames=None))

@@ -279,3 +279,43 @@ def test_a_row_the_database_refuses_is_set_aside_not_blocking_the_rest(tmp_path,
     reopened = open_store(data)
     assert reopened.spool.rejected == 1 and "f" * 32 in reopened.spool.known_ids()
     reopened.close()
+
+
+@pytest.fixture(scope="module")
+def inferencer(tiny_model_dir):
+    from qc.inference import Inferencer
+
+    return Inferencer(tiny_model_dir, threads=1)
+
+
+def test_a_running_line_loses_and_doubles_nothing_while_sqlite_is_locked(tmp_path, inferencer):
+    from edge.config import SimulatedSourceConfig
+    from edge.pipeline import Pipeline
+    from edge.sources import SimulatedSource
+
+    data = tmp_path / "data"
+    store = open_store(data)
+    source = SimulatedSource(SimulatedSourceConfig(fps=25, size_px=(64, 96), max_frames=None))
+    pipeline = Pipeline(source, inferencer, store, station_id="station-1", line="line-1")
+    decided = lambda: sum(pipeline.snapshot()["units_by_verdict"].values())  # noqa: E731
+    pipeline.start()
+    try:
+        wait_for(lambda: store.count() >= 3, what="units before the lock")
+        lock = Locked(data / "qc.db")
+        try:
+            wait_for(lambda: store.spool.pending >= 8, what="units spooled while locked")
+        finally:
+            lock.release()
+        wait_for(lambda: store.spool.pending == 0, what="the replay")
+        after = decided()
+        wait_for(lambda: decided() >= after + 3, what="units inserted after the replay")
+    finally:
+        assert pipeline.stop(timeout_s=30)
+    wait_for(lambda: store.spool.pending == 0, what="the last spooled units")
+    snapshot = pipeline.snapshot()
+    assert snapshot["errors"] == 0, snapshot["last_error"]
+    ids = ids_in_table(store)
+    assert len(ids) == len(set(ids)) == sum(snapshot["units_by_verdict"].values())
+    assert store.storage_status()["replayed"] >= 8
+    assert all(store.file_path(i, "image") is not None for i in ids)
+    store.close()
