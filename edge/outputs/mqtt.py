@@ -50,6 +50,7 @@ class MqttOutput(Output):
         self._down_since: str | None = None
         self._down_reason: str | None = None
         self._closing = False
+        self._refused = False  # the last connect attempt was answered with a refusal
         # mids the broker acknowledged (on_publish) that a send is, or will be, waiting for
         self._acked: set[int] = set()
         self._status_mids: set[int] = set()
@@ -82,13 +83,14 @@ class MqttOutput(Output):
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
         if reason_code.is_failure:
-            self._went_down(f"the broker refused the connection: {reason_code}")
+            self._went_down(f"the broker refused the connection: {reason_code}", refused=True)
             return
         with self._state_lock:
             if self._down_since is not None:
                 log.info("%s reachable again", self.target)
             self._down_since = None
             self._down_reason = None
+            self._refused = False
         info = client.publish(self._status_topic, b"online", qos=1, retain=True)
         with self._ack_cond:
             self._status_mids.add(info.mid)
@@ -106,9 +108,13 @@ class MqttOutput(Output):
                 self._ack_cond.notify_all()
 
     def _on_connect_fail(self, _client, _userdata) -> None:
-        self._went_down("connection failed")
+        with self._state_lock:
+            self._refused = False  # no answer at all now: that is the news
+        self._went_down(
+            "connection failed (TCP or TLS handshake)" if self.config.tls else "connection failed"
+        )
 
-    def _went_down(self, reason: str) -> None:
+    def _went_down(self, reason: str, *, refused: bool = False) -> None:
         self._connected.clear()
         if self._closing:
             return
@@ -116,7 +122,11 @@ class MqttOutput(Output):
             if self._down_since is None:
                 self._down_since = datetime.now(timezone.utc).isoformat(timespec="seconds")
                 log.warning("%s unreachable: %s; reconnecting", self.target, reason)
-            self._down_reason = reason
+            # The disconnect that follows a refused login says only "Unspecified error": the
+            # refusal (bad credentials, not authorized) is what a person needs to read.
+            if refused or not self._refused:
+                self._down_reason = reason
+            self._refused = self._refused or refused
 
     # -- Output ------------------------------------------------------------------------------------
 

@@ -43,21 +43,64 @@ def wait_until(predicate, timeout_s: float = 10.0, what: str = "condition", step
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+def make_test_ca(folder: Path) -> dict[str, Path]:
+    """A CA and a server certificate for 127.0.0.1 / localhost, made with the openssl command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is not installed")
+    files = {n: folder / n for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt")}
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=folder)
+
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=garment-qc test CA")
+    run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
+    return files
+
+
 class MqttBroker:
-    def __init__(self, folder: Path):
+    """``users``: name -> password, then anonymous clients are refused. ``tls``: serve TLS only,
+    with a certificate from ``make_test_ca`` (``self.ca_file`` is the CA a client trusts)."""
+
+    def __init__(self, folder: Path, *, users: dict[str, str] | None = None, tls: bool = False):
         if MOSQUITTO is None:
             pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
         self.folder = folder
         self.port = free_port()
         self.config = folder / "mosquitto.conf"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence true\n"
-            f"persistence_location {folder}/\n"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence true",
+            f"persistence_location {folder}/",
             # As root mosquitto would switch to its own user, who may not write the test's folder.
-            "user root\n"
-        )
+            "user root",
+        ]
+        if users:
+            passwd = shutil.which("mosquitto_passwd")
+            if passwd is None:
+                pytest.skip("mosquitto_passwd is not installed")
+            password_file = folder / "passwords"
+            for i, (name, password) in enumerate(users.items()):
+                create = ["-c"] if i == 0 else []
+                subprocess.run([passwd, *create, "-b", str(password_file), name, password], check=True)
+            lines += ["allow_anonymous false", f"password_file {password_file}"]
+        else:
+            lines.append("allow_anonymous true")
+        self.ca_file: Path | None = None
+        if tls:
+            certs = make_test_ca(folder)
+            self.ca_file = certs["ca.crt"]
+            lines += [
+                f"cafile {certs['ca.crt']}",
+                f"certfile {certs['server.crt']}",
+                f"keyfile {certs['server.key']}",
+            ]
+        self.config.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -111,6 +154,9 @@ class Subscriber:
 
     port: int
     topic: str = "#"
+    username: str | None = None
+    password: str | None = None
+    ca_file: Path | None = None
     messages: list[Received] = field(default_factory=list)
 
     def __post_init__(self):
@@ -124,6 +170,10 @@ class Subscriber:
             clean_session=False,
         )
         self.client.reconnect_delay_set(1, 1)
+        if self.username is not None:
+            self.client.username_pw_set(self.username, self.password)
+        if self.ca_file is not None:
+            self.client.tls_set(ca_certs=str(self.ca_file))
         self.client.on_connect = lambda c, *_: c.subscribe(self.topic, qos=1)
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.on_message = self._on_message

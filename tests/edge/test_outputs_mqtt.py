@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from edge.outputs.config import MqttOutputConfig, OutputsConfig
 from edge.outputs.dispatcher import StationInfo, build_outputs
 from edge.outputs.mqtt import topics
 from tests.edge.conftest import T0
-from tests.edge.mqtt_broker import Subscriber, broker, wait_until  # noqa: F401  (fixture)
+from tests.edge.mqtt_broker import MqttBroker, Subscriber, broker, wait_until  # noqa: F401
 
 STATION = StationInfo("station-1", "line-1")
 UNIT = "qc/line-1/station-1/unit"
@@ -130,6 +131,51 @@ def test_broker_down_and_back_the_output_reconnects_and_the_queue_drops_its_olde
     finally:
         outputs.close()
         subscriber.close()
+
+
+def test_credentials_log_in_and_a_wrong_password_shows_in_health_never_in_the_log(
+    tmp_path, add_unit, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    broker = MqttBroker(tmp_path, users={"station": "right-pass", "reader": "reader-pass"})
+    broker.start()
+    subscriber = Subscriber(broker.port, username="reader", password="reader-pass")
+    good = mqtt_outputs(broker.port, username="station", password="right-pass")
+    bad = mqtt_outputs(broker.port, username="station", password="wrong-pass", client_id="bad")
+    try:
+        record = add_unit(T0)
+        good.on_unit(None, record)
+        wait_until(lambda: subscriber.on(UNIT), what="the unit, sent with credentials")
+        assert subscriber.on(UNIT)[0].json()["id"] == record.id
+        problem = wait_until(bad.problems, what="the refused login in health")[0]
+        assert problem.startswith(f"mqtt broker 127.0.0.1:{broker.port} unreachable since")
+        assert "not authori" in problem.lower()
+    finally:
+        good.close()
+        bad.close()
+        subscriber.close()
+        broker.stop()
+    assert "right-pass" not in caplog.text and "wrong-pass" not in caplog.text
+
+
+def test_tls_with_the_brokers_ca(tmp_path, add_unit):
+    broker = MqttBroker(tmp_path, tls=True)
+    broker.start()
+    subscriber = Subscriber(broker.port, ca_file=broker.ca_file)
+    outputs = mqtt_outputs(broker.port, tls={"ca_file": broker.ca_file})
+    untrusting = mqtt_outputs(broker.port, client_id="no-ca", tls={})  # system CAs only
+    try:
+        record = add_unit(T0, verdict="fail")
+        outputs.on_unit(None, record)
+        wait_until(lambda: subscriber.on(REJECT), what="the unit over TLS")
+        assert subscriber.on(REJECT)[0].json()["id"] == record.id
+        problem = wait_until(untrusting.problems, what="an untrusted broker in health")[0]
+        assert f"mqtt broker 127.0.0.1:{broker.port} unreachable since" in problem
+    finally:
+        outputs.close()
+        untrusting.close()
+        subscriber.close()
+        broker.stop()
 
 
 def test_topics_never_gain_levels_or_wildcards_from_names():
