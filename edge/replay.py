@@ -152,9 +152,6 @@ class SpoolReplayer:
                 self._thread = threading.Thread(target=self._run, name="edge-spool-replay", daemon=True)
                 self._thread.start()
 
-    def nudge(self) -> None:
-        self._wake.set()
-
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()

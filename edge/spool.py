@@ -170,7 +170,13 @@ class Spool:
         """Keep a unit the database refused in rejected.jsonl, with the reason."""
         record = json.dumps({"reason": reason, "unit": json.loads(encode(unit))}).encode() + b"\n"
         with self._lock:
-            fd = os.open(self.folder / REJECTED, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            path = self.folder / REJECTED
+            if path.exists() and path.stat().st_size:
+                with path.open("rb") as f:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        record = b"\n" + record  # never glued onto a torn line
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, record)
                 os.fsync(fd)
