@@ -54,6 +54,7 @@ class ExternalTrigger(_Counting):
     def request(self, unit_ref: str | None, *, via: str = "rest") -> int:
         """Queue a request (any thread); returns how many wait now. Raises TriggerBusy."""
         with self._lock:
+            self._drop_expired(time.monotonic())  # a camera that is down must not fill the queue
             if len(self._pending) >= self.config.max_pending:
                 self.refused += 1
                 raise TriggerBusy(
@@ -82,6 +83,7 @@ class ExternalTrigger(_Counting):
         return self._made([replace(frame, unit_ref=request.unit_ref)])
 
     def _drop_expired(self, now_mono: float) -> list[TriggerRequest]:
+        """Under the lock: drop (and count) the requests that waited longer than max_wait_s."""
         expired = []
         while self._pending and now_mono - self._pending[0].at_mono > self.config.max_wait_s:
             expired.append(self._pending.popleft())
@@ -101,6 +103,7 @@ class ExternalTrigger(_Counting):
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
+            self._drop_expired(time.monotonic())
             snap = {
                 "mode": self.mode,
                 "units": self.units,

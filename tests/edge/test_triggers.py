@@ -217,15 +217,20 @@ def test_external_answers_each_request_with_the_next_frame_carrying_its_unit_ref
 
 
 def test_external_drops_requests_no_frame_answered_in_time_and_refuses_too_many():
-    trigger = external(max_wait_s=0.05, max_pending=2)
+    trigger = external(max_wait_s=0.2, max_pending=2)
     trigger.request("late")
     trigger.request("later")
     with pytest.raises(TriggerBusy, match="2 trigger requests already wait"):
         trigger.request("too many")
-    time.sleep(0.1)
+    time.sleep(0.3)
     assert trigger.feed(frame(0, np.zeros((4, 4, 3), np.uint8))) == []
     snap = trigger.snapshot()
     assert (snap["expired"], snap["refused"], snap["pending"]) == (2, 1, 0)
+    # While no frame comes (the camera is down), expired requests make room for new ones.
+    trigger.request("a")
+    trigger.request("b")
+    time.sleep(0.3)
+    assert trigger.request("c") == 1 and trigger.snapshot()["expired"] == 4
 
 
 # -- config --------------------------------------------------------------------------------------
