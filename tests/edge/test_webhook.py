@@ -193,3 +193,34 @@ def test_a_slow_receiver_never_slows_the_line(receiver_factory, add_unit):
     finally:
         outputs.close()
     assert [u["id"] for u in receiver.delivered()] == [records[0].id] + [r.id for r in records[-3:]]
+
+
+def test_links_can_be_absolute_for_receivers_elsewhere(receiver_factory, add_unit):
+    receiver = receiver_factory()
+    outputs = build_outputs(
+        OutputsConfig(webhooks=[{"url": receiver.url}], links_base_url="http://station-1:8000"),
+        STATION,
+    )
+    try:
+        record = add_unit(T0)
+        outputs.on_unit(None, record)
+        wait_until(receiver.delivered, what="the unit")
+    finally:
+        outputs.close()
+    links = receiver.delivered()[0]["links"]
+    assert links["image"] == f"http://station-1:8000/api/v1/units/{record.id}/image.jpg"
+
+
+def test_a_unit_that_cannot_be_encoded_is_logged_never_raised_into_the_line(
+    receiver_factory, caplog
+):
+    receiver = receiver_factory()
+    outputs = webhook_outputs(receiver.url)
+    try:
+        class Broken:
+            id = "0" * 32
+
+        outputs.on_unit(None, Broken())  # the pipeline's writer must go on to the next unit
+    finally:
+        outputs.close()
+    assert "could not be handed to the outputs" in caplog.text and receiver.requests == []
