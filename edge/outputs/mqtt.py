@@ -158,7 +158,11 @@ class MqttOutput(Output):
     def close(self) -> None:
         self._closing = True
         if self._connected.is_set():
-            self.client.publish(self._status_topic, b"offline", qos=1, retain=True).wait_for_publish(1.0)
+            try:  # a clean goodbye; the broker's last will says the same when this fails
+                info = self.client.publish(self._status_topic, b"offline", qos=1, retain=True)
+                info.wait_for_publish(1.0)
+            except (RuntimeError, ValueError) as exc:
+                log.info("%s: no clean offline status: %s", self.target, exc)
         self.client.disconnect()
         self.client.loop_stop()
 
