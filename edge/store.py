@@ -342,8 +342,10 @@ class UnitStore:
         row.update(po=lot.po, colour=lot.colour, size=lot.size)
 
     def known_ids(self, ids: list[str]) -> set[str]:
-        """The ids among ``ids`` that have a row."""
-        found: set[str] = set()
+        """The ids among ``ids`` that have a row or wait for one in the spool (whose files must
+        stay: the startup sweep and retention ask this)."""
+        # The spool first: a unit leaves it only for the table, so none slips between the looks.
+        found: set[str] = set(ids) & self.spool.known_ids()
         with self.engine.connect() as conn:
             for start in range(0, len(ids), 500):  # SQLite caps bound parameters per statement
                 chunk = ids[start : start + 500]
@@ -355,13 +357,9 @@ class UnitStore:
         """Remove unit files without a row and stray temp files; call before the line starts.
 
         A spooled unit has no row yet but is known: its files wait for the replay."""
-
-        def known(ids: list[str]) -> set[str]:
-            return self.known_ids(ids) | (set(ids) & self.spool.known_ids())
-
         try:
             with self._write_lock:
-                return sweep_unit_folders(self.data_dir, known, recent_days=recent_days)
+                return sweep_unit_folders(self.data_dir, self.known_ids, recent_days=recent_days)
         except Exception as exc:
             if not is_unavailable(exc):
                 raise

@@ -124,6 +124,8 @@ def test_units_are_spooled_while_sqlite_is_locked_then_replayed_once_in_order(tm
         assert not status["up"] and "locked" in status["last_error"]
         assert store.spool.pending >= 1  # the replayer may not take them while the lock stands
         assert ids_in_table(store) == [first.id]
+        # Known (to the sweep and to retention) before they have a row, and known after.
+        assert store.known_ids([u.id for u in during]) == {u.id for u in during}
         for unit in during:  # the files stay for the replay; the record is returned all the same
             assert (data / unit.original_path).is_file() and unit.verdict == "pass"
     finally:
