@@ -39,7 +39,7 @@ from edge.files import (
 )
 from edge.migrate import upgrade_database
 from edge.query import UnitFilter
-from edge.replay import DatabaseWatch, SpoolReplayer, is_unavailable
+from edge.replay import DatabaseWatch, SpoolReplayer, describe, is_unavailable
 from edge.spool import Spool, SpooledUnit
 from edge.tables import (
     effective_defect_types,
@@ -216,6 +216,12 @@ class UnitStore:
         self.spool = Spool(self.data_dir / "spool")
         self.database = DatabaseWatch()
         self.replayer = SpoolReplayer(self, retry_s=spool_retry_s)
+        # Imported here: both build on this store's engine and lock.
+        from edge.auth import KeyStore
+        from edge.lots import LotStore
+
+        self.lots = LotStore(self.engine, self._write_lock)
+        self.keys = KeyStore(self.engine)
         self.schema_ready = False
         try:
             self.prepare_schema()
@@ -224,16 +230,10 @@ class UnitStore:
                 raise
             # The station inspects all the same: units are spooled, and the replayer migrates
             # the database and replays them once it answers.
-            log.warning("database unreachable at start, units go to the spool: %s", exc)
+            log.warning("database unreachable at start, units go to the spool: %s", describe(exc))
             self.database.failed(exc)
         if self.spool.pending or not self.schema_ready:  # replay as soon as the database answers
             self.replayer.start()
-        # Imported here: both build on this store's engine and lock.
-        from edge.auth import KeyStore
-        from edge.lots import LotStore
-
-        self.lots = LotStore(self.engine, self._write_lock)
-        self.keys = KeyStore(self.engine)
 
     def prepare_schema(self) -> None:
         """Bring the database to the current schema (edge.migrate); raises while it is away."""
@@ -364,7 +364,7 @@ class UnitStore:
             if not is_unavailable(exc):
                 raise
             # Without the rows nothing is known to be an orphan: delete nothing, sweep next start.
-            log.warning("startup sweep skipped, the database is unreachable: %s", exc)
+            log.warning("startup sweep skipped, the database is unreachable: %s", describe(exc))
             return SweepReport()
 
     def get(self, unit_id: str) -> UnitRecord | None:
