@@ -8,6 +8,7 @@ torch, and the core package keeps its one-way dependency direction.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -103,7 +104,8 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
         )
     except TrainingError as exc:
         raise UserError(str(exc)) from exc
-    print(f"trained: {run_dir}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone wrote the run
+        print(f"trained: {run_dir}")
     return EXIT_OK
 
 

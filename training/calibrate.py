@@ -121,3 +121,55 @@ def calibrate(
         "good_pixel_quantile": pixel_stat,
     }
     return thresholds, summary
+
+
+def recall_threshold(defect_scores: np.ndarray, target_recall: float) -> float:
+    """The highest threshold at which at least ``target_recall`` of the defect scores fail (score >= t)."""
+    ordered = np.sort(np.asarray(defect_scores, np.float64))[::-1]
+    needed = max(1, math.ceil(target_recall * len(ordered) - 1e-9))
+    return float(ordered[needed - 1])
+
+
+def calibrate_for_recall(
+    net: DefectUNet,
+    good_images: list[np.ndarray],
+    defect_images: list[np.ndarray],
+    config: CalibrationConfig,
+    export: ExportConfig,
+    *,
+    data_description: str,
+    seed: int = 0,
+) -> tuple[Thresholds, dict]:
+    """Image threshold at a target recall on held-back labelled defect images (from train/, never
+    test/); the pixel threshold and the good-score summary as in ``calibrate``.
+
+    The threshold is the score of the k-th most suspicious defect, k = ceil(target * n): the highest
+    threshold that still fails that share. It is not lowered by a margin: the false-reject rate it
+    costs on the held-back good images is measured and recorded instead.
+    """
+    if not defect_images:
+        raise ValueError("recall calibration needs at least one held-back labelled defect image")
+    thresholds, summary = calibrate(net, good_images, config, export, data_description=data_description, seed=seed)
+    defect_scores = np.asarray([infer_image(net, image, export)[1] for image in defect_images], np.float64)
+    good_scores = np.asarray([infer_image(net, image, export)[1] for image in good_images], np.float64)
+    image_t = min(config.max_threshold, recall_threshold(defect_scores, config.target_recall))
+    frr = float(np.mean(good_scores >= image_t))
+    recall = float(np.mean(defect_scores >= image_t))
+    method = (
+        f"image: recall >= {config.target_recall:g} on {len(defect_images)} held-back labelled defect images "
+        f"(measured recall {recall:.3f}, false-reject rate {frr:.3f} on {len(good_scores)} held-back good); "
+        + thresholds.calibration.method.split("; ", 1)[1]
+    )
+    calibrated = Thresholds(
+        image=image_t,
+        pixel=thresholds.pixel,
+        calibration=Calibration(
+            method=method, target_false_reject_rate=None, data=data_description,
+            n_images=len(good_images) + len(defect_images),
+        ),
+    )
+    summary["defect_scores"] = {
+        "min": float(defect_scores.min()), "median": float(np.median(defect_scores)), "max": float(defect_scores.max()),
+    }
+    summary["at_threshold"] = {"recall": recall, "false_reject_rate": frr}
+    return calibrated, summary

@@ -14,19 +14,26 @@ import numpy as np
 import torch
 
 from qc.overrides import ConfigError
-from training.calibrate import calibrate
+from training import distributed
+from training.augment import train_augmenter
+from training.calibrate import calibrate, calibrate_for_recall
+from training.checkpoint import FORMAT, differing_keys, load_for_resume, save_atomic
 from training.config import TrainConfig, TrainingError, load_config
 from training.data import (
     AnomalyBatches,
     dataset_fingerprint,
+    find_labelled_defects,
     find_training_images,
+    load_defects,
     load_images,
     pad_to,
     random_crop,
+    split_defects,
     split_train_val,
 )
 from training.export import CHECKPOINT_FILE, PARITY_FILE, RUN_FILE, export_run
-from training.train import pick_device, train_network
+from training.train import TENSORBOARD_DIR, pick_device, train_network
+from training.validation import build_validation_set
 
 __all__ = ["TrainingError", "run_train", "run_export"]
 
@@ -61,46 +68,142 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def run_train(config_path: Path, data_root: Path, out_dir: Path, overrides: list[str], command: str) -> Path:
-    """Train on ``data_root``'s good images, calibrate on the hold-out; write the run to ``out_dir``."""
+def _unfinished(ckpt: Path) -> bool:
+    try:
+        return torch.load(ckpt, map_location="cpu", weights_only=True).get("finished") is False
+    except Exception:  # an unreadable leftover is not a run anyone can resume
+        return False
+
+
+def _fresh_or_resumable(out_dir: Path, config: TrainConfig, resume: bool) -> dict | None:
+    """The checkpoint payload to resume from, or None; refuses to overwrite an unfinished run."""
+    ckpt = out_dir / CHECKPOINT_FILE
+    if not resume:
+        if ckpt.is_file() and not (out_dir / RUN_FILE).is_file() and _unfinished(ckpt):
+            raise TrainingError(
+                f"{out_dir} holds an unfinished run ({ckpt}): pass --resume (or resume=true) to continue "
+                f"it, or choose another --out"
+            )
+        return None
+    payload = load_for_resume(ckpt, config)
+    if payload.get("finished"):
+        raise TrainingError(f"cannot resume: the run in {out_dir} has finished; train into another --out")
+    changed = [k for k in differing_keys(payload["config"], config.model_dump(mode="json")) if k != "resume"]
+    if changed:
+        log(f"resuming with changed settings: {', '.join(changed)}")
+    return payload
+
+
+def run_train(
+    config_path: Path,
+    data_root: Path,
+    out_dir: Path,
+    overrides: list[str],
+    command: str,
+    *,
+    resume: bool = False,
+) -> Path:
+    """Train on ``data_root``'s train/ images, calibrate on the hold-out; write the run to ``out_dir``.
+
+    Under torchrun (WORLD_SIZE > 1) every rank trains and only rank 0 writes the run folder.
+    """
     try:
         config = load_config(Path(config_path), overrides)
     except ConfigError as exc:
         raise TrainingError(str(exc)) from exc
-    data_root = Path(data_root)
-    out_dir = Path(out_dir)
+    ctx = distributed.from_environment()
+    distributed.start(ctx)
+    try:
+        return _train(config, Path(data_root), Path(out_dir), command, resume or config.resume, ctx)
+    finally:
+        distributed.stop(ctx)
+
+
+def _train(config: TrainConfig, data_root: Path, out_dir: Path, command: str, resume: bool, ctx) -> Path:
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     started = time.monotonic()
+    say = log if ctx.is_main else (lambda line: None)
 
     paths = find_training_images(data_root)
     train_paths, val_paths = split_train_val(
         paths, val_fraction=config.data.val_fraction, min_val_images=config.data.min_val_images, seed=config.seed
     )
-    train_images, val_images = load_images(train_paths), load_images(val_paths)
-    fingerprint = dataset_fingerprint(data_root, paths)
-    log(f"training on {len(train_paths)} good images, {len(val_paths)} held back for calibration ({data_root})")
-
-    device = pick_device()
-    batches = AnomalyBatches(train_images, config.data, config.anomalies, np.random.default_rng(config.seed))
-    result = train_network(config, batches, device=device, log=log)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {"config": config.model_dump(mode="json"), "state_dict": result.net.state_dict()},
-        out_dir / CHECKPOINT_FILE,
+    labelled = find_labelled_defects(data_root)
+    by_recall = config.calibration.mode == "recall"
+    if by_recall and not labelled:
+        raise TrainingError(
+            f"calibration.mode=recall needs labelled defect images in {data_root / 'train'}/<defect_type>/ "
+            f"(none found); use calibration.mode=false_reject_rate"
+        )
+    train_defects, val_defects = (
+        split_defects(labelled, val_fraction=config.data.defect_val_fraction, seed=config.seed)
+        if by_recall
+        else (labelled, [])
     )
-    thresholds, summary = calibrate(
-        result.net,
+    payload = _fresh_or_resumable(out_dir, config, resume)
+    train_images, val_images = load_images(train_paths), load_images(val_paths)
+    defect_samples = load_defects(train_defects)
+    val_defect_images = [d.image for d in load_defects(val_defects)]
+    defect_files = [d.path for d in labelled] + [d.mask_path for d in labelled if d.mask_path is not None]
+    fingerprint = dataset_fingerprint(data_root, paths + defect_files)
+    say(f"training on {len(train_paths)} good images, {len(val_paths)} held back for calibration ({data_root})")
+    if labelled:
+        weak = sum(d.mask is None for d in defect_samples)
+        say(
+            f"labelled defects in train/: {len(train_defects)} trained on ({weak} image label only), "
+            f"{len(val_defects)} held back for recall calibration"
+        )
+
+    device = pick_device() if not ctx.enabled else ctx.device()
+    # Rank 0 draws what a single process draws; other ranks get their own stream.
+    data_rng = np.random.default_rng(config.seed if ctx.rank == 0 else [config.seed, ctx.rank])
+    batches = AnomalyBatches(
+        train_images,
+        config.data,
+        config.anomalies,
+        data_rng,
+        augment=train_augmenter(config.data.augment, rotate=config.data.rotate),
+        defects=defect_samples,
+    )
+    validation = build_validation_set(
         val_images,
-        config.calibration,
-        config.export,
-        data_description=f"{len(val_paths)} good images held back from {paths[0].parent} (seed {config.seed})",
+        crops=config.data.validation_crops,
+        crop_px=config.data.crop_px,
+        anomalies=config.anomalies,
         seed=config.seed,
     )
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    result = train_network(
+        config, batches, device=device, log=log, run_dir=out_dir, validation=validation, resume=payload, ctx=ctx
+    )
+    if not ctx.is_main:
+        return out_dir
+
+    save_atomic(
+        {"format": FORMAT, "finished": True, "config": config.model_dump(mode="json"), "state_dict": result.net.state_dict()},
+        out_dir / CHECKPOINT_FILE,
+    )
+    good_description = f"{len(val_paths)} good images held back from {paths[0].parent} (seed {config.seed})"
+    if by_recall:
+        thresholds, summary = calibrate_for_recall(
+            result.net,
+            val_images,
+            val_defect_images,
+            config.calibration,
+            config.export,
+            data_description=f"{good_description}; {len(val_defects)} labelled defect images held back from "
+            f"{data_root / 'train'} ({', '.join(sorted({d.defect_type for d in val_defects}))})",
+            seed=config.seed,
+        )
+    else:
+        thresholds, summary = calibrate(
+            result.net, val_images, config.calibration, config.export, data_description=good_description, seed=config.seed
+        )
     np.savez_compressed(out_dir / PARITY_FILE, **parity_crops(val_images, config))
     log(
-        f"calibrated: image threshold {thresholds.image:.4f}, pixel threshold {thresholds.pixel:.4f} "
-        f"(held-back good scores up to {summary['good_scores']['max']:.4f})"
+        f"calibrated ({config.calibration.mode}): image threshold {thresholds.image:.4f}, pixel threshold "
+        f"{thresholds.pixel:.4f} (held-back good scores up to {summary['good_scores']['max']:.4f})"
     )
 
     record = {
@@ -110,7 +213,7 @@ def run_train(config_path: Path, data_root: Path, out_dir: Path, overrides: list
         "dataset_fingerprint": fingerprint,
         "started_at": started_at,
         "duration_s": round(time.monotonic() - started, 2),
-        "hardware": hardware_string(device),
+        "hardware": hardware_string(device) + (f"; {ctx.world_size} processes (DDP)" if ctx.enabled else ""),
         "seed": config.seed,
         "training": {
             "steps_done": result.steps_done,
@@ -118,11 +221,19 @@ def run_train(config_path: Path, data_root: Path, out_dir: Path, overrides: list
             "loop_duration_s": round(result.duration_s, 2),
             "first_loss": result.first_loss,
             "final_loss": result.final_loss,
+            "resumed_from_step": result.resumed_from_step,
+            "best_step": result.best_step,
+            "validations": result.validations,
+            "world_size": ctx.world_size,
+            "augment": config.data.augment,
+            "tensorboard": TENSORBOARD_DIR if config.optim.tensorboard else None,
         },
         "calibration": {"thresholds": thresholds.model_dump(mode="json"), **summary},
         "files": {
             "train": [p.relative_to(data_root).as_posix() for p in train_paths],
             "val": [p.relative_to(data_root).as_posix() for p in val_paths],
+            "train_defects": [d.path.relative_to(data_root).as_posix() for d in train_defects],
+            "val_defects": [d.path.relative_to(data_root).as_posix() for d in val_defects],
         },
     }
     write_json_atomic(out_dir / RUN_FILE, record)
