@@ -321,3 +321,63 @@ def test_a_running_line_loses_and_doubles_nothing_while_sqlite_is_locked(tmp_pat
     assert store.storage_status()["replayed"] >= 8
     assert all(store.file_path(i, "image") is not None for i in ids)
     store.close()
+
+
+SPOOLING_CHILD = """
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+import numpy as np
+from edge.store import UnitStore
+from tests.edge.conftest import _new_unit
+data = Path(sys.argv[1])
+store = UnitStore(f"sqlite:///{data / 'qc.db'}", data, busy_timeout_s=0.05, spool_retry_s=0.05)
+image = np.zeros((24, 32, 3), np.uint8)
+t0 = datetime.now(timezone.utc)
+for i in range(100000):
+    unit = store.add(_new_unit(t0 + timedelta(milliseconds=i)), original_rgb=image,
+                     heatmap_rgb=image, overlay_rgb=image)
+    print(unit.id, flush=True)  # acknowledged: add() has returned
+"""
+
+
+def test_sigkill_while_spooling_then_restart_loses_and_doubles_nothing(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    data = tmp_path / "data"
+    open_store(data).close()  # the schema, so the child's start finds it made
+    lock = Locked(data / "qc.db")
+    try:
+        child = subprocess.Popen([sys.executable, "-c", SPOOLING_CHILD, str(data)], cwd=repo,
+                                 stdout=subprocess.PIPE, text=True,
+                                 env={**os.environ, "PYTHONPATH": str(repo)})
+        acknowledged = []
+        deadline = time.monotonic() + 60
+        while len(acknowledged) < 25 and time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if not line:
+                break
+            acknowledged.append(line.strip())
+        child.send_signal(signal.SIGKILL)  # mid-write of the next unit, most likely
+        child.wait(10)
+        assert len(acknowledged) == 25, "the child did not spool units"
+    finally:
+        lock.release()
+
+    store = open_store(data)
+    store.sweep_after_crash()  # the unit being written when killed: files without a record
+    wait_for(lambda: store.spool.pending == 0, what="the replay after the kill")
+    ids = ids_in_table(store)
+    assert len(ids) == len(set(ids))
+    assert set(acknowledged) <= set(ids)  # every acknowledged unit, once
+    assert store.storage_status()["replayed"] >= 25  # and they came through the spool
+    assert len(ids) <= len(acknowledged) + 1  # at most the one it was writing, if it got that far
+    for unit_id in ids:
+        assert store.file_path(unit_id, "image") is not None
+    folders = {p.name for p in (data / "units").glob("*/*") if p.is_dir()}
+    assert folders == set(ids)  # no orphan files left
+    store.close()
