@@ -88,3 +88,30 @@ def test_a_database_older_than_alembic_is_adopted_without_losing_rows(url, tmp_p
     store.close()
     assert upgrade_database(engine) == "current" and differences(engine) == []
     engine.dispose()
+
+
+def test_stations_starting_together_on_one_fresh_postgresql_take_turns(pg_url, tmp_path):
+    import threading
+
+    engines = [create_engine(pg_url) for _ in range(4)]
+    results: list[str] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(engines))
+
+    def start(engine):
+        barrier.wait()
+        try:
+            results.append(upgrade_database(engine))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(results) == ["created", "current", "current", "current"]
+    assert differences(engines[0]) == []
+    for engine in engines:
+        engine.dispose()
