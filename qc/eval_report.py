@@ -69,7 +69,8 @@ def _curves(report: dict[str, Any], out: Path) -> None:
 
     fpr, tpr, _ = roc_curve(scores, labels)
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot(fpr, tpr, drawstyle="steps-post", label=f"AUROC {report['image_auroc']:.3f}")
+    # straight segments between thresholds: tied scores are one point, as in the trapezoid AUROC
+    ax.plot(fpr, tpr, marker=".", label=f"AUROC {report['image_auroc']:.3f}")
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.scatter([at["false_reject_rate"]], [at["recall"]], color="red", zorder=3, label=f"threshold {threshold:.3f}")
     ax.set(xlabel="false-reject rate (good images failed)", ylabel="recall (defect images caught)",
