@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import or_, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
@@ -115,7 +115,8 @@ def insert_spooled(
     ids = [u.row["id"] for u in units]
     known: set[str] = set()
     for start in range(0, len(ids), 500):
-        known.update(conn.execute(select(t.c.id).where(t.c.id.in_(ids[start : start + 500]))).scalars())
+        chunk = ids[start : start + 500]  # SQLite caps bound parameters per statement
+        known.update(conn.execute(select(t.c.id).where(t.c.id.in_(chunk))).scalars())
     columns = set(t.c.keys())
     inserted = 0
     for unit in units:
@@ -149,7 +150,9 @@ class SpoolReplayer:
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()
-                self._thread = threading.Thread(target=self._run, name="edge-spool-replay", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="edge-spool-replay", daemon=True
+                )
                 self._thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:

@@ -1,8 +1,8 @@
 """The local spool: unit rows that could not reach the database, kept on disk until they can.
 
-Append-only JSON lines in numbered segment files under ``data_dir/spool/`` (``00000001.jsonl``, ...),
-one record per line, each fsynced before ``append`` returns: once UnitStore.add has returned, a
-power cut cannot lose the unit. A crash in the middle of a write leaves a last line without its
+Append-only JSON lines in numbered segment files under ``data_dir/spool/`` (``00000001.jsonl``,
+...), one record per line, each fsynced before ``append`` returns: once UnitStore.add has
+returned, a power cut cannot lose the unit. A crash in the middle of a write leaves a last line without its
 newline (a torn record); reading ignores it, and that unit was never acknowledged (its files are
 orphans the startup sweep removes). A fresh segment is started at every open and after a failed
 write, so a later record is never glued onto a torn one.

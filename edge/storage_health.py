@@ -39,7 +39,8 @@ def storage_health(store: UnitStore) -> StorageHealth:
     status = store.storage_status()
     health.status = {**status, "down_since": _iso(status["down_since"])}
     waiting = status["spool_units"]
-    spool = f"{waiting} unit{'' if waiting == 1 else 's'} waiting in the spool ({status['spool_dir']})"
+    units = "unit" if waiting == 1 else "units"
+    spool = f"{waiting} {units} waiting in the spool ({status['spool_dir']})"
     if not status["up"]:
         health.problems.append(
             f"database unreachable since {_iso(status['down_since'])}: {status['last_error']}; "

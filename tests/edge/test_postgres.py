@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -159,7 +159,9 @@ def inferencer(tiny_model_dir):
     return Inferencer(tiny_model_dir, threads=1)
 
 
-def test_the_server_stops_mid_run_and_no_unit_is_lost_or_doubled(postgres, pg_store, inferencer):  # noqa: F811
+def test_the_server_stops_mid_run_and_no_unit_is_lost_or_doubled(
+    postgres, pg_store, inferencer  # noqa: F811
+):
     store = pg_store
     source = SimulatedSource(SimulatedSourceConfig(fps=25, size_px=(64, 96), max_frames=None))
     pipeline = Pipeline(source, inferencer, store, station_id="station-1", line="line-1")
