@@ -164,8 +164,9 @@ class _Progress:
         done = max(step / optim.steps, elapsed / optim.time_budget_s)
         eta = elapsed * (1 - done) / max(done, 1e-9)
         if self.bar is not None:
-            self.bar.n = step
-            self.bar.set_postfix_str(f"loss {smoothed:.4f} lr {lr:.2e} ETA {format_duration(eta)}", refresh=True)
+            # tqdm redraws at most every mininterval (0.1 s), so a fast loop does not flood the terminal
+            self.bar.set_postfix_str(f"loss {smoothed:.4f} lr {lr:.2e} ETA {format_duration(eta)}", refresh=False)
+            self.bar.update(step - self.bar.n)
             return
         if elapsed - self.last_line >= optim.log_every_s or step == optim.steps:
             self.last_line = elapsed

@@ -100,8 +100,8 @@ def test_resume_from_another_architecture_names_the_keys(tmp_path, config_path, 
     run = interrupted_run(tmp_path / "run", config_path, dataset, monkeypatch, at_step=3)
     with pytest.raises(TrainingError, match=r"another network architecture.*net\.base_channels: 4 in the checkpoint, 8 now"):
         run_train(config_path, dataset, run, ["net.base_channels=8"], "qc train", resume=True)
-    with pytest.raises(TrainingError, match=r"net\.channel_multipliers"):
-        run_train(config_path, dataset, run, ["net.channel_multipliers=[1,3]"], "qc train", resume=True)
+    with pytest.raises(TrainingError, match=r"net\.channel_multipliers"):  # resume=true in the config works too
+        run_train(config_path, dataset, run, ["net.channel_multipliers=[1,3]", "resume=true"], "qc train")
 
 
 def test_an_unfinished_run_is_not_overwritten_and_a_finished_one_not_resumed(
