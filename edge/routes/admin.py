@@ -65,7 +65,8 @@ def swap_model(body: ModelSwapIn, services: ServicesDep, _: Admin) -> dict[str, 
     old = services.model
     try:
         info = services.swap_model(body.dir)
-    except ModelRefused as exc:
+    except (ModelRefused, OSError, ValueError) as exc:
+        # OSError / ValueError: a path the OS cannot even look at (too long, a NUL byte).
         still = f"; still serving {old.name} {old.version}" if old else ""
         raise HTTPException(422, detail=f"model refused: {exc}{still}") from exc
     return {"name": info.name, "version": info.version, "dir": info.dir, "thresholds": info.thresholds}

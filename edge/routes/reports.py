@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import Response
 
 from edge.auth import Operator, Reader
@@ -16,6 +16,8 @@ from edge.reports import summary
 from edge.schemas import LotIn, LotOut, SummaryOut
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
+# Lot ids are SQL integers: a larger number is no lot (422), not a database overflow (500).
+LotId = Annotated[int, Path(ge=1, le=2**63 - 1, description="lot id")]
 
 
 @router.get("/summary", response_model=SummaryOut)
@@ -36,7 +38,7 @@ def open_lot(lot: LotIn, services: ServicesDep, who: Operator) -> LotOut:
 
 
 @router.post("/lots/{lot_id}/close", response_model=LotOut)
-def close_lot(lot_id: int, store: StoreDep, who: Operator) -> LotOut:
+def close_lot(lot_id: LotId, store: StoreDep, who: Operator) -> LotOut:
     try:
         return LotOut.from_lot(store.lots.close(lot_id, by=who.name))
     except UnknownLot as exc:
@@ -58,7 +60,7 @@ def list_lots(
 
 
 @router.get("/lots/{lot_id}", response_model=LotOut)
-def get_lot(lot_id: int, store: StoreDep, _: Reader) -> LotOut:
+def get_lot(lot_id: LotId, store: StoreDep, _: Reader) -> LotOut:
     try:
         return LotOut.from_lot(store.lots.get(lot_id))
     except UnknownLot as exc:
@@ -66,7 +68,7 @@ def get_lot(lot_id: int, store: StoreDep, _: Reader) -> LotOut:
 
 
 @router.get("/lots/{lot_id}/report")
-def get_lot_report(lot_id: int, services: ServicesDep, _: Reader) -> dict[str, Any]:
+def get_lot_report(lot_id: LotId, services: ServicesDep, _: Reader) -> dict[str, Any]:
     """Counts, defects by class, ISO 2859-1 acceptance and, for fabric, ASTM D5430 points."""
     try:
         lot = services.store.lots.get(lot_id)
@@ -80,7 +82,7 @@ def get_lot_report(lot_id: int, services: ServicesDep, _: Reader) -> dict[str, A
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}, "description": "the lot report as a PDF"}},
 )
-def get_lot_report_pdf(lot_id: int, services: ServicesDep, _: Reader) -> Response:
+def get_lot_report_pdf(lot_id: LotId, services: ServicesDep, _: Reader) -> Response:
     """The lot report as a PDF: header, AQL table, 4-point figures, verdict, failed units."""
     try:
         lot = services.store.lots.get(lot_id)
