@@ -42,7 +42,9 @@ class DataConfig(_Strict):
         "'none' keeps the built-in flips and quarter turns only",
     )
     rotate: bool = Field(
-        True, description="presets may turn crops by 90 degrees (off for fabrics with a direction)"
+        True,
+        description="crops may be turned by 90 degrees (false for fabrics with a direction: twill, "
+        "stripes, line-scan rows)",
     )
     real_defect_fraction: float = Field(
         0.25,

@@ -192,13 +192,13 @@ def crop_around(rng: np.random.Generator, image: np.ndarray, y: int, x: int, siz
     return image[y0 : y0 + size, x0 : x0 + size]
 
 
-def augment(rng: np.random.Generator, crop: np.ndarray) -> np.ndarray:
-    """Random flips and a random quarter turn."""
+def augment(rng: np.random.Generator, crop: np.ndarray, *, rotate: bool = True) -> np.ndarray:
+    """Random flips and, when ``rotate``, a random quarter turn (no draw for it otherwise)."""
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
     if rng.random() < 0.5:
         crop = crop[::-1]
-    return np.ascontiguousarray(np.rot90(crop, int(rng.integers(0, 4))))
+    return np.ascontiguousarray(np.rot90(crop, int(rng.integers(0, 4))) if rotate else crop)
 
 
 def hot_spots(heatmap: np.ndarray, *, count: int, min_heat: float, spacing_px: int = 32) -> list[tuple[int, int]]:
@@ -209,14 +209,13 @@ def hot_spots(heatmap: np.ndarray, *, count: int, min_heat: float, spacing_px: i
     return [(int(ys[i]), int(xs[i])) for i in order]
 
 
-def train_crop(rng: np.random.Generator, image: np.ndarray, *, crop_px: int) -> np.ndarray:
-    """Train preset: a random square crop, random flips and a random quarter turn."""
-    crop = random_crop(rng, image, crop_px, crop_px)
-    if rng.random() < 0.5:
-        crop = crop[:, ::-1]
-    if rng.random() < 0.5:
-        crop = crop[::-1]
-    return np.ascontiguousarray(np.rot90(crop, int(rng.integers(0, 4))))
+def train_crop(rng: np.random.Generator, image: np.ndarray, *, crop_px: int, rotate: bool = True) -> np.ndarray:
+    """Train preset: a random square crop, random flips and (``rotate``) a random quarter turn.
+
+    A fabric with a direction (a twill, a printed stripe, a line-scan strip whose rows are the
+    weft) sets ``data.rotate`` false: a turned crop would be a fabric the camera never sees.
+    """
+    return augment(rng, random_crop(rng, image, crop_px, crop_px), rotate=rotate)
 
 
 BLANK_STD = 2.0
@@ -227,13 +226,15 @@ def is_blank(crop: np.ndarray) -> bool:
     return float(crop.std()) < BLANK_STD
 
 
-def joint_flips(rng: np.random.Generator, crop: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The same random flips and quarter turn on an image crop and its mask."""
+def joint_flips(
+    rng: np.random.Generator, crop: np.ndarray, mask: np.ndarray, *, rotate: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """The same random flips and quarter turn (when ``rotate``) on an image crop and its mask."""
     if rng.random() < 0.5:
         crop, mask = crop[:, ::-1], mask[:, ::-1]
     if rng.random() < 0.5:
         crop, mask = crop[::-1], mask[::-1]
-    turns = int(rng.integers(0, 4))
+    turns = int(rng.integers(0, 4)) if rotate else 0
     return np.ascontiguousarray(np.rot90(crop, turns)), np.ascontiguousarray(np.rot90(mask, turns))
 
 
@@ -284,7 +285,10 @@ class AnomalyBatches:
             mask = np.zeros(image.shape[:2], np.uint8)
         y0, x0 = window_around(rng, image.shape, int(y), int(x), crop_px)
         crop, mask = joint_flips(
-            rng, image[y0 : y0 + crop_px, x0 : x0 + crop_px], mask[y0 : y0 + crop_px, x0 : x0 + crop_px]
+            rng,
+            image[y0 : y0 + crop_px, x0 : x0 + crop_px],
+            mask[y0 : y0 + crop_px, x0 : x0 + crop_px],
+            rotate=self.data.rotate,
         )
         return crop, mask, defect.mask is None
 
@@ -300,24 +304,28 @@ class AnomalyBatches:
         masks = np.stack([t[1] for t in triples])[:, None].astype(np.float32) / np.float32(255)
         return images, masks, np.array([t[2] for t in triples], bool)
 
+    def random_train_crop(self, rng: np.random.Generator) -> np.ndarray:
+        image = self.images[int(rng.integers(len(self.images)))]
+        return train_crop(rng, image, crop_px=self.data.crop_px, rotate=self.data.rotate)
+
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         crop_px = self.data.crop_px
         if self.hard_spots and rng.random() < self.data.hard_negative_fraction:
             # Rare normal structure (a selvage, a padding edge, a slub) is where a detector trained on
             # random crops fires; showing it again, as good or as the ground of an anomaly, fixes that.
             i, y, x = self.hard_spots[int(rng.integers(len(self.hard_spots)))]
-            crop = augment(rng, crop_around(rng, self.images[i], y, x, crop_px))
+            crop = augment(rng, crop_around(rng, self.images[i], y, x, crop_px), rotate=self.data.rotate)
         else:
-            crop = train_crop(rng, self.images[int(rng.integers(len(self.images)))], crop_px=crop_px)
+            crop = self.random_train_crop(rng)
         # Blank crops (padding, background) teach nothing after the first few: most are drawn again,
         # so a strip that is one third padding does not spend a third of the training time on it.
         if rng.random() < self.data.redraw_blank and is_blank(crop):
-            crop = train_crop(rng, self.images[int(rng.integers(len(self.images)))], crop_px=crop_px)
+            crop = self.random_train_crop(rng)
         if self.augment is not None:
             crop = self.augment(rng, crop)
         if rng.random() >= self.data.anomaly_probability:
             return crop, np.zeros(crop.shape[:2], np.uint8)
-        donor = train_crop(rng, self.images[int(rng.integers(len(self.images)))], crop_px=crop_px)
+        donor = self.random_train_crop(rng)
         return add_anomaly(rng, crop, donor, self.anomalies)
 
     def next_batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -418,3 +418,15 @@ def test_torchrun_two_cpu_processes(tmp_path, config_path, dataset):
     assert len(list((run / "tensorboard").iterdir())) == 1
     checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
     assert checkpoint["finished"] is True and not any(k.startswith("module.") for k in checkpoint["state_dict"])
+
+
+def test_rotate_false_never_turns_a_fabric_with_a_direction():
+    from training.data import AnomalyBatches
+
+    rows = np.repeat(np.repeat(np.arange(64, dtype=np.uint8)[:, None] * 3, 80, axis=1)[:, :, None], 3, axis=2)
+    for rotate, turned_expected in ((False, False), (True, True)):
+        config = TrainConfig(data={"crop_px": 32, "anomaly_probability": 0.0, "rotate": rotate})
+        feed = AnomalyBatches([rows], config.data, config.anomalies, np.random.default_rng(0))
+        images, _ = feed.next_batch(16)
+        turned = [float(np.abs(np.diff(img[0], axis=0)).sum()) == 0.0 for img in images]  # stripes now run down
+        assert any(turned) == turned_expected
