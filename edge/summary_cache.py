@@ -12,7 +12,10 @@ A closed day can still change, and the cache notices without any hook in the sto
 - a unit arrives late (a spool replay, a slow writer) or is removed: each call compares the number
   of units in the cached days with one index-only range count, and on a difference counts day by
   day and rebuilds the days that differ.
-So a summary is always what a full count would give, at the price of one count per call.
+So a summary is what a full count would give, at the price of one index-only count per call. The
+one change it cannot see is a unit removed and another added on the same closed day between two
+summaries (the count stays); the units table only ever grows today, so that needs a retention job
+that also drops the day (``day_cache(engine).forget()``).
 
 The cache lives in the process (one per database engine). After a restart the first summary over
 a long window builds it; later calls add a day at a time.
@@ -66,6 +69,11 @@ class DayCache:
         self._days: dict[datetime, DayRows] = {}
         self._reviews_checked_at: datetime | None = None
         self.days_built = 0  # days (re)counted from units, for tests and curiosity
+
+    def forget(self) -> None:
+        """Drop every cached day (after a bulk change the checks cannot see)."""
+        with self._lock:
+            self._days.clear()
 
     def closed_until(self, now: datetime | None = None) -> datetime:
         """Start of the first day that is not closed (naive UTC)."""

@@ -9,6 +9,7 @@ Real ids are mixed into the generated path parameters so the found-unit paths ru
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -27,7 +28,9 @@ from qc.inference import Inferencer
 
 pytestmark = pytest.mark.slow
 
-MAX_EXAMPLES = 15  # per operation and key: the whole file runs in well under a minute
+# Per operation and key: the whole file runs in well under a minute. QC_FUZZ_EXAMPLES=200 for a
+# deeper run by hand.
+MAX_EXAMPLES = int(os.environ.get("QC_FUZZ_EXAMPLES", "15"))
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 # POST /inspect changes nothing (the unit is inspected, not stored): any reader may call it.
 READ_ONLY_POSTS = {"/api/v1/inspect"}

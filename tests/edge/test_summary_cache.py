@@ -98,3 +98,12 @@ def test_only_from_to_and_station_use_the_cache(store, week):
         cached, full = both(store, **query)
         assert cached == full, query
     assert day_cache(store.engine).days_built == built
+
+
+def test_forget_counts_every_day_again(store, week):
+    summary(store.engine, UnitFilter(), CONFIG)
+    cache = day_cache(store.engine)
+    built = cache.days_built
+    cache.forget()
+    cached, full = both(store)
+    assert cached == full and cache.days_built == 2 * built
