@@ -181,7 +181,12 @@ def _train(config: TrainConfig, data_root: Path, out_dir: Path, command: str, re
         return out_dir
 
     save_atomic(
-        {"format": FORMAT, "finished": True, "config": config.model_dump(mode="json"), "state_dict": result.net.state_dict()},
+        {
+            "format": FORMAT,
+            "finished": True,
+            "config": config.model_dump(mode="json"),
+            "state_dict": result.net.state_dict(),
+        },
         out_dir / CHECKPOINT_FILE,
     )
     good_description = f"{len(val_paths)} good images held back from {paths[0].parent} (seed {config.seed})"
@@ -198,7 +203,12 @@ def _train(config: TrainConfig, data_root: Path, out_dir: Path, command: str, re
         )
     else:
         thresholds, summary = calibrate(
-            result.net, val_images, config.calibration, config.export, data_description=good_description, seed=config.seed
+            result.net,
+            val_images,
+            config.calibration,
+            config.export,
+            data_description=good_description,
+            seed=config.seed,
         )
     np.savez_compressed(out_dir / PARITY_FILE, **parity_crops(val_images, config))
     log(

@@ -98,7 +98,8 @@ def test_resume_from_another_architecture_names_the_keys(tmp_path, config_path, 
     from training.commands import run_train
 
     run = interrupted_run(tmp_path / "run", config_path, dataset, monkeypatch, at_step=3)
-    with pytest.raises(TrainingError, match=r"another network architecture.*net\.base_channels: 4 in the checkpoint, 8 now"):
+    expected = r"another network architecture.*net\.base_channels: 4 in the checkpoint, 8 now"
+    with pytest.raises(TrainingError, match=expected):
         run_train(config_path, dataset, run, ["net.base_channels=8"], "qc train", resume=True)
     with pytest.raises(TrainingError, match=r"net\.channel_multipliers"):  # resume=true in the config works too
         run_train(config_path, dataset, run, ["net.channel_multipliers=[1,3]", "resume=true"], "qc train")
@@ -262,7 +263,8 @@ def test_weak_positives_are_left_out_of_the_pixel_loss():
     masks = torch.zeros(4, 1, 32, 32)
     masks[1, :, 5:9, 5:9] = 1
     none = torch.zeros(4, dtype=torch.bool)
-    assert torch.equal(training_loss(logits, masks, none, net, config.optim), segmentation_loss(logits, masks, config.optim))
+    plain = segmentation_loss(logits, masks, config.optim)
+    assert torch.equal(training_loss(logits, masks, none, net, config.optim), plain)
     weak = torch.tensor([False, False, True, True])
     other_masks = masks.clone()
     other_masks[2:] = 1  # whatever a weak positive's mask says does not matter
@@ -430,3 +432,34 @@ def test_rotate_false_never_turns_a_fabric_with_a_direction():
         images, _ = feed.next_batch(16)
         turned = [float(np.abs(np.diff(img[0], axis=0)).sum()) == 0.0 for img in images]  # stripes now run down
         assert any(turned) == turned_expected
+
+
+def test_training_locates_weak_positives_on_the_network_hottest_spot(tmp_path):
+    from qc.contract import ModelOutputs
+    from training.data import AnomalyBatches, find_labelled_defects, load_defects
+    from training.train import find_weak_spots, train_network
+
+    root = add_labelled_defects(write_tiny_dataset(tmp_path / "ds", n_good=3), masked=1, weak=2)
+    config = tiny_config(steps=3)
+    config.data.hard_negative_every_s = 1e-6  # search before every step
+    config.data.real_defect_fraction = 0.5
+    feed = AnomalyBatches([striped_fabric(np.random.default_rng(0))], config.data, config.anomalies,
+                          np.random.default_rng(0), defects=load_defects(find_labelled_defects(root)))
+    train_network(config, feed, device=torch.device("cpu"), log=lambda _: None)
+    assert sorted(feed.weak_spots) == [1, 2]  # the two image-label-only defects, not the masked one
+
+    class FiresOnBright(torch.nn.Module):
+        """A network whose heatmap is the pixel brightness: its hottest spot is the bright streak."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x: torch.Tensor) -> ModelOutputs:
+            heat = x.mean(dim=1, keepdim=True) + self.anchor
+            return ModelOutputs(heatmap=heat, score=heat.amax(dim=(1, 2, 3)))
+
+    feed.weak_spots.clear()
+    find_weak_spots(FiresOnBright(), feed, config)
+    assert sorted(feed.weak_spots) == [1, 2]
+    assert all(40 <= y < 46 and 10 <= x < 50 for y, x in feed.weak_spots.values())
