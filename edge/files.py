@@ -38,9 +38,13 @@ HEATMAP_NAME = "heatmap.png"  # colour map, rendered on first request
 OVERLAY_NAME = "overlay.png"  # image + colour map + outline, rendered on first request
 RENDER_TMP_DIR = "units/.render-tmp"  # temp files of renders, swept at start in one place
 JPEG_QUALITY = 92  # libjpeg-turbo: ~1 ms for 640x480 at any quality; kept high for reviews
-# PNG level 1 with the RLE strategy: a heatmap is mostly flat, RLE finds the runs at the cost of
-# level 1 and makes a third of its bytes; encoding runs on the same two cores as inference.
+# PNG level 1, RLE strategy, the "up" filter only: OpenCV's default tries every filter on every
+# row. Measured on 640x480 (encoding shares the two cores with inference): the grey heatmap in
+# 0.6 ms instead of 5.8 (1-4 KB), the colour heatmap in 2 ms instead of 5.7, an overlay in 10 ms
+# instead of 22 at the same size within 2 %.
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # newer OpenCV; older ones keep their default filters
+    PNG_FAST += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
