@@ -12,7 +12,7 @@ import numpy as np
 from qc.card import ModelCard, ModelRefused, verify_files
 from qc.contract import INPUT_NAME, OUTPUT_NAMES
 from qc.imageio import to_rgb_uint8
-from qc.padding import suppress_padding
+from qc.postprocess import postprocess
 from qc.tiling import TileGrid
 
 log = logging.getLogger("qc.inference")
@@ -159,7 +159,7 @@ class Inferencer:
             rgb.shape[0], rgb.shape[1], self.card.tiling.tile_px, self.card.tiling.overlap_px
         )
         heats, scores = self.infer_tiles(grid.cut(rgb))
-        heatmap, score = suppress_padding(rgb, np.clip(grid.blend(heats), 0.0, 1.0), float(scores.max()))
+        heatmap, score = postprocess(rgb, np.clip(grid.blend(heats), 0.0, 1.0), float(scores.max()))
         return InferenceResult(
             heatmap=heatmap,
             score=score,

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from qc.card import Calibration, Thresholds
-from qc.padding import suppress_padding
+from qc.postprocess import postprocess
 from qc.tiling import TileGrid
 from training.config import CalibrationConfig, ExportConfig
 from training.data import to_tensor_layout
@@ -48,9 +48,9 @@ def infer_image(
         out = net(batch)
         heats.append(out.heatmap[:, 0].float().cpu().numpy())
         scores.append(out.score.float().cpu().numpy())
-    # The station clears blank padding the same way (qc.inference), so thresholds mean the same.
+    # The station post-processes the same way (qc.inference), so thresholds mean the same.
     heatmap = np.clip(grid.blend(np.concatenate(heats)), 0.0, 1.0)
-    return suppress_padding(image, heatmap, float(np.concatenate(scores).max()))
+    return postprocess(image, heatmap, float(np.concatenate(scores).max()))
 
 
 def with_odds_margin(value: float, factor: float) -> float:

@@ -22,7 +22,10 @@ def test_heatmap_has_the_image_resolution_and_finds_the_spot(tiny_model_dir, sha
     spot = (height // 2, width // 3, 5)
     result = inferencer.infer(_fabric_with_dark_spot(height, width, spot))
     assert result.heatmap.shape == shape and result.heatmap.dtype == np.float32
-    assert result.heatmap[spot[0], spot[1]] == pytest.approx(1.0)
+    # The shown heatmap is smoothed (qc.postprocess): the spot is its hottest place, not a 1.0 disc.
+    hottest = np.unravel_index(result.heatmap.argmax(), shape)
+    assert abs(hottest[0] - spot[0]) <= 2 and abs(hottest[1] - spot[1]) <= 2
+    assert result.heatmap[spot[0], spot[1]] > 0.5
     assert result.heatmap[2, width - 3] == pytest.approx(0.0)
     assert result.score == pytest.approx(1.0)
     assert result.infer_ms > 0
