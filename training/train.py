@@ -31,10 +31,11 @@ from training.checkpoint import FORMAT, capture_rng, restore_rng, save_atomic
 from training.config import OptimConfig, TrainConfig
 from training.data import AnomalyBatches, hot_spots
 from training.distributed import Distributed
+from training.export import CHECKPOINT_FILE
 from training.net import DefectUNet
 from training.validation import EarlyStopping, ValidationSet, score_validation
 
-CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_NAME = CHECKPOINT_FILE  # one file: resumable while training, the final weights after
 TENSORBOARD_DIR = "tensorboard"
 
 
@@ -237,10 +238,11 @@ def train_network(
         rng_states = resume["rng"]
         if len(rng_states) == ctx.world_size:
             restore_rng(rng_states[ctx.rank], batches.rng)
-        else:
+        elif ctx.is_main:
             log(f"resuming with {ctx.world_size} process(es) instead of {len(rng_states)}: crops will differ")
         stopper.restore(resume["early_stopping"])
-        log(f"resumed at step {step}/{optim.steps} after {format_duration(spent_before)} of training")
+        if ctx.is_main:
+            log(f"resumed at step {step}/{optim.steps} after {format_duration(spent_before)} of training")
     resumed_from = step
     model = distributed.wrap(_Logits(net), ctx, device)
     writer = _tensorboard(run_dir, config, ctx, purge_step=step + 1 if resume is not None else None)
