@@ -24,6 +24,7 @@ from training.data import (
     dataset_fingerprint,
     find_labelled_defects,
     find_training_images,
+    find_validation_good,
     load_defects,
     load_images,
     pad_to,
@@ -125,33 +126,42 @@ def _train(config: TrainConfig, data_root: Path, out_dir: Path, command: str, re
     say = log if ctx.is_main else (lambda line: None)
 
     paths = find_training_images(data_root)
-    train_paths, val_paths = split_train_val(
-        paths, val_fraction=config.data.val_fraction, min_val_images=config.data.min_val_images, seed=config.seed
-    )
-    labelled = find_labelled_defects(data_root)
-    by_recall = config.calibration.mode == "recall"
-    if by_recall and not labelled:
-        raise TrainingError(
-            f"calibration.mode=recall needs labelled defect images in {data_root / 'train'}/<defect_type>/ "
-            f"(none found); use calibration.mode=false_reject_rate"
+    # A val/ split of the user's (design.md) calibrates; otherwise a share of train/ is held back.
+    own_val_good = find_validation_good(data_root)
+    if own_val_good:
+        train_paths, val_paths = paths, own_val_good
+    else:
+        train_paths, val_paths = split_train_val(
+            paths, val_fraction=config.data.val_fraction, min_val_images=config.data.min_val_images, seed=config.seed
         )
-    train_defects, val_defects = (
-        split_defects(labelled, val_fraction=config.data.defect_val_fraction, seed=config.seed)
-        if by_recall
-        else (labelled, [])
-    )
+    labelled = find_labelled_defects(data_root)
+    own_val_defects = find_labelled_defects(data_root, "val")
+    by_recall = config.calibration.mode == "recall"
+    if by_recall and not (labelled or own_val_defects):
+        raise TrainingError(
+            f"calibration.mode=recall needs labelled defect images in {data_root / 'val'}/<defect_type>/ or "
+            f"{data_root / 'train'}/<defect_type>/ (none found); use calibration.mode=false_reject_rate"
+        )
+    if own_val_defects or not by_recall:
+        train_defects, val_defects = labelled, (own_val_defects if by_recall else [])
+    else:
+        train_defects, val_defects = split_defects(
+            labelled, val_fraction=config.data.defect_val_fraction, seed=config.seed
+        )
     payload = _fresh_or_resumable(out_dir, config, resume)
     train_images, val_images = load_images(train_paths), load_images(val_paths)
     defect_samples = load_defects(train_defects)
     val_defect_images = [d.image for d in load_defects(val_defects)]
-    defect_files = [d.path for d in labelled] + [d.mask_path for d in labelled if d.mask_path is not None]
-    fingerprint = dataset_fingerprint(data_root, paths + defect_files)
-    say(f"training on {len(train_paths)} good images, {len(val_paths)} held back for calibration ({data_root})")
-    if labelled:
+    used = train_defects + val_defects
+    defect_files = [d.path for d in used] + [d.mask_path for d in used if d.mask_path is not None]
+    fingerprint = dataset_fingerprint(data_root, sorted(set(paths + own_val_good + defect_files)))
+    where = "from val/good" if own_val_good else "held back"
+    say(f"training on {len(train_paths)} good images, {len(val_paths)} {where} for calibration ({data_root})")
+    if labelled or val_defects:
         weak = sum(d.mask is None for d in defect_samples)
         say(
-            f"labelled defects in train/: {len(train_defects)} trained on ({weak} image label only), "
-            f"{len(val_defects)} held back for recall calibration"
+            f"labelled defects: {len(train_defects)} of train/ trained on ({weak} image label only), "
+            f"{len(val_defects)} for recall calibration"
         )
 
     device = pick_device() if not ctx.enabled else ctx.device()
@@ -189,7 +199,11 @@ def _train(config: TrainConfig, data_root: Path, out_dir: Path, command: str, re
         },
         out_dir / CHECKPOINT_FILE,
     )
-    good_description = f"{len(val_paths)} good images held back from {paths[0].parent} (seed {config.seed})"
+    good_description = (
+        f"{len(val_paths)} good images of {val_paths[0].parent}"
+        if own_val_good
+        else f"{len(val_paths)} good images held back from {paths[0].parent} (seed {config.seed})"
+    )
     if by_recall:
         thresholds, summary = calibrate_for_recall(
             result.net,
@@ -197,8 +211,9 @@ def _train(config: TrainConfig, data_root: Path, out_dir: Path, command: str, re
             val_defect_images,
             config.calibration,
             config.export,
-            data_description=f"{good_description}; {len(val_defects)} labelled defect images held back from "
-            f"{data_root / 'train'} ({', '.join(sorted({d.defect_type for d in val_defects}))})",
+            data_description=f"{good_description}; {len(val_defects)} labelled defect images "
+            f"{'of' if own_val_defects else 'held back from'} {val_defects[0].path.parent.parent} "
+            f"({', '.join(sorted({d.defect_type for d in val_defects}))})",
             seed=config.seed,
         )
     else:

@@ -73,17 +73,25 @@ class LabelledDefect:
     mask_path: Path | None
 
 
-def find_labelled_defects(root: Path) -> list[LabelledDefect]:
-    """``ROOT/train/<type>/*`` for every type but good, with ``ground_truth/<type>/<stem>_mask.png``."""
-    train = Path(root) / "train"
-    if not train.is_dir():
+def find_labelled_defects(root: Path, split: str = "train") -> list[LabelledDefect]:
+    """``ROOT/<split>/<type>/*`` for every type but good, with ``ground_truth/<type>/<stem>_mask.png``."""
+    folder_of_split = Path(root) / split
+    if not folder_of_split.is_dir():
         return []
     found = []
-    for folder in sorted(p for p in train.iterdir() if p.is_dir() and p.name != "good"):
+    for folder in sorted(p for p in folder_of_split.iterdir() if p.is_dir() and p.name != "good"):
         for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
             mask = Path(root) / "ground_truth" / folder.name / f"{path.stem}_mask.png"
             found.append(LabelledDefect(path, folder.name, mask if mask.is_file() else None))
     return found
+
+
+def find_validation_good(root: Path) -> list[Path]:
+    """``ROOT/val/good/*``: a user's own calibration split (design.md); empty when there is none."""
+    folder = Path(root) / "val" / "good"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 @dataclass

@@ -463,3 +463,23 @@ def test_training_locates_weak_positives_on_the_network_hottest_spot(tmp_path):
     find_weak_spots(FiresOnBright(), feed, config)
     assert sorted(feed.weak_spots) == [1, 2]
     assert all(40 <= y < 46 and 10 <= x < 50 for y, x in feed.weak_spots.values())
+
+
+def test_a_val_split_of_the_user_calibrates_and_train_good_is_all_trained_on(tmp_path, config_path):
+    from training.commands import run_train
+
+    root = add_labelled_defects(write_tiny_dataset(tmp_path / "ds", n_good=4), masked=2, weak=1)
+    rng = np.random.default_rng(11)
+    for i in range(2):
+        write_png(root / "val" / "good" / f"v{i}.png", striped_fabric(rng))
+        image, mask = striped_fabric(rng), np.zeros((64, 80, 3), np.uint8)
+        image[5:15, 5:25], mask[5:15, 5:25] = 0, 255
+        write_png(root / "val" / "stain" / f"v{i}.png", image)
+        write_png(root / "ground_truth" / "stain" / f"v{i}_mask.png", mask)
+    run = run_train(config_path, root, tmp_path / "run", ["calibration.mode=recall", "optim.steps=2"], "qc train")
+    record = json.loads((run / "run.json").read_text())
+    files = record["files"]
+    assert len(files["train"]) == 4 and files["val"] == ["val/good/v0.png", "val/good/v1.png"]
+    assert files["val_defects"] == ["val/stain/v0.png", "val/stain/v1.png"] and len(files["train_defects"]) == 3
+    calibration = record["calibration"]["thresholds"]["calibration"]
+    assert "2 good images of" in calibration["data"] and "2 labelled defect images of" in calibration["data"]
