@@ -297,8 +297,10 @@ def train_network(
             if ctx.is_main and validation is not None and step > resumed_from and (
                 elapsed - last_validated >= optim.validate_every_s
             ):
-                last_validated = elapsed
                 validate(elapsed)
+                # Count the interval from the end: on a busy CPU a validation can take longer than
+                # the interval, and counting from its start would then validate every step.
+                last_validated = spent_before + time.monotonic() - started
             # Rank 0's clock decides for every rank (see training/distributed.py).
             stop_budget, stop_early, mine, checkpoint = distributed.broadcast_flags(
                 ctx,
@@ -323,11 +325,13 @@ def train_network(
                 group["lr"] = learning_rate(progress, optim)
 
             if mine:
-                last_mined = elapsed
                 if config.data.hard_negative_fraction > 0:
                     mine_hard_negatives(net, batches, config)
                 if has_weak:
                     find_weak_spots(net, batches, config)
+                # From the end, as for validation: a search that took 30 s on a loaded 2-core
+                # machine, counted from its start, ran again at every step and training stalled.
+                last_mined = spent_before + time.monotonic() - started
                 model.train()
             images_np, masks_np, weak_np = batches.next_batch_with_weak(optim.batch_size)
             images = torch.from_numpy(images_np).to(device)
