@@ -172,7 +172,11 @@ def cmd_eval(args: argparse.Namespace, argv: list[str]) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if args.record:
-        print(f"metrics recorded in {record_in_card(args.model_dir, report)}")
+        try:
+            path = record_in_card(args.model_dir, report, prefix=args.record_as)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+        print(f"metrics recorded in {path}")
     return EXIT_OK
 
 
@@ -338,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="dataset root with test/")
     p.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
     p.add_argument("--record", action="store_true", help="write the figures into the model card")
+    p.add_argument(
+        "--record-as", default=None, metavar="NAME",
+        help="with --record: keep them as NAME.<metric> beside the card's main figures",
+    )
     p.add_argument(
         "--report", type=Path, default=None, help="write ROC/PR curves and a gallery of the worst misses to DIR"
     )

@@ -94,16 +94,29 @@ RECORDED_METRICS = (
 )
 
 
-def record_in_card(model_dir: str | Path, report: dict[str, Any]) -> Path:
-    """Write the held-out figures into the model card (the onnx file and its sha256 are unchanged)."""
+def record_in_card(model_dir: str | Path, report: dict[str, Any], *, prefix: str | None = None) -> Path:
+    """Write the held-out figures into the model card (the onnx file and its sha256 are unchanged).
+
+    Without ``prefix`` they are the card's main figures (``image_auroc`` ...); with one they sit
+    beside them as ``<prefix>.image_auroc`` ..., so a model measured on several datasets (the
+    default model: synthetic fabric and each real dev fabric) keeps every result.
+    """
     from qc.card import load_card, write_card
     from qc.inference import resolve_model_dir
 
+    if prefix is not None and not prefix.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"record prefix {prefix!r}: use letters, digits, '-' and '_' only")
     model_dir = resolve_model_dir(model_dir)
     card = load_card(model_dir)
-    card.metrics.update({k: float(report[k]) for k in RECORDED_METRICS if k in report})
-    card.metrics_data = (
+    key = (lambda k: k) if prefix is None else (lambda k: f"{prefix}.{k}")
+    card.metrics.update({key(k): float(report[k]) for k in RECORDED_METRICS if k in report})
+    described = (
         f"test/ of {report['data']}: {report['images']['good']} good, "
         f"{report['images']['defect']} defect images"
     )
+    # "; "-separated: the main entry ("test/ of ...") first, then "<prefix>: test/ of ..." ones.
+    ours = described if prefix is None else f"{prefix}: {described}"
+    stale = "test/ of" if prefix is None else f"{prefix}: "
+    others = [e for e in card.metrics_data.split("; ") if e and not e.startswith(stale)]
+    card.metrics_data = "; ".join([ours, *others] if prefix is None else [*others, ours])
     return write_card(card, model_dir)

@@ -81,3 +81,23 @@ def test_eval_can_record_its_figures_in_the_card(tiny_model_dir, dark_spot_datas
     card = verify_files(model)  # the onnx file is untouched
     assert card.metrics["image_auroc"] == pytest.approx(0.75) and "4 good, 6 defect" in card.metrics_data
     assert load_card(tiny_model_dir).metrics == {}
+
+
+def test_eval_records_several_datasets_side_by_side(tiny_model_dir, dark_spot_dataset, tmp_path):
+    import shutil
+
+    from qc.card import verify_files
+    from qc.evaluate import record_in_card
+
+    model = tmp_path / "m" / "1"
+    shutil.copytree(tiny_model_dir, model)
+    report = evaluate_model(model, dark_spot_dataset)
+    record_in_card(model, report)
+    record_in_card(model, {**report, "image_auroc": 0.5}, prefix="aitex-00")
+    record_in_card(model, {**report, "image_auroc": 0.6}, prefix="aitex-00")  # a re-run replaces
+    card = verify_files(model)
+    assert card.metrics["image_auroc"] == pytest.approx(0.75)
+    assert card.metrics["aitex-00.image_auroc"] == pytest.approx(0.6)
+    assert card.metrics_data.startswith("test/ of") and card.metrics_data.count("aitex-00: ") == 1
+    with pytest.raises(ValueError, match="prefix"):
+        record_in_card(model, report, prefix="../x")
