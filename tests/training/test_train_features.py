@@ -483,3 +483,21 @@ def test_a_val_split_of_the_user_calibrates_and_train_good_is_all_trained_on(tmp
     assert files["val_defects"] == ["val/stain/v0.png", "val/stain/v1.png"] and len(files["train_defects"]) == 3
     calibration = record["calibration"]["thresholds"]["calibration"]
     assert "2 good images of" in calibration["data"] and "2 labelled defect images of" in calibration["data"]
+
+
+@pytest.mark.slow
+def test_torchrun_resumes_a_single_process_checkpoint(tmp_path, config_path, dataset, monkeypatch):
+    run = interrupted_run(tmp_path / "run", config_path, dataset, monkeypatch, at_step=4)
+    torchrun = Path(sys.executable).parent / "torchrun"
+    out = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "qc", "train", "--config", str(config_path),
+         "--data", str(dataset), "--out", str(run), "--resume", "optim.threads=1"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stderr.count("resumed at step 3/12") == 1
+    assert "resuming with 2 process(es) instead of 1: crops will differ" in out.stderr
+    record = json.loads((run / "run.json").read_text())
+    assert record["training"]["resumed_from_step"] == 3 and record["training"]["steps_done"] == 12
+    assert record["training"]["world_size"] == 2
