@@ -11,6 +11,7 @@ import json
 import platform
 import os
 import shlex
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -39,8 +40,10 @@ def bench_fabric(
     aitex_root: Path, fabric: str, work: Path, config: Path, overrides: list[str]
 ) -> dict[str, Any]:
     data = work / f"fabric{fabric}"
-    convert_aitex(aitex_root, data, fabric=fabric, train_good=TRAIN_GOOD)
     run_dir, model_dir = work / f"run{fabric}", work / "models" / f"aitex{fabric}" / "bench"
+    for previous in (data, run_dir, model_dir):  # a re-run starts clean (training refuses to
+        shutil.rmtree(previous, ignore_errors=True)  # overwrite an unfinished run)
+    convert_aitex(aitex_root, data, fabric=fabric, train_good=TRAIN_GOOD)
     command = shlex.join(["qc", "train", "--config", str(config), "--data", str(data), "--out", str(run_dir), *overrides])
     started = time.perf_counter()
     run_train(config, data, run_dir, overrides, command)
