@@ -12,7 +12,8 @@ from edge.query import UnitFilter
 from edge.reports import summary
 from edge.store import ReviewIn
 from edge.summary_cache import day_cache
-from tests.edge.conftest import T0  # 2024-05-06 07:08:09 UTC
+from tests.edge.conftest import T0, _new_unit  # T0: 2024-05-06 07:08:09 UTC
+from tests.edge.postgres_server import pg_url, postgres  # noqa: F401  (fixtures)
 
 CONFIG = ReportsConfig(timezone="Asia/Kolkata")  # half-hour zone: shifts cut through UTC quarters
 HOLE = {"type": "hole", "box": [1, 2, 3, 4], "area_px": 12, "peak_score": 0.9, "mean_score": 0.7}
@@ -107,3 +108,31 @@ def test_forget_counts_every_day_again(store, week):
     cache.forget()
     cached, full = both(store)
     assert cached == full and cache.days_built == 2 * built
+
+
+def test_on_postgresql_too(pg_url, tmp_path):  # noqa: F811
+    import numpy as np
+
+    from edge.store import UnitStore
+
+    store = UnitStore(pg_url, tmp_path / "data")
+    try:
+        image = np.zeros((24, 32, 3), np.uint8)
+        units = [
+            store.add(_new_unit(T0 + timedelta(minutes=143 * i), station=f"s{i % 2 + 1}",
+                                verdict="fail" if i % 3 == 0 else "pass", defects=[HOLE] if i % 3 == 0 else []),
+                      original_rgb=image, heatmap_rgb=image, overlay_rgb=image)
+            for i in range(30)
+        ]
+        queries = [{}, {"station": "s2"}, {"from": (T0 + timedelta(hours=20)).isoformat(),
+                                          "to": (T0 + timedelta(hours=50)).isoformat()}]
+        for query in queries:
+            cached, full = both(store, **query)
+            assert cached == full and cached["units"] > 0, query
+        assert day_cache(store.engine).days_built > 0
+        store.review(units[9].id, ReviewIn(by="op", verdict="pass"))
+        for query in queries:
+            cached, full = both(store, **query)
+            assert cached == full, query
+    finally:
+        store.close()
