@@ -16,10 +16,8 @@ pass ``heatmap_rgb``/``overlay_rgb``) are served as they are.
 from __future__ import annotations
 
 import errno
-import os
 import re
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from qc.imageio import write_bytes_atomic
+from qc.imageio import fsync_dir, write_bytes_atomic
 from qc.render import grey_to_heatmap, heatmap_to_grey, heatmap_to_rgb, overlay
 
 ORIGINAL_NAME = "image.jpg"
@@ -175,11 +173,7 @@ def write_unit_file(path: Path, data: bytes) -> None:
 
 def _fsync_dir(path: Path) -> None:
     # The renames are durable only once the directory entry is on disk.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path)
 
 
 def unit_folder(captured_at: datetime, unit_id: str) -> str:
@@ -345,16 +339,7 @@ def ensure_rendered(data_dir: Path, path: Path, *, pixel_threshold: float | None
 
 
 def _write_render(tmp_dir: Path, path: Path, data: bytes) -> None:
-    """As qc.imageio.write_bytes_atomic, with the temp file in ``tmp_dir`` (same filesystem) so a
-    kill mid-render leaves debris in one known place, not in a unit folder of months ago."""
+    """With the temp file in ``tmp_dir`` (same filesystem), so a kill mid-render leaves debris in
+    one known place, not in a unit folder of months ago."""
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data, tmp_dir=tmp_dir)

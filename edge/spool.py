@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import DateTime
 
 from edge.tables import units_table
+from qc.imageio import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +64,6 @@ def decode(line: bytes) -> SpooledUnit:
         if row[name] is not None:
             row[name] = datetime.fromisoformat(row[name])
     return SpooledUnit(row=row, resolve_lot=bool(record["resolve_lot"]))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Spool:
@@ -144,7 +137,7 @@ class Spool:
                 finally:
                     os.close(fd)
                 if created:
-                    _fsync_dir(self.folder)
+                    fsync_dir(self.folder)
             except BaseException:
                 self._active = None  # the next record starts a clean segment after a torn one
                 raise
@@ -189,7 +182,7 @@ class Spool:
         """Delete a segment whose units are all in the database."""
         with self._lock:
             segment.unlink(missing_ok=True)
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
             if segment == self._active:
                 self._active = None
             self._ids.difference_update(u.row["id"] for u in units)

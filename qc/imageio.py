@@ -105,9 +105,11 @@ def write_image_atomic(path: str | Path, image: np.ndarray, *, jpeg_quality: int
     return path
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Temporary file in the target's folder, flushed to disk, then renamed over the target."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def write_bytes_atomic(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> None:
+    """Temporary file (in the target's folder, or ``tmp_dir`` on the same filesystem), flushed to
+    disk, then renamed over the target."""
+    tmp_dir = Path(path).parent if tmp_dir is None else Path(tmp_dir)
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=f".{Path(path).name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -117,3 +119,12 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a folder's entries (a rename, a new file) durable: fsync the folder itself."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
