@@ -116,6 +116,51 @@ class StreamSourceConfig(_SourceCommon):
     )
 
 
+# The pixel formats edge.sources.genicam turns into RGB (a test checks the two lists agree).
+GenicamPixelFormat = Literal[
+    "Mono8", "Mono10", "Mono12", "Mono14", "Mono16", "RGB8", "BGR8", "RGBa8", "BGRa8",
+    "BayerRG8", "BayerGR8", "BayerGB8", "BayerBG8",
+]
+
+
+class GenicamSourceConfig(_SourceCommon):
+    """A GenICam camera (GigE Vision, USB3 Vision, ...) through its vendor's GenTL producer, read
+    with harvesters (the optional extra ``genicam``). Paced by the camera itself. The producer file
+    and the camera are looked for when the source opens, not when the config loads."""
+
+    type: Literal["genicam"]
+    cti: Path = Field(
+        description="the GenTL producer (.cti file) from the camera vendor's SDK or mvGenTL"
+    )
+    serial_number: str | None = Field(
+        None, min_length=1, description="pick the camera with this serial number"
+    )
+    model: str | None = Field(None, min_length=1, description="pick the camera of this model")
+    device_index: int | None = Field(
+        None, ge=0, description="pick the n-th camera the producer lists (None: the first, "
+        "unless serial_number or model is given)",
+    )
+    fps: float | None = Field(
+        None, gt=0, le=1000, description="AcquisitionFrameRate asked of the camera; None: its own"
+    )
+    pixel_format: GenicamPixelFormat | None = Field(
+        None, description="PixelFormat asked of the camera; None: the one it is set to"
+    )
+    features: dict[str, bool | int | float | str] = Field(
+        default_factory=dict, description="other GenICam features set when the camera opens, by "
+        "node name, e.g. {ExposureTime: 5000, Gain: 2.0}",
+    )
+    timeout_s: float = Field(
+        5.0, gt=0, le=600, description="a buffer fetch that waits longer counts as a lost camera"
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_pick_the_camera(self) -> GenicamSourceConfig:
+        if self.device_index is not None and (self.serial_number or self.model):
+            raise ValueError("give device_index or serial_number/model, not both")
+        return self
+
+
 SourceConfig = Annotated[
     Union[
         SimulatedSourceConfig,
@@ -123,6 +168,7 @@ SourceConfig = Annotated[
         VideoSourceConfig,
         CameraSourceConfig,
         StreamSourceConfig,
+        GenicamSourceConfig,
     ],
     Field(discriminator="type"),
 ]
@@ -356,6 +402,8 @@ def resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
     def with_absolute_path(source):
         if isinstance(source, FolderSourceConfig | VideoSourceConfig):
             return source.model_copy(update={"path": absolute(source.path)})
+        if isinstance(source, GenicamSourceConfig):
+            return source.model_copy(update={"cti": absolute(source.cti)})
         return source
 
     cameras = config.cameras

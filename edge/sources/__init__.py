@@ -15,6 +15,7 @@ from edge.sources.base import (
 )
 from edge.sources.camera import CameraSource
 from edge.sources.folder import FolderSource
+from edge.sources.genicam import GenicamSource
 from edge.sources.simulated import SimulatedSource
 from edge.sources.stream import StreamSource
 from edge.sources.video import VideoSource
@@ -25,6 +26,7 @@ __all__ = [
     "FolderSource",
     "Frame",
     "FrameSource",
+    "GenicamSource",
     "Pacer",
     "ReconnectingSource",
     "SimulatedSource",
