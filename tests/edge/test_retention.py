@@ -69,8 +69,9 @@ def test_by_age_removes_whole_old_days_and_keeps_every_row(store, new_unit, api)
 
 
 def test_by_age_never_touches_the_current_day(store, new_unit):
-    unit = _add(store, new_unit, NOW)
-    report = _retention(store, max_age_days=0.001).apply(NOW + timedelta(hours=1))
+    midday = NOW.replace(hour=12, minute=0)  # an hour later is still the same day, at any clock time
+    unit = _add(store, new_unit, midday)
+    report = _retention(store, max_age_days=0.001).apply(midday + timedelta(hours=1))
     assert report.units_removed == 0 and (_unit_dir(store, unit) / "image.jpg").is_file()
 
 
