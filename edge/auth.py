@@ -198,12 +198,14 @@ Admin = Annotated[Principal, Depends(require("admin"))]
 
 def keys_command(args: argparse.Namespace, *, out=print) -> int:
     """Run one ``qc keys`` action on the station database; 0 on success, 2 on a refused action."""
+    from edge.migrate import upgrade_database
     from edge.store import open_engine
-    from edge.tables import migrate
 
     engine = open_engine(args.database_url)
     try:
-        migrate(engine)
+        # The station's own start-up step (Alembic stamp, PostgreSQL advisory lock), so a database
+        # that `qc keys` creates first is one the station finds already under Alembic.
+        upgrade_database(engine)
         keys = KeyStore(engine)
         try:
             if args.action == "create":

@@ -171,11 +171,6 @@ def write_unit_file(path: Path, data: bytes) -> None:
     write_bytes_atomic(path, data)
 
 
-def _fsync_dir(path: Path) -> None:
-    # The renames are durable only once the directory entry is on disk.
-    fsync_dir(path)
-
-
 def unit_folder(captured_at: datetime, unit_id: str) -> str:
     return f"units/{captured_at:%Y-%m-%d}/{unit_id}"
 
@@ -220,7 +215,7 @@ def write_unit_files(
         target_dir.mkdir(parents=True, exist_ok=True)
         for rel, data in payloads:
             write_unit_file(data_dir / rel, data)
-        _fsync_dir(target_dir)
+        fsync_dir(target_dir)  # the renames are durable only once the folder entry is on disk
     except BaseException as exc:
         remove_unit_files(data_dir, files)
         if isinstance(exc, OSError) and not isinstance(exc, UnitFilesNotWritten):
