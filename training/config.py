@@ -130,6 +130,13 @@ class OptimConfig(_Strict):
         1.0, ge=0, description="weight of the image-score loss on image-label-only defects (weak positives)"
     )
     tensorboard: bool = Field(True, description="write TensorBoard logs to RUN_DIR/tensorboard")
+    ema_decay: float = Field(
+        0.999,
+        ge=0,
+        lt=1,
+        description="validate and ship an exponential moving average of the weights with this decay "
+        "(0: off, the live weights)",
+    )
 
 
 class CalibrationConfig(_Strict):

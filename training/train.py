@@ -4,7 +4,8 @@ decay, stopping at the step count, the time budget or early stopping, whichever 
 The learning-rate schedule follows *progress*, the larger of the step fraction and the time-budget
 fraction, so a run cut short by its budget still ends on a decayed learning rate.
 
-Around the optimisation step: resumable checkpoints (training/checkpoint.py), TensorBoard scalars,
+Around the optimisation step: a moving average of the weights, which validation scores and which
+ships (training/averaging.py), resumable checkpoints (training/checkpoint.py), TensorBoard scalars,
 a progress bar on a terminal (log lines otherwise), a validation signal with early stopping
 (training/validation.py), and DDP over several processes (training/distributed.py). Time spent
 before a resume counts toward the time budget and every time-based schedule.
@@ -12,6 +13,7 @@ before a resume counts toward the time budget and every time-based schedule.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import sys
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from training import distributed
+from training.averaging import WeightAverage
 from training.calibrate import infer_image
 from training.checkpoint import FORMAT, capture_rng, restore_rng, save_atomic
 from training.config import OptimConfig, TrainConfig
@@ -219,6 +222,7 @@ def train_network(
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
     stopper = EarlyStopping(optim.patience)
+    average = WeightAverage(net, optim.ema_decay) if optim.ema_decay > 0 else None
 
     step, spent_before = 0, 0.0
     losses: list[float] = []
@@ -241,6 +245,8 @@ def train_network(
         elif ctx.is_main:
             log(f"resuming with {ctx.world_size} process(es) instead of {len(rng_states)}: crops will differ")
         stopper.restore(resume["early_stopping"])
+        if average is not None and resume.get("weight_average") is not None:
+            average.restore(resume["weight_average"])
         if ctx.is_main:
             log(f"resumed at step {step}/{optim.steps} after {format_duration(spent_before)} of training")
     resumed_from = step
@@ -270,6 +276,7 @@ def train_network(
             "hard_spots": [list(s) for s in batches.hard_spots],
             "weak_spots": {k: list(v) for k, v in batches.weak_spots.items()},
             "early_stopping": stopper.state(),
+            "weight_average": average.state() if average is not None else None,
             "losses": losses,
             "validations": validations,
             "first_loss": first_loss,
@@ -278,9 +285,11 @@ def train_network(
         save_atomic(payload, Path(run_dir) / CHECKPOINT_NAME)
 
     def validate(elapsed: float) -> None:
-        metrics = score_validation(net, validation)
+        # The weights that would ship: the average when there is one.
+        with average.swapped_in(net) if average is not None else contextlib.nullcontext():
+            metrics = score_validation(net, validation)
+            improved = stopper.update(metrics["signal"], step, net)
         model.train()
-        improved = stopper.update(metrics["signal"], step, net)
         validations.append({"step": step, "elapsed_s": round(elapsed, 2), **metrics})
         if writer is not None:
             for key, value in metrics.items():
@@ -345,6 +354,8 @@ def train_network(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                average.update(net)
             step += 1
 
             value = float(loss.detach())
@@ -366,6 +377,8 @@ def train_network(
     best_step = None
     if ctx.is_main and validation is not None and (not validations or validations[-1]["step"] != step):
         validate(elapsed)
+    if average is not None:
+        average.copy_to(net)
     if ctx.is_main and stopper.patience > 0 and stopper.best_state is not None and stopper.best_step != step:
         net.load_state_dict(stopper.best_state)
         best_step = stopper.best_step
