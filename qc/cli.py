@@ -204,10 +204,20 @@ def run_bench_script(name: str, script_args: list[str]) -> int:
     return EXIT_OK
 
 
+def seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds wants comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds wants distinct integers, got {text!r}")
+    return seeds
+
+
 def cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
     if args.suite != "aitex":
         return run_bench_script(args.suite, args.overrides)
-    from training.benchmark import format_table, run_aitex_benchmark
+    from training.benchmark import format_summary, format_table, run_aitex_benchmark, summarise
 
     if not args.data.is_dir():
         raise UserError(f"{args.data}: no AITEX folder there")
@@ -218,9 +228,12 @@ def cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
         fabrics=args.fabrics,
         out_json=args.json,
         work_dir=args.work_dir,
+        seeds=args.seeds,
     )
     print("\nAITEX protocol (train on 12 good strips per fabric, test on the rest):")
     print(format_table(rows))
+    if args.seeds and len(args.seeds) > 1:
+        print(format_summary(summarise(rows)))
     return EXIT_OK
 
 
@@ -368,6 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda text: [f.strip() for f in text.split(",") if f.strip()],
         default=None,
         help="comma-separated fabric codes (default: every fabric with >= 5 defect strips)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=None,
+        help="comma-separated training seeds: every fabric runs once per seed, with a mean/min/max "
+        "summary (default: the config's seed, once)",
     )
     p.add_argument("--json", type=Path, default=Path("bench/results/aitex.json"))
     p.add_argument("--work-dir", type=Path, default=None, help="keep datasets, runs and models here")

@@ -1,0 +1,58 @@
+"""`qc bench aitex`: the protocol end to end on one real dev fabric (a few training steps: this
+checks the plumbing, not the accuracy), and the per-seed summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training.benchmark import format_summary, summarise
+
+REPO = Path(__file__).resolve().parents[2]
+AITEX = REPO.parent / "shared" / "data" / "aitex-dev"
+TINY = ["optim.steps=2", "data.crop_px=32", "net.base_channels=4", "data.hard_negative_fraction=0", "optim.tensorboard=false"]
+
+
+def row(fabric: str, seed: int, image_auroc: float) -> dict:
+    return {"fabric": fabric, "seed": seed, "image_auroc": image_auroc, "pixel_auroc": 0.5, "aupro": None,
+            "false_reject_rate": 0.0, "recall": 1.0, "onboarding_s": 10.0 * (seed + 1)}
+
+
+def test_summary_gives_mean_min_max_per_fabric_and_skips_missing_figures():
+    summary = summarise([row("00", 0, 0.6), row("00", 1, 0.9), row("06", 0, 0.7)])
+    assert [s["fabric"] for s in summary] == ["00", "06"] and summary[0]["runs"] == 2
+    assert summary[0]["image_auroc"] == pytest.approx({"mean": 0.75, "min": 0.6, "max": 0.9})
+    assert summary[0]["onboarding_s"]["max"] == 20.0 and summary[0]["aupro"] is None
+    table = format_summary(summary)
+    assert "0.750 [0.600-0.900]" in table and "n/a" in table
+
+
+@pytest.mark.skipif(not AITEX.is_dir(), reason="../shared/data/aitex-dev is not present")
+def test_bench_runs_each_seed_and_writes_the_summary(tmp_path, capsys):
+    from qc.cli import main
+
+    out = tmp_path / "aitex.json"
+    code = main(["bench", "aitex", *TINY, "--data", str(AITEX), "--fabrics", "06", "--seeds", "0,1", "--json", str(out),
+                 "--work-dir", str(tmp_path / "work"), "--config", str(REPO / "configs/train/default.yaml")])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert [(r["fabric"], r["seed"]) for r in result["rows"]] == [("06", 0), ("06", 1)]
+    assert all(r["test_good"] == 8 and r["test_defect"] == 6 for r in result["rows"])
+    summary = result["summary"][0]
+    assert summary["runs"] == 2
+    assert summary["image_auroc"]["min"] <= summary["image_auroc"]["mean"] <= summary["image_auroc"]["max"]
+    for seed in (0, 1):  # each seed trained its own run with that seed
+        record = json.loads((tmp_path / "work" / f"run06_seed{seed}" / "run.json").read_text())
+        assert record["seed"] == seed
+    assert "over seeds" in capsys.readouterr().out
+
+
+def test_bad_seed_lists_are_refused(capsys):
+    from qc.cli import main
+
+    for bad in ("a,b", "1,1"):
+        with pytest.raises(SystemExit):
+            main(["bench", "aitex", "--seeds", bad])
+        assert "--seeds" in capsys.readouterr().err
