@@ -5,6 +5,7 @@ import numpy as np
 from qc.decision import decide
 from qc.inference import Inferencer
 from qc.synth import generate_panel
+from training.export import PARITY_TOLERANCE
 
 
 def test_shipped_model_verifies_and_records_how_it_was_made(default_model_dir):
@@ -13,7 +14,7 @@ def test_shipped_model_verifies_and_records_how_it_was_made(default_model_dir):
     assert (default_model_dir / "model.onnx").stat().st_size < 10 * 1024 * 1024
     assert card.training.command.startswith("qc train --config configs/train/default.yaml")
     assert card.export_command.startswith("qc export")
-    assert card.parity.max_abs_diff_heatmap <= 1e-4 and card.parity.verdicts_identical
+    assert card.parity.max_abs_diff_heatmap <= PARITY_TOLERANCE and card.parity.verdicts_identical
     assert 0.0 < card.thresholds.image < 1.0
     assert card.thresholds.calibration.target_false_reject_rate == 0.01
 

@@ -36,7 +36,11 @@ from training.net import DefectUNet
 CHECKPOINT_FILE = "checkpoint.pt"
 RUN_FILE = "run.json"
 PARITY_FILE = "parity_crops.npz"
-PARITY_TOLERANCE = 1e-4
+# A quarter of one grey level of the 8-bit heatmap a station stores (1/255 = 3.9e-3), and every
+# verdict must match besides. 1e-4 was too tight for real fabric: on a high-contrast AITEX crop
+# onnxruntime's float32 differed from a float64 reference by 1.1e-4 where torch's differed by
+# 1.3e-6, and that failed the export of a good model after seven minutes of training.
+PARITY_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)

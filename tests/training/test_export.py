@@ -89,3 +89,20 @@ def test_simplification_folds_constants_and_keeps_the_answer(tmp_path):
     assert [n.op_type for n in onnx.load(str(path)).graph.node] == ["Mul"]
     out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": np.ones(3, np.float32)})
     np.testing.assert_array_equal(out[0], [2.0, 2.0, 2.0])
+
+
+def test_an_onnx_graph_that_drifts_from_torch_is_not_shipped(tmp_path, tiny_run, monkeypatch):
+    import training.export as export
+
+    real_export = export.export_onnx
+
+    def export_a_drifted_copy(net, path, **kwargs):  # the graph's head bias moved by 0.5 logits
+        drifted = load_run(tiny_run).net
+        with torch.no_grad():
+            drifted.head.bias += 0.5
+        real_export(drifted, path, **kwargs)
+
+    monkeypatch.setattr(export, "export_onnx", export_a_drifted_copy)
+    with pytest.raises(TrainingError, match="export parity failed"):
+        run_export(tiny_run, tmp_path / "m" / "1", name=None, version=None, command="x")
+    assert not list((tmp_path / "m" / "1").glob("*.onnx")) and not list((tmp_path / "m" / "1").glob(".*"))
