@@ -88,13 +88,21 @@ def run_aitex_benchmark(
             for seed in seeds or [None]:
                 rows.append(bench_fabric(aitex_root, fabric, work, config, overrides, seed))
                 print(format_table(rows[-1:]), flush=True)
-    if out_json:
-        out_json.parent.mkdir(parents=True, exist_ok=True)
-        result = {"config": str(config), "overrides": overrides, "seeds": seeds, "rows": rows}
-        if seeds and len(seeds) > 1:
-            result["summary"] = summarise(rows)
-        out_json.write_text(json.dumps(result, indent=2) + "\n")
+                if out_json:  # after every run: a bench stopped after hours keeps what it measured
+                    write_results(out_json, config, overrides, seeds, rows)
     return rows
+
+
+def write_results(
+    out_json: Path, config: Path, overrides: list[str], seeds: list[int] | None, rows: list[dict[str, Any]]
+) -> None:
+    result = {"config": str(config), "overrides": overrides, "seeds": seeds, "rows": rows}
+    if seeds and len(seeds) > 1:
+        result["summary"] = summarise(rows)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_json.with_name(out_json.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(out_json)
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
