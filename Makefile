@@ -36,7 +36,7 @@ clean-venv:
 # split: their test strips are never trained on, so the figures recorded below stay held-out).
 # A fixed step count rather than a time budget, so the same commands make the same model on any
 # machine; it trains longer than a fabric onboarding because its data spans many fabrics.
-DEFAULT_VERSION ?= 0.3.0
+DEFAULT_VERSION ?= 0.4.0
 AITEX_DEV ?= ../shared/data/aitex-dev
 DEFAULT_DATA := var/default-data
 DEFAULT_FABRICS := 00 02 04 05 06
