@@ -9,12 +9,10 @@ the simulated GenTL producer the ``genicam`` wheel ships (viky.cti); elsewhere i
 """
 
 import sys
-import threading
 import time
 import types
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -27,27 +25,7 @@ from edge.sources import GenicamSource, build_source
 from edge.sources.genicam import MISSING_EXTRA, PIXEL_FORMATS, genicam_to_rgb
 from qc.inference import Inferencer
 from qc.overrides import ConfigError
-
-FAST_RETRY = {"reconnect_initial_s": 0.02, "reconnect_max_s": 0.05}
-
-
-def wait_for(condition, timeout_s=10.0):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
-
-
-def run_in_thread(source):
-    stop, frames = threading.Event(), []
-
-    def consume():
-        for f in source.frames(stop):
-            frames.append(f)
-
-    thread = threading.Thread(target=consume, daemon=True)
-    thread.start()
-    return frames, stop, thread
+from tests.edge.source_helpers import FAST_RETRY, run_in_thread, status_after_failed_opens, wait_for
 
 
 @pytest.fixture
@@ -160,12 +138,7 @@ def test_missing_producer_file_is_a_down_source_naming_the_path(tmp_path):
     missing = tmp_path / "sdk" / "mvGenTLProducer.cti"
     source = build_source(GenicamSourceConfig(type="genicam", cti=missing, **FAST_RETRY))
     assert isinstance(source, GenicamSource)
-    frames, stop, thread = run_in_thread(source)
-    wait_for(lambda: source.status.reconnects >= 2)
-    stop.set()
-    thread.join(2)
-    assert not thread.is_alive() and frames == []
-    snap = source.status.snapshot()
+    snap = status_after_failed_opens(source)
     assert not snap["up"] and snap["down_since"]
     assert snap["last_error"] == (f"genicam camera #0 via mvGenTLProducer.cti cannot be opened: "
                                   f"GenTL producer file {missing} not found")

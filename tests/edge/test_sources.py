@@ -27,8 +27,7 @@ from edge.sources import (
 )
 from edge.sources.stream import redacted
 from qc.overrides import ConfigError
-
-FAST_RETRY = {"reconnect_initial_s": 0.02, "reconnect_max_s": 0.05}
+from tests.edge.source_helpers import FAST_RETRY, run_in_thread, status_after_failed_opens, wait_for
 
 
 def solid(value: int, shape=(48, 64)) -> np.ndarray:
@@ -66,26 +65,6 @@ def take(source, n, timeout_s=10.0):
 
 def red(frame) -> int:
     return int(round(frame.image[:, :, 0].mean()))
-
-
-def run_in_thread(source):
-    """Consume a source in a thread; returns (frames list, stop event, thread)."""
-    stop, frames = threading.Event(), []
-
-    def consume():
-        for f in source.frames(stop):
-            frames.append(f)
-
-    thread = threading.Thread(target=consume, daemon=True)
-    thread.start()
-    return frames, stop, thread
-
-
-def wait_for(condition, timeout_s=10.0):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 def test_folder_replays_files_in_name_order_at_its_rate(tmp_path):
@@ -224,12 +203,7 @@ def test_undecodable_video_is_a_down_source(tmp_path):
 def test_camera_or_stream_that_cannot_open_backs_off_and_says_so(config):
     source = build_source(config)
     assert isinstance(source, CameraSource | StreamSource)
-    frames, stop, thread = run_in_thread(source)
-    wait_for(lambda: source.status.reconnects >= 2)
-    stop.set()
-    thread.join(2)
-    assert not thread.is_alive() and frames == []
-    snap = source.status.snapshot()
+    snap = status_after_failed_opens(source)
     assert not snap["up"] and snap["down_since"] and "cannot be opened" in snap["last_error"]
     assert "secret" not in snap["last_error"] and "secret" not in str(source.describe())
 
