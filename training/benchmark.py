@@ -11,7 +11,6 @@ a noisy draw (8 good test strips; on fabric 06 two runs of the same configuratio
 
 from __future__ import annotations
 
-import json
 import platform
 import os
 import shlex
@@ -24,7 +23,7 @@ from typing import Any
 from qc.data import open_dataset
 from qc.data.convert import convert_aitex
 from qc.evaluate import evaluate_model
-from training.commands import run_export, run_train
+from training.commands import run_export, run_train, write_json_atomic
 
 MIN_DEFECT_STRIPS = 5
 TRAIN_GOOD = 12
@@ -100,9 +99,7 @@ def write_results(
     if seeds and len(seeds) > 1:
         result["summary"] = summarise(rows)
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_json.with_name(out_json.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out_json)
+    write_json_atomic(out_json, result)
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
