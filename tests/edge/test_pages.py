@@ -20,6 +20,12 @@ def test_manager_page_is_served_and_links_the_exports(api):
     assert "/manager" not in api.get("/openapi.json").text  # pages stay out of the API schema
 
 
+def test_favicon_is_no_content_not_a_404(api):
+    """Browsers ask every page's origin for /favicon.ico; a 404 there is a console error."""
+    res = api.get("/favicon.ico")
+    assert res.status_code == 204 and res.content == b""
+
+
 def test_the_fields_the_pages_read_exist(api, auth, add_unit):
     """The pages are plain JS with no type checks: pin the API fields they use."""
     unit = add_unit(T0, verdict="fail")
