@@ -1,43 +1,18 @@
 """The station page in a real headless Chromium: a unit arrives from the simulated line, an operator
 overrides it with their key, and the API then reports the operator's verdict."""
 
-import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.browser.station_helpers import api_request
+
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(os.environ.get("QC_SCREENSHOT_DIR", "/tmp"))
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _request(url: str, *, data: dict | None = None, token: str | None = None):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    body = json.dumps(data).encode() if data is not None else None
-    req = urllib.request.Request(url, data=body, headers=headers, method="POST" if body else "GET")
-    with urllib.request.urlopen(req, timeout=5) as res:
-        return json.loads(res.read())
 
 
 def _make_key(data_dir: Path, name: str, role: str) -> str:
@@ -51,67 +26,23 @@ def _make_key(data_dir: Path, name: str, role: str) -> str:
 
 
 @pytest.fixture
-def station(tmp_path, tiny_model_dir):
-    """A running `qc edge` on a free port with the simulated line; yields (base URL, operator token)."""
+def station(tmp_path, start_station):
+    """A running `qc edge` with the simulated line; yields (base URL, operator token)."""
     data_dir = tmp_path / "var"
     data_dir.mkdir()
     token = _make_key(data_dir, "op", "operator")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "edge.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qc", "edge", "--config", "configs/edge/default.yaml",
-         f"api.port={port}", f"storage.data_dir={data_dir}", f"model.dir={tiny_model_dir}",
-         "source.fps=2", "source.size_px=[240,320]"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"},
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                _request(f"{base}/healthz")
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.2)
-        yield base, token
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    return start_station(data_dir), token
 
 
-@pytest.fixture
-def browser():
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"{CHROMIUM} is missing (Debian: apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def test_override_on_the_station_page_changes_the_verdict(station, browser):
+def test_override_on_the_station_page_changes_the_verdict(station, pages, screenshots):
     base, token = station
-    lot = _request(f"{base}/api/v1/lots", data={"po": "PO-BROWSER", "style": "polo", "lot_size": 80},
-                   token=token)
+    lot = api_request(f"{base}/api/v1/lots", data={"po": "PO-BROWSER", "style": "polo", "lot_size": 80},
+                      token=token)
     deadline = time.monotonic() + 30  # units inspected before the lot opened belong to no lot
-    while not _request(f"{base}/api/v1/units?lot={lot['id']}&limit=1")["items"]:
+    while not api_request(f"{base}/api/v1/units?lot={lot['id']}&limit=1")["items"]:
         assert time.monotonic() < deadline, "no unit recorded in the open lot"
         time.sleep(0.2)
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{base}/")
+    page = pages.open(f"{base}/")
 
     page.wait_for_selector("#verdict[data-unit-id]", timeout=30_000)  # a unit arrived from the line
     page.wait_for_function("document.querySelectorAll('#recent .unit').length > 0")
@@ -120,6 +51,7 @@ def test_override_on_the_station_page_changes_the_verdict(station, browser):
 
     page.click("#override")  # no key yet: the page says so and sends nothing
     assert "operator key" in page.text_content("#review-msg")
+    pages.expect_console_error("status of 401")  # Chromium logs the refused request below
     page.fill("#op-key", "qc_0000_not-a-key")
     page.click("#override")
     page.wait_for_selector("#review-msg.error >> text=key refused")
@@ -130,9 +62,9 @@ def test_override_on_the_station_page_changes_the_verdict(station, browser):
     page.wait_for_selector("#review-msg.ok", timeout=10_000)
     unit_id = page.get_attribute("#review-msg", "data-unit-id")
     shown_verdict = page.text_content("#verdict")
-    page.screenshot(path=str(SCREENSHOTS / "qc_station_page.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "qc_station_page.png"), full_page=True)
 
-    unit = _request(f"{base}/api/v1/units/{unit_id}")
+    unit = api_request(f"{base}/api/v1/units/{unit_id}")
     assert unit["verdict"] in ("pass", "fail")
     assert unit["final_verdict"] != unit["verdict"]  # the click overrode the model
     assert unit["review"]["by"] == "op" and unit["review"]["note"] == "checked by hand"
@@ -141,12 +73,9 @@ def test_override_on_the_station_page_changes_the_verdict(station, browser):
     assert page.get_attribute("#review-msg", "data-final-verdict") == unit["final_verdict"]
     assert page.evaluate("localStorage.getItem('qc.operatorKey')") == token
 
-    manager = browser.new_page(viewport={"width": 1280, "height": 1000})
-    manager.on("pageerror", lambda exc: errors.append(str(exc)))
-    manager.goto(f"{base}/manager")
+    manager = pages.open(f"{base}/manager", height=1000)
     manager.wait_for_selector(f"#lots tr[data-lot-id='{lot['id']}']", timeout=15_000)
     manager.wait_for_selector("#trend svg")
     assert manager.get_attribute(f"#lots tr[data-lot-id='{lot['id']}'] a", "href") == (
         f"/api/v1/lots/{lot['id']}/report.pdf")
-    manager.screenshot(path=str(SCREENSHOTS / "qc_manager_page.png"), full_page=True)
-    assert not errors, errors
+    manager.screenshot(path=str(screenshots / "qc_manager_page.png"), full_page=True)
