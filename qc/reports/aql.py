@@ -63,13 +63,15 @@ SAMPLE_SIZES: dict[str, int] = {
 
 # Table 2-A, one column per AQL, one cell per code letter A..R (16 cells, top to bottom).
 # "Ac/Re" is a plan; "v" = use the first plan below the arrow, "^" = the first plan above.
-# Every cell's resolved plan is checked against the copies cited above. The table is diagonal:
-# moving one letter down and one AQL left gives the same cell; along a diagonal the cells run
-# v.. 0/1 ^ v 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^..; only rows A-E (n <= 13) go on to 30/31
-# and 44/45 (AQL 100-1000, which count nonconformities per 100 units).
+# The table is diagonal: moving one letter down and one AQL left gives the same cell; along a
+# diagonal the cells run v.. 0/1 ^ v 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^..; only rows A-E
+# (n <= 13) go on to 30/31 and 44/45 (AQL 100-1000, which count nonconformities per 100 units).
+# The two corners where that pattern would point off the table are printed otherwise, as the
+# copies cited above show: A @ 10 is part of column 10's down arrow to C (1/2), R @ 0.015 part of
+# column 0.015's up arrow to P (0/1).
 _TABLE_2A: dict[str, str] = {
     "0.010": "v v v v v v v v v v v v v v 0/1 ^",
-    "0.015": "v v v v v v v v v v v v v 0/1 ^ v",
+    "0.015": "v v v v v v v v v v v v v 0/1 ^ ^",
     "0.025": "v v v v v v v v v v v v 0/1 ^ v 1/2",
     "0.040": "v v v v v v v v v v v 0/1 ^ v 1/2 2/3",
     "0.065": "v v v v v v v v v v 0/1 ^ v 1/2 2/3 3/4",
@@ -83,7 +85,7 @@ _TABLE_2A: dict[str, str] = {
     "2.5": "v v 0/1 ^ v 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^",
     "4.0": "v 0/1 ^ v 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^",
     "6.5": "0/1 ^ v 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^",
-    "10": "^ v 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^ ^",
+    "10": "v v 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^ ^",
     "15": "v 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^ ^ ^",
     "25": "1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^ ^ ^ ^",
     "40": "2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^ ^ ^ ^ ^",
@@ -225,21 +227,15 @@ def lot_verdict(
 
 
 def _resolve(column: tuple[str, ...], row: int) -> tuple[str, int, int]:
-    """Follow arrows from a cell to a plan: (letter, Ac, Re).
-
-    Two corner cells point off the table: "^" at letter A for AQL 10 and "v" at letter R for
-    AQL 0.015. They are resolved by the nearest plan the other way along the column (R at 0.015
-    then uses P: n 800, Ac 0, Re 1, as published guides to the standard do).
-    """
+    """Follow arrows from a cell to a plan: (letter, Ac, Re)."""
     step = {"v": 1, "^": -1}.get(column[row], 0)
-    for direction in (step, -step) if step else (0,):
-        r = row
-        while 0 <= r < len(column) and column[r] in ("v", "^"):
-            r += direction
-        if 0 <= r < len(column):
-            accept, reject = (int(x) for x in column[r].split("/"))
-            return LETTERS[r], accept, reject
-    raise AssertionError(f"Table 2-A column without a plan: {column}")
+    r = row
+    while 0 <= r < len(column) and column[r] in ("v", "^"):
+        r += step
+    if not 0 <= r < len(column):
+        raise AssertionError(f"Table 2-A arrow at row {LETTERS[row]} leads off the table: {column}")
+    accept, reject = (int(x) for x in column[r].split("/"))
+    return LETTERS[r], accept, reject
 
 
 def _column(aql: float) -> tuple[str, ...] | None:

@@ -29,6 +29,7 @@ from qc.reports.aql import (
     LETTERS,
     SAMPLE_SIZES,
     TABLE_2A,
+    _resolve,
     code_letter,
     lot_verdict,
     plan,
@@ -177,9 +178,9 @@ WORKED_EXAMPLES = [
     ((600_000, "II", 0.010), ("Q", "Q", 1250, 0, 1, False)),
     # 500001+ @ III = R; R @ 0.010 is ^, Q @ 0.010 = 0/1 (n 1250).
     ((600_000, "III", 0.010), ("R", "Q", 1250, 0, 1, False)),
-    # Corner: R @ 0.015 is v with no row below; published guides send it up to P: 0/1, n 800.
+    # Corner: R @ 0.015 is printed as part of column 0.015's up arrow: Q is ^, P = 0/1, n 800.
     ((600_000, "III", 0.015), ("R", "P", 800, 0, 1, False)),
-    # Corner: A @ 10 is ^ with no row above; resolved downwards: B is v, C @ 10 = 1/2 (n 5).
+    # Corner: A @ 10 is printed as part of column 10's down arrow: B is v, C @ 10 = 1/2 (n 5).
     ((8, "II", 10), ("A", "C", 5, 1, 2, False)),
     # Nonconformities per 100 units: 9-15 @ II = B; B @ 1000 = 44/45 (n 3).
     ((10, "II", 1000), ("B", "B", 3, 44, 45, False)),
@@ -250,8 +251,16 @@ def test_sample_sizes_follow_the_r10_series():
     ]  # fmt: skip
 
 
+# The two corner cells where the diagonal pattern below would put an arrow pointing off the
+# table. The printed table (both copies cited above) runs column 10's down arrow through rows
+# A and B to C's plan, and column 0.015's up arrow through rows Q and R to P's plan.
+PRINTED_CORNERS = {(0, 15): "v", (15, 1): "^"}  # (row, column): A @ 10, R @ 0.015
+
+
 def _expected_cell(row: int, column: int) -> str:
     """Table 2-A rebuilt from its diagonal structure, independently of the module's data."""
+    if (row, column) in PRINTED_CORNERS:
+        return PRINTED_CORNERS[row, column]
     diagonal = row + column  # column 0 = AQL 0.010; 0/1 sits on diagonal 14 (A @ 6.5)
     sequence = ["0/1", "^", "v", "1/2", "2/3", "3/4", "5/6", "7/8", "10/11", "14/15", "21/22"]
     if diagonal < 14:
@@ -270,8 +279,31 @@ def test_table_2a_transcription_matches_its_diagonal_structure():
             assert cell == _expected_cell(row, column), (aql, LETTERS[row])
 
 
-# Published reproduction of MIL-STD-105E Table II-A (= ISO 2859-1 Table 2-A) for AQL 0.65 to
-# 15, listing Re numbers and arrows; an independent check of the transcription.
+def test_every_arrow_points_to_a_plan_in_its_own_direction():
+    # The standard's note: a down arrow means the first plan below, an up arrow the first plan
+    # above; the printed table has no arrow that leads off its edge.
+    for aql, cells in TABLE_2A.items():
+        for row, cell in enumerate(cells):
+            if cell not in ("v", "^"):
+                continue
+            step = 1 if cell == "v" else -1
+            target = row + step
+            while 0 <= target < len(cells) and cells[target] in ("v", "^"):
+                target += step
+            assert 0 <= target < len(cells), f"{LETTERS[row]} @ {aql}: {cell} leads off the table"
+
+
+def test_an_arrow_leading_off_the_table_is_refused():
+    with pytest.raises(AssertionError, match="leads off"):
+        _resolve(("^", "0/1"), 0)
+
+
+# A typed reproduction of MIL-STD-105E Table II-A at level II for AQL 0.65 to 15, listing Re
+# numbers and arrows (www.nibs.org/FMOC/DPW_AC/AC-TABLE.ASC, table 1-A): a check of the arrow
+# marks. It types one arrow per cell and puts an up arrow at A @ 10, where no plan lies above;
+# the printed table carries column 10's down arrow through A there (see PRINTED_CORNERS), so
+# that one cell is left out.
+RETYPE_DIFFERS_FROM_PRINT = {("A", 10.0)}
 PUBLISHED_RE = {
     "A": "v v v v v 1 ^ v",
     "B": "v v v v 1 ^ v 2",
@@ -294,9 +326,11 @@ PUBLISHED_RE = {
 def test_table_2a_matches_published_reproduction():
     aqls = [0.65, 1.0, 1.5, 2.5, 4.0, 6.5, 10.0, 15.0]
     for letter, row in PUBLISHED_RE.items():
-        cells = [TABLE_2A[aql][LETTERS.index(letter)] for aql in aqls]
-        ours = [c if c in ("v", "^") else c.split("/")[1] for c in cells]
-        assert ours == row.split(), letter
+        for aql, published in zip(aqls, row.split(), strict=True):
+            if (letter, aql) in RETYPE_DIFFERS_FROM_PRINT:
+                continue
+            cell = TABLE_2A[aql][LETTERS.index(letter)]
+            assert (cell if cell in ("v", "^") else cell.split("/")[1]) == published, (letter, aql)
 
 
 @pytest.mark.parametrize("aql", AQLS)
