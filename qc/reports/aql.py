@@ -8,6 +8,20 @@ sample are <= Ac (Re is always Ac + 1 for single sampling).
 Source: ISO 2859-1:1999 Table 1 (sample size code letters) and Table 2-A (single sampling plans
 for normal inspection, master table); identical to ANSI/ASQ Z1.4 Tables I and II-A and
 MIL-STD-105E. Tightened/reduced inspection and the switching rules are not implemented.
+
+Every cell of both tables, including AQL 25-1000 and each arrow followed to its plan, was checked
+against two independent published copies, which agree with each other and with this module:
+
+- GB/T 2828.1-2012, the Chinese adoption of ISO 2859-1:1999 (identical), transcribed from the
+  scanned standard: github.com/nihantao-crosis/quality-platform,
+  src/core/__tests__/fixtures/gbt2828-1-2012-table1-levels.tsv,
+  gbt2828-1-2012-tables-2abc-full16.tsv and gbt2828-1-2012-tables-2abc-aql15-1000.tsv.
+- MIL-STD-105E (1989), machine-read from its legible copy, arrows from the drawn vectors:
+  github.com/kotaooka/sampling-calc, tests/mil105e-legible.js. That copy misprints Re 45 as 65
+  and two Table 1 cells (its project lists them); the GB/T copy and
+  github.com/cyjme/aql-calculator aql.js (Table 1) give the values used here.
+
+tests/qc/test_aql.py pins every cell against values transcribed from these copies.
 """
 
 from __future__ import annotations
@@ -49,16 +63,15 @@ SAMPLE_SIZES: dict[str, int] = {
 
 # Table 2-A, one column per AQL, one cell per code letter A..R (16 cells, top to bottom).
 # "Ac/Re" is a plan; "v" = use the first plan below the arrow, "^" = the first plan above.
-# Checked cell by cell (tests/qc/test_aql.py) against three published reproductions of the
-# master table (MIL-STD-105E Table II-A = ANSI/ASQ Z1.4 Table II-A = ISO 2859-1 Table 2-A):
-# the plans of every row A-R in order, the Re numbers and arrows of columns 0.65-15, and the
-# resolved plan (n, Ac) of every cell. The table is diagonal: moving one letter down and one AQL
-# left gives the same cell; along a diagonal the cells run v.. 0/1 ^ v 1/2 2/3 3/4 5/6 7/8
-# 10/11 14/15 21/22 ^..; only rows A-E (n <= 13) go on to 30/31 and 44/45 (AQL 100-1000, which
-# count nonconformities per 100 units).
+# The table is diagonal: moving one letter down and one AQL left gives the same cell; along a
+# diagonal the cells run v.. 0/1 ^ v 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^..; only rows A-E
+# (n <= 13) go on to 30/31 and 44/45 (AQL 100-1000, which count nonconformities per 100 units).
+# The two corners where that pattern would point off the table are printed otherwise, as the
+# copies cited above show: A @ 10 is part of column 10's down arrow to C (1/2), R @ 0.015 part of
+# column 0.015's up arrow to P (0/1).
 _TABLE_2A: dict[str, str] = {
     "0.010": "v v v v v v v v v v v v v v 0/1 ^",
-    "0.015": "v v v v v v v v v v v v v 0/1 ^ v",
+    "0.015": "v v v v v v v v v v v v v 0/1 ^ ^",
     "0.025": "v v v v v v v v v v v v 0/1 ^ v 1/2",
     "0.040": "v v v v v v v v v v v 0/1 ^ v 1/2 2/3",
     "0.065": "v v v v v v v v v v 0/1 ^ v 1/2 2/3 3/4",
@@ -72,7 +85,7 @@ _TABLE_2A: dict[str, str] = {
     "2.5": "v v 0/1 ^ v 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^",
     "4.0": "v 0/1 ^ v 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^",
     "6.5": "0/1 ^ v 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^",
-    "10": "^ v 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^ ^",
+    "10": "v v 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^ ^",
     "15": "v 1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^ ^ ^",
     "25": "1/2 2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^ ^ ^ ^",
     "40": "2/3 3/4 5/6 7/8 10/11 14/15 21/22 ^ ^ ^ ^ ^ ^ ^ ^ ^",
@@ -214,21 +227,15 @@ def lot_verdict(
 
 
 def _resolve(column: tuple[str, ...], row: int) -> tuple[str, int, int]:
-    """Follow arrows from a cell to a plan: (letter, Ac, Re).
-
-    Two corner cells point off the table: "^" at letter A for AQL 10 and "v" at letter R for
-    AQL 0.015. They are resolved by the nearest plan the other way along the column (R at 0.015
-    then uses P: n 800, Ac 0, Re 1, as published guides to the standard do).
-    """
+    """Follow arrows from a cell to a plan: (letter, Ac, Re)."""
     step = {"v": 1, "^": -1}.get(column[row], 0)
-    for direction in (step, -step) if step else (0,):
-        r = row
-        while 0 <= r < len(column) and column[r] in ("v", "^"):
-            r += direction
-        if 0 <= r < len(column):
-            accept, reject = (int(x) for x in column[r].split("/"))
-            return LETTERS[r], accept, reject
-    raise AssertionError(f"Table 2-A column without a plan: {column}")
+    r = row
+    while 0 <= r < len(column) and column[r] in ("v", "^"):
+        r += step
+    if not 0 <= r < len(column):
+        raise AssertionError(f"Table 2-A arrow at row {LETTERS[row]} leads off the table: {column}")
+    accept, reject = (int(x) for x in column[r].split("/"))
+    return LETTERS[r], accept, reject
 
 
 def _column(aql: float) -> tuple[str, ...] | None:
