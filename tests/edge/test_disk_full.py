@@ -26,6 +26,7 @@ from edge.config import EdgeConfig
 from edge.files import UnitFilesNotWritten
 from edge.pipeline import Pipeline
 from edge.sources import Frame, SourceStatus
+from edge.spool import Spool
 from edge.store import UnitStore
 from qc.inference import Inferencer
 
@@ -260,3 +261,28 @@ def test_real_full_tmpfs_holds_units_and_writes_them_when_space_returns(
         _assert_consistent(store, small_disk)
     finally:
         store.close()
+
+
+def test_real_full_tmpfs_refuses_spool_appends_without_leaving_a_file(small_disk):
+    from tests.edge.test_spool import spooled
+
+    spool = Spool(small_disk / "spool")
+    spool.append(spooled(0))
+    _fill(small_disk / "filler.bin")
+    acknowledged = 1
+    with pytest.raises(OSError) as caught:  # the segment's last page fills, then the disk refuses
+        for i in range(1, 1000):
+            spool.append(spooled(i))
+            acknowledged += 1
+    assert caught.value.errno == errno.ENOSPC
+    (segment,) = spool.segments()
+    before = segment.read_bytes()
+    assert before.endswith(b"\n")  # whole records only: the refused one's torn tail is cut off
+    for i in range(17):  # each retry would start a fresh segment
+        with pytest.raises(OSError):
+            spool.append(spooled(2000 + i))
+    assert sorted(p.name for p in spool.folder.iterdir()) == [segment.name]
+    assert segment.read_bytes() == before
+    (small_disk / "filler.bin").unlink()
+    spool.append(spooled(3000))
+    assert Spool(small_disk / "spool").pending == acknowledged + 1
