@@ -9,6 +9,12 @@ dropped and counted (a stale panel is worth less than the one now under the came
 and storing run in their own thread, so PNG encoding and fsyncs overlap the next inference instead
 of adding to it. Stopping ends capture first, then lets the workers drain what is already queued,
 so no captured unit that made it into the queue is lost on a clean shutdown.
+
+A disk that refuses a unit's files (full, I/O error) makes the writer hold the unit and retry it
+until the disk takes it. Once a stop is asked it retries for ``STORAGE_STOP_GRACE_S`` more, then
+gives up each decided unit the disk still refuses (one try each), so the station can exit: those
+are counted in ``units_not_stored`` and logged, never dropped silently. A unit given up leaves
+nothing behind: its row is neither inserted nor spooled without its files.
 """
 
 from __future__ import annotations
@@ -77,6 +83,10 @@ def frame_problem(image: Any, expect_size_px: tuple[int, int] | None) -> str | N
     return None
 
 
+class UnitNotStored(Exception):
+    """The writer gave up a decided unit: the disk still refused it when the stop's grace ended."""
+
+
 @dataclass(frozen=True)
 class _Decided:
     """A unit whose verdict is made and which waits to be rendered and stored."""
@@ -132,6 +142,7 @@ class Pipeline:
         # is recorded; when storage falls behind, inference waits and capture drops (counted).
         self._decided: queue.Queue[_Decided | None] = queue.Queue(maxsize=queue_size)
         self._stop_capture = threading.Event()
+        self._stop_asked_mono: float | None = None  # when the grace for refused units began
         self._capture_done = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -141,6 +152,7 @@ class Pipeline:
         self.inference_s = LatencyHistogram()
         self.errors = 0
         self.units_by_verdict: Counter[str] = Counter()
+        self.units_not_stored = 0  # decided, then given up or failed before they were stored
         self.last_error: str | None = None
         self.last_error_mono: float | None = None
         self.source_error: str | None = None
@@ -148,7 +160,10 @@ class Pipeline:
         self.started_at: datetime | None = None
         # The disk as the writer last found it (full, failing, fine), for /healthz and /metrics.
         self.storage = StorageStatus(store.data_dir)
-        self._holding = 0  # decided units the writer holds while the disk refuses them
+        # Decided units not yet stored nor given up: queued for the writer, held by it, or in the
+        # inference thread's hand while the writer's queue is full. Exact, so a stop that times
+        # out can say how many decided units it leaves unstored.
+        self._unwritten = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -170,6 +185,9 @@ class Pipeline:
 
     def request_stop(self) -> None:
         """Stop capturing now; what is queued still drains (``stop`` waits for it)."""
+        with self._lock:
+            if self._stop_asked_mono is None:
+                self._stop_asked_mono = time.monotonic()
         self._stop_capture.set()
         self.trigger.close()  # no more requests: capture flushes what the trigger holds
 
@@ -265,9 +283,13 @@ class Pipeline:
                     self._skip(frame, "stale")
                     continue
                 try:
-                    self._decided.put(self.decide_frame(frame))
+                    decided = self.decide_frame(frame)
                 except Exception as exc:  # one bad frame must not stop the line
                     self._record_error(frame, exc)
+                    continue
+                with self._lock:
+                    self._unwritten += 1
+                self._decided.put(decided)
         finally:
             for _ in range(self.writer_threads):
                 self._decided.put(None)  # tells each writer that nothing more will come
@@ -276,8 +298,14 @@ class Pipeline:
         while (decided := self._decided.get()) is not None:
             try:
                 self.write(decided, hold_on_disk_error=True)
+            except UnitNotStored as exc:
+                log.error("camera %s: unit %d (%s) NOT stored: %s", self.camera,
+                          decided.frame.index, decided.decision.verdict, exc)
             except Exception as exc:
                 self._record_error(decided.frame, exc)
+            finally:
+                with self._lock:
+                    self._unwritten -= 1
 
     # -- one unit --------------------------------------------------------------------------------
 
@@ -305,8 +333,20 @@ class Pipeline:
         ~45 ms of CPU per unit off the cores inference runs on.
 
         With ``hold_on_disk_error`` (the writer thread) a disk that refuses the files does not
-        lose the unit: it is retried until the disk takes it (:meth:`_add_holding`).
+        lose the unit: it is retried until the disk takes it, or given up (UnitNotStored) once a
+        stop's grace is over (:meth:`_add_holding`). A unit that raises is counted as not stored.
         """
+        try:
+            record = self._render_and_store(decided, hold_on_disk_error)
+        except Exception:
+            with self._lock:
+                self.units_not_stored += 1
+            raise
+        if self.on_unit is not None:
+            self.on_unit(decided.frame, record)
+        return record
+
+    def _render_and_store(self, decided: "_Decided", hold_on_disk_error: bool) -> UnitRecord:
         frame, result, decision = decided.frame, decided.result, decided.decision
         dequeued, decided_mono, decided_at = decided.dequeued_mono, decided.decided_mono, decided.decided_at
         rendering_started = time.monotonic()
@@ -340,12 +380,13 @@ class Pipeline:
         with self._lock:
             self.units_by_verdict[record.verdict] += 1
             self.last_timings = {**timings, "store_ms": (time.monotonic() - rendered_mono) * 1000}
-        if self.on_unit is not None:
-            self.on_unit(frame, record)
         return record
 
     STORAGE_RETRY_INITIAL_S = 0.1
     STORAGE_RETRY_MAX_S = 5.0
+    # After a stop is asked, how long refused units are still retried (space may come back, a
+    # passing I/O error may clear) before each is given up so the station exits in seconds.
+    STORAGE_STOP_GRACE_S = 5.0
 
     def _add_holding(self, unit: NewUnit, image: np.ndarray, heatmap_grey: np.ndarray) -> UnitRecord:
         """store.add, retried with capped backoff while the disk refuses the files (full, quota,
@@ -353,30 +394,42 @@ class Pipeline:
 
         Meanwhile the decided queue fills, inference waits on it and capture drops the oldest
         frames (counted): the verdicts already made are kept, newer frames are what is lost.
+        While stopping, a unit still refused when the grace is over raises UnitNotStored.
         """
         delay_s = self.STORAGE_RETRY_INITIAL_S
         while True:
             try:
                 record = self.store.add(unit, original_rgb=image, heatmap=heatmap_grey)
             except OSError as exc:
-                with self._lock:
-                    self._holding = 1
                 if self.storage.failed(exc):
                     log.error("storage refused a unit, holding it and retrying: %s", exc)
-                time.sleep(delay_s)
+                give_up_at = self._give_up_at()
+                if give_up_at is not None and time.monotonic() >= give_up_at:
+                    raise UnitNotStored(
+                        f"the disk still refused it {self.STORAGE_STOP_GRACE_S:g} s after the "
+                        f"stop was asked: {exc}"
+                    ) from exc
+                if give_up_at is None:
+                    self._stop_capture.wait(delay_s)  # a stop wakes it for a try at once
+                else:
+                    time.sleep(max(0.0, min(delay_s, give_up_at - time.monotonic())))
                 delay_s = min(delay_s * 2, self.STORAGE_RETRY_MAX_S)
                 continue
-            with self._lock:
-                self._holding = 0
             since = self.storage.recovered()
             if since is not None:
                 log.warning("storage writes again (refused since %s); held units follow", since)
             return record
 
+    def _give_up_at(self) -> float | None:
+        """When the writer stops retrying refused units: the stop's grace end (None while running)."""
+        with self._lock:
+            asked = self._stop_asked_mono
+        return None if asked is None else asked + self.STORAGE_STOP_GRACE_S
+
     def storage_problem(self) -> str | None:
         """The disk trouble in words for /healthz, with how many decided units wait, or None."""
         with self._lock:
-            held = self._holding + self._decided.qsize()
+            held = self._unwritten
         return self.storage.problem(held)
 
     # -- reporting -------------------------------------------------------------------------------
@@ -396,6 +449,7 @@ class Pipeline:
                 "frames_dropped": self.frames_dropped,
                 "queued": self._queue.qsize(),
                 "units_by_verdict": dict(self.units_by_verdict),
+                "units_not_stored": self.units_not_stored,
                 "errors": self.errors,
                 "last_error": self.last_error,
                 "last_error_age_s": (
@@ -405,5 +459,5 @@ class Pipeline:
                 ),
                 "source_error": self.source_error,
                 "last_timings": dict(self.last_timings),
-                "storage": {**self.storage.snapshot(), "held": self._holding + self._decided.qsize()},
+                "storage": {**self.storage.snapshot(), "held": self._unwritten},
             }

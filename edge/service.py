@@ -23,7 +23,10 @@ from edge.triggers.build import build_trigger
 
 log = logging.getLogger("edge")
 
+# The longest a stop waits for the queues to drain: a write that hangs (not one the disk refuses,
+# which the writers give up after Pipeline.STORAGE_STOP_GRACE_S) must not keep the station up.
 DRAIN_TIMEOUT_S = 60.0
+EXIT_UNITS_NOT_STORED = 3  # the station stopped with decided units it could not store
 
 
 def build_services(config: EdgeConfig, outputs: OutputDispatcher | None = None) -> Services:
@@ -86,7 +89,8 @@ def build_pipeline(
 
 
 def run_edge(config_path: Path, overrides: list[str]) -> int:
-    """Serve until SIGINT/SIGTERM, then drain the queue and return 0.
+    """Serve until SIGINT/SIGTERM, then drain the queue and return 0; EXIT_UNITS_NOT_STORED when
+    decided units could not be stored (the log says how many), 1 when the API could not start.
 
     Raises qc.overrides.ConfigError for a bad config and qc.card.ModelRefused for a bad model.
     """
@@ -139,19 +143,34 @@ def run_edge(config_path: Path, overrides: list[str]) -> int:
         services.store.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
-    for snap in snaps:
-        log.info(
-            "stopped: camera %s: %d frames read, %d dropped, units %s%s",
-            snap["camera"],
-            snap["frames_read"],
-            snap["frames_dropped"],
-            snap["units_by_verdict"],
-            "" if drained else f" ({snap['queued']} frames still queued after {DRAIN_TIMEOUT_S:.0f} s)",
-        )
+    not_stored = sum(log_stopped(snap, drained) for snap in snaps)
     if not server.started:
         log.error("the API could not start on %s:%d", config.api.host, config.api.port)
-        return 1
-    return 0
+    if not_stored:
+        log.error("%d decided unit(s) were NOT stored; exit code %d", not_stored,
+                  EXIT_UNITS_NOT_STORED)
+        return EXIT_UNITS_NOT_STORED
+    return 0 if server.started else 1
+
+
+def log_stopped(snap: dict, drained: bool) -> int:
+    """Log a camera's closing line; returns its decided units that were not stored.
+
+    Those are the units its writer gave up (or failed) and, when the drain timed out, the decided
+    units still waiting for it: the process ends with them.
+    """
+    line = (
+        f"stopped: camera {snap['camera']}: {snap['frames_read']} frames read, "
+        f"{snap['frames_dropped']} dropped, units {snap['units_by_verdict']}"
+    )
+    not_stored = snap["units_not_stored"] + snap["storage"]["held"]
+    if not_stored:
+        error = snap["storage"]["error"]
+        line += f"; {not_stored} decided unit(s) NOT stored" + (f" ({error})" if error else "")
+    if not drained:
+        line += f" ({snap['queued']} frames still queued after {DRAIN_TIMEOUT_S:.0f} s)"
+    (log.error if not_stored else log.info)(line)
+    return not_stored
 
 
 def stop_all(pipelines: list[Pipeline], timeout_s: float) -> bool:

@@ -7,6 +7,12 @@ newline (a torn record); reading ignores it, and that unit was never acknowledge
 orphans the startup sweep removes). A fresh segment is started at every open and after a failed
 write, so a later record is never glued onto a torn one.
 
+A write the disk refuses (full, I/O error) is undone before ``append`` raises: the segment is cut
+back to its last whole record, or removed when that record was to be its first. A full disk whose
+writer retries a held unit every few seconds therefore leaves no trail of empty segments; an empty
+segment found all the same (a crash between creating a file and writing it, or an older version)
+holds no unit and is removed when found: at open and whenever the segments are listed.
+
 Segments are replayed oldest first and each is deleted only once all of its rows are committed
 (edge.replay): the order units were decided in is the order they reach the table. A row the
 database refuses outright (a constraint, a value too long) would block every unit behind it: it is
@@ -74,14 +80,14 @@ class Spool:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.segment_records = segment_records
         self._lock = threading.Lock()
+        self._active: Path | None = None
+        self._active_count = 0
         segments = self.segments()
         self._ids: set[str] = set()
         for segment in segments:
             self._ids.update(u.row["id"] for u in self.read(segment))
         # Never append to a segment from before this open: its last line may be torn.
         self._next_seq = (int(SEGMENT.fullmatch(segments[-1].name).group(1)) + 1) if segments else 1
-        self._active: Path | None = None
-        self._active_count = 0
         self._rejected_ids: set[str] = set()
         rejected = self.folder / REJECTED
         if rejected.exists():
@@ -115,8 +121,26 @@ class Spool:
             return self._ids | self._rejected_ids
 
     def segments(self) -> list[Path]:
-        """Segment files, oldest first."""
-        return sorted(p for p in self.folder.iterdir() if SEGMENT.fullmatch(p.name))
+        """Segment files that hold data, oldest first; empty ones found on the way are removed.
+
+        Only a file of zero bytes is removed, and under the lock appends hold, so never the segment
+        an append is writing nor one holding a record, whole or torn.
+        """
+        with self._lock:
+            kept, emptied = [], []
+            for path in sorted(p for p in self.folder.iterdir() if SEGMENT.fullmatch(p.name)):
+                try:
+                    empty = path.stat().st_size == 0
+                except FileNotFoundError:
+                    continue  # the replay removed it meanwhile
+                if empty:
+                    path.unlink(missing_ok=True)
+                    emptied.append(path.name)
+                else:
+                    kept.append(path)
+        if emptied:
+            log.warning("spool: removed %d empty segment(s): %s", len(emptied), ", ".join(emptied))
+        return kept
 
     def append(self, unit: SpooledUnit) -> None:
         """Write one record and fsync it; on return the unit survives a power cut."""
@@ -126,18 +150,23 @@ class Spool:
                 self._active = self.folder / f"{self._next_seq:08d}.jsonl"
                 self._next_seq += 1
                 self._active_count = 0
-            created = not self._active.exists()
+            segment = self._active
+            created = not segment.exists()
+            whole = 0 if created else segment.stat().st_size  # where the last whole record ends
             try:
-                fd = os.open(self._active, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                fd = os.open(segment, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 try:
                     view = memoryview(data)
                     while view:
                         view = view[os.write(fd, view):]
                     os.fsync(fd)
+                    if created:
+                        fsync_dir(self.folder)
+                except BaseException:
+                    _undo_append(fd, segment, created=created, whole=whole)
+                    raise
                 finally:
                     os.close(fd)
-                if created:
-                    fsync_dir(self.folder)
             except BaseException:
                 self._active = None  # the next record starts a clean segment after a torn one
                 raise
@@ -186,3 +215,17 @@ class Spool:
             if segment == self._active:
                 self._active = None
             self._ids.difference_update(u.row["id"] for u in units)
+
+
+def _undo_append(fd: int, segment: Path, *, created: bool, whole: int) -> None:
+    """Take back a record the disk refused: it was never acknowledged, so it must not stay behind,
+    neither as an empty segment (created for it) nor as a torn tail a later open would have to
+    skip, nor, after a failed fsync, as a whole record whose unit files the store removes."""
+    try:
+        if created:
+            segment.unlink(missing_ok=True)
+        else:
+            os.ftruncate(fd, whole)
+            os.fsync(fd)
+    except OSError as exc:  # reading ignores a torn tail; the fresh segment keeps it unglued
+        log.error("spool %s: could not take back a refused record: %s", segment.name, exc)

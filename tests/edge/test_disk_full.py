@@ -1,5 +1,6 @@
 """The image folder's disk fills up: no half-written unit, the decided units are held and retried,
-/healthz and /metrics say so, and everything held is written once space returns.
+/healthz and /metrics say so, and everything held is written once space returns. A stop while the
+disk still refuses gives those units up after a short grace and says exactly how many (exit code 3).
 
 Two disks: a real 2 MB tmpfs where this machine lets the test mount one (root with CAP_SYS_ADMIN),
 and a simulated ENOSPC at the named seam ``edge.files.write_unit_file`` that always runs.
@@ -26,6 +27,7 @@ from edge.config import EdgeConfig
 from edge.files import UnitFilesNotWritten
 from edge.pipeline import Pipeline
 from edge.sources import Frame, SourceStatus
+from edge.spool import Spool
 from edge.store import UnitStore
 from qc.inference import Inferencer
 
@@ -204,6 +206,153 @@ def test_simulated_full_disk_holds_units_and_writes_them_when_space_returns(
     assert disk.refused >= 2  # retried, not given up
 
 
+# -- stopping while the disk is full -------------------------------------------------------------
+
+
+def test_a_stop_with_the_disk_full_gives_up_the_held_units_after_the_grace_and_counts_each(
+    store, inferencer, monkeypatch
+):
+    disk = SimulatedFullDisk(monkeypatch)
+    gate = threading.Event()
+    pipe = Pipeline(GatedSource(N_FRAMES, fps=40, gate=gate, before_gate=3), inferencer, store,
+                    station_id="s", line="l", queue_size=2)
+    pipe.STORAGE_RETRY_INITIAL_S, pipe.STORAGE_RETRY_MAX_S = 0.02, 0.2
+    pipe.STORAGE_STOP_GRACE_S = 0.5
+    pipe.start()
+    try:
+        _wait(lambda: store.count() == 3, what="three units before the disk fills")
+        disk.full = True
+        gate.set()
+        _wait(lambda: pipe.snapshot()["frames_read"] == N_FRAMES, what="the source to deliver all")
+        _wait(lambda: pipe.snapshot()["storage"]["held"] >= 3, what="the writer and queue to fill")
+        asked = time.monotonic()
+        stopped = pipe.stop(timeout_s=8)
+        took_s = time.monotonic() - asked
+    finally:
+        gate.set()
+        disk.full = False  # a failed assertion: let the writer finish before the store closes
+        pipe.stop(timeout_s=10)
+    assert stopped, "the stop waited on units the disk kept refusing"
+    assert took_s < pipe.STORAGE_STOP_GRACE_S + 3, took_s
+    snap = pipe.snapshot()
+    assert snap["errors"] == 0 and snap["storage"]["held"] == 0
+    assert store.count() == 3 == sum(snap["units_by_verdict"].values())
+    # Every frame read is a stored unit, a counted drop or a unit counted as not stored.
+    assert snap["units_not_stored"] >= 3
+    assert store.count() + snap["frames_dropped"] + snap["units_not_stored"] == N_FRAMES
+    # Given up means nothing of them is left: no file, no half unit, no spooled row without files.
+    _assert_consistent(store, store.data_dir)
+    assert store.spool.pending == 0 and store.spool.segments() == []
+
+
+def test_a_stop_that_times_out_on_a_hung_disk_names_every_decided_unit_it_leaves(
+    store, inferencer, monkeypatch, caplog
+):
+    from edge.service import log_stopped, stop_all
+
+    hung, release = threading.Event(), threading.Event()
+    real = edge.files.write_unit_file
+
+    def write(path: Path, data: bytes) -> None:  # a write that never returns (a dead NFS mount)
+        if hung.is_set():
+            release.wait(30)
+        real(path, data)
+
+    monkeypatch.setattr(edge.files, "write_unit_file", write)
+    gate = threading.Event()
+    pipe = Pipeline(GatedSource(N_FRAMES, fps=40, gate=gate, before_gate=3), inferencer, store,
+                    station_id="s", line="l", queue_size=2)
+    pipe.start()
+    try:
+        _wait(lambda: store.count() == 3, what="three units before the disk hangs")
+        hung.set()
+        gate.set()
+        # Settled: the writer hangs on one, two wait in its queue, inference holds one decided.
+        _wait(lambda: pipe.snapshot()["frames_read"] == N_FRAMES, what="the source to deliver all")
+        _wait(lambda: pipe.snapshot()["storage"]["held"] == 4 and pipe.snapshot()["queued"] == 2,
+              what="the queues to fill")
+        assert not stop_all([pipe], 0.5)
+        snap = pipe.snapshot()
+        caplog.set_level("INFO", logger="edge")
+        not_stored = log_stopped(snap, drained=False)
+    finally:
+        release.set()
+        gate.set()
+        pipe.stop(timeout_s=10)
+    stored = sum(snap["units_by_verdict"].values())
+    assert not_stored == 4 and stored == 3
+    # Every frame read is stored, dropped, decided and not stored, or still waiting for inference.
+    assert snap["frames_read"] == stored + snap["frames_dropped"] + not_stored + snap["queued"]
+    assert (f"stopped: camera cam-1: {N_FRAMES} frames read, {snap['frames_dropped']} dropped, "
+            f"units {snap['units_by_verdict']}; 4 decided unit(s) NOT stored "
+            f"(2 frames still queued after 60 s)") in caplog.text
+
+
+def test_qc_edge_stopped_while_the_disk_is_full_exits_3_saying_how_many_units_were_not_stored(
+    tmp_path, tiny_model_dir, monkeypatch, caplog
+):
+    import re
+    import signal
+    import sqlite3
+
+    from edge import service
+    from tests.edge.test_service import REPO, _free_port
+
+    disk = SimulatedFullDisk(monkeypatch)
+    monkeypatch.setattr(Pipeline, "STORAGE_RETRY_INITIAL_S", 0.02)
+    monkeypatch.setattr(Pipeline, "STORAGE_RETRY_MAX_S", 0.2)
+    monkeypatch.setattr(Pipeline, "STORAGE_STOP_GRACE_S", 0.5, raising=False)
+    monkeypatch.setattr(service, "DRAIN_TIMEOUT_S", 10.0)  # the bound when writes hang instead
+    data_dir = tmp_path / "var"
+    asked, returned = [], threading.Event()
+
+    def fill_the_disk_then_stop():
+        def rows():
+            try:
+                with sqlite3.connect(data_dir / "qc.db") as db:
+                    return db.execute("SELECT count(*) FROM units").fetchone()[0]
+            except sqlite3.Error:
+                return 0
+
+        try:
+            _wait(lambda: rows() >= 3, timeout_s=60, what="three units stored")
+            disk.full = True
+            _wait(lambda: disk.refused >= 4, what="the writer to hold units")
+        finally:  # stopped in any case: a failed wait must not leave the service running
+            asked.append(time.monotonic())
+            if not returned.is_set():
+                os.kill(os.getpid(), signal.SIGTERM)  # as systemd stops the station
+
+    caplog.set_level("INFO", logger="edge")
+    operator = threading.Thread(target=fill_the_disk_then_stop, daemon=True)
+    operator.start()
+    try:
+        code = service.run_edge(REPO / "configs/edge/default.yaml", [
+            f"api.port={_free_port()}", f"storage.data_dir={data_dir}",
+            f"model.dir={tiny_model_dir}", "source.fps=20", "source.size_px=[96,128]",
+            "pipeline.inference_threads=1",
+        ])
+    finally:
+        returned.set()
+    took_s = time.monotonic() - asked[0]
+    operator.join(1)
+    disk.full = False
+
+    log = caplog.text
+    assert code == 3, log  # service.EXIT_UNITS_NOT_STORED
+    assert took_s < 8, f"the stop took {took_s:.1f} s"  # the grace, not DRAIN_TIMEOUT_S
+    found = re.search(r"stopped: camera cam-1: (\d+) frames read, (\d+) dropped, units (\{.*?\}); "
+                      r"(\d+) decided unit\(s\) NOT stored", log)
+    assert found, log
+    read, dropped, units, not_stored = found.groups()
+    stored = sum(eval(units).values())  # the dict as logged
+    with sqlite3.connect(data_dir / "qc.db") as db:
+        assert db.execute("SELECT count(*) FROM units").fetchone()[0] == stored
+    assert int(not_stored) >= 1
+    assert int(read) == int(dropped) + stored + int(not_stored)  # exactly the ones missing
+    assert "still queued" not in log
+
+
 # -- a real, small filesystem (where mount is permitted) ----------------------------------------
 
 
@@ -260,3 +409,28 @@ def test_real_full_tmpfs_holds_units_and_writes_them_when_space_returns(
         _assert_consistent(store, small_disk)
     finally:
         store.close()
+
+
+def test_real_full_tmpfs_refuses_spool_appends_without_leaving_a_file(small_disk):
+    from tests.edge.test_spool import spooled
+
+    spool = Spool(small_disk / "spool")
+    spool.append(spooled(0))
+    _fill(small_disk / "filler.bin")
+    acknowledged = 1
+    with pytest.raises(OSError) as caught:  # the segment's last page fills, then the disk refuses
+        for i in range(1, 1000):
+            spool.append(spooled(i))
+            acknowledged += 1
+    assert caught.value.errno == errno.ENOSPC
+    (segment,) = spool.segments()
+    before = segment.read_bytes()
+    assert before.endswith(b"\n")  # whole records only: the refused one's torn tail is cut off
+    for i in range(17):  # each retry would start a fresh segment
+        with pytest.raises(OSError):
+            spool.append(spooled(2000 + i))
+    assert sorted(p.name for p in spool.folder.iterdir()) == [segment.name]
+    assert segment.read_bytes() == before
+    (small_disk / "filler.bin").unlink()
+    spool.append(spooled(3000))
+    assert Spool(small_disk / "spool").pending == acknowledged + 1

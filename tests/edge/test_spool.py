@@ -6,6 +6,8 @@ SQLite is made unwritable the way a real station meets it: another process's con
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 import time
 from datetime import datetime, timedelta, timezone
@@ -108,6 +110,63 @@ def test_a_damaged_middle_line_is_named(tmp_path):
     segment.write_bytes(b"not json\n" + segment.read_bytes())
     with pytest.raises(SpoolCorrupt, match=r"00000001\.jsonl line 1"):
         Spool(tmp_path / "spool")
+
+
+class FullDisk:
+    """os.write in edge.spool as a full disk answers it: ``partial`` bytes of the first write go
+    through (a torn record, as a filesystem with a few blocks left does), then ENOSPC."""
+
+    def __init__(self, monkeypatch, partial: int = 0):
+        import edge.spool
+
+        self.monkeypatch, self.partial = monkeypatch, partial
+        self.real_write = os.write
+        monkeypatch.setattr(edge.spool.os, "write", self.write)
+
+    def write(self, fd, data):
+        if self.partial:
+            n, self.partial = self.partial, 0
+            return self.real_write(fd, bytes(data[:n]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def free(self) -> None:
+        self.monkeypatch.undo()
+
+
+def test_appends_the_full_disk_refuses_leave_no_empty_segment_and_no_torn_record(
+    tmp_path, monkeypatch
+):
+    spool = Spool(tmp_path / "spool", segment_records=2)
+    spool.append(spooled(1))
+    (first,) = spool.segments()
+    before = first.read_bytes()
+    disk = FullDisk(monkeypatch, partial=40)
+    for i in range(17):  # the writer retries a held unit: each try used to leave a file behind
+        with pytest.raises(OSError):
+            spool.append(spooled(100 + i))
+    disk.free()
+    assert first.read_bytes() == before  # the torn bytes of the refused record are gone
+    assert sorted(p.name for p in spool.folder.iterdir()) == [first.name]  # no empty segment
+    assert spool.pending == 1
+    spool.append(spooled(2))
+    assert [u.row["id"][-1] for s in spool.segments() for u in spool.read(s)] == ["1", "2"]
+
+
+def test_empty_segments_are_removed_when_found_never_one_that_holds_data(tmp_path):
+    folder = tmp_path / "spool"
+    spool = Spool(folder)
+    spool.append(spooled(1))
+    (with_record,) = spool.segments()
+    torn = folder / "00000005.jsonl"  # a crash mid-write of its only record: bytes, no unit
+    torn.write_bytes(b'{"v":1,"resolve_lot":true,"row":{"id":"00')
+    for name in ("00000000.jsonl", "00000003.jsonl", "00000007.jsonl"):
+        (folder / name).write_bytes(b"")  # left by failed appends of an older version
+    reopened = Spool(folder)
+    assert sorted(p.name for p in folder.iterdir()) == [with_record.name, torn.name]
+    assert reopened.pending == 1
+    (folder / "00000009.jsonl").write_bytes(b"")  # found while running: the replay lists segments
+    assert reopened.segments() == [with_record, torn]
+    assert not (folder / "00000009.jsonl").exists()
 
 
 # -- the store against a locked SQLite database -------------------------------------------------
