@@ -31,9 +31,16 @@ def build_services(config: EdgeConfig, outputs: OutputDispatcher | None = None) 
 
     ``outputs``: where stored units go besides the database (its on_unit is the pipeline's hook).
     """
+    from qc.card import ModelRefused
     from qc.inference import Inferencer
 
-    inferencer = Inferencer(config.model.dir, threads=config.pipeline.inference_threads)
+    try:
+        inferencer = Inferencer(config.model.dir, threads=config.pipeline.inference_threads)
+    except ModelRefused as exc:
+        how = config.how_resolved("model.dir")  # which folder a relative model.dir was taken from
+        if how is None:
+            raise
+        raise ModelRefused(f"{exc}; {how}") from exc
     storage = config.storage
     store = UnitStore(
         storage.resolved_database_url(),
