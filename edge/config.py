@@ -7,6 +7,7 @@ Loading does no I/O beyond reading the file; the model dir is resolved when the 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -257,11 +258,24 @@ class StorageConfig(_Strict):
         return f"sqlite:///{self.data_dir / 'qc.db'}"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only takes connections from this machine (127.0.0.0/8, ::1, localhost).
+    Any other name or address, 0.0.0.0 and :: included, may be reached from the network."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything, so not loopback
+        return False
+
+
 class ApiConfig(_Strict):
     host: str = Field("127.0.0.1", description="interface the REST API listens on")
     port: int = Field(8000, ge=0, le=65535, description="TCP port of the REST API")
-    require_keys: bool = Field(
-        False, description="read routes need a viewer key too (mutating routes always need one)"
+    require_keys: bool | Literal["auto"] = Field(
+        "auto", description="read routes (units, images, CSV, PDF, summary, lots, model, /metrics) "
+        "need a viewer key too; mutating routes always need one. auto: yes unless `host` is a "
+        "loopback address; false: reads are open to anyone who can reach the port",
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="origins allowed to call the API from a browser; empty: CORS off"
@@ -272,6 +286,11 @@ class ApiConfig(_Strict):
         description="largest image POST /inspect decodes, in millions of pixels (read from the header "
         "first: a small file can inflate to gigabytes)",
     )
+
+    def reads_need_key(self) -> bool:
+        if self.require_keys == "auto":  # off the loopback, the safe choice is keys
+            return not is_loopback(self.host)
+        return self.require_keys
 
 
 HHMM = r"^([01][0-9]|2[0-3]):(00|15|30|45)$"

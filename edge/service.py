@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from edge.app import ModelInfo, Services, create_app
-from edge.config import CameraConfig, EdgeConfig, load_config
+from edge.config import ApiConfig, CameraConfig, EdgeConfig, is_loopback, load_config
 from edge.outputs.dispatcher import OutputDispatcher, StationInfo, build_outputs
 from edge.pipeline import Pipeline
 from edge.retention import start_retention
@@ -92,6 +92,23 @@ def build_pipeline(
     )
 
 
+def log_read_access(api: ApiConfig) -> None:
+    """Say at start who may read the station's units, images and reports, warning when anyone on
+    the network may (keys are for the routes that change things in any case)."""
+    where = f"{api.host}:{api.port}"
+    if api.reads_need_key():
+        why = ("api.require_keys: true" if api.require_keys is True else
+               f"api.host {api.host} is not loopback; api.require_keys: false opens them")
+        log.info("reads need a viewer key (%s); make one with `qc keys create NAME`", why)
+    elif is_loopback(api.host):
+        log.info("reads need no key: the API listens on loopback %s only", where)
+    else:
+        log.warning(
+            "reads are open: anyone who can reach %s reads units, images, reports and /metrics "
+            "without a key (api.require_keys: false); remove it to require viewer keys", where,
+        )
+
+
 def run_edge(config_path: Path, overrides: list[str]) -> int:
     """Serve until SIGINT/SIGTERM, then drain the queue and return 0.
 
@@ -134,6 +151,7 @@ def run_edge(config_path: Path, overrides: list[str]) -> int:
         config.api.host,
         config.api.port,
     )
+    log_read_access(config.api)
     retention = start_retention(config.storage.retention, services.store)
     try:
         server.run()

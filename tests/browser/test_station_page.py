@@ -51,8 +51,9 @@ def _make_key(data_dir: Path, name: str, role: str) -> str:
 
 
 @pytest.fixture
-def station(tmp_path, tiny_model_dir):
-    """A running `qc edge` on a free port with the simulated line; yields (base URL, operator token)."""
+def station(request, tmp_path, tiny_model_dir):
+    """A running `qc edge` on a free port with the simulated line; yields (base URL, operator
+    token). Parametrized indirectly, its param is a list of further key=value overrides."""
     data_dir = tmp_path / "var"
     data_dir.mkdir()
     token = _make_key(data_dir, "op", "operator")
@@ -63,7 +64,7 @@ def station(tmp_path, tiny_model_dir):
     proc = subprocess.Popen(
         [sys.executable, "-m", "qc", "edge", "--config", "configs/edge/default.yaml",
          f"api.port={port}", f"storage.data_dir={data_dir}", f"model.dir={tiny_model_dir}",
-         "source.fps=2", "source.size_px=[240,320]"],
+         "source.fps=2", "source.size_px=[240,320]", *getattr(request, "param", [])],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"},
     )
@@ -149,4 +150,38 @@ def test_override_on_the_station_page_changes_the_verdict(station, browser):
     assert manager.get_attribute(f"#lots tr[data-lot-id='{lot['id']}'] a", "href") == (
         f"/api/v1/lots/{lot['id']}/report.pdf")
     manager.screenshot(path=str(SCREENSHOTS / "qc_manager_page.png"), full_page=True)
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("station", [["api.require_keys=true"]], indirect=True)
+def test_pages_of_a_station_that_needs_keys_for_reads_show_everything_with_a_key(station, browser):
+    base, token = station
+    with pytest.raises(urllib.error.HTTPError, match="401"):
+        _request(f"{base}/api/v1/units?limit=1")
+    lot = _request(f"{base}/api/v1/lots", data={"po": "PO-KEYED", "style": "tee", "lot_size": 20},
+                   token=token)
+    browsing = browser.new_context(viewport={"width": 1280, "height": 1000})  # one localStorage
+    page = browsing.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{base}/")
+    # Without a key the page says what it needs instead of showing an empty line.
+    page.wait_for_function(
+        "document.getElementById('health').textContent.includes('needs an API key')")
+
+    page.fill("#op-key", token)  # kept in localStorage, for the manager page too
+    page.wait_for_selector("#verdict[data-unit-id]", timeout=30_000)
+    page.wait_for_function("document.getElementById('lot').textContent.includes('PO-KEYED')")
+    # The pictures come from keyed routes as well: an <img src> cannot send the key.
+    page.wait_for_function("document.getElementById('latest-img').naturalWidth > 0", timeout=15_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#recent .unit img')].some((i) => i.naturalWidth > 0)")
+    assert "down" not in page.get_attribute("#health", "class")
+
+    manager = browsing.new_page()  # the key typed on the station page, from localStorage
+    manager.on("pageerror", lambda exc: errors.append(str(exc)))
+    manager.goto(f"{base}/manager")
+    manager.wait_for_selector(f"#lots tr[data-lot-id='{lot['id']}']", timeout=15_000)
+    manager.wait_for_selector("#figures b")
+    assert manager.text_content("#error") == ""
     assert not errors, errors

@@ -1,6 +1,7 @@
 """The service as an operator runs it: `python -m qc edge ...` in a subprocess, through REST."""
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -143,7 +144,24 @@ def test_qc_edge_started_elsewhere_finds_the_paths_of_its_config(tmp_path, tiny_
         code = proc.wait(timeout=30)
     assert code == 0, log_path.read_text()
     assert (config_dir / "data" / "qc.db").is_file()
+    assert "reads need no key: the API listens on loopback" in log_path.read_text()
     assert not list(cwd.iterdir())  # nothing written where the station happened to start
+
+
+@pytest.mark.parametrize("host, require_keys, level, words", [
+    ("0.0.0.0", False, "WARNING", "reads are open: anyone who can reach 0.0.0.0:8000"),
+    ("0.0.0.0", "auto", "INFO", "reads need a viewer key (api.host 0.0.0.0 is not loopback"),
+    ("127.0.0.1", True, "INFO", "reads need a viewer key (api.require_keys: true)"),
+    ("127.0.0.1", "auto", "INFO", "reads need no key: the API listens on loopback 127.0.0.1"),
+])
+def test_the_station_says_at_start_who_may_read(caplog, host, require_keys, level, words):
+    from edge.config import ApiConfig
+    from edge.service import log_read_access
+
+    caplog.set_level(logging.INFO, logger="edge")
+    log_read_access(ApiConfig(host=host, require_keys=require_keys))
+    (record,) = caplog.records
+    assert record.levelname == level and words in record.getMessage(), record.getMessage()
 
 
 def test_edge_service_does_not_load_torch():
