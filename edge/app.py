@@ -16,6 +16,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
+from edge.auth import Reader
 from edge.deps import ModelInfo, Services, ServicesDep, StoreDep, get_services
 from edge.pipeline import Pipeline
 from edge.routes import admin, inspect, pages, reports, trigger, units
@@ -240,7 +241,7 @@ def create_app(services: Services, outputs: OutputDispatcher | None = None) -> F
         return health(services, outputs)
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    def metrics(_: Reader) -> Response:  # a scraper sends its key as a bearer token
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", response_class=FileResponse, include_in_schema=False)

@@ -183,8 +183,9 @@ def require(role: str):
 
 
 def read_access(request: Request) -> Principal:
-    """Read routes: open unless ``api.require_keys``; a key that is sent must still be valid."""
-    open_reads = not request.app.state.services.config.api.require_keys
+    """Read routes: open unless ``api.require_keys`` (by default: unless the API listens on a
+    loopback address only); a key that is sent must still be valid."""
+    open_reads = not request.app.state.services.config.api.reads_need_key()
     return _principal(request, "viewer", anonymous_ok=open_reads)
 
 

@@ -7,16 +7,33 @@ Loading does no I/O beyond reading the file; the model dir is resolved when the 
 
 from __future__ import annotations
 
+import ipaddress
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from edge.outputs.config import OutputsConfig
 from edge.triggers.config import FrameTriggerConfig, TriggerConfig
 from qc.decision import VerdictRules
 
-from qc.overrides import ConfigError, apply_overrides, format_validation_error, load_yaml_mapping
+from qc.overrides import (
+    ConfigError,
+    apply_overrides,
+    format_validation_error,
+    load_yaml_mapping,
+    parse_override,
+)
 
 
 class _Strict(BaseModel):
@@ -241,11 +258,24 @@ class StorageConfig(_Strict):
         return f"sqlite:///{self.data_dir / 'qc.db'}"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only takes connections from this machine (127.0.0.0/8, ::1, localhost).
+    Any other name or address, 0.0.0.0 and :: included, may be reached from the network."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything, so not loopback
+        return False
+
+
 class ApiConfig(_Strict):
     host: str = Field("127.0.0.1", description="interface the REST API listens on")
     port: int = Field(8000, ge=0, le=65535, description="TCP port of the REST API")
-    require_keys: bool = Field(
-        False, description="read routes need a viewer key too (mutating routes always need one)"
+    require_keys: bool | Literal["auto"] = Field(
+        "auto", description="read routes (units, images, CSV, PDF, summary, lots, model, /metrics) "
+        "need a viewer key too; mutating routes always need one. auto: yes unless `host` is a "
+        "loopback address; false: reads are open to anyone who can reach the port",
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="origins allowed to call the API from a browser; empty: CORS off"
@@ -256,6 +286,11 @@ class ApiConfig(_Strict):
         description="largest image POST /inspect decodes, in millions of pixels (read from the header "
         "first: a small file can inflate to gigabytes)",
     )
+
+    def reads_need_key(self) -> bool:
+        if self.require_keys == "auto":  # off the loopback, the safe choice is keys
+            return not is_loopback(self.host)
+        return self.require_keys
 
 
 HHMM = r"^([01][0-9]|2[0-3]):(00|15|30|45)$"
@@ -358,6 +393,9 @@ class EdgeConfig(_Strict):
     outputs: OutputsConfig = Field(
         default_factory=OutputsConfig, description="MQTT, webhooks and reject signals; all off by default"
     )
+    # How load_config made each relative path absolute, by dotted key: errors about a path the
+    # user did not write in full (a model dir holds no model) say which folder it was taken from.
+    _relative_paths: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_way_to_name_cameras(self) -> EdgeConfig:
@@ -371,6 +409,11 @@ class EdgeConfig(_Strict):
         if repeated:
             raise ValueError(f"camera ids must be unique; repeated: {', '.join(repeated)}")
         return self
+
+    def how_resolved(self, key: str) -> str | None:
+        """How the relative path at ``key`` (e.g. "model.dir") was made absolute; None if it was
+        written in full or the config was not loaded from a file or overrides."""
+        return self._relative_paths.get(key)
 
     def camera_list(self) -> list[CameraConfig]:
         """The station's cameras: ``cameras``, or ``source`` + ``trigger`` as one named cam-1."""
@@ -390,32 +433,84 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         config = EdgeConfig.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(source, exc)) from exc
-    return resolve_paths(config, Path.cwd())
+    config_file = Path(path).absolute() if path is not None else None
+    return resolve_paths(config, config_file, data, overrides)
 
 
-def resolve_paths(config: EdgeConfig, base: Path) -> EdgeConfig:
-    """Relative paths are relative to ``base`` (the working directory the service starts in)."""
+def resolve_paths(
+    config: EdgeConfig,
+    config_file: Path | None,
+    file_data: Mapping[str, Any] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> EdgeConfig:
+    """Make every relative path of ``config`` absolute, against the folder of where it was written.
 
-    def absolute(p: Path) -> Path:
-        return p if p.is_absolute() else (base / p)
+    A path from the config file, or a default the file leaves as it is, is relative to the file's
+    folder, so a station finds its model and data wherever it is started from (as docker compose
+    and most tools that read a config file do); a path given on the command line is relative to
+    the working directory, as any shell argument is. Without a config file, everything is.
+    ``config.how_resolved(key)`` says afterwards which rule each relative path followed.
+    """
+    cwd = Path.cwd()
+    from_command_line = [tuple(parse_override(text)[0]) for text in overrides]
+    notes: dict[str, str] = {}
 
-    def with_absolute_path(source):
-        if isinstance(source, FolderSourceConfig | VideoSourceConfig):
-            return source.model_copy(update={"path": absolute(source.path)})
-        if isinstance(source, GenicamSourceConfig):
-            return source.model_copy(update={"cti": absolute(source.cti)})
-        return source
+    def absolute(location: tuple[str | int, ...], value: Path) -> Path:
+        if value.is_absolute():
+            return value
+        key, as_written = ".".join(str(part) for part in location), repr(str(value))
+        if any(location[: len(keys)] == keys for keys in from_command_line):
+            base = cwd
+            why = f"{key} {as_written} came from the command line: resolved against the working "
+            why += f"directory {cwd}"
+        elif config_file is None:
+            base = cwd
+            why = f"{key} {as_written} was resolved against the working directory {cwd} "
+            why += "(no config file)"
+        else:
+            base = config_file.parent
+            what = (f"{key} {as_written} in {config_file}" if _holds(file_data or {}, location)
+                    else f"{key} was not set in {config_file}: its default {as_written}")
+            why = f"{what} was resolved against that file's folder {base}"
+        notes[key] = why
+        return Path(os.path.normpath(base / value))  # ../../models/default without the ../..
 
-    cameras = config.cameras
-    if cameras is not None:
-        cameras = [c.model_copy(update={"source": with_absolute_path(c.source)}) for c in cameras]
-    return config.model_copy(
-        update={
-            "source": with_absolute_path(config.source),
-            "cameras": cameras,
-            "model": config.model.model_copy(update={"dir": absolute(config.model.dir)}),
-            "storage": config.storage.model_copy(
-                update={"data_dir": absolute(config.storage.data_dir)}
-            ),
-        }
-    )
+    resolved = _with_absolute_paths(config, (), absolute)
+    resolved._relative_paths = notes
+    return resolved
+
+
+def _with_absolute_paths(model: BaseModel, location: tuple[str | int, ...], absolute) -> BaseModel:
+    """A copy of ``model`` with each Path field, at any depth and in lists, passed through
+    ``absolute(location, path)``; walking the fields finds every path, also ones added later."""
+
+    def converted(value, where: tuple[str | int, ...]):
+        if isinstance(value, Path):
+            return absolute(where, value)
+        if isinstance(value, BaseModel):
+            return _with_absolute_paths(value, where, absolute)
+        if isinstance(value, list):
+            items = [converted(item, (*where, i)) for i, item in enumerate(value)]
+            return value if all(a is b for a, b in zip(items, value)) else items
+        return value
+
+    update = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        new = converted(value, (*location, name))
+        if new is not value:
+            update[name] = new
+    return model.model_copy(update=update) if update else model
+
+
+def _holds(data: Mapping[str, Any], location: tuple[str | int, ...]) -> bool:
+    """Whether the raw YAML mapping sets the value at ``location`` (keys and list indexes)."""
+    node: Any = data
+    for part in location:
+        if isinstance(part, int) and isinstance(node, list) and part < len(node):
+            node = node[part]
+        elif isinstance(part, str) and isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
+            return False
+    return True

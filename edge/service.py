@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from edge.app import ModelInfo, Services, create_app
-from edge.config import CameraConfig, EdgeConfig, load_config
+from edge.config import ApiConfig, CameraConfig, EdgeConfig, is_loopback, load_config
 from edge.outputs.dispatcher import OutputDispatcher, StationInfo, build_outputs
 from edge.pipeline import Pipeline
 from edge.retention import start_retention
@@ -34,9 +34,16 @@ def build_services(config: EdgeConfig, outputs: OutputDispatcher | None = None) 
 
     ``outputs``: where stored units go besides the database (its on_unit is the pipeline's hook).
     """
+    from qc.card import ModelRefused
     from qc.inference import Inferencer
 
-    inferencer = Inferencer(config.model.dir, threads=config.pipeline.inference_threads)
+    try:
+        inferencer = Inferencer(config.model.dir, threads=config.pipeline.inference_threads)
+    except ModelRefused as exc:
+        how = config.how_resolved("model.dir")  # which folder a relative model.dir was taken from
+        if how is None:
+            raise
+        raise ModelRefused(f"{exc}; {how}") from exc
     storage = config.storage
     store = UnitStore(
         storage.resolved_database_url(),
@@ -88,6 +95,23 @@ def build_pipeline(
     )
 
 
+def log_read_access(api: ApiConfig) -> None:
+    """Say at start who may read the station's units, images and reports, warning when anyone on
+    the network may (keys are for the routes that change things in any case)."""
+    where = f"{api.host}:{api.port}"
+    if api.reads_need_key():
+        why = ("api.require_keys: true" if api.require_keys is True else
+               f"api.host {api.host} is not loopback; api.require_keys: false opens them")
+        log.info("reads need a viewer key (%s); make one with `qc keys create NAME`", why)
+    elif is_loopback(api.host):
+        log.info("reads need no key: the API listens on loopback %s only", where)
+    else:
+        log.warning(
+            "reads are open: anyone who can reach %s reads units, images, reports and /metrics "
+            "without a key (api.require_keys: false); remove it to require viewer keys", where,
+        )
+
+
 def run_edge(config_path: Path, overrides: list[str]) -> int:
     """Serve until SIGINT/SIGTERM, then drain the queue and return 0; EXIT_UNITS_NOT_STORED when
     decided units could not be stored (the log says how many), 1 when the API could not start.
@@ -131,6 +155,7 @@ def run_edge(config_path: Path, overrides: list[str]) -> int:
         config.api.host,
         config.api.port,
     )
+    log_read_access(config.api)
     retention = start_retention(config.storage.retention, services.store)
     try:
         server.run()

@@ -260,9 +260,22 @@ def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_OK
 
 
+DEFAULT_STATION_DATABASE = "sqlite:///var/qc.db"  # make run's station, from the repository root
+
+
 def cmd_keys(args: argparse.Namespace, argv: list[str]) -> int:
     from edge.auth import keys_command
 
+    if args.config is not None:  # the database that station opens, its data_dir resolved alike
+        from edge.config import load_config
+        from qc.overrides import ConfigError
+
+        try:
+            args.database_url = load_config(args.config).storage.resolved_database_url()
+        except ConfigError as exc:
+            raise UserError(str(exc)) from exc
+    elif args.database_url is None:
+        args.database_url = DEFAULT_STATION_DATABASE
     return keys_command(args)
 
 
@@ -411,10 +424,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("keys", help="manage a station's API keys (viewer, operator, admin)")
     keys = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     database = argparse.ArgumentParser(add_help=False)
-    database.add_argument(
+    station = database.add_mutually_exclusive_group()
+    station.add_argument(
         "--database-url",
-        default="sqlite:///var/qc.db",
-        help="the station database (default: sqlite:///var/qc.db, the default station's)",
+        help=f"the station database (default: {DEFAULT_STATION_DATABASE}, the default station's "
+        "when run from the repository root)",
+    )
+    station.add_argument(
+        "--config", type=Path, help="the station's config (as for qc edge): the database it opens"
     )
     k = keys.add_parser("create", parents=[database], help="make a key and print its token once")
     k.add_argument("name")

@@ -4,6 +4,7 @@ overrides it with their key, and the API then reports the operator's verdict."""
 import subprocess
 import sys
 import time
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -26,12 +27,13 @@ def _make_key(data_dir: Path, name: str, role: str) -> str:
 
 
 @pytest.fixture
-def station(tmp_path, start_station):
-    """A running `qc edge` with the simulated line; yields (base URL, operator token)."""
+def station(request, tmp_path, start_station):
+    """A running `qc edge` with the simulated line; yields (base URL, operator token). Parametrized
+    indirectly, its param is a list of further key=value overrides."""
     data_dir = tmp_path / "var"
     data_dir.mkdir()
     token = _make_key(data_dir, "op", "operator")
-    return start_station(data_dir), token
+    return start_station(data_dir, *getattr(request, "param", [])), token
 
 
 def test_override_on_the_station_page_changes_the_verdict(station, pages, screenshots):
@@ -79,3 +81,32 @@ def test_override_on_the_station_page_changes_the_verdict(station, pages, screen
     assert manager.get_attribute(f"#lots tr[data-lot-id='{lot['id']}'] a", "href") == (
         f"/api/v1/lots/{lot['id']}/report.pdf")
     manager.screenshot(path=str(screenshots / "qc_manager_page.png"), full_page=True)
+
+
+@pytest.mark.parametrize("station", [["api.require_keys=true"]], indirect=True)
+def test_pages_of_a_station_that_needs_keys_for_reads_show_everything_with_a_key(station, pages):
+    base, token = station
+    with pytest.raises(urllib.error.HTTPError, match="401"):
+        api_request(f"{base}/api/v1/units?limit=1")
+    lot = api_request(f"{base}/api/v1/lots", data={"po": "PO-KEYED", "style": "tee", "lot_size": 20},
+                      token=token)
+    pages.expect_console_error("status of 401")  # the page's reads before a key is typed
+    page = pages.open(f"{base}/", height=1000)
+    # Without a key the page says what it needs instead of showing an empty line.
+    page.wait_for_function(
+        "document.getElementById('health').textContent.includes('needs an API key')")
+
+    page.fill("#op-key", token)  # kept in localStorage, for the manager page too
+    page.wait_for_selector("#verdict[data-unit-id]", timeout=30_000)
+    page.wait_for_function("document.getElementById('lot').textContent.includes('PO-KEYED')")
+    # The pictures come from keyed routes as well: an <img src> cannot send the key.
+    page.wait_for_function("document.getElementById('latest-img').naturalWidth > 0", timeout=15_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#recent .unit img')].some((i) => i.naturalWidth > 0)")
+    assert "down" not in page.get_attribute("#health", "class")
+
+    manager = page.context.new_page()  # same context: the key typed above, from localStorage
+    manager.goto(f"{base}/manager")
+    manager.wait_for_selector(f"#lots tr[data-lot-id='{lot['id']}']", timeout=15_000)
+    manager.wait_for_selector("#figures b")
+    assert manager.text_content("#error") == ""

@@ -53,6 +53,61 @@ def test_reads_need_a_viewer_key_when_configured(make_client, add_unit, auth):
         assert client.get(path, headers=auth["viewer"]).status_code == 200, path
 
 
+# Open to anyone: liveness probes, the pages (their data comes from keyed routes), and the API's
+# description, which is the same for every station (the pages link to it).
+OPEN_ROUTES = {"/healthz", "/", "/manager", "/docs", "/docs/oauth2-redirect", "/redoc",
+               "/openapi.json"}
+
+
+def _read_routes(client, unit_id: str, lot_id: int) -> list[str]:
+    """Every GET route the API describes, and /metrics, not open by design, with ids filled in."""
+    schema = client.get("/openapi.json").json()
+    paths = {p for p, methods in schema["paths"].items() if "get" in methods} | {"/metrics"}
+    return sorted(p.replace("{unit_id}", unit_id).replace("{lot_id}", str(lot_id))
+                  for p in paths - OPEN_ROUTES)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "station.local"])
+def test_a_station_on_a_network_address_needs_keys_for_reads_by_default(
+        host, make_client, add_unit, auth):
+    client = make_client(EdgeConfig.model_validate({"api": {"host": host}}))
+    unit = add_unit(T0)
+    lot = client.post("/api/v1/lots", json={"po": "P", "style": "S", "lot_size": 9},
+                      headers=auth["operator"]).json()
+    reads = _read_routes(client, unit.id, lot["id"])
+    assert "/metrics" in reads and "/api/v1/model" in reads and "/api/v1/units.csv" in reads
+    for path in reads:
+        res = client.get(path)
+        assert res.status_code == 401, path
+        assert "qc keys create" in res.json()["detail"], path
+        assert client.get(path, headers=auth["viewer"]).status_code != 401, path
+    for path in ("/healthz", "/", "/manager", "/docs", "/openapi.json"):
+        assert client.get(path).status_code == 200, path
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.1.1", "localhost", "::1"])
+def test_a_loopback_station_serves_reads_without_a_key(host, make_client, add_unit):
+    client = make_client(EdgeConfig.model_validate({"api": {"host": host}}))
+    unit = add_unit(T0)
+    for path in ("/api/v1/units", f"/api/v1/units/{unit.id}/image.jpg", "/metrics"):
+        assert client.get(path).status_code == 200, path
+
+
+def test_the_config_decides_in_so_many_words(make_client, add_unit, auth):
+    unit = add_unit(T0)
+    opened = make_client(EdgeConfig.model_validate({"api": {"host": "0.0.0.0",
+                                                            "require_keys": False}}))
+    keyed = make_client(EdgeConfig.model_validate({"api": {"host": "127.0.0.1",
+                                                           "require_keys": True}}))
+    for path in ("/api/v1/units", f"/api/v1/units/{unit.id}/overlay.png", "/metrics"):
+        assert opened.get(path).status_code == 200, path
+        assert keyed.get(path).status_code == 401, path
+        assert keyed.get(path, headers=auth["viewer"]).status_code == 200, path
+    assert EdgeConfig().api.require_keys == "auto"
+    with pytest.raises(ValueError, match="require_keys"):
+        EdgeConfig.model_validate({"api": {"require_keys": "sometimes"}})
+
+
 def test_tokens_are_stored_hashed_with_a_salt_per_key(store):
     tokens = [store.keys.create("a", "viewer"), store.keys.create("b", "viewer")]
     with store.engine.connect() as conn:

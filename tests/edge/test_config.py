@@ -16,10 +16,11 @@ def test_default_yaml_loads_and_matches_model_defaults(monkeypatch, tmp_path):
     assert isinstance(config.source, SimulatedSourceConfig)
     assert config.source.size_px == (480, 640)
     assert config.api.port == 8000
-    # Relative paths resolve against the working directory.
-    assert config.storage.data_dir == tmp_path / "var"
-    assert config.model.dir == tmp_path / "models" / "default"
-    assert config.storage.resolved_database_url() == f"sqlite:///{tmp_path / 'var' / 'qc.db'}"
+    # Its relative paths are written against its own folder (configs/edge/): whatever folder the
+    # station starts in, they are the repository's models/default and var/, as for `make run`.
+    assert config.storage.data_dir == REPO / "var"
+    assert config.model.dir == REPO / "models" / "default"
+    assert config.storage.resolved_database_url() == f"sqlite:///{REPO / 'var' / 'qc.db'}"
     bare = EdgeConfig()
     assert bare.model_dump(exclude={"storage", "model"}) == config.model_dump(
         exclude={"storage", "model"}
@@ -73,3 +74,75 @@ def test_every_shipped_edge_config_loads(path):
     config = load_config(path)
     expected = {"default": "simulated", "cameras": "simulated"}.get(path.stem, path.stem)
     assert config.camera_list()[0].source.type == expected
+
+
+STATION_YAML = """\
+model: {dir: models/line-2}
+storage: {data_dir: data}
+cameras:
+  - id: top
+    source: {type: folder, path: shots}
+  - id: side
+    source: {type: genicam, cti: sdk/producer.cti}
+outputs:
+  mqtt: {enabled: true, tls: {ca_file: certs/ca.pem}}
+"""
+
+
+def _station_elsewhere(monkeypatch, tmp_path) -> Path:
+    """A config in tmp_path/etc/qc/, and a working directory that is another folder."""
+    config_dir = tmp_path / "etc" / "qc"
+    config_dir.mkdir(parents=True)
+    (config_dir / "station.yaml").write_text(STATION_YAML)
+    elsewhere = tmp_path / "home" / "op"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    return config_dir
+
+
+def test_relative_paths_in_a_config_file_resolve_against_its_folder(monkeypatch, tmp_path):
+    config_dir = _station_elsewhere(monkeypatch, tmp_path)
+    config = load_config(config_dir / "station.yaml")
+    assert config.model.dir == config_dir / "models" / "line-2"
+    assert config.storage.data_dir == config_dir / "data"
+    top, side = config.camera_list()
+    assert top.source.path == config_dir / "shots"
+    assert side.source.cti == config_dir / "sdk" / "producer.cti"
+    assert config.outputs.mqtt.tls.ca_file == config_dir / "certs" / "ca.pem"
+    # A path the file leaves out is the station's too: its default, under the config's folder.
+    (config_dir / "bare.yaml").write_text("station: {id: s2}\n")
+    bare = load_config(config_dir / "bare.yaml")
+    assert bare.model.dir == config_dir / "models" / "default"
+    assert bare.storage.data_dir == config_dir / "var"
+    # The same file named by a relative path from another folder gives the same station.
+    monkeypatch.chdir(tmp_path / "etc")
+    assert load_config(Path("qc") / "station.yaml").model.dir == config_dir / "models" / "line-2"
+
+
+def test_command_line_paths_resolve_against_the_working_directory(monkeypatch, tmp_path):
+    config_dir = _station_elsewhere(monkeypatch, tmp_path)
+    config = load_config(
+        config_dir / "station.yaml",
+        ["storage.data_dir=var", "cameras=[{id: top, source: {type: folder, path: shots}}]"],
+    )
+    assert config.storage.data_dir == Path.cwd() / "var"
+    assert config.camera_list()[0].source.path == Path.cwd() / "shots"
+    assert config.model.dir == config_dir / "models" / "line-2"  # not overridden: the file's folder
+    # No config file: every relative path, written or default, is the working directory's.
+    alone = load_config(None, ["model.dir=m"])
+    assert alone.model.dir == Path.cwd() / "m" and alone.storage.data_dir == Path.cwd() / "var"
+
+
+def test_the_config_says_how_each_relative_path_was_resolved(monkeypatch, tmp_path):
+    config_dir = _station_elsewhere(monkeypatch, tmp_path)
+    config = load_config(config_dir / "station.yaml", ["storage.data_dir=var"])
+    note = config.how_resolved("model.dir")
+    assert "'models/line-2'" in note and str(config_dir / "station.yaml") in note
+    assert f"folder {config_dir}" in note
+    assert "command line" in config.how_resolved("storage.data_dir")
+    assert str(Path.cwd()) in config.how_resolved("storage.data_dir")
+    (config_dir / "bare.yaml").write_text("station: {id: s2}\n")
+    note = load_config(config_dir / "bare.yaml").how_resolved("model.dir")
+    assert "not set" in note and "'models/default'" in note and str(config_dir) in note
+    absolute = load_config(config_dir / "station.yaml", [f"model.dir={tmp_path}"])
+    assert absolute.how_resolved("model.dir") is None  # nothing to explain: written in full

@@ -23,3 +23,25 @@ def test_keys_create_list_revoke(tmp_path):
     assert qc("keys", "revoke", "alice", "--database-url", url).returncode == 0
     assert "revoked" in qc("keys", "list", "--database-url", url).stdout
     assert qc("keys", "revoke", "bob", "--database-url", url).returncode == 2
+
+
+def test_keys_go_to_the_database_of_the_station_config(tmp_path):
+    from edge.auth import KeyStore
+    from edge.store import open_engine
+
+    config_dir = tmp_path / "etc" / "qc"
+    config_dir.mkdir(parents=True)
+    (config_dir / "station.yaml").write_text("storage: {data_dir: data}\n")
+    station = str(config_dir / "station.yaml")
+    created = qc("keys", "create", "alice", "--role", "operator", "--config", station)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    engine = open_engine(f"sqlite:///{config_dir / 'data' / 'qc.db'}")  # where that station looks
+    try:
+        assert KeyStore(engine).verify(token).name == "alice"
+    finally:
+        engine.dispose()
+    both = qc("keys", "list", "--config", station, "--database-url", "sqlite://")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    bad = qc("keys", "list", "--config", str(tmp_path / "nope.yaml"))
+    assert bad.returncode == 2 and "cannot read config" in bad.stderr

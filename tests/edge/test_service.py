@@ -1,7 +1,9 @@
 """The service as an operator runs it: `python -m qc edge ...` in a subprocess, through REST."""
 
 import json
+import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -91,6 +93,75 @@ def test_bad_config_exits_2_naming_the_key(tmp_path):
     )
     assert res.returncode == 2
     assert "api.prot: unknown key" in res.stderr
+
+
+def _elsewhere(tmp_path, station_yaml: str) -> tuple[Path, Path, dict]:
+    """A station config in tmp_path/etc/qc/, a working directory in tmp_path/home/op, and an
+    environment that still imports this checkout's code from there."""
+    config_dir = tmp_path / "etc" / "qc"
+    config_dir.mkdir(parents=True)
+    (config_dir / "station.yaml").write_text(station_yaml)
+    cwd = tmp_path / "home" / "op"
+    cwd.mkdir(parents=True)
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONPATH": path}
+    return config_dir, cwd, env
+
+
+def test_a_missing_model_names_the_folder_searched_and_why(tmp_path):
+    config_dir, cwd, env = _elsewhere(tmp_path, "storage: {data_dir: data}\n")  # model.dir: default
+    res = subprocess.run(
+        [sys.executable, "-m", "qc", "edge", "--config", str(config_dir / "station.yaml")],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert res.returncode == 2, res.stderr
+    assert f"model refused: {config_dir / 'models' / 'default'} holds no model" in res.stderr
+    assert (f"model.dir was not set in {config_dir / 'station.yaml'}: its default 'models/default' "
+            f"was resolved against that file's folder {config_dir}") in res.stderr
+    assert str(cwd) not in res.stderr
+
+
+@pytest.mark.slow
+def test_qc_edge_started_elsewhere_finds_the_paths_of_its_config(tmp_path, tiny_model_dir):
+    port = _free_port()
+    config_dir, cwd, env = _elsewhere(
+        tmp_path,
+        "model: {dir: models/dark}\nstorage: {data_dir: data}\n"
+        f"source: {{type: simulated, fps: 10, size_px: [120, 160]}}\napi: {{port: {port}}}\n",
+    )
+    shutil.copytree(tiny_model_dir, config_dir / "models" / "dark")
+    log_path = tmp_path / "edge.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(  # the config named relative to the working directory
+            [sys.executable, "-m", "qc", "edge", "--config", "../../etc/qc/station.yaml"],
+            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        health = _wait_units(proc, f"http://127.0.0.1:{port}", 2, log_path)
+        assert health["model"]["dir"] == str(config_dir / "models" / "dark"), health["model"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    assert code == 0, log_path.read_text()
+    assert (config_dir / "data" / "qc.db").is_file()
+    assert "reads need no key: the API listens on loopback" in log_path.read_text()
+    assert not list(cwd.iterdir())  # nothing written where the station happened to start
+
+
+@pytest.mark.parametrize("host, require_keys, level, words", [
+    ("0.0.0.0", False, "WARNING", "reads are open: anyone who can reach 0.0.0.0:8000"),
+    ("0.0.0.0", "auto", "INFO", "reads need a viewer key (api.host 0.0.0.0 is not loopback"),
+    ("127.0.0.1", True, "INFO", "reads need a viewer key (api.require_keys: true)"),
+    ("127.0.0.1", "auto", "INFO", "reads need no key: the API listens on loopback 127.0.0.1"),
+])
+def test_the_station_says_at_start_who_may_read(caplog, host, require_keys, level, words):
+    from edge.config import ApiConfig
+    from edge.service import log_read_access
+
+    caplog.set_level(logging.INFO, logger="edge")
+    log_read_access(ApiConfig(host=host, require_keys=require_keys))
+    (record,) = caplog.records
+    assert record.levelname == level and words in record.getMessage(), record.getMessage()
 
 
 def test_edge_service_does_not_load_torch():

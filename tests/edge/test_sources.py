@@ -243,4 +243,4 @@ def test_source_configs_are_validated(tmp_path):
     with pytest.raises(ConfigError, match=r"source\.folder\.fsp: unknown key"):
         load_config(yaml)
     yaml.write_text("source:\n  type: video\n  path: clips/line.avi\n")
-    assert load_config(yaml).source.path == Path.cwd() / "clips" / "line.avi"
+    assert load_config(yaml).source.path == tmp_path / "clips" / "line.avi"  # the file's folder
