@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import tracemalloc
 import zlib
 
 import cv2
@@ -61,6 +62,23 @@ def test_a_decompression_bomb_is_413_before_decoding(client):
     assert res.status_code == 413, res.text
     detail = res.json()["detail"]
     assert "4000 x 4000" in detail and "16.0 megapixels" in detail and "max_upload_megapixels" in detail
+
+
+def test_an_inspection_costs_a_few_bytes_per_pixel(make_client, tiny_model_dir):
+    """A PNG of zeros, the issue's 47 kB bomb scaled down: all padding, the costliest path. It
+    took ~37 bytes a pixel (every tile and tile map at once, several float copies of the image in
+    the post-processing and the pictures); the decoded image, heatmap and pictures need ~15."""
+    config = EdgeConfig.model_validate({"api": {"max_upload_megapixels": 4}})
+    client = make_client(config, inferencer=Inferencer(tiny_model_dir, threads=1))
+    side = 1500
+    tracemalloc.start()
+    try:
+        res = client.post("/api/v1/inspect", files={"image": ("zeros.png", png_bomb(side, side))})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert res.status_code == 200 and res.json()["image_size_px"] == [side, side]
+    assert peak / side**2 < 17
 
 
 def test_a_large_jpeg_is_413_and_one_under_the_limit_is_inspected(client):
