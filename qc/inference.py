@@ -13,7 +13,7 @@ from qc.card import ModelCard, ModelRefused, verify_files
 from qc.contract import INPUT_NAME, OUTPUT_NAMES
 from qc.imageio import to_rgb_uint8
 from qc.postprocess import postprocess
-from qc.tiling import Blender, TileGrid
+from qc.tiling import Blender, TileGrid, min_side_px
 
 log = logging.getLogger("qc.inference")
 
@@ -123,6 +123,11 @@ class Inferencer:
     @property
     def version(self) -> str:
         return self.card.version
+
+    @property
+    def min_side_px(self) -> int:
+        """The smallest image side this model's tiles make sense of (qc.tiling.min_side_px)."""
+        return min_side_px(self.card.tiling.tile_px)
 
     def _check_contract(self) -> None:
         inputs = self._session.get_inputs()

@@ -30,6 +30,16 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts
 
 
+def min_side_px(tile: int) -> int:
+    """The smallest image side worth inspecting with ``tile`` px tiles: half a tile.
+
+    A smaller image is mirror-padded up to a tile (:meth:`TileGrid.pad`) with more than one
+    reflection per side, so most of what the network sees are mirrored copies of a few pixels
+    and their seams, not fabric. (The default model's 128 px half tile is also its training crop.)
+    """
+    return (tile + 1) // 2
+
+
 def _window_1d(tile: int, overlap: int) -> np.ndarray:
     ramp = max(1, overlap // 2)
     idx = np.arange(tile, dtype=np.float32)

@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 from edge.auth import Reader
 from edge.deps import ServicesDep
 from edge.files import encode_image
-from edge.image_header import FORMATS, read_header
+from edge.image_header import FORMATS, ImageHeader, read_header
 from edge.schemas import InspectOut
 from qc.decision import decide
 from qc.imageio import ImageReadError, to_rgb_uint8
@@ -45,18 +45,30 @@ def not_an_image(name: str, content_type: str | None, size: int) -> HTTPExceptio
     )
 
 
-def check_pixels(data: bytes, name: str, content_type: str | None, max_megapixels: float) -> None:
-    """413 for an image over the pixel limit, read from its header before any decoding."""
+def check_size(data: bytes, name: str, content_type: str | None, max_megapixels: float, inferencer) -> None:
+    """From the image's header, before any decoding: 413 over the pixel limit, 422 for an image
+    too small for the model to make sense of (qc.tiling.min_side_px)."""
     header = read_header(data)
     if header is None:
         raise not_an_image(name, content_type, len(data))
     if header.pixels > max_megapixels * 1_000_000:
         raise HTTPException(
             413,
-            detail=f"upload {name!r} is a {header.format} of {header.width} x {header.height} pixels "
-            f"({header.pixels / 1e6:.1f} megapixels); the limit is {max_megapixels:g} megapixels "
-            "(api.max_upload_megapixels)",
+            detail=f"upload {name!r} is {_described(header)} ({header.pixels / 1e6:.1f} megapixels); "
+            f"the limit is {max_megapixels:g} megapixels (api.max_upload_megapixels)",
         )
+    if min(header.width, header.height) < inferencer.min_side_px:
+        raise HTTPException(
+            422,
+            detail=f"upload {name!r} is {_described(header)}, too small to inspect: model "
+            f"{inferencer.name} {inferencer.version} cuts {inferencer.card.tiling.tile_px} px tiles "
+            f"and needs at least {inferencer.min_side_px} px a side (half a tile; a smaller image "
+            "would be mostly mirrored padding)",
+        )
+
+
+def _described(header: ImageHeader) -> str:
+    return f"a {header.format} of {header.width} x {header.height} pixels"
 
 
 def decode_upload(data: bytes, name: str, content_type: str | None) -> np.ndarray:
@@ -105,7 +117,8 @@ async def inspect(request: Request, services: ServicesDep, _: Reader) -> dict[st
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit + 64 * 1024:
         raise too_large  # refused before the body is read
-    if services.inspector() is None:
+    inferencer = services.inspector()
+    if inferencer is None:
         raise HTTPException(503, detail="no model loaded on this station")
     form = await request.form(max_files=1, max_fields=8)
     try:
@@ -118,7 +131,7 @@ async def inspect(request: Request, services: ServicesDep, _: Reader) -> dict[st
         if len(data) > limit:
             raise too_large
         name = upload.filename or "image"
-        check_pixels(data, name, upload.content_type, services.config.api.max_upload_megapixels)
+        check_size(data, name, upload.content_type, services.config.api.max_upload_megapixels, inferencer)
         image = decode_upload(data, name, upload.content_type)
     finally:
         await form.close()

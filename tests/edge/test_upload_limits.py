@@ -1,4 +1,5 @@
-"""POST /inspect pixel limit: image headers read without decoding, decompression bombs refused."""
+"""POST /inspect limits: image headers read without decoding (decompression bombs refused), images
+too small to inspect refused."""
 
 from __future__ import annotations
 
@@ -94,3 +95,21 @@ def test_an_unknown_format_is_422_naming_the_formats(client):
     pgm = cv2.imencode(".pgm", np.zeros((8, 8), np.uint8))[1].tobytes()
     res = client.post("/api/v1/inspect", files={"image": ("a.pgm", pgm, "image/x-portable-graymap")})
     assert res.status_code == 422 and "PNG, JPEG, BMP, TIFF, WebP" in res.json()["detail"]
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (3, 5), (8, 8), (31, 400)])
+def test_images_too_small_to_inspect_are_422(client, height, width):
+    """The tiny model cuts 64 px tiles: under 32 px a side, the tile is mostly mirrored copies."""
+    small = cv2.imencode(".png", np.full((height, width, 3), 200, np.uint8))[1].tobytes()
+    res = client.post("/api/v1/inspect", files={"image": ("small.png", small, "image/png")})
+    assert res.status_code == 422, res.text
+    detail = res.json()["detail"]
+    assert f"{width} x {height} pixels" in detail and "at least 32 px a side" in detail
+    assert "64 px tiles" in detail
+
+
+def test_the_smallest_inspectable_image_is_half_a_tile(client, tiny_model_dir):
+    assert Inferencer(tiny_model_dir).min_side_px == 32
+    edge = cv2.imencode(".png", np.full((32, 400, 3), 200, np.uint8))[1].tobytes()
+    res = client.post("/api/v1/inspect", files={"image": ("edge.png", edge, "image/png")})
+    assert res.status_code == 200 and res.json()["verdict"] == "pass"
