@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
 from typing import Any
 
 import cv2
@@ -10,6 +11,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from edge.auth import Reader
 from edge.deps import ServicesDep
@@ -21,6 +23,7 @@ from qc.imageio import ImageReadError, to_rgb_uint8
 from qc.render import heatmap_to_rgb, overlay
 
 router = APIRouter(prefix="/api/v1", tags=["inspect"])
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the image's bytes
 MULTIPART_BODY = {
     "requestBody": {
         "required": True,
@@ -71,6 +74,36 @@ def _described(header: ImageHeader) -> str:
     return f"a {header.format} of {header.width} x {header.height} pixels"
 
 
+async def read_image_field(request: Request, max_body: int, too_large: HTTPException) -> UploadFile:
+    """The multipart file field ``image``. The body is counted as it arrives and reading stops once
+    it passes ``max_body`` (413): a chunked upload has no Content-Length to refuse up front, and
+    the parser would otherwise spool all of it to a temporary file first."""
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise no_image_field()
+
+    async def counted() -> AsyncIterator[bytes]:
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_body:
+                raise too_large  # the parser closes (and so deletes) its temporary file
+            yield chunk
+
+    try:
+        form = await MultiPartParser(request.headers, counted(), max_files=1, max_fields=8).parse()
+    except MultiPartException as exc:
+        raise HTTPException(400, detail=exc.message) from exc
+    upload = form.get("image")
+    if not isinstance(upload, UploadFile):
+        await form.close()
+        raise no_image_field()
+    return upload
+
+
+def no_image_field() -> HTTPException:
+    return HTTPException(422, detail="send the image as a multipart/form-data file field named 'image'")
+
+
 def decode_upload(data: bytes, name: str, content_type: str | None) -> np.ndarray:
     """uint8 RGB, or 422 naming what was sent."""
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
@@ -112,27 +145,23 @@ def inspect_image(services, image: np.ndarray) -> dict[str, Any]:
 @router.post("/inspect", response_model=InspectOut, openapi_extra=MULTIPART_BODY)
 async def inspect(request: Request, services: ServicesDep, _: Reader) -> dict[str, Any]:
     """Upload one image as multipart field ``image``; the unit is inspected, not stored."""
-    limit = int(services.config.api.max_upload_mb * 1024 * 1024)
-    too_large = HTTPException(413, detail=f"upload larger than {services.config.api.max_upload_mb:g} MB")
+    api = services.config.api
+    limit = int(api.max_upload_mb * 1024 * 1024)
+    too_large = HTTPException(413, detail=f"upload larger than {api.max_upload_mb:g} MB")
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit + 64 * 1024:
+    if length is not None and length.isdigit() and int(length) > limit + MULTIPART_OVERHEAD:
         raise too_large  # refused before the body is read
     inferencer = services.inspector()
     if inferencer is None:
         raise HTTPException(503, detail="no model loaded on this station")
-    form = await request.form(max_files=1, max_fields=8)
+    upload = await read_image_field(request, limit + MULTIPART_OVERHEAD, too_large)
     try:
-        upload = form.get("image")
-        if not isinstance(upload, UploadFile):
-            raise HTTPException(
-                422, detail="send the image as a multipart/form-data file field named 'image'"
-            )
         data = await upload.read(limit + 1)
-        if len(data) > limit:
-            raise too_large
-        name = upload.filename or "image"
-        check_size(data, name, upload.content_type, services.config.api.max_upload_megapixels, inferencer)
-        image = decode_upload(data, name, upload.content_type)
     finally:
-        await form.close()
+        await upload.close()
+    if len(data) > limit:
+        raise too_large
+    name = upload.filename or "image"
+    check_size(data, name, upload.content_type, api.max_upload_megapixels, inferencer)
+    image = decode_upload(data, name, upload.content_type)
     return await run_in_threadpool(inspect_image, services, image)

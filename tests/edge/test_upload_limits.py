@@ -1,13 +1,15 @@
-"""POST /inspect limits: image headers read without decoding (decompression bombs refused), images
-too small to inspect refused."""
+"""POST /inspect limits: image headers read without decoding (decompression bombs refused), bodies
+counted as they arrive, images too small to inspect refused."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import tracemalloc
 import zlib
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 
@@ -95,6 +97,39 @@ def test_an_unknown_format_is_422_naming_the_formats(client):
     pgm = cv2.imencode(".pgm", np.zeros((8, 8), np.uint8))[1].tobytes()
     res = client.post("/api/v1/inspect", files={"image": ("a.pgm", pgm, "image/x-portable-graymap")})
     assert res.status_code == 422 and "PNG, JPEG, BMP, TIFF, WebP" in res.json()["detail"]
+
+
+def test_a_chunked_upload_is_cut_off_at_the_limit(client):
+    """No Content-Length, so nothing to refuse up front: the body is counted as it arrives and
+    reading stops just past the 1 MB limit, rather than 30 MB spooled to a temporary file first."""
+    boundary = "qc-test-boundary"
+    chunk = bytes(64 * 1024)
+    sent = 0
+
+    async def body():
+        nonlocal sent
+        yield (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="big.png"'
+               "\r\nContent-Type: image/png\r\n\r\n").encode()
+        for _ in range(30 * 16):  # 30 MB
+            sent += len(chunk)
+            yield chunk
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    async def post() -> httpx.Response:
+        # httpx's ASGI transport hands the app each chunk only when the app asks for the next one
+        # (the TestClient reads the whole body first), so `sent` counts what the server consumed.
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://station") as http:
+            return await http.post(
+                "/api/v1/inspect", content=body(),
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            )
+
+    res = asyncio.run(post())
+    assert res.request.headers["transfer-encoding"] == "chunked"
+    assert "content-length" not in res.request.headers
+    assert res.status_code == 413 and "1 MB" in res.json()["detail"]
+    assert sent <= 1024 * 1024 + 3 * len(chunk)
 
 
 @pytest.mark.parametrize("height, width", [(1, 1), (3, 5), (8, 8), (31, 400)])
