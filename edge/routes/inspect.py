@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -163,5 +164,21 @@ async def inspect(request: Request, services: ServicesDep, _: Reader) -> dict[st
         raise too_large
     name = upload.filename or "image"
     check_size(data, name, upload.content_type, api.max_upload_megapixels, inferencer)
-    image = decode_upload(data, name, upload.content_type)
-    return await run_in_threadpool(inspect_image, services, image)
+    slots = request.app.state.inspection_slots
+    if not slots.try_take():
+        raise HTTPException(
+            503,
+            detail=f"the station is inspecting {slots.limit} upload(s) already, its limit "
+            "(api.max_concurrent_inspections); try again shortly",
+            headers={"Retry-After": str(slots.retry_after_s())},
+        )
+    started = time.monotonic()
+    try:
+        # Decoding a large image takes seconds: in a worker thread, like the inspection, so the
+        # event loop keeps answering. If the client goes away, the await still waits for the
+        # thread to finish (anyio's default), so the slot is never given back early.
+        return await run_in_threadpool(
+            lambda: inspect_image(services, decode_upload(data, name, upload.content_type))
+        )
+    finally:
+        slots.give_back(time.monotonic() - started)

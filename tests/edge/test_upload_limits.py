@@ -1,12 +1,14 @@
 """POST /inspect limits: image headers read without decoding (decompression bombs refused), bodies
-counted as they arrive, images too small to inspect refused."""
+counted as they arrive, images too small to inspect refused, inspections at once bounded."""
 
 from __future__ import annotations
 
 import asyncio
 import struct
+import threading
 import tracemalloc
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import httpx
@@ -84,6 +86,14 @@ def test_an_inspection_costs_a_few_bytes_per_pixel(make_client, tiny_model_dir):
     assert peak / side**2 < 17
 
 
+def test_the_default_pixel_limit_suits_a_small_station(make_client, tiny_model_dir):
+    """At ~18 bytes a pixel, 24 MP (a 6000 x 4000 photo) holds ~0.45 GB while it is inspected; the
+    old 50 MP default let a 47 kB PNG take 2.4 GB for 55 s on a 2-core station."""
+    client = make_client(inferencer=Inferencer(tiny_model_dir, threads=1))  # the default config
+    res = client.post("/api/v1/inspect", files={"image": ("bomb.png", png_bomb(5000, 5000))})
+    assert res.status_code == 413 and "the limit is 24 megapixels" in res.json()["detail"]
+
+
 def test_a_large_jpeg_is_413_and_one_under_the_limit_is_inspected(client):
     wide = cv2.imencode(".jpg", np.full((500, 2100, 3), 200, np.uint8))[1].tobytes()  # 1.05 MP
     res = client.post("/api/v1/inspect", files={"image": ("wide.jpg", wide, "image/jpeg")})
@@ -148,3 +158,38 @@ def test_the_smallest_inspectable_image_is_half_a_tile(client, tiny_model_dir):
     edge = cv2.imencode(".png", np.full((32, 400, 3), 200, np.uint8))[1].tobytes()
     res = client.post("/api/v1/inspect", files={"image": ("edge.png", edge, "image/png")})
     assert res.status_code == 200 and res.json()["verdict"] == "pass"
+
+
+class GatedInferencer:
+    """The real model, held inside its inspection until the test opens the gate."""
+
+    def __init__(self, inferencer: Inferencer):
+        self._inferencer = inferencer
+        self.inside = threading.Event()
+        self.gate = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self._inferencer, name)
+
+    def infer(self, image):
+        self.inside.set()
+        assert self.gate.wait(5), "a second inspection ran while the first was held"
+        return self._inferencer.infer(image)
+
+
+def test_inspections_beyond_the_limit_are_503_with_retry_after(make_client, tiny_model_dir):
+    gated = GatedInferencer(Inferencer(tiny_model_dir, threads=1))
+    client = make_client(inferencer=gated)  # the default: one inspection at a time
+    files = {"image": ("a.png", cv2.imencode(".png", np.full((64, 64, 3), 200, np.uint8))[1].tobytes())}
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(client.post, "/api/v1/inspect", files=files)
+        assert gated.inside.wait(10)
+        try:
+            busy = client.post("/api/v1/inspect", files=files)
+        finally:
+            gated.gate.set()
+        assert first.result(timeout=30).status_code == 200
+    assert busy.status_code == 503, busy.text
+    assert int(busy.headers["Retry-After"]) >= 1
+    assert "max_concurrent_inspections" in busy.json()["detail"]
+    assert client.post("/api/v1/inspect", files=files).status_code == 200  # the slot is free again
