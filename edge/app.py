@@ -18,6 +18,7 @@ from prometheus_client.core import (
 
 from edge.auth import Reader
 from edge.deps import ModelInfo, Services, ServicesDep, StoreDep, get_services
+from edge.inspection_slots import InspectionSlots
 from edge.pipeline import Pipeline
 from edge.routes import admin, inspect, pages, reports, trigger, units
 from edge.schemas import ReviewOut, UnitLinks, UnitOut, UnitPage
@@ -217,6 +218,7 @@ def create_app(services: Services, outputs: OutputDispatcher | None = None) -> F
     """``outputs``: the station's MQTT / webhook / reject outputs, for /metrics and /healthz."""
     app = FastAPI(title="Garment QC station", version="1")
     app.state.services = services
+    app.state.inspection_slots = InspectionSlots(services.config.api.max_concurrent_inspections)
     # One registry per app, not the process-wide default: tests and several stations in one
     # process each get their own figures.
     registry = CollectorRegistry()

@@ -282,9 +282,14 @@ class ApiConfig(_Strict):
     )
     max_upload_mb: float = Field(20.0, gt=0, le=1024, description="largest image POST /inspect takes")
     max_upload_megapixels: float = Field(
-        50.0, gt=0, le=1000,
+        24.0, gt=0, le=1000,
         description="largest image POST /inspect decodes, in millions of pixels (read from the header "
-        "first: a small file can inflate to gigabytes)",
+        "first: a small file can inflate to gigabytes); an inspection holds about 18 bytes a pixel",
+    )
+    max_concurrent_inspections: int = Field(
+        1, ge=1, le=64,
+        description="uploads POST /inspect works on at once; beyond, 503 with Retry-After (each "
+        "takes CPU from the line and memory in proportion to its pixels)",
     )
 
     def reads_need_key(self) -> bool:

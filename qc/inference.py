@@ -13,7 +13,7 @@ from qc.card import ModelCard, ModelRefused, verify_files
 from qc.contract import INPUT_NAME, OUTPUT_NAMES
 from qc.imageio import to_rgb_uint8
 from qc.postprocess import postprocess
-from qc.tiling import TileGrid
+from qc.tiling import Blender, TileGrid, min_side_px
 
 log = logging.getLogger("qc.inference")
 
@@ -124,6 +124,11 @@ class Inferencer:
     def version(self) -> str:
         return self.card.version
 
+    @property
+    def min_side_px(self) -> int:
+        """The smallest image side this model's tiles make sense of (qc.tiling.min_side_px)."""
+        return min_side_px(self.card.tiling.tile_px)
+
     def _check_contract(self) -> None:
         inputs = self._session.get_inputs()
         outputs = [o.name for o in self._session.get_outputs()]
@@ -143,23 +148,35 @@ class Inferencer:
         heat, score = self._session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
         return heat, score
 
+    def _infer_batch(self, tiles_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        heat, score = self._run(to_input_tensor(tiles_rgb))
+        return heat[:, 0], score
+
     def infer_tiles(self, tiles_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, T, T, 3) uint8 tiles -> heatmaps (N, T, T) and scores (N,), batched per call."""
         heats, scores = [], []
         for start in range(0, len(tiles_rgb), self.batch_size):
-            heat, score = self._run(to_input_tensor(tiles_rgb[start : start + self.batch_size]))
-            heats.append(heat[:, 0])
+            heat, score = self._infer_batch(tiles_rgb[start : start + self.batch_size])
+            heats.append(heat)
             scores.append(score)
         return np.concatenate(heats), np.concatenate(scores)
 
     def infer(self, image: np.ndarray) -> InferenceResult:
+        """Tiles are cut, run and blended a batch at a time: a large image costs its heatmap and
+        the post-processing, not a copy of every tile and tile map (qc.tiling)."""
         started = time.perf_counter()
         rgb = to_rgb_uint8(image)
         grid = TileGrid.for_image(
             rgb.shape[0], rgb.shape[1], self.card.tiling.tile_px, self.card.tiling.overlap_px
         )
-        heats, scores = self.infer_tiles(grid.cut(rgb))
-        heatmap, score = postprocess(rgb, np.clip(grid.blend(heats), 0.0, 1.0), float(scores.max()))
+        blender = Blender(grid)
+        score = -np.inf
+        for boxes, tiles in grid.batches(rgb, self.batch_size):
+            heats, scores = self._infer_batch(tiles)
+            blender.add(boxes, heats)
+            score = max(score, float(scores.max()))
+        blended = blender.result()
+        heatmap, score = postprocess(rgb, np.clip(blended, 0.0, 1.0, out=blended), score)
         return InferenceResult(
             heatmap=heatmap,
             score=score,

@@ -29,10 +29,16 @@ HEATMAP_SIGMA_PX = 4.0
 def smooth_heatmap(heatmap: np.ndarray, sigma_px: float = HEATMAP_SIGMA_PX) -> np.ndarray:
     if sigma_px <= 0:
         return heatmap
-    return cv2.GaussianBlur(heatmap.astype(np.float32), (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT)
+    heatmap = heatmap.astype(np.float32, copy=False)
+    return cv2.GaussianBlur(heatmap, (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT)
 
 
 def postprocess(image_rgb: np.ndarray, heatmap: np.ndarray, score: float) -> tuple[np.ndarray, float]:
-    """(raw heatmap in 0..1, raw image score) -> (the heatmap the station shows and thresholds, score)."""
+    """(raw heatmap in 0..1, raw image score) -> (the heatmap the station shows and thresholds, score).
+
+    The raw heatmap is cleared over padding in place (qc.padding): a large image's map is not
+    copied for that.
+    """
     heatmap, score = suppress_padding(image_rgb, heatmap, score)
-    return np.clip(smooth_heatmap(heatmap), 0.0, 1.0), score
+    shown = smooth_heatmap(heatmap)
+    return np.clip(shown, 0.0, 1.0, out=shown), score

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
+
+BAND_ROWS = 256  # rows of a picture made at a time
 
 
 def heatmap_to_grey(heatmap: np.ndarray) -> np.ndarray:
@@ -15,7 +19,9 @@ def heatmap_to_grey(heatmap: np.ndarray) -> np.ndarray:
     """
     if heatmap.dtype == np.uint8:
         return heatmap
-    return np.clip(heatmap * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    scaled = np.multiply(heatmap, 255.0)  # the one float copy; the rest is worked in place
+    scaled += 0.5
+    return np.clip(scaled, 0, 255, out=scaled).astype(np.uint8)
 
 
 def grey_to_heatmap(grey: np.ndarray) -> np.ndarray:
@@ -26,7 +32,11 @@ def grey_to_heatmap(grey: np.ndarray) -> np.ndarray:
 def heatmap_to_rgb(heatmap: np.ndarray) -> np.ndarray:
     """float heatmap 0..1 (or its uint8 grey form) (H, W) -> uint8 RGB with the 'jet' colour map
     (blue = good, red = defect)."""
-    return cv2.cvtColor(cv2.applyColorMap(heatmap_to_grey(heatmap), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    out = np.empty((*heatmap.shape, 3), np.uint8)
+    for rows in _row_bands(heatmap.shape[0]):
+        grey = heatmap_to_grey(heatmap[rows])
+        out[rows] = cv2.cvtColor(cv2.applyColorMap(grey, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    return out
 
 
 def overlay(
@@ -43,16 +53,28 @@ def overlay(
     """
     if image_rgb.shape[:2] != heatmap.shape:
         raise ValueError(f"heatmap {heatmap.shape} does not match image {image_rgb.shape[:2]}")
-    weight = np.clip(heatmap, 0.0, 1.0).astype(np.float32) * np.float32(alpha)
-    # One pass in OpenCV (image * (1 - w) + colour * w per pixel), not four float copies of the
-    # image: half the time, the same picture to within 1 grey level of rounding.
-    out = cv2.blendLinear(np.ascontiguousarray(image_rgb), heatmap_to_rgb(heatmap), 1.0 - weight, weight)
+    out = np.empty_like(image_rgb)
+    for rows in _row_bands(heatmap.shape[0]):
+        out[rows] = _blend(image_rgb[rows], heatmap[rows], alpha)
     if threshold is not None:
         binary = (heatmap >= threshold).astype(np.uint8)
         contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         thickness = max(1, round(min(out.shape[:2]) / 200))
         cv2.drawContours(out, contours, -1, (255, 0, 0), thickness)
     return out
+
+
+def _row_bands(height: int) -> Iterator[slice]:
+    """Pictures are made per pixel, so a band of rows at a time: the float weights and colours
+    of a whole 50 MP picture would take about a gigabyte."""
+    return (slice(top, top + BAND_ROWS) for top in range(0, height, BAND_ROWS))
+
+
+def _blend(image_rgb: np.ndarray, heatmap: np.ndarray, alpha: float) -> np.ndarray:
+    weight = np.clip(heatmap, 0.0, 1.0).astype(np.float32) * np.float32(alpha)
+    # One pass in OpenCV (image * (1 - w) + colour * w per pixel), not four float copies of the
+    # image: half the time, the same picture to within 1 grey level of rounding.
+    return cv2.blendLinear(np.ascontiguousarray(image_rgb), heatmap_to_rgb(heatmap), 1.0 - weight, weight)
 
 
 def rgb_to_heatmap(rgb: np.ndarray) -> np.ndarray:

@@ -3,10 +3,14 @@
 A 4096x256 line-scan strip or a 12 MP garment photo is inspected tile by tile at the resolution the
 network was trained on; overlapping tiles are blended with a feathered weight so tile seams do not
 show up as heatmap edges (or hide a defect that straddles two tiles).
+
+A large image is cut and blended a batch of tiles at a time (:meth:`TileGrid.batches`,
+:class:`Blender`): memory holds one float32 map of the image's size, never all its tiles.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,12 +30,26 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts
 
 
-def blend_window(tile: int, overlap: int) -> np.ndarray:
-    """Separable weight (tile, tile): ramps up over half the overlap from each edge, flat inside."""
+def min_side_px(tile: int) -> int:
+    """The smallest image side worth inspecting with ``tile`` px tiles: half a tile.
+
+    A smaller image is mirror-padded up to a tile (:meth:`TileGrid.pad`) with more than one
+    reflection per side, so most of what the network sees are mirrored copies of a few pixels
+    and their seams, not fabric. (The default model's 128 px half tile is also its training crop.)
+    """
+    return (tile + 1) // 2
+
+
+def _window_1d(tile: int, overlap: int) -> np.ndarray:
     ramp = max(1, overlap // 2)
     idx = np.arange(tile, dtype=np.float32)
     edge_dist = np.minimum(idx + 1, tile - idx)
-    w = np.clip(edge_dist / ramp, 1.0 / ramp, 1.0)
+    return np.clip(edge_dist / ramp, 1.0 / ramp, 1.0).astype(np.float32)
+
+
+def blend_window(tile: int, overlap: int) -> np.ndarray:
+    """Separable weight (tile, tile): ramps up over half the overlap from each edge, flat inside."""
+    w = _window_1d(tile, overlap)
     return np.outer(w, w).astype(np.float32)
 
 
@@ -64,18 +82,54 @@ class TileGrid:
         return np.pad(image, pad, mode="symmetric")
 
     def cut(self, image: np.ndarray) -> np.ndarray:
-        """(n_tiles, tile, tile, C) views of the padded image."""
+        """(n_tiles, tile, tile, C): every tile of the padded image at once."""
+        _, tiles = next(self.batches(image, len(self.boxes)))
+        return tiles
+
+    def batches(
+        self, image: np.ndarray, size: int
+    ) -> Iterator[tuple[tuple[tuple[int, int], ...], np.ndarray]]:
+        """(boxes, (n <= size, tile, tile, C) tiles), ``size`` tiles at a time, in ``boxes`` order."""
         padded = self.pad(image)
         t = self.tile
-        return np.stack([padded[y : y + t, x : x + t] for y, x in self.boxes])
+        for start in range(0, len(self.boxes), size):
+            boxes = self.boxes[start : start + size]
+            yield boxes, np.stack([padded[y : y + t, x : x + t] for y, x in boxes])
 
     def blend(self, tile_maps: np.ndarray) -> np.ndarray:
         """Weighted average of (n_tiles, tile, tile) maps into one (height, width) float32 map."""
-        t = self.tile
-        window = blend_window(t, self.overlap)
-        acc = np.zeros((self.padded_height, self.padded_width), np.float32)
-        weight = np.zeros_like(acc)
-        for (y, x), tile_map in zip(self.boxes, tile_maps):
-            acc[y : y + t, x : x + t] += tile_map * window
-            weight[y : y + t, x : x + t] += window
-        return (acc / np.maximum(weight, 1e-12))[: self.height, : self.width]
+        blender = Blender(self)
+        blender.add(self.boxes, tile_maps)
+        return blender.result()
+
+
+class Blender:
+    """A grid's weighted average of tile maps, added a batch at a time.
+
+    It holds one float32 sum of the (padded) image's size. The weights need no second one: the
+    boxes are every row start by every column start and the window is an outer product, so the
+    weight summed at a pixel is (sum over row starts) x (sum over column starts).
+    """
+
+    def __init__(self, grid: TileGrid):
+        self.grid = grid
+        self._window_1d = _window_1d(grid.tile, grid.overlap)
+        self._window = np.outer(self._window_1d, self._window_1d)
+        self._sum = np.zeros((grid.padded_height, grid.padded_width), np.float32)
+
+    def add(self, boxes: Sequence[tuple[int, int]], tile_maps: np.ndarray) -> None:
+        t = self.grid.tile
+        for (y, x), tile_map in zip(boxes, tile_maps):
+            self._sum[y : y + t, x : x + t] += tile_map * self._window
+
+    def _axis_weight(self, length: int) -> np.ndarray:
+        weight = np.zeros(length, np.float32)
+        for start in tile_starts(length, self.grid.tile, self.grid.overlap):
+            weight[start : start + self.grid.tile] += self._window_1d
+        return np.maximum(weight, 1e-12)
+
+    def result(self) -> np.ndarray:
+        """The (height, width) average, divided in place in the sum: call once, after every add."""
+        self._sum /= self._axis_weight(self.grid.padded_height)[:, None]
+        self._sum /= self._axis_weight(self.grid.padded_width)[None, :]
+        return self._sum[: self.grid.height, : self.grid.width]

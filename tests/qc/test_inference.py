@@ -1,11 +1,14 @@
 import json
 import shutil
+import tracemalloc
 
 import numpy as np
 import pytest
 
 from qc.card import ModelRefused
 from qc.inference import Inferencer, resolve_model_dir, to_input_tensor
+from qc.postprocess import postprocess
+from qc.tiling import TileGrid
 
 
 def _fabric_with_dark_spot(height, width, spot):
@@ -29,6 +32,38 @@ def test_heatmap_has_the_image_resolution_and_finds_the_spot(tiny_model_dir, sha
     assert result.heatmap[2, width - 3] == pytest.approx(0.0)
     assert result.score == pytest.approx(1.0)
     assert result.infer_ms > 0
+
+
+def test_streamed_inference_equals_blending_the_whole_image_at_once(tiny_model_dir, rng):
+    """The station blends tiles batch by batch; training.calibrate cuts the whole image and blends
+    all its tiles at once. Thresholds are calibrated on the latter, so both must give one heatmap."""
+    inferencer = Inferencer(tiny_model_dir, threads=1, batch_size=3)
+    image = rng.integers(0, 256, (150, 410, 3), dtype=np.uint8)
+    image[:, :60] = 255  # flat white padding at one end: the post-processing clears it
+    image[60:90, 200:240] = 10  # a dark spot across tile seams
+    grid = TileGrid.for_image(150, 410, 64, 16)
+    heats, scores = inferencer.infer_tiles(grid.cut(image))
+    expected, expected_score = postprocess(image, np.clip(grid.blend(heats), 0, 1), float(scores.max()))
+    result = inferencer.infer(image)
+    assert expected.max() > 0.5  # the comparison sees real heat, not two blank maps
+    np.testing.assert_allclose(result.heatmap, expected, atol=1e-6)
+    assert result.score == pytest.approx(expected_score, abs=1e-6)
+
+
+@pytest.mark.parametrize("grey_level", [0, 128])  # 0: all padding, the costliest post-processing
+def test_inference_memory_is_a_few_bytes_per_pixel(tiny_model_dir, grey_level):
+    """A large upload once cost ~40 bytes per pixel (every tile, every tile map and several
+    full-image float copies at once). The heatmap itself is 4 bytes a pixel."""
+    inferencer = Inferencer(tiny_model_dir, threads=1)
+    image = np.full((1200, 1500, 3), grey_level, np.uint8)
+    tracemalloc.start()
+    try:
+        result = inferencer.infer(image)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.heatmap.shape == image.shape[:2]
+    assert peak / image.shape[0] / image.shape[1] < 12  # bytes per pixel, image not counted
 
 
 def test_good_image_scores_zero(tiny_model_dir):

@@ -33,3 +33,25 @@ def test_suppression_clears_padding_and_rescores(rng):
     assert 0.85 < score <= 0.9
     untouched, same = suppress_padding(rng.integers(60, 160, (64, 64, 3), dtype=np.uint8), heat[:, :64], 0.5)
     assert same == 0.5 and untouched is not None
+
+
+def test_the_flatness_rule_worked_in_bands_matches_the_whole_image(rng, monkeypatch):
+    """Band edges must not show: the banded rule equals the plain expressions on the whole image."""
+    import cv2
+
+    from qc import padding
+
+    image = rng.integers(60, 160, (101, 90, 3), dtype=np.uint8)
+    image[:, :20] = 255  # a flat white end ...
+    image[:40, 50:] = 0  # ... a black corner ...
+    image[30:70, 60:62] = 255  # ... and thin lines across band edges: flat only in places
+    image[45:48, :] = 250
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mean = cv2.blur(grey, (9, 9))
+    var = np.maximum(cv2.blur(grey * grey, (9, 9)) - mean * mean, 0.0)
+    expected = (var < padding.FLAT_STD**2) & ((mean >= 250) | (mean <= 5))
+    for band_rows in (7, 16, 1000):
+        monkeypatch.setattr(padding, "BAND_ROWS", band_rows)
+        flat = padding._flat_and_saturated(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+        np.testing.assert_array_equal(flat.astype(bool), expected)
+    assert 0 < expected.sum() < expected.size  # the comparison sees both answers
