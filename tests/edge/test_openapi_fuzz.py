@@ -173,6 +173,8 @@ def test_found_a_model_dir_the_os_cannot_stat_is_422_not_500(station):
 
     headers = {"Authorization": f"Bearer {station['admin']}"}
     with TestClient(APP) as client:
-        for bad in ("0" * 1000, "models/\x00default"):  # a name over 255 bytes, a NUL
-            res = client.put("/api/v1/model", json={"dir": bad}, headers=headers)
-            assert res.status_code == 422 and "model refused" in res.json()["detail"], res.text
+        res = client.put("/api/v1/model", json={"dir": "0" * 1000}, headers=headers)  # > 255 bytes
+        assert res.status_code == 422 and "model refused" in res.json()["detail"], res.text
+        # A NUL no longer reaches the OS: refused at the door like in any other string.
+        res = client.put("/api/v1/model", json={"dir": "models/\x00default"}, headers=headers)
+        assert res.status_code == 422 and res.json()["detail"][0]["loc"] == ["body", "dir"], res.text
