@@ -17,8 +17,9 @@ from edge.schemas import LotIn, LotOut, SummaryOut
 from edge.text_fields import Printable
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
-# Lot ids are SQL integers: a larger number is no lot (422), not a database overflow (500).
-LotId = Annotated[int, Path(ge=1, le=2**63 - 1, description="lot id")]
+# Lot ids are SQL INTEGERs, 32 bits on PostgreSQL (64 on SQLite): a larger number is no lot (422),
+# not a database overflow (500).
+LotId = Annotated[int, Path(ge=1, le=2**31 - 1, description="lot id")]
 
 
 @router.get("/summary", response_model=SummaryOut)
