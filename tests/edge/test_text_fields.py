@@ -104,7 +104,7 @@ def station(request, tmp_path):
 def refused_requests(unit_id: str) -> list[tuple[str, str, dict, str]]:
     """(method, url, json body, the field the 422 must name): NUL in every kind of place, then
     other control characters that make no sense in an id (a line break, ESC, C1's NEL)."""
-    lot = {"po": "PO-2", "style": "polo", "lot_size": 20}
+    lot = {"station": "station-2", "po": "PO-2", "style": "polo", "lot_size": 20}  # no lot open
     return [
         ("GET", "/api/v1/units?station=%00", {}, "station"),
         ("GET", "/api/v1/units?unit_ref=BAD%00REF", {}, "unit_ref"),
