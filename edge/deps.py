@@ -13,6 +13,7 @@ from edge.config import EdgeConfig
 from edge.pipeline import Pipeline
 from edge.query import UnitFilter
 from edge.store import UnitStore
+from edge.text_fields import Text
 
 
 @dataclass
@@ -93,14 +94,14 @@ def validation_detail(exc: ValidationError) -> str:
 def unit_filter(
     from_: Annotated[datetime | None, Query(alias="from", description="captured at or after (ISO 8601; no zone: UTC)")] = None,
     to: Annotated[datetime | None, Query(description="captured before (ISO 8601; no zone: UTC)")] = None,
-    station: Annotated[str | None, Query()] = None,
-    line: Annotated[str | None, Query()] = None,
-    lot: Annotated[str | None, Query(description="lot id")] = None,
-    style: Annotated[str | None, Query()] = None,
-    camera: Annotated[str | None, Query(description="camera id")] = None,
-    unit_ref: Annotated[str | None, Query(description="unit id or barcode given by a trigger")] = None,
-    verdict: Annotated[str | None, Query(description="final verdict: pass | fail | needs_review")] = None,
-    defect_type: Annotated[str | None, Query()] = None,
+    station: Annotated[Text | None, Query()] = None,
+    line: Annotated[Text | None, Query()] = None,
+    lot: Annotated[Text | None, Query(description="lot id")] = None,
+    style: Annotated[Text | None, Query()] = None,
+    camera: Annotated[Text | None, Query(description="camera id")] = None,
+    unit_ref: Annotated[Text | None, Query(description="unit id or barcode given by a trigger")] = None,
+    verdict: Annotated[Text | None, Query(description="final verdict: pass | fail | needs_review")] = None,
+    defect_type: Annotated[Text | None, Query()] = None,
     min_score: Annotated[float | None, Query()] = None,
     max_score: Annotated[float | None, Query()] = None,
 ) -> UnitFilter:

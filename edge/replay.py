@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from edge.spool import SpooledUnit
 from edge.tables import lots_table, units_table
@@ -175,7 +175,7 @@ class SpoolReplayer:
                 try:
                     with store.engine.begin() as conn:
                         inserted = insert_spooled(conn, units, store.apply_lot)
-                except SQLAlchemyError as exc:
+                except Exception as exc:  # whatever the class: a refused row must not block the rest
                     if is_unavailable(exc):
                         raise
                     inserted = self._one_by_one(units)  # find the refused row, keep the rest
@@ -194,7 +194,7 @@ class SpoolReplayer:
             try:
                 with self.store.engine.begin() as conn:
                     inserted += insert_spooled(conn, [unit], self.store.apply_lot)
-            except SQLAlchemyError as exc:
+            except Exception as exc:
                 if is_unavailable(exc):
                     raise
                 log.error("the database refused spooled unit %s: %s", unit.row.get("id"), exc)

@@ -4,13 +4,14 @@ leaks out by accident and a client can never set one it should not."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.lots import Lot
 from edge.query import DEFECT_TYPE_PATTERN
 from edge.store import UnitRecord
+from edge.text_fields import Name, Note, Printable
 from qc.decision import Defect
 
 Severity = Literal["critical", "major", "minor"]
@@ -37,7 +38,7 @@ class ReviewIn(_In):
     severity: Severity | None = Field(
         None, description="defect class for the lot's AQL; a failed unit without one counts as major"
     )
-    note: str | None = Field(None, max_length=2000)
+    note: Note | None = Field(None, description="free text; tabs and line breaks are kept")
 
 
 class UnitLinks(BaseModel):
@@ -101,11 +102,11 @@ class UnitPage(BaseModel):
 
 
 class LotIn(_In):
-    station: str | None = Field(None, min_length=1, max_length=128, description="default: this station")
-    po: str = Field(min_length=1, max_length=128, description="purchase order")
-    style: str = Field(min_length=1, max_length=128)
-    colour: str | None = Field(None, max_length=64)
-    size: str | None = Field(None, max_length=64)
+    station: Name | None = Field(None, description="default: this station")
+    po: Name = Field(description="purchase order")
+    style: Name
+    colour: Annotated[str, Printable(max_length=64)] | None = None
+    size: Annotated[str, Printable(max_length=64)] | None = None
     lot_size: int = Field(ge=2, le=10_000_000, description="units in the lot (ISO 2859-1 lot size)")
     fabric_width_mm: float | None = Field(
         None, gt=0, le=10_000, description="for the 4-point system; default: the station's"
@@ -186,7 +187,7 @@ class InspectOut(BaseModel):
 
 
 class KeyIn(_In):
-    name: str = Field(min_length=1, max_length=128)
+    name: Name
     role: Literal["viewer", "operator", "admin"]
 
 

@@ -15,9 +15,10 @@ holds no unit and is removed when found: at open and whenever the segments are l
 
 Segments are replayed oldest first and each is deleted only once all of its rows are committed
 (edge.replay): the order units were decided in is the order they reach the table. A row the
-database refuses outright (a constraint, a value too long) would block every unit behind it: it is
-moved to ``rejected.jsonl`` beside the segments with the database's reason, for a person to look
-at; it is not lost and does not hold up the line.
+database refuses outright (a constraint, a value too long, a NUL PostgreSQL cannot store) would
+block every unit behind it: it is moved to ``rejected.jsonl`` beside the segments with the
+database's reason, for a person to look at; it is not lost and does not hold up the line. A row
+refused at its first insert (UnitStore.add) goes there too, without passing through a segment.
 """
 
 from __future__ import annotations

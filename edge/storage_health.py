@@ -51,8 +51,8 @@ def storage_health(store: UnitStore) -> StorageHealth:
     if status["spool_rejected"]:
         last = f"; the last: {status['last_rejection']}" if status["last_rejection"] else ""
         health.problems.append(
-            f"{status['spool_rejected']} spooled unit(s) refused by the database, kept in "
-            f"{status['spool_dir']}/rejected.jsonl{last}"
+            f"{status['spool_rejected']} unit(s) refused by the database, kept with their files "
+            f"in {status['spool_dir']}/rejected.jsonl{last}"
         )
     if status["replay_error"]:
         health.problems.append(status["replay_error"])

@@ -1,9 +1,12 @@
 """Unit records: one SQL row per unit plus its image files. Routes call this, never the ORM.
 
 SQLAlchemy Core over SQLite in WAL mode (readers never wait for the pipeline's writes), or
-PostgreSQL by URL. Files are written before the row is committed and removed if the insert is
-refused, so a row never points at missing files. A kill between the two leaves files without a
-row; ``sweep_after_crash`` removes them when the station starts again.
+PostgreSQL by URL. Files are written before the row is committed, so a row never points at
+missing files. A kill between the two leaves files without a row; ``sweep_after_crash`` removes
+them when the station starts again. A row the database refuses (a constraint, a NUL PostgreSQL
+cannot store, a value its driver cannot encode: whatever the exception) is a decided unit all the
+same: it is kept with its files in the spool's ``rejected.jsonl`` for a person to look at, never
+lost and never holding up the line.
 
 When the database cannot be reached or written, the row goes to a local spool instead (edge.spool)
 and its files stay; a background replayer (edge.replay) inserts spooled rows in order once the
@@ -268,11 +271,13 @@ class UnitStore:
         heatmap_rgb: np.ndarray | None = None,
         overlay_rgb: np.ndarray | None = None,
     ) -> UnitRecord:
-        """Write the unit's files, then its row; if the row is refused the files are removed.
+        """Write the unit's files, then its row; if the row cannot be kept anywhere (not even in
+        rejected.jsonl: a full disk) the files are removed and the error raised.
 
         If the database is away (or anything is spooled already) the row goes to the spool and the
         files stay: the record is returned all the same, without its lot when the lot had to wait
-        for the database (the replay fills it in, from the lot open at ``captured_at``).
+        for the database (the replay fills it in, from the lot open at ``captured_at``). A row the
+        database refuses goes to rejected.jsonl and its files stay: the record is returned too.
         """
         unit_id = new_unit_id(unit.captured_at)
         files: UnitFiles = write_unit_files(
@@ -314,7 +319,8 @@ class UnitStore:
         return _to_record(_Row(row))
 
     def _insert(self, row: dict[str, Any], *, find_lot: bool) -> bool:
-        """Insert the row (with the station's open lot); False when the database is away."""
+        """Insert the row (with the station's open lot); False when the database is away. A row
+        it refuses is kept in rejected.jsonl (True: nothing to spool)."""
         values = dict(row)  # the spooled copy keeps no lot read in a transaction that failed
         try:
             with self.engine.begin() as conn:
@@ -326,10 +332,15 @@ class UnitStore:
                         self.apply_lot(values, lot)
                 conn.execute(units_table.insert().values(**values))
         except Exception as exc:
-            if not is_unavailable(exc):
-                raise
-            self.database.failed(exc)
-            return False
+            if is_unavailable(exc):
+                self.database.failed(exc)
+                return False
+            # Any other exception is this row's: a class we never named must not lose a decided
+            # unit. Retrying would fail the same way, so it is set aside, not spooled.
+            log.error("the database refused unit %s, kept in rejected.jsonl: %s", row["id"],
+                      describe(exc))
+            self.spool.reject(SpooledUnit(row=row, resolve_lot=find_lot), describe(exc))
+            return True
         row.update(values)
         self.database.answered()
         return True

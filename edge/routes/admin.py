@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from edge.auth import Admin, KeyRefused, Reader
 from edge.deps import ServicesDep, StoreDep
 from edge.schemas import KeyCreatedOut, KeyIn, KeyOut
+from edge.text_fields import Printable, Text
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
@@ -29,7 +30,7 @@ def create_key(key: KeyIn, store: StoreDep, _: Admin) -> KeyCreatedOut:
 
 
 @router.delete("/keys/{name}", status_code=204)
-def revoke_key(name: str, store: StoreDep, _: Admin) -> None:
+def revoke_key(name: Text, store: StoreDep, _: Admin) -> None:
     try:
         store.keys.revoke(name)
     except KeyRefused as exc:
@@ -54,7 +55,9 @@ def station_model(services: ServicesDep, _: Reader) -> dict[str, Any]:
 class ModelSwapIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dir: str = Field(min_length=1, max_length=1024, description="models/<name>/<version> or models/<name>")
+    dir: Annotated[str, Printable(min_length=1, max_length=1024)] = Field(
+        description="models/<name>/<version> or models/<name>"
+    )
 
 
 @router.put("/model")

@@ -14,10 +14,12 @@ from edge.lots import LotConflict, NewLot, UnknownLot
 from edge.pdf import lot_report_pdf
 from edge.reports import summary
 from edge.schemas import LotIn, LotOut, SummaryOut
+from edge.text_fields import Printable
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
-# Lot ids are SQL integers: a larger number is no lot (422), not a database overflow (500).
-LotId = Annotated[int, Path(ge=1, le=2**63 - 1, description="lot id")]
+# Lot ids are SQL INTEGERs, 32 bits on PostgreSQL (64 on SQLite): a larger number is no lot (422),
+# not a database overflow (500).
+LotId = Annotated[int, Path(ge=1, le=2**31 - 1, description="lot id")]
 
 
 @router.get("/summary", response_model=SummaryOut)
@@ -51,7 +53,7 @@ def close_lot(lot_id: LotId, store: StoreDep, who: Operator) -> LotOut:
 def list_lots(
     store: StoreDep,
     _: Reader,
-    station: Annotated[str | None, Query(max_length=128)] = None,
+    station: Annotated[Annotated[str, Printable(max_length=128)] | None, Query()] = None,
     open_only: Annotated[bool, Query(alias="open")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[LotOut]:

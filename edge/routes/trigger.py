@@ -8,22 +8,21 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from edge.auth import Operator
 from edge.deps import ServicesDep
 from edge.pipeline import Pipeline
+from edge.text_fields import Name
 from edge.triggers.external import ExternalTrigger, TriggerBusy
 
 router = APIRouter(prefix="/api/v1", tags=["trigger"])
-
-REF = dict(min_length=1, max_length=128)
 
 
 class TriggerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    station: str | None = Field(None, **REF, description="this station's id (checked when given)")
-    camera: str | None = Field(
-        None, **REF, description="camera to trigger; default: every camera in external mode"
+    station: Name | None = Field(None, description="this station's id (checked when given)")
+    camera: Name | None = Field(
+        None, description="camera to trigger; default: every camera in external mode"
     )
-    unit_ref: str | None = Field(None, **REF, description="the unit's own id, recorded with it")
-    barcode: str | None = Field(None, **REF, description="a scanned barcode: the same as unit_ref")
+    unit_ref: Name | None = Field(None, description="the unit's own id, recorded with it")
+    barcode: Name | None = Field(None, description="a scanned barcode: the same as unit_ref")
 
     @model_validator(mode="after")
     def _one_ref(self) -> TriggerIn:

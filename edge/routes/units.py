@@ -17,6 +17,7 @@ from edge.query import UnitFilter
 from edge.retention import removed_by_retention
 from edge.schemas import ReviewHistoryOut, ReviewIn, UnitOut, UnitPage, review_out
 from edge.store import BadCursor, ReviewIn as StoreReview, UnitRecord, UnitStore, UnknownUnit
+from edge.text_fields import Text
 
 router = APIRouter(prefix="/api/v1", tags=["units"])
 # A unit's pictures never change once made (the colour heatmap and overlay are rendered on first
@@ -94,7 +95,7 @@ def list_units(
     unit_filter: FilterDep,
     _: Reader,
     limit: Annotated[int, Query(ge=1, le=500, description="units per page")] = 50,
-    cursor: Annotated[str | None, Query(description="`next` of the previous page")] = None,
+    cursor: Annotated[Text | None, Query(description="`next` of the previous page")] = None,
 ) -> UnitPage:
     try:
         records, next_cursor = store.list_units(limit=limit, cursor=cursor, filter=unit_filter)
@@ -114,7 +115,7 @@ def units_csv(store: StoreDep, unit_filter: FilterDep, _: Reader) -> StreamingRe
 
 
 @router.get("/units/{unit_id}", response_model=UnitOut)
-def get_unit(unit_id: str, store: StoreDep, _: Reader) -> UnitOut:
+def get_unit(unit_id: Text, store: StoreDep, _: Reader) -> UnitOut:
     record = store.get(unit_id)
     if record is None:
         raise HTTPException(404, detail=f"unit {unit_id} not found")
@@ -122,7 +123,7 @@ def get_unit(unit_id: str, store: StoreDep, _: Reader) -> UnitOut:
 
 
 @router.post("/units/{unit_id}/review", response_model=UnitOut)
-def review_unit(unit_id: str, review: ReviewIn, store: StoreDep, who: Operator) -> UnitOut:
+def review_unit(unit_id: Text, review: ReviewIn, store: StoreDep, who: Operator) -> UnitOut:
     """Confirm or override the verdict, correct the defect type, add a note (history is kept)."""
     try:
         record = store.review(unit_id, StoreReview(by=who.name, **review.model_dump()))
@@ -132,22 +133,22 @@ def review_unit(unit_id: str, review: ReviewIn, store: StoreDep, who: Operator) 
 
 
 @router.get("/units/{unit_id}/reviews", response_model=ReviewHistoryOut)
-def unit_reviews(unit_id: str, store: StoreDep, _: Reader) -> ReviewHistoryOut:
+def unit_reviews(unit_id: Text, store: StoreDep, _: Reader) -> ReviewHistoryOut:
     if store.get(unit_id) is None:
         raise HTTPException(404, detail=f"unit {unit_id} not found")
     return ReviewHistoryOut(unit_id=unit_id, reviews=[review_out(r) for r in store.reviews(unit_id)])
 
 
 @router.get("/units/{unit_id}/overlay.png", response_class=FileResponse)
-def unit_overlay(unit_id: str, store: StoreDep, _: Reader):
+def unit_overlay(unit_id: Text, store: StoreDep, _: Reader):
     return _unit_file(store, unit_id, "overlay", "image/png")
 
 
 @router.get("/units/{unit_id}/heatmap.png", response_class=FileResponse)
-def unit_heatmap(unit_id: str, store: StoreDep, _: Reader):
+def unit_heatmap(unit_id: Text, store: StoreDep, _: Reader):
     return _unit_file(store, unit_id, "heatmap", "image/png")
 
 
 @router.get("/units/{unit_id}/image.jpg", response_class=FileResponse)
-def unit_image(unit_id: str, store: StoreDep, _: Reader):
+def unit_image(unit_id: Text, store: StoreDep, _: Reader):
     return _unit_file(store, unit_id, "image", "image/jpeg")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 
+from edge.text_fields import control_character_problem
 from edge.triggers.base import TriggerContext
 from edge.triggers.config import MqttTriggerConfig
 
@@ -49,6 +50,9 @@ def parse_trigger_payload(payload: bytes) -> tuple[str | None, str | None]:
     for name, value in (("unit_ref", ref), ("barcode", barcode), ("camera", camera)):
         if value is not None and (not isinstance(value, str) or not 0 < len(value) <= MAX_REF_CHARS):
             raise BadTriggerMessage(f"{name} must be a string of 1 to {MAX_REF_CHARS} characters")
+        problem = None if value is None else control_character_problem(value)
+        if problem is not None:  # the rule of the REST API's strings (edge.text_fields)
+            raise BadTriggerMessage(f"{name} {problem}")
     if ref is not None and barcode is not None and ref != barcode:
         raise BadTriggerMessage(f"unit_ref {ref!r} and barcode {barcode!r} differ")
     return ref if ref is not None else barcode, camera

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import event
 
 from edge.store import NewUnit, UnitRecord, UnitStore
 
@@ -36,6 +37,21 @@ def _new_unit(captured_at: datetime, *, verdict: str = "pass", score: float = 0.
     )
     values.update(kw)
     return NewUnit(**values)
+
+
+class DriverSurprise(Exception):
+    """An exception class the store names nowhere: what an unfamiliar driver error looks like."""
+
+
+def refuse_rows_with(store: UnitStore, unit_ref: str) -> None:
+    """From now on the database connection refuses any units row carrying ``unit_ref``, with a
+    DriverSurprise (not a SQLAlchemy error)."""
+
+    def before_execute(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO units") and unit_ref in str(parameters):
+            raise DriverSurprise(f"cannot store {unit_ref!r}")
+
+    event.listen(store.engine, "before_cursor_execute", before_execute)
 
 
 @pytest.fixture

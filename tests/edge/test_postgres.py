@@ -3,9 +3,10 @@ station does, two stations on one database, and the server going away mid-run.""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from edge.app import Services, create_app
 from edge.config import EdgeConfig, SimulatedSourceConfig
 from edge.lots import NewLot
 from edge.pipeline import Pipeline
-from edge.sources import SimulatedSource
+from edge.sources import Frame, SimulatedSource
 from edge.store import UnitStore
 from edge.tables import units_table
 from qc.inference import Inferencer
@@ -194,3 +195,40 @@ def test_the_server_stops_mid_run_and_no_unit_is_lost_or_doubled(
     for unit_id in ids:
         assert store.file_path(unit_id, "image") is not None
     assert store.sweep_after_crash().total == 0
+
+
+def test_a_unit_postgresql_refuses_is_kept_with_its_files_and_counted(pg_store, inferencer):
+    """A unit_ref with a NUL (psycopg's DataError) or a lone surrogate (UnicodeEncodeError, not
+    even a database error) reached by a path that is not the REST API, e.g. an MQTT trigger."""
+    store = pg_store
+    source = SimulatedSource(SimulatedSourceConfig(size_px=(64, 96)))
+    pipeline = Pipeline(source, inferencer, store, station_id="station-1", line="line-1")
+    image = np.full((64, 96, 3), 200, np.uint8)
+    image[20:40, 30:60] = 0  # the tiny model fails it
+
+    def unit(i: int, ref: str):
+        return pipeline.process(Frame(i, image, datetime.now(timezone.utc), time.monotonic(),
+                                      unit_ref=ref))
+
+    refused = [unit(0, "BAD\x00REF"), unit(1, "BAD\ud800REF")]
+    stored = unit(2, "GOOD-REF")
+    assert [u.verdict for u in refused] == ["fail", "fail"]
+    assert [r.id for r in store.iter_units()] == [stored.id]
+    snapshot = pipeline.snapshot()
+    assert snapshot["units_by_verdict"] == {"fail": 3} and snapshot["errors"] == 0
+    lines = (store.data_dir / "spool" / "rejected.jsonl").read_text().splitlines()
+    kept = {json.loads(line)["unit"]["row"]["id"]: json.loads(line) for line in lines}
+    assert set(kept) == {u.id for u in refused}
+    assert kept[refused[0].id]["unit"]["row"]["unit_ref"] == "BAD\x00REF"
+    assert kept[refused[0].id]["reason"].startswith("DataError: PostgreSQL text fields cannot contain NUL")
+    assert kept[refused[1].id]["reason"].startswith("UnicodeEncodeError")
+    for u in refused:
+        folder = (store.data_dir / u.original_path).parent
+        assert sorted(p.name for p in folder.iterdir()) == ["heatmap-values.png", "image.jpg"]
+    assert store.sweep_after_crash().orphan_units == 0
+
+    client = TestClient(create_app(Services(config=EdgeConfig(), store=store, pipeline=pipeline)))
+    problems = client.get("/healthz").json()["problems"]
+    assert any(p.startswith("2 unit(s) refused by the database, kept with their files in ")
+               and p.count("rejected.jsonl") == 1 for p in problems), problems
+    assert 'qc_units_total{camera="cam-1",verdict="fail"} 3.0' in client.get("/metrics").text

@@ -21,7 +21,7 @@ from edge.lots import NewLot
 from edge.spool import Spool, SpoolCorrupt, SpooledUnit
 from edge.store import UnitStore
 from edge.tables import units_table
-from tests.edge.conftest import T0, _new_unit
+from tests.edge.conftest import T0, _new_unit, refuse_rows_with
 
 IMAGE = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
 
@@ -340,6 +340,23 @@ def test_a_row_the_database_refuses_is_set_aside_not_blocking_the_rest(tmp_path,
     reopened = open_store(data)
     assert reopened.spool.rejected == 1 and "f" * 32 in reopened.spool.known_ids()
     reopened.close()
+
+
+def test_a_spooled_row_refused_with_any_exception_class_is_set_aside(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    store = open_store(data)
+    replay_by_hand(store, monkeypatch)
+    lock = Locked(data / "qc.db")
+    before = add(store, T0)
+    refused = add(store, T0 + timedelta(seconds=1), unit_ref="BAD-REF")
+    after = add(store, T0 + timedelta(seconds=2))
+    lock.release()
+    refuse_rows_with(store, "BAD-REF")  # not a SQLAlchemy error: it must not block the spool
+    assert store.replayer.replay() == 2
+    assert ids_in_table(store) == sorted([before.id, after.id]) and store.spool.pending == 0
+    assert store.spool.rejected == 1 and refused.id in store.spool.known_ids()
+    assert "DriverSurprise: cannot store 'BAD-REF'" in store.storage_status()["last_rejection"]
+    store.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,3 +1,4 @@
+import json
 from datetime import datetime, timedelta, timezone
 
 import cv2
@@ -7,6 +8,7 @@ from sqlalchemy import update
 
 from edge.files import UnsafePath, resolve_inside
 from edge.store import BadCursor, units_table
+from tests.edge.conftest import refuse_rows_with
 
 T0 = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
 
@@ -71,13 +73,30 @@ def test_wal_mode(store, add_unit, new_unit):
 
 def test_failed_insert_leaves_no_files(store, add_unit, new_unit):
     with pytest.raises(Exception):
-        store.add(new_unit(T0, defects=[object()]),  # not JSON: the row insert fails
+        # Not JSON: the insert fails, and the row cannot be kept in rejected.jsonl either.
+        store.add(new_unit(T0, defects=[object()]),
                   original_rgb=np.zeros((8, 8, 3), np.uint8),
                   heatmap_rgb=np.zeros((8, 8, 3), np.uint8),
                   overlay_rgb=np.zeros((8, 8, 3), np.uint8))
     assert store.count() == 0
     leftovers = [p for p in (store.data_dir / "units").rglob("*") if p.is_file()]
     assert leftovers == []
+
+
+def test_a_row_the_database_refuses_is_kept_in_rejected_jsonl_with_its_files(store, add_unit):
+    refuse_rows_with(store, "BAD-REF")  # an exception class the store has never heard of
+    refused = add_unit(T0, unit_ref="BAD-REF")
+    later = add_unit(T0 + timedelta(seconds=1), seed=1, unit_ref="GOOD-REF")
+    assert store.get(refused.id) is None and store.get(later.id) == later  # the line goes on
+    assert store.spool.pending == 0 and store.spool.rejected == 1
+    (line,) = (store.data_dir / "spool" / "rejected.jsonl").read_text().splitlines()
+    kept = json.loads(line)
+    assert kept["reason"] == "DriverSurprise: cannot store 'BAD-REF'"
+    assert kept["unit"]["row"]["id"] == refused.id and kept["unit"]["row"]["unit_ref"] == "BAD-REF"
+    for path in (refused.original_path, refused.heatmap_path, refused.overlay_path):
+        assert (store.data_dir / path).is_file()
+    assert store.sweep_after_crash().orphan_units == 0  # its files are known, not swept away
+    assert refused.id in store.storage_status()["last_rejection"]
 
 
 def test_bad_image_fails_before_touching_disk(store, add_unit, new_unit):

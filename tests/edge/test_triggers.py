@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -389,6 +390,20 @@ def test_post_trigger_makes_the_next_frame_a_unit_with_its_unit_ref(store, infer
 def test_a_station_without_external_cameras_refuses_triggers(make_client, auth):
     res = make_client().post("/api/v1/trigger", json={}, headers=auth["operator"])
     assert res.status_code == 409 and "no camera of this station has trigger mode 'external'" in res.text
+
+
+def test_an_mqtt_trigger_message_with_a_control_character_is_refused():
+    """The MQTT door refuses what the REST door does: a NUL unit_ref cannot reach the database."""
+    from edge.triggers.mqtt import BadTriggerMessage, parse_trigger_payload
+
+    assert parse_trigger_payload(b'{"unit_ref": "M-1", "camera": "cam-1"}') == ("M-1", "cam-1")
+    for payload, words in (
+        (rb'{"unit_ref": "BAD\u0000REF"}', "unit_ref contains a control character (U+0000) at position 3"),
+        (rb'{"barcode": "\ud800"}', "barcode contains an unpaired surrogate (U+D800)"),
+        (rb'{"camera": "cam\n1"}', "camera contains a control character (U+000A)"),
+    ):
+        with pytest.raises(BadTriggerMessage, match=re.escape(words)):
+            parse_trigger_payload(payload)
 
 
 def test_mqtt_messages_trigger_units_and_the_subscription_survives_a_broker_restart(
