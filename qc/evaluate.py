@@ -18,7 +18,7 @@ from qc.data.records import DatasetError
 from qc.data.validate import check_dataset
 from qc.imageio import read_image, read_mask
 from qc.inference import Inferencer
-from qc.metrics import auroc, average_precision, pixel_metrics, rates_at_threshold
+from qc.metrics import auroc, average_precision, pixel_metrics, rates_at_threshold, tile_labels_and_scores
 
 
 def evaluate_model(
@@ -64,6 +64,12 @@ def evaluate_model(
     report.update(rates_at_threshold(scores_arr, labels_arr, threshold))
     if any(m.any() for m in masks):
         report.update(pixel_metrics(heatmaps, masks))
+        tiles = [tile_labels_and_scores(h, m) for h, m in zip(heatmaps, masks)]
+        tile_labels = np.concatenate([t[0] for t in tiles])
+        tile_scores = np.concatenate([t[1] for t in tiles])
+        if tile_labels.any() and not tile_labels.all():
+            report["tile_auroc"] = auroc(tile_scores, tile_labels)
+            report["tiles"] = {"good": int((~tile_labels).sum()), "defect": int(tile_labels.sum())}
     per_type: dict[str, list[bool]] = defaultdict(list)
     for kind, label, score in zip(kinds, labels, scores):
         if label:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from qc.card import ModelCard, ModelRefused, verify_files
-from qc.contract import INPUT_NAME, OUTPUT_NAMES
+from qc.contract import BACKBONE_METADATA_KEY, INPUT_NAME, OUTPUT_NAMES
 from qc.imageio import to_rgb_uint8
 from qc.postprocess import postprocess
 from qc.tiling import Blender, TileGrid, min_side_px
@@ -136,6 +136,13 @@ class Inferencer:
             raise ModelRefused(f"{self.model_dir}: model input must be one 4-D tensor named {INPUT_NAME!r}")
         if outputs != list(OUTPUT_NAMES):
             raise ModelRefused(f"{self.model_dir}: model outputs {outputs} != contract {list(OUTPUT_NAMES)}")
+        graph_backbone = self._session.get_modelmeta().custom_metadata_map.get(BACKBONE_METADATA_KEY)
+        card_backbone = self.card.backbone.name if self.card.backbone is not None else None
+        if graph_backbone != card_backbone:
+            raise ModelRefused(
+                f"{self.model_dir}: the graph carries backbone {graph_backbone or 'none'} but its card "
+                f"says {card_backbone or 'none'}"
+            )
         t = self.card.input.tile_px
         heat, score = self._run(np.zeros((1, 3, t, t), np.float32))
         if heat.shape != (1, 1, t, t) or score.shape != (1,):

@@ -27,7 +27,7 @@ from training.commands import run_export, run_train, write_json_atomic
 
 MIN_DEFECT_STRIPS = 5
 TRAIN_GOOD = 12
-COLUMNS = ("image_auroc", "pixel_auroc", "aupro", "false_reject_rate", "recall")
+COLUMNS = ("image_auroc", "tile_auroc", "pixel_auroc", "aupro", "false_reject_rate", "recall")
 
 
 def eligible_fabrics(aitex_root: Path) -> list[str]:
@@ -109,7 +109,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         runs = [r for r in rows if r["fabric"] == fabric]
         summary: dict[str, Any] = {"fabric": fabric, "runs": len(runs)}
         for key in (*COLUMNS, "onboarding_s"):
-            values = [r[key] for r in runs if r[key] is not None]
+            values = [r[key] for r in runs if r.get(key) is not None]
             summary[key] = (
                 {"mean": sum(values) / len(values), "min": min(values), "max": max(values)} if values else None
             )
@@ -118,11 +118,12 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def format_summary(summary: list[dict[str, Any]]) -> str:
-    head = f"{'fabric':>6} {'runs':>4} " + " ".join(f"{name:>19}" for name in ("img AUROC", "px AUROC", "AUPRO"))
+    names = ("img AUROC", "tile AUROC", "px AUROC", "AUPRO", "FRR")
+    head = f"{'fabric':>6} {'runs':>4} " + " ".join(f"{name:>19}" for name in names)
     lines = [head + "   (mean [min-max] over seeds)"]
     for s in summary:
         cells = []
-        for key in ("image_auroc", "pixel_auroc", "aupro"):
+        for key in ("image_auroc", "tile_auroc", "pixel_auroc", "aupro", "false_reject_rate"):
             v = s[key]
             cells.append(f"{'n/a':>19}" if v is None else f"{v['mean']:.3f} [{v['min']:.3f}-{v['max']:.3f}]".rjust(19))
         lines.append(f"{s['fabric']:>6} {s['runs']:>4} " + " ".join(cells))
@@ -130,12 +131,15 @@ def format_summary(summary: list[dict[str, Any]]) -> str:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'fabric':>6} {'seed':>4} {'img AUROC':>9} {'px AUROC':>8} {'AUPRO':>6} {'FRR':>5} {'recall':>6} {'onboard s':>9}  machine"
+    head = (
+        f"{'fabric':>6} {'seed':>4} {'img AUROC':>9} {'tile AUROC':>10} {'px AUROC':>8} {'AUPRO':>6} {'FRR':>5} "
+        f"{'recall':>6} {'onboard s':>9}  machine"
+    )
     lines = [head]
     for r in rows:
         fmt = lambda v: "  n/a" if v is None else f"{v:.3f}"  # noqa: E731
         lines.append(
-            f"{r['fabric']:>6} {'-' if r.get('seed') is None else r['seed']:>4} {fmt(r['image_auroc']):>9} {fmt(r['pixel_auroc']):>8} {fmt(r['aupro']):>6} "
+            f"{r['fabric']:>6} {'-' if r.get('seed') is None else r['seed']:>4} {fmt(r['image_auroc']):>9} {fmt(r.get('tile_auroc')):>10} {fmt(r['pixel_auroc']):>8} {fmt(r['aupro']):>6} "
             f"{fmt(r['false_reject_rate']):>5} {fmt(r['recall']):>6} {r['onboarding_s']:>9.0f}  {r['machine']}"
         )
     return "\n".join(lines)

@@ -32,6 +32,7 @@ from training.data import (
     split_train_val,
 )
 from training.export import CHECKPOINT_FILE, PARITY_FILE, RUN_FILE, export_run
+from training.networks import backbone_record
 from training.train import TENSORBOARD_DIR, pick_device, train_network
 from training.validation import build_validation_set
 
@@ -250,6 +251,7 @@ def _train(config: TrainConfig, data_root: Path, out_dir: Path, command: str, re
         "started_at": started_at,
         "duration_s": round(time.monotonic() - started, 2),
         "hardware": hardware_string(device) + (f"; {ctx.world_size} processes (DDP)" if ctx.enabled else ""),
+        "backbone": backbone_record(config.net),
         "seed": config.seed,
         "training": {
             "steps_done": result.steps_done,

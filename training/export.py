@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from qc.card import (
+    BackboneRecord,
     ExportParity,
     InputSpec,
     ModelCard,
@@ -27,11 +28,12 @@ from qc.card import (
     sha256_file,
     write_card,
 )
-from qc.contract import INPUT_NAME, MODEL_FILE, OUTPUT_NAMES
+from qc.contract import BACKBONE_METADATA_KEY, INPUT_NAME, MODEL_FILE, OUTPUT_NAMES
 from training.anomalies import add_anomaly
 from training.config import TrainConfig, TrainingError
 from training.data import to_tensor_layout
 from training.net import DefectUNet
+from training.networks import build_network
 
 CHECKPOINT_FILE = "checkpoint.pt"
 RUN_FILE = "run.json"
@@ -62,7 +64,7 @@ def load_run(run_dir: Path) -> TrainedRun:
     try:
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         config = TrainConfig.model_validate(checkpoint["config"])
-        net = DefectUNet(config.net)
+        net = build_network(config.net)
         net.load_state_dict(checkpoint["state_dict"])
     except Exception as exc:  # torch raises many types for a truncated or foreign file
         raise TrainingError(f"checkpoint {ckpt_path} cannot be loaded: {exc}") from exc
@@ -101,15 +103,19 @@ def export_onnx(net: DefectUNet, path: Path, *, tile_px: int, opset: int) -> Non
     )
 
 
-def simplify_onnx(path: Path) -> None:
-    """Fold constants and drop redundant shape arithmetic (onnxslim), in place.
+def simplify_onnx(path: Path, *, backbone: str | None = None) -> None:
+    """Fold constants and drop redundant shape arithmetic (onnxslim), in place; name the pretrained
+    backbone in the graph's metadata, where a station checks it against the card.
 
     Done before the parity check, so the graph that ships is the graph that was compared.
     """
     import onnx
     import onnxslim
 
-    onnx.save(onnxslim.slim(str(path)), str(path))
+    model = onnxslim.slim(str(path))
+    if backbone is not None:
+        onnx.helper.set_model_props(model, {BACKBONE_METADATA_KEY: backbone})
+    onnx.save(model, str(path))
 
 
 def parity_inputs(run: TrainedRun) -> list[np.ndarray]:
@@ -163,10 +169,12 @@ def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, command
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     thresholds = Thresholds.model_validate(run.record["calibration"]["thresholds"])
+    backbone = run.record.get("backbone")
+    backbone = BackboneRecord.model_validate(backbone) if backbone else None
     tmp_path = out_dir / f".{MODEL_FILE}.tmp"
     try:
         export_onnx(run.net, tmp_path, tile_px=run.config.export.tile_px, opset=run.config.export.opset)
-        simplify_onnx(tmp_path)
+        simplify_onnx(tmp_path, backbone=backbone.name if backbone else None)
         parity = check_parity(run.net, tmp_path, parity_inputs(run), thresholds.image)
         os.replace(tmp_path, out_dir / MODEL_FILE)
     finally:
@@ -197,6 +205,7 @@ def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, command
         parity=parity,
         quantization=None,
         export_command=command,
+        backbone=backbone,
     )
     write_card(card, out_dir)
     return card

@@ -41,6 +41,12 @@ def conv_bn_relu(in_ch: int, out_ch: int, *, norm: str, stride: int = 1) -> nn.S
     )
 
 
+def pooled_max_score(heatmap: torch.Tensor, pool_px: int) -> torch.Tensor:
+    """Image score: the hottest local *average* of the heatmap, so one hot pixel cannot fail a unit."""
+    pooled = F.avg_pool2d(heatmap, pool_px, stride=1, padding=pool_px // 2, count_include_pad=False)
+    return pooled.amax(dim=(1, 2, 3))
+
+
 class DownBlock(nn.Sequential):
     """Halve the resolution with a strided conv, then one more conv at the new resolution."""
 
@@ -113,10 +119,7 @@ class DefectUNet(nn.Module):
         return upsample2_to(self.head(x), image.shape[-2:])
 
     def score(self, heatmap: torch.Tensor) -> torch.Tensor:
-        """Image score: the hottest local *average* of the heatmap, so one hot pixel cannot fail a unit."""
-        k = self.score_pool_px
-        pooled = F.avg_pool2d(heatmap, k, stride=1, padding=k // 2, count_include_pad=False)
-        return pooled.amax(dim=(1, 2, 3))
+        return pooled_max_score(heatmap, self.score_pool_px)
 
     def forward(self, image: torch.Tensor) -> ModelOutputs:
         heatmap = torch.sigmoid(self.logits(image))

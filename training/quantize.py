@@ -63,7 +63,20 @@ def quantize_int8(src_onnx: Path, dst_onnx: Path, calibration_tiles: np.ndarray)
             # costs accuracy for little speed.
             op_types_to_quantize=["Conv"],
         )
+    _keep_metadata(src_onnx, dst_onnx)
     return dst_onnx
+
+
+def _keep_metadata(src_onnx: Path, dst_onnx: Path) -> None:
+    """The quantizer writes a new model without the source's metadata (the backbone's name, which a
+    station checks against the card): copy it over."""
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(src_onnx), load_external_data=False).metadata_props}
+    if props:
+        model = onnx.load(str(dst_onnx))
+        onnx.helper.set_model_props(model, props)
+        onnx.save(model, str(dst_onnx))
 
 
 AUROC_DROP_LIMIT = 0.005

@@ -36,6 +36,7 @@ from training.data import AnomalyBatches, hot_spots
 from training.distributed import Distributed
 from training.export import CHECKPOINT_FILE
 from training.net import DefectUNet
+from training.networks import build_network
 from training.validation import EarlyStopping, ValidationSet, score_validation
 
 CHECKPOINT_NAME = CHECKPOINT_FILE  # one file: resumable while training, the final weights after
@@ -216,7 +217,7 @@ def train_network(
     seed_everything(config.seed)  # the same initial weights on every rank
     if device.type == "cpu":
         torch.set_num_threads(optim.threads)
-    net = DefectUNet(config.net).to(device)
+    net = build_network(config.net, pretrained=resume is None).to(device)
     use_cuda = device.type == "cuda"
     if use_cuda:
         net = net.to(memory_format=torch.channels_last)

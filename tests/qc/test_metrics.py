@@ -51,3 +51,16 @@ def test_pro_weighs_small_regions_like_large_ones():
 def test_pixel_metrics_refuse_masks_without_defects():
     with pytest.raises(ValueError):
         pixel_metrics([np.zeros((4, 4))], [np.zeros((4, 4))])
+
+
+def test_tiles_are_labelled_by_their_mask_pixels_and_scored_by_their_hottest_pixel():
+    from qc.metrics import tile_labels_and_scores
+
+    heat = np.zeros((256, 600), np.float32)
+    mask = np.zeros((256, 600), np.uint8)
+    mask[10:14, 300:304] = 255  # 16 px in the second tile: defective
+    mask[0:3, 520:525] = 255  # 15 px in the third (partial) tile: not enough
+    heat[200, 100], heat[5, 301], heat[1, 599] = 0.3, 0.9, 0.6
+    labels, scores = tile_labels_and_scores(heat, mask)
+    assert labels.tolist() == [False, True, False]
+    np.testing.assert_allclose(scores, [0.3, 0.9, 0.6])
