@@ -119,6 +119,8 @@ def calibrate(
             "max": float(scores_np.max()),
         },
         "good_pixel_quantile": pixel_stat,
+        # Above max_threshold the held-back good images themselves would fail: say so, loudly.
+        "held_back_rejected": float(np.mean(scores_np >= image_t)),
     }
     return thresholds, summary
 
@@ -172,4 +174,5 @@ def calibrate_for_recall(
         "min": float(defect_scores.min()), "median": float(np.median(defect_scores)), "max": float(defect_scores.max()),
     }
     summary["at_threshold"] = {"recall": recall, "false_reject_rate": frr}
+    summary["held_back_rejected"] = frr
     return calibrated, summary

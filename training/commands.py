@@ -242,6 +242,13 @@ def _train(config: TrainConfig, data_root: Path, out_dir: Path, command: str, re
         f"calibrated ({config.calibration.mode}): image threshold {thresholds.image:.4f}, pixel threshold "
         f"{thresholds.pixel:.4f} (held-back good scores up to {summary['good_scores']['max']:.4f})"
     )
+    if summary.get("held_back_rejected", 0.0) > 0:
+        log(
+            f"WARNING: {summary['held_back_rejected']:.0%} of the held-back good images score at or above the "
+            f"image threshold (capped at calibration.max_threshold {config.calibration.max_threshold:g}): this "
+            "model would reject good units of this fabric; more training, more good images or another "
+            "net.backbone may help, and `qc eval` on labelled images shows by how much"
+        )
 
     record = {
         "command": command,

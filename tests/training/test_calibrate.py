@@ -38,3 +38,22 @@ def test_calibrate_on_images_larger_and_smaller_than_a_tile():
     assert thresholds.pixel >= 0.5
     assert thresholds.image > summary["good_scores"]["max"]
     assert thresholds.calibration.n_images == 2 and thresholds.calibration.target_false_reject_rate == 0.01
+    assert summary["held_back_rejected"] == 0.0
+
+
+def test_a_model_that_fires_on_every_good_image_is_reported_not_hidden():
+    """Good scores above max_threshold: the capped threshold fails the held-back images themselves,
+    which the summary (and so `qc train`'s log) must say."""
+    import torch
+
+    rng = np.random.default_rng(1)
+    images = [striped_fabric(rng, 80, 90), striped_fabric(rng, 70, 64)]
+    net = DefectUNet(NetConfig(base_channels=4, channel_multipliers=[1, 2])).eval()
+    with torch.no_grad():
+        net.head.bias.fill_(9.0)  # sigmoid ~ 0.9999 everywhere
+        net.head.weight.zero_()
+    thresholds, summary = calibrate(
+        net, images, CalibrationConfig(), ExportConfig(tile_px=64, overlap_px=16), data_description="two images"
+    )
+    assert thresholds.image == CalibrationConfig().max_threshold
+    assert summary["held_back_rejected"] == 1.0
