@@ -23,6 +23,7 @@ from edge.pipeline import Pipeline
 from edge.routes import admin, inspect, pages, reports, trigger, units
 from edge.schemas import ReviewOut, UnitLinks, UnitOut, UnitPage
 from edge.storage_health import StorageCollector, answer_database_away_with_503, storage_health
+from edge.validation_errors import answer_validation_errors_with_422
 
 if TYPE_CHECKING:
     from edge.outputs.dispatcher import OutputDispatcher
@@ -225,6 +226,7 @@ def create_app(services: Services, outputs: OutputDispatcher | None = None) -> F
     registry.register(PipelineCollector(services))
     registry.register(StorageCollector(services.store))
     answer_database_away_with_503(app, services.store)
+    answer_validation_errors_with_422(app)
     app.state.outputs = outputs
     if outputs is not None:
         registry.register(OutputsCollector(outputs))

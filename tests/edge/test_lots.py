@@ -123,3 +123,15 @@ def test_lot_report_fourpoint(make_client, auth, add_unit):
     assert four["defects"] == 1 and four["total_points"] == 4
     assert four["points_per_100_sq_yd"] == pytest.approx(4 * 3600 / (960 / 914.4 * 1500 / 25.4))
     assert four["verdict"] == "fail" and four["limit"] == 40
+
+
+def test_a_lone_surrogate_in_a_json_body_is_a_422_that_names_the_field(api, auth):
+    """Pydantic refuses the string; FastAPI's own 422 echoed the input back and failed to encode
+    the lone surrogate, so the client got a 500 instead."""
+    body = b'{"po": "a\\ud800", "style": "polo", "colour": "navy", "size": "M", "lot_size": 500}'
+    res = api.post("/api/v1/lots", content=body,
+                   headers={**auth["operator"], "Content-Type": "application/json"})
+    assert res.status_code == 422
+    (error,) = res.json()["detail"]
+    assert error["loc"] == ["body", "po"] and error["type"] == "string_unicode"
+    assert error["input"] == "a\\ud800"  # echoed, with the surrogate written as an escape
