@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -26,7 +25,6 @@ from pydantic import (
 from edge.outputs.config import OutputsConfig
 from edge.triggers.config import FrameTriggerConfig, TriggerConfig
 from qc.decision import VerdictRules
-
 from qc.overrides import (
     ConfigError,
     apply_overrides,
@@ -34,13 +32,10 @@ from qc.overrides import (
     load_yaml_mapping,
     parse_override,
 )
+from qc.strict import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class StationConfig(_Strict):
+class StationConfig(Strict):
     id: str = Field("station-1", min_length=1, description="name of this camera station")
     line: str = Field("line-1", min_length=1, description="production line the station sits on")
     px_per_mm: float | None = Field(
@@ -55,7 +50,7 @@ class StationConfig(_Strict):
 Size = tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]
 
 
-class _SourceCommon(_Strict):
+class _SourceCommon(Strict):
     """What every source shares: how its frames are checked and how a lost source is retried."""
 
     expect_size_px: Size | None = Field(
@@ -194,7 +189,7 @@ SourceConfig = Annotated[
 DEFAULT_CAMERA_ID = "cam-1"
 
 
-class CameraConfig(_Strict):
+class CameraConfig(Strict):
     """One camera of the station: its frames, and how they become units. Each runs its own pipeline."""
 
     id: str = Field(
@@ -208,14 +203,14 @@ class CameraConfig(_Strict):
     )
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     dir: Path = Field(
         Path("models/default"),
         description="a model dir (model.onnx + model.json), or a folder of version subfolders",
     )
 
 
-class RetentionConfig(_Strict):
+class RetentionConfig(Strict):
     """How long unit images are kept. Rows (verdicts, reviews) are never deleted (edge.retention)."""
 
     max_age_days: float | None = Field(
@@ -231,7 +226,7 @@ class RetentionConfig(_Strict):
     )
 
 
-class StorageConfig(_Strict):
+class StorageConfig(Strict):
     data_dir: Path = Field(Path("var"), description="where the database and unit images live")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; None means sqlite:///<data_dir>/qc.db"
@@ -269,7 +264,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class ApiConfig(_Strict):
+class ApiConfig(Strict):
     host: str = Field("127.0.0.1", description="interface the REST API listens on")
     port: int = Field(8000, ge=0, le=65535, description="TCP port of the REST API")
     require_keys: bool | Literal["auto"] = Field(
@@ -301,7 +296,7 @@ class ApiConfig(_Strict):
 HHMM = r"^([01][0-9]|2[0-3]):(00|15|30|45)$"
 
 
-class ShiftConfig(_Strict):
+class ShiftConfig(Strict):
     name: str = Field(min_length=1, max_length=64)
     start: str = Field(pattern=HHMM, description="local start time HH:MM (quarter hours)")
     end: str = Field(pattern=HHMM, description="local end time HH:MM; before start: past midnight")
@@ -316,7 +311,7 @@ class ShiftConfig(_Strict):
         return minute_of_day >= start or minute_of_day < end
 
 
-class AqlConfig(_Strict):
+class AqlConfig(Strict):
     critical: float = Field(0.0, ge=0, description="AQL in % for critical defects (0: none accepted)")
     major: float = Field(2.5, ge=0, description="AQL in % for major defects")
     minor: float = Field(4.0, ge=0, description="AQL in % for minor defects")
@@ -330,7 +325,7 @@ def _default_shifts() -> list[ShiftConfig]:
     ]
 
 
-class ReportsConfig(_Strict):
+class ReportsConfig(Strict):
     aql: AqlConfig = Field(default_factory=AqlConfig)
     inspection_level: Literal["I", "II", "III", "S-1", "S-2", "S-3", "S-4"] = Field(
         "II", description="ISO 2859-1 inspection level"
@@ -367,7 +362,7 @@ class ReportsConfig(_Strict):
         return self
 
 
-class PipelineConfig(_Strict):
+class PipelineConfig(Strict):
     queue_size: int = Field(8, ge=1, le=10_000, description="frames waiting for inference")
     inference_threads: int = Field(2, ge=1, le=256, description="onnxruntime intra-op threads")
     writer_threads: int = Field(
@@ -376,7 +371,7 @@ class PipelineConfig(_Strict):
     )
 
 
-class EdgeConfig(_Strict):
+class EdgeConfig(Strict):
     station: StationConfig = Field(default_factory=StationConfig)
     rules: VerdictRules = Field(
         default_factory=VerdictRules, description="what the station ignores and how small a defect may be"

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from qc.imageio import fsync_dir, write_bytes_atomic
+from qc.atomic import fsync_dir, write_bytes_atomic
 from qc.render import grey_to_heatmap, heatmap_to_grey, heatmap_to_rgb, overlay
 
 ORIGINAL_NAME = "image.jpg"

@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from edge.files import DAY_FOLDER, UNIT_FILE_NAMES, UNIT_ID
-from qc.imageio import write_bytes_atomic
+from qc.atomic import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 

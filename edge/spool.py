@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import DateTime
 
 from edge.tables import units_table
-from qc.imageio import fsync_dir
+from qc.atomic import fsync_dir
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     SecretStr,
@@ -20,12 +18,10 @@ from pydantic import (
     model_validator,
 )
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from qc.strict import Strict
 
 
-class QueueConfig(_Strict):
+class QueueConfig(Strict):
     """The bounded queue between the line and one output's own thread."""
 
     size: int = Field(
@@ -34,7 +30,7 @@ class QueueConfig(_Strict):
     )
 
 
-class BackoffConfig(_Strict):
+class BackoffConfig(Strict):
     """How an output retries a unit after a transient failure (connection error, 5xx, timeout)."""
 
     tries: int = Field(5, ge=1, le=1000, description="attempts per unit, the first included")
@@ -42,7 +38,7 @@ class BackoffConfig(_Strict):
     max_s: float = Field(30.0, gt=0, le=3600, description="longest wait; the wait doubles per try")
 
 
-class MqttTlsConfig(_Strict):
+class MqttTlsConfig(Strict):
     ca_file: Path | None = Field(None, description="CA certificates (PEM); None: the system's")
     cert_file: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
     key_file: Path | None = Field(None, description="client private key (PEM) for mutual TLS")
@@ -51,7 +47,7 @@ class MqttTlsConfig(_Strict):
     )
 
 
-class MqttOutputConfig(_Strict):
+class MqttOutputConfig(Strict):
     """Every unit on ``<prefix>/<line>/<station>/unit``, fails also on ``.../reject`` (JSON, QoS 1)."""
 
     enabled: bool = Field(False, description="publish units to an MQTT broker")
@@ -80,7 +76,7 @@ class MqttOutputConfig(_Strict):
         return self
 
 
-class WebhookConfig(_Strict):
+class WebhookConfig(Strict):
     """POST each unit's JSON to a URL, retrying connection errors and 5xx answers."""
 
     name: str = Field(
@@ -107,7 +103,7 @@ class WebhookConfig(_Strict):
     queue: QueueConfig = Field(default_factory=QueueConfig)
 
 
-class _RejectCommon(_Strict):
+class _RejectCommon(Strict):
     name: str | None = Field(
         None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
         description="name in metrics and health (unique among outputs); None: reject-<type>",
@@ -181,7 +177,7 @@ RejectSignalConfig = Annotated[
 ]
 
 
-class OutputsConfig(_Strict):
+class OutputsConfig(Strict):
     """Where each stored unit goes besides the database. All off by default."""
 
     mqtt: MqttOutputConfig = Field(default_factory=MqttOutputConfig)

@@ -7,20 +7,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from qc.strict import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FrameTriggerConfig(_Strict):
+class FrameTriggerConfig(Strict):
     """Every frame is a unit (a camera fired by the line itself, or panels one per frame)."""
 
     mode: Literal["frame"] = "frame"
 
 
-class IntervalTriggerConfig(_Strict):
+class IntervalTriggerConfig(Strict):
     """One unit every ``every_s`` seconds: the newest frame when the interval has elapsed."""
 
     mode: Literal["interval"]
@@ -33,7 +31,7 @@ Roi = tuple[
 ]
 
 
-class PresenceTriggerConfig(_Strict):
+class PresenceTriggerConfig(Strict):
     """A unit is something entering and then leaving a region of interest, found by its difference
     from a background learned, slowly, from the frames with nothing present."""
 
@@ -91,7 +89,7 @@ class PresenceTriggerConfig(_Strict):
         return self
 
 
-class MqttTriggerConfig(_Strict):
+class MqttTriggerConfig(Strict):
     """Trigger messages from an MQTT broker on ``qc/<line>/<station>/trigger``."""
 
     host: str = Field(min_length=1, description="broker host name or address")
@@ -102,7 +100,7 @@ class MqttTriggerConfig(_Strict):
     )
 
 
-class ExternalTriggerConfig(_Strict):
+class ExternalTriggerConfig(Strict):
     """Frames flow continuously; a request (REST or MQTT) makes the next frame a unit."""
 
     mode: Literal["external"]
