@@ -248,9 +248,12 @@ class StorageConfig(Strict):
     )
 
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{self.data_dir / 'qc.db'}"
+        return self.database_url or default_database_url(self.data_dir)
+
+
+def default_database_url(data_dir: Path) -> str:
+    """The station database when storage.database_url is not set: SQLite in the data folder."""
+    return f"sqlite:///{data_dir / 'qc.db'}"
 
 
 def is_loopback(host: str) -> bool:

@@ -56,3 +56,12 @@ def test_bad_seed_lists_are_refused(capsys):
         with pytest.raises(SystemExit):
             main(["bench", "aitex", "--seeds", bad])
         assert "--seeds" in capsys.readouterr().err
+
+
+def test_bench_aitex_without_data_names_the_option_and_the_variable(monkeypatch, capsys):
+    """No default reads a folder outside the repository: the data come from --data or $QC_AITEX_DIR."""
+    from qc.cli import main
+
+    monkeypatch.delenv("QC_AITEX_DIR", raising=False)
+    assert main(["bench", "aitex"]) == 2
+    assert "--data" in (err := capsys.readouterr().err) and "QC_AITEX_DIR" in err
