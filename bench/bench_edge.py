@@ -29,9 +29,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.pipeline import Pipeline  # noqa: E402
-from edge.sources import Frame  # noqa: E402
-from edge.store import UnitStore  # noqa: E402
+from edge.line.pipeline import Pipeline  # noqa: E402
+from edge.line.sources import Frame  # noqa: E402
+from edge.storage.store import UnitStore  # noqa: E402
 from qc.inference import Inferencer  # noqa: E402
 from qc.synth import generate_panel  # noqa: E402
 

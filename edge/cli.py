@@ -18,7 +18,7 @@ DEFAULT_STATION_DATABASE = default_database_url(DEFAULT_DATA_DIR)
 
 
 def cmd_export_feedback(args: argparse.Namespace, argv: list[str]) -> int:
-    from edge.feedback import export_feedback
+    from edge.reports.feedback import export_feedback
 
     database_url = args.database_url or default_database_url(args.data_dir)
     try:
@@ -30,7 +30,7 @@ def cmd_export_feedback(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_keys(args: argparse.Namespace, argv: list[str]) -> int:
-    from edge.auth import keys_command
+    from edge.api.auth import keys_command
 
     if args.config is not None:  # the database that station opens, its data_dir resolved alike
         from edge.config import load_config
@@ -46,7 +46,7 @@ def cmd_keys(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_edge(args: argparse.Namespace, argv: list[str]) -> int:
-    from edge.service import run_edge
+    from edge.main import run_edge
     from qc.card import ModelRefused
     from qc.overrides import ConfigError
 

@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from edge.outputs.config import OutputsConfig
-from edge.triggers.config import FrameTriggerConfig, TriggerConfig
+from edge.line.outputs.config import OutputsConfig
+from edge.line.triggers.config import FrameTriggerConfig, TriggerConfig
 from qc.decision import VerdictRules
 from qc.overrides import (
     ConfigError,
@@ -128,7 +128,7 @@ class StreamSourceConfig(_SourceCommon):
     )
 
 
-# The pixel formats edge.sources.genicam turns into RGB (a test checks the two lists agree).
+# The pixel formats edge.line.sources.genicam turns into RGB (a test checks the two lists agree).
 GenicamPixelFormat = Literal[
     "Mono8", "Mono10", "Mono12", "Mono14", "Mono16", "RGB8", "BGR8", "RGBa8", "BGRa8",
     "BayerRG8", "BayerGR8", "BayerGB8", "BayerBG8",
@@ -211,7 +211,7 @@ class ModelConfig(Strict):
 
 
 class RetentionConfig(Strict):
-    """How long unit images are kept. Rows (verdicts, reviews) are never deleted (edge.retention)."""
+    """How long unit images are kept. Rows (verdicts, reviews) are never deleted (edge.storage.retention)."""
 
     max_age_days: float | None = Field(
         None, gt=0, description="remove the images of whole days once all their units are older "

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.lots import NewLot
-from edge.store import NewUnit, ReviewIn, UnitStore
+from edge.storage.lots import NewLot
+from edge.storage.store import NewUnit, ReviewIn, UnitStore
 from qc.decision import Defect
 from tests.browser.station_helpers import api_request
 

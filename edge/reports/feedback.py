@@ -1,0 +1,59 @@
+"""``qc data export-feedback``: the operators' reviews as a dataset to retrain on (MVTec layout).
+
+Units an operator passed become ``train/good``; units an operator confirmed as failed become
+``train/<defect_type>`` with a mask from the unit's own heatmap at the pixel threshold the model
+used, in ``ground_truth/<defect_type>/``. Training reads both (design.md: labelled defects in
+train/ with their masks). Unreviewed units are left out: the model's own verdict is no label.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from edge.storage.store import UnitStore
+from qc.imageio import ImageReadError, read_image, write_image_atomic
+from qc.render import rgb_to_heatmap
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_") or "defect"
+
+
+def export_feedback(database_url: str, data_dir: Path, out: Path) -> dict:
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out}: output folder exists and is not empty")
+    store = UnitStore(database_url, Path(data_dir))
+    summary: dict = {"good": 0, "defects": {}, "skipped": []}
+    try:
+        for unit in store.iter_units():
+            if unit.review_verdict not in ("pass", "fail"):
+                continue
+            original = store.file_path(unit.id, "image")
+            heatmap_file = store.file_path(unit.id, "heatmap")
+            try:
+                if original is None:
+                    raise ImageReadError(f"unit {unit.id}: original image is missing")
+                image = read_image(original)
+                if unit.review_verdict == "pass":
+                    write_image_atomic(out / "train" / "good" / f"{unit.id}.png", image)
+                    summary["good"] += 1
+                    continue
+                if heatmap_file is None:
+                    raise ImageReadError(f"unit {unit.id}: heatmap is missing")
+                heat = rgb_to_heatmap(read_image(heatmap_file))
+                mask = np.where(heat >= float(unit.thresholds.get("pixel", 0.5)), 255, 0).astype(np.uint8)
+                if not mask.any():  # a confirmed defect the heatmap barely saw: mark its peak
+                    mask[heat >= heat.max() * 0.9] = 255
+                kind = _slug(unit.review_defect_type or next((d.get("type") for d in unit.defects), None) or "defect")
+                write_image_atomic(out / "train" / kind / f"{unit.id}.png", image)
+                write_image_atomic(out / "ground_truth" / kind / f"{unit.id}_mask.png", mask)
+                summary["defects"][kind] = summary["defects"].get(kind, 0) + 1
+            except ImageReadError as exc:
+                summary["skipped"].append(str(exc))
+    finally:
+        store.close()
+    return summary
