@@ -1,47 +1,23 @@
 """The pipeline's ``on_unit`` hook: one payload per stored unit, offered to every output's queue.
 
-Outputs are built by name from the ``outputs:`` config section through a small registry, so a new
-kind of output is one module with one ``@register_output`` builder.
+Outputs are built by name from the ``outputs:`` config section through a small registry
+(edge.line.outputs.registry), so a new kind of output is one module with one ``@register_output``
+builder, imported by ``build_outputs``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from edge.line.outputs.base import Output, OutputWorker
 from edge.line.outputs.config import OutputsConfig
 from edge.line.outputs.payload import encode, unit_payload
+from edge.line.outputs.registry import OUTPUT_BUILDERS, StationInfo
 from edge.storage.store import UnitRecord
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StationInfo:
-    """What builders may need to know about the station (an MQTT client id, for one)."""
-
-    id: str
-    line: str
-
-
-Builder = Callable[[OutputsConfig, StationInfo], list[Output]]
-OUTPUT_BUILDERS: dict[str, Builder] = {}
-
-
-def register_output(kind: str) -> Callable[[Builder], Builder]:
-    """Register the function that builds the outputs of one kind (zero or more) from the config."""
-
-    def wrap(builder: Builder) -> Builder:
-        if kind in OUTPUT_BUILDERS:
-            raise ValueError(f"output kind {kind!r} registered twice")
-        OUTPUT_BUILDERS[kind] = builder
-        return builder
-
-    return wrap
 
 
 class OutputDispatcher:

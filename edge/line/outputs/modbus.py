@@ -15,7 +15,7 @@ from typing import Any
 
 from edge.line.outputs.base import TransientError, Unreachable
 from edge.line.outputs.config import ModbusRejectConfig
-from edge.line.outputs.reject import register_reject_signal
+from edge.line.outputs.registry import register_reject_signal
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from edge.line.outputs.base import Output, Unreachable
 from edge.line.outputs.config import MqttOutputConfig, OutputsConfig
-from edge.line.outputs.dispatcher import StationInfo, register_output
+from edge.line.outputs.registry import StationInfo, register_output
 
 log = logging.getLogger(__name__)
 

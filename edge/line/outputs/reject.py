@@ -27,7 +27,12 @@ from edge.line.outputs.config import (
     OutputsConfig,
     PluginRejectConfig,
 )
-from edge.line.outputs.dispatcher import StationInfo, register_output
+from edge.line.outputs.registry import (
+    REJECT_SIGNALS,
+    StationInfo,
+    register_output,
+    register_reject_signal,
+)
 from qc.overrides import ConfigError
 
 log = logging.getLogger(__name__)
@@ -42,20 +47,6 @@ class RejectSignal(Protocol):
 
     def close(self) -> None:
         """Release the connection; called once, on shutdown."""
-
-
-SignalFactory = Callable[[Any], RejectSignal]
-REJECT_SIGNALS: dict[str, SignalFactory] = {}
-
-
-def register_reject_signal(type_name: str) -> Callable[[SignalFactory], SignalFactory]:
-    """Register a built-in signal; the factory takes the entry's config model."""
-
-    def wrap(factory: SignalFactory) -> SignalFactory:
-        REJECT_SIGNALS[type_name] = factory
-        return factory
-
-    return wrap
 
 
 class UnknownRejectSignal(ConfigError):

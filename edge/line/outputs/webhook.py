@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from edge.line.outputs.base import Output, TransientError, Unreachable
 from edge.line.outputs.config import OutputsConfig, WebhookConfig
-from edge.line.outputs.dispatcher import StationInfo, register_output
+from edge.line.outputs.registry import StationInfo, register_output
 
 
 class Rejected(Exception):

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edge.line.registry import Registry
+
 log = logging.getLogger(__name__)
 
 
@@ -96,15 +98,8 @@ class FrameSource(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
-SOURCES: dict[str, Callable[[Any], FrameSource]] = {}
-
-
-def register(type_name: str):
-    def wrap(cls):
-        SOURCES[type_name] = cls
-        return cls
-
-    return wrap
+SOURCES: Registry[Callable[[Any], FrameSource]] = Registry("source type")
+register = SOURCES.register
 
 
 def build_source(config) -> FrameSource:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from edge.line.registry import Registry
 from edge.line.sources.base import Frame
 from edge.line.triggers.config import FrameTriggerConfig, IntervalTriggerConfig
 
@@ -51,15 +52,8 @@ class TriggerContext:
     camera: str
 
 
-TRIGGERS: dict[str, Callable[[Any, TriggerContext], Trigger]] = {}
-
-
-def register(mode: str):
-    def wrap(cls):
-        TRIGGERS[mode] = cls
-        return cls
-
-    return wrap
+TRIGGERS: Registry[Callable[[Any, TriggerContext], Trigger]] = Registry("trigger mode")
+register = TRIGGERS.register
 
 
 class _Counting:

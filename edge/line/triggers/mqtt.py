@@ -11,16 +11,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 
-from edge.text_fields import control_character_problem
 from edge.line.triggers.base import TriggerContext
 from edge.line.triggers.config import MqttTriggerConfig
+from edge.text_fields import control_character_problem
 
-if TYPE_CHECKING:
-    from edge.line.triggers.external import ExternalTrigger
+
+class TriggerRequests(Protocol):
+    """What the listener hands a message to: the camera's external trigger (edge.line.triggers.
+    external, which builds the listener; named by shape here, so neither imports the other)."""
+
+    def request(self, unit_ref: str | None, *, via: str = "rest") -> int: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +64,7 @@ def parse_trigger_payload(payload: bytes) -> tuple[str | None, str | None]:
 
 
 class MqttTriggerListener:
-    def __init__(self, config: MqttTriggerConfig, trigger: ExternalTrigger, context: TriggerContext):
+    def __init__(self, config: MqttTriggerConfig, trigger: TriggerRequests, context: TriggerContext):
         self.config = config
         self.trigger = trigger
         self.context = context
