@@ -29,9 +29,41 @@ def cmd_export_feedback(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_OK
 
 
-def cmd_keys(args: argparse.Namespace, argv: list[str]) -> int:
-    from edge.api.auth import keys_command
+def keys_command(args: argparse.Namespace, *, out=print) -> int:
+    """Run one ``qc keys`` action on the station database; 0 on success, 2 on a refused action."""
+    from edge.storage.engine import open_engine
+    from edge.storage.keys import KeyRefused, KeyStore
+    from edge.storage.migrate import upgrade_database
 
+    engine = open_engine(args.database_url)
+    try:
+        # The station's own start-up step (Alembic stamp, PostgreSQL advisory lock), so a database
+        # that `qc keys` creates first is one the station finds already under Alembic.
+        upgrade_database(engine)
+        keys = KeyStore(engine)
+        try:
+            if args.action == "create":
+                token = keys.create(args.name, args.role)
+                out(f"key {args.name!r} ({args.role}) created; its token, shown only now:")
+                out(token)
+            elif args.action == "list":
+                for k in keys.list():
+                    state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}Z" if k.revoked_at else "active"
+                    out(f"{k.name}\t{k.role}\t{k.key_id}\tcreated {k.created_at:%Y-%m-%d %H:%M}Z\t{state}")
+            elif args.action == "revoke":
+                keys.revoke(args.name)
+                out(f"key {args.name!r} revoked")
+            else:
+                raise KeyRefused(f"unknown action {args.action!r}")
+        except KeyRefused as exc:
+            out(f"qc keys: {exc}")
+            return 2
+        return 0
+    finally:
+        engine.dispose()
+
+
+def cmd_keys(args: argparse.Namespace, argv: list[str]) -> int:
     if args.config is not None:  # the database that station opens, its data_dir resolved alike
         from edge.config import load_config
         from qc.overrides import ConfigError

@@ -17,17 +17,14 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import or_, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from edge.storage.spool import SpooledUnit
+from edge.storage.spool import Spool, SpooledUnit
 from edge.storage.tables import lots_table, units_table
-
-if TYPE_CHECKING:
-    from edge.storage.store import UnitStore
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +130,26 @@ def insert_spooled(
     return inserted
 
 
+class SpooledStore(Protocol):
+    """What the replayer works on: the station's store (edge.storage.store.UnitStore, which builds
+    the replayer; named by shape here, so neither module imports the other)."""
+
+    engine: Engine
+    spool: Spool
+    database: DatabaseWatch
+    write_lock: threading.Lock  # held by every insert, so spooled units keep their order
+    schema_ready: bool
+
+    def prepare_schema(self) -> None: ...
+
+    def apply_lot(self, row: dict[str, Any], lot: Any) -> None: ...
+
+
 class SpoolReplayer:
     """Drains the store's spool into the database in order; retries every ``retry_s`` while the
     database is away."""
 
-    def __init__(self, store: UnitStore, *, retry_s: float = 1.0):
+    def __init__(self, store: SpooledStore, *, retry_s: float = 1.0):
         self.store = store
         self.retry_s = retry_s
         self.error: str | None = None  # a replay failure that is not the database being away
@@ -168,7 +180,7 @@ class SpoolReplayer:
         for segment in store.spool.segments():
             # Read, insert and delete under the write lock: add() cannot append to this segment
             # meanwhile, and nothing new reaches the table ahead of a spooled unit.
-            with store._write_lock:
+            with store.write_lock:
                 if not segment.exists():
                     continue
                 units = store.spool.read(segment)

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from sqlalchemy import and_, create_engine, event, func, or_, select, text, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import and_, func, or_, select, text, update
 
+from edge.storage.engine import open_engine
 from edge.storage.files import (
     SweepReport,
     UnitFiles,
@@ -40,6 +40,8 @@ from edge.storage.files import (
     sweep_unit_folders,
     write_unit_files,
 )
+from edge.storage.keys import KeyStore
+from edge.storage.lots import LotStore
 from edge.storage.migrate import upgrade_database
 from edge.storage.query import UnitFilter
 from edge.storage.replay import DatabaseWatch, SpoolReplayer, describe, is_unavailable
@@ -165,41 +167,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadCursor(f"cursor {cursor!r} is not valid") from exc
 
 
-def _sqlite_engine(url: str, busy_timeout_s: float) -> Engine:
-    parsed = make_url(url)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    # The pipeline thread writes while API threads read; the timeout rides out a writer's lock.
-    # A lock held longer than that counts as the database being away: the unit is spooled.
-    engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s}
-    )
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn, _record):
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")  # safe in WAL; commits survive a process crash
-        cur.close()
-
-    return engine
-
-
-def open_engine(
-    database_url: str, *, busy_timeout_s: float = 15.0, connect_timeout_s: float = 5.0
-) -> Engine:
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(database_url, busy_timeout_s)
-    connect_args = {}
-    if url.get_backend_name() == "postgresql":
-        # A server that went away must fail a write in seconds (the unit is then spooled), not
-        # hang the writer on TCP's own timeout.
-        connect_args["connect_timeout"] = max(1, round(connect_timeout_s))
-    # pre_ping: a connection the server dropped (a restart) is replaced, not handed out.
-    return create_engine(database_url, pool_pre_ping=True, connect_args=connect_args)
-
-
 class UnitStore:
     def __init__(
         self,
@@ -215,15 +182,11 @@ class UnitStore:
         self.engine = open_engine(
             database_url, busy_timeout_s=busy_timeout_s, connect_timeout_s=connect_timeout_s
         )
-        self._write_lock = threading.Lock()
+        self.write_lock = threading.Lock()
         self.spool = Spool(self.data_dir / "spool")
         self.database = DatabaseWatch()
         self.replayer = SpoolReplayer(self, retry_s=spool_retry_s)
-        # Imported here: both build on this store's engine and lock.
-        from edge.api.auth import KeyStore
-        from edge.storage.lots import LotStore
-
-        self.lots = LotStore(self.engine, self._write_lock)
+        self.lots = LotStore(self.engine, self.write_lock)
         self.keys = KeyStore(self.engine)
         self.schema_ready = False
         try:
@@ -304,7 +267,7 @@ class UnitStore:
             "width_px": int(original_rgb.shape[1]),
         }
         try:
-            with self._write_lock:
+            with self.write_lock:
                 if self.spool.pending or not self.schema_ready:
                     spooled = True  # behind the units already waiting, never ahead of them
                 else:
@@ -369,7 +332,7 @@ class UnitStore:
 
         A spooled unit has no row yet but is known: its files wait for the replay."""
         try:
-            with self._write_lock:
+            with self.write_lock:
                 return sweep_unit_folders(self.data_dir, self.known_ids, recent_days=recent_days)
         except Exception as exc:
             if not is_unavailable(exc):
@@ -419,7 +382,7 @@ class UnitStore:
         """Record an operator's review: the unit shows the latest, the reviews table keeps all."""
         t = units_table
         at = datetime.now(timezone.utc).replace(tzinfo=None)
-        with self._write_lock, self.engine.begin() as conn:
+        with self.write_lock, self.engine.begin() as conn:
             defects = conn.execute(select(t.c.defects).where(t.c.id == unit_id)).scalar()
             if defects is None:
                 raise UnknownUnit(f"unit {unit_id} not found")

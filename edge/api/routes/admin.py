@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.api.auth import Admin, KeyRefused, Reader
+from edge.api.auth import Admin, Reader
 from edge.api.dependencies import ServicesDep, StoreDep
 from edge.api.schemas import KeyCreatedOut, KeyIn, KeyOut
+from edge.storage.keys import KeyRefused
 from edge.text_fields import Printable, Text
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])

@@ -4,8 +4,9 @@ from datetime import timedelta
 
 import pytest
 
-from edge.api.auth import KeyRefused, KeyStore, keys_command
+from edge.cli import keys_command
 from edge.config import EdgeConfig
+from edge.storage.keys import KeyRefused, KeyStore
 from edge.storage.tables import api_keys_table
 from tests.edge.conftest import T0
 
@@ -170,7 +171,7 @@ def test_keys_command_line(tmp_path):
     assert run("create", "alice", "viewer") == 2 and "revoke it first" in lines[0]
     assert run("revoke", "alice") == 0
     assert run("revoke", "alice") == 2
-    from edge.storage.store import open_engine
+    from edge.storage.engine import open_engine
     engine = open_engine(url)
     assert KeyStore(engine).verify(token) is None
     engine.dispose()
