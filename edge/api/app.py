@@ -21,9 +21,10 @@ from edge.api.dependencies import ModelInfo, Services, ServicesDep, StoreDep, ge
 from edge.api.inspection_slots import InspectionSlots
 from edge.line.pipeline import Pipeline
 from edge.api.routes import admin, inspect, pages, reports, trigger, units
-from edge.api.schemas import ReviewOut, UnitLinks, UnitOut, UnitPage
+from edge.api.schemas import UnitPage
 from edge.api.storage_health import StorageCollector, answer_database_away_with_503, storage_health
 from edge.api.validation_errors import answer_validation_errors_with_422
+from edge.units import ReviewOut, UnitLinks, UnitOut
 
 if TYPE_CHECKING:
     from edge.line.outputs.dispatcher import OutputDispatcher

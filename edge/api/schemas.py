@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.storage.lots import Lot
 from edge.storage.query import DEFECT_TYPE_PATTERN
-from edge.storage.store import UnitRecord
 from edge.text_fields import Name, Note, Printable
+from edge.units import ReviewOut, UnitOut
 from qc.decision import Defect
 
 Severity = Literal["critical", "major", "minor"]
@@ -19,15 +19,6 @@ Severity = Literal["critical", "major", "minor"]
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class ReviewOut(BaseModel):
-    by: str
-    at: datetime | None
-    verdict: str
-    defect_type: str | None = None
-    severity: str | None = None
-    note: str | None
 
 
 class ReviewIn(_In):
@@ -39,61 +30,6 @@ class ReviewIn(_In):
         None, description="defect class for the lot's AQL; a failed unit without one counts as major"
     )
     note: Note | None = Field(None, description="free text; tabs and line breaks are kept")
-
-
-class UnitLinks(BaseModel):
-    image: str
-    heatmap: str
-    overlay: str
-
-
-class UnitOut(BaseModel):
-    id: str
-    station: str
-    line: str
-    lot: str | None
-    style: str | None
-    po: str | None = Field(None, description="purchase order of the station's lot at the time")
-    colour: str | None = Field(None, description="colour of the station's lot at the time")
-    size: str | None = Field(None, description="size of the station's lot at the time")
-    camera: str | None = Field(None, description="the station's camera that took the unit")
-    unit_ref: str | None = Field(
-        None, description="the unit's own id (barcode) where an external trigger gave one"
-    )
-    captured_at: datetime
-    decided_at: datetime
-    verdict: str = Field(description="the model's verdict: pass | fail | needs_review")
-    final_verdict: str = Field(description="the operator's verdict where reviewed, else the model's")
-    score: float
-    defects: list[Defect]
-    model_name: str
-    model_version: str
-    thresholds: dict[str, float]
-    timings: dict[str, float] = Field(description="milliseconds per stage")
-    review: ReviewOut | None = Field(description="the latest review; history at .../reviews")
-    links: UnitLinks
-
-    @classmethod
-    def from_record(cls, r: UnitRecord) -> UnitOut:
-        base = f"/api/v1/units/{r.id}"
-        review = None
-        if r.review_verdict is not None:
-            review = ReviewOut(
-                by=r.review_by or "", at=r.reviewed_at, verdict=r.review_verdict,
-                defect_type=r.review_defect_type, severity=r.review_severity, note=r.review_note,
-            )
-        return cls(
-            id=r.id, station=r.station, line=r.line, lot=r.lot, style=r.style,
-            po=r.po, colour=r.colour, size=r.size, camera=r.camera, unit_ref=r.unit_ref,
-            captured_at=r.captured_at, decided_at=r.decided_at, verdict=r.verdict,
-            final_verdict=r.final_verdict or r.verdict, score=r.score,
-            defects=[Defect.model_validate(d) for d in r.defects],
-            model_name=r.model_name, model_version=r.model_version,
-            thresholds=r.thresholds, timings=r.timings, review=review,
-            links=UnitLinks(
-                image=f"{base}/image.jpg", heatmap=f"{base}/heatmap.png", overlay=f"{base}/overlay.png"
-            ),
-        )
 
 
 class UnitPage(BaseModel):

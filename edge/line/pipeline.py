@@ -32,7 +32,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.line.sources import Frame, FrameSource, SourceStatus
-from edge.storage.store import NewUnit, UnitRecord, UnitStore
+from edge.storage.store import UnitStore
+from edge.units import NewUnit, UnitRecord
 from edge.line.triggers.base import FrameTrigger, Trigger, TriggerError
 from qc.decision import Decision, VerdictRules, decide
 from qc.inference import InferenceResult

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.storage.store import UnitStore
+from edge.units import defect_types
 from qc.imageio import ImageReadError, read_image, write_image_atomic
 from qc.render import rgb_to_heatmap
 
@@ -48,7 +49,7 @@ def export_feedback(database_url: str, data_dir: Path, out: Path) -> dict:
                 mask = np.where(heat >= float(unit.thresholds.get("pixel", 0.5)), 255, 0).astype(np.uint8)
                 if not mask.any():  # a confirmed defect the heatmap barely saw: mark its peak
                     mask[heat >= heat.max() * 0.9] = 255
-                kind = _slug(unit.review_defect_type or next((d.get("type") for d in unit.defects), None) or "defect")
+                kind = _slug(defect_types(unit.review_verdict, unit.defects, unit.review_defect_type)[0])
                 write_image_atomic(out / "train" / kind / f"{unit.id}.png", image)
                 write_image_atomic(out / "ground_truth" / kind / f"{unit.id}_mask.png", mask)
                 summary["defects"][kind] = summary["defects"].get(kind, 0) + 1

@@ -22,7 +22,6 @@ import dataclasses
 import logging
 import secrets
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -52,83 +51,17 @@ from edge.storage.tables import (
     reviews_table,
     units_table,
 )
+from edge.units import NewUnit, Review, UnitRecord
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BadCursor", "NewUnit", "UnitRecord", "UnitStore", "metadata", "units_table"]
+__all__ = ["BadCursor", "UnitStore", "UnknownUnit", "metadata", "units_table"]
 
 FILE_COLUMNS = {"image": "original_path", "heatmap": "heatmap_path", "overlay": "overlay_path"}
 
 
 class BadCursor(ValueError):
     """A pagination cursor this store did not hand out."""
-
-
-@dataclass(frozen=True)
-class NewUnit:
-    """What the pipeline knows about a unit before it is stored."""
-
-    station: str
-    line: str
-    captured_at: datetime
-    decided_at: datetime
-    verdict: str
-    score: float
-    defects: list[dict[str, Any]]
-    model_name: str
-    model_version: str
-    thresholds: dict[str, Any]
-    timings: dict[str, float]
-    lot: str | None = None
-    style: str | None = None
-    camera: str | None = None
-    unit_ref: str | None = None
-
-
-@dataclass(frozen=True)
-class UnitRecord:
-    id: str
-    station: str
-    line: str
-    lot: str | None
-    style: str | None
-    captured_at: datetime
-    decided_at: datetime
-    verdict: str
-    score: float
-    defects: list[dict[str, Any]]
-    model_name: str
-    model_version: str
-    thresholds: dict[str, Any]
-    timings: dict[str, float]
-    original_path: str
-    heatmap_path: str
-    overlay_path: str
-    review_by: str | None = None
-    reviewed_at: datetime | None = None
-    review_verdict: str | None = None
-    review_note: str | None = None
-    review_defect_type: str | None = None
-    review_severity: str | None = None
-    final_verdict: str | None = None
-    height_px: int | None = None
-    width_px: int | None = None
-    camera: str | None = None
-    unit_ref: str | None = None
-    po: str | None = None
-    colour: str | None = None
-    size: str | None = None
-
-
-@dataclass(frozen=True)
-class ReviewIn:
-    """An operator's review of a unit."""
-
-    by: str
-    verdict: str
-    defect_type: str | None = None
-    severity: str | None = None
-    note: str | None = None
 
 
 class UnknownUnit(LookupError):
@@ -378,7 +311,7 @@ class UnitStore:
             if cursor is None:
                 return
 
-    def review(self, unit_id: str, review: ReviewIn) -> UnitRecord:
+    def review(self, unit_id: str, review: Review) -> UnitRecord:
         """Record an operator's review: the unit shows the latest, the reviews table keeps all."""
         t = units_table
         at = datetime.now(timezone.utc).replace(tzinfo=None)

@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
+from edge.units import defect_types
+
 metadata = MetaData()
 
 units_table = Table(
@@ -131,14 +133,8 @@ def defect_types_text(types: list[str]) -> str:
 def effective_defect_types(
     final_verdict: str, defects: list[dict], review_defect_type: str | None
 ) -> str:
-    """A passed unit has no defects; a reviewed type stands for the unit's one defect; a failed
-    unit the model saw nothing on (an operator's override) has one of the generic type."""
-    if final_verdict == "pass":
-        return ""
-    if review_defect_type:
-        return defect_types_text([review_defect_type])
-    # One entry per type: the Pareto counts units with a type, not the regions the model found.
-    return defect_types_text(list(dict.fromkeys(d.get("type", "defect") for d in defects)) or ["defect"])
+    """The ``defect_types`` column: edge.units.defect_types, as the row stores it."""
+    return defect_types_text(defect_types(final_verdict, defects, review_defect_type))
 
 
 def migrate(bind: Engine | Connection) -> None:

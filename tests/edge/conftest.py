@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sqlalchemy import event
 
-from edge.storage.store import NewUnit, UnitRecord, UnitStore
+from edge.storage.store import UnitStore
+from edge.units import NewUnit, UnitRecord
 
 T0 = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
 

@@ -16,8 +16,9 @@ from edge.storage.files import UnsafePath
 from edge.storage.query import UnitFilter
 from edge.storage.retention import removed_by_retention
 from edge.api.schemas import ReviewHistoryOut, ReviewIn, UnitOut, UnitPage, review_out
-from edge.storage.store import BadCursor, ReviewIn as StoreReview, UnitRecord, UnitStore, UnknownUnit
+from edge.storage.store import BadCursor, UnitStore, UnknownUnit
 from edge.text_fields import Text
+from edge.units import Review, UnitRecord, defect_types
 
 router = APIRouter(prefix="/api/v1", tags=["units"])
 # A unit's pictures never change once made (the colour heatmap and overlay are rendered on first
@@ -54,7 +55,7 @@ def _cell(value) -> str:
 
 
 def _csv_row(r: UnitRecord) -> list[str]:
-    types = sorted(set(split_types_of(r)))
+    types = sorted(defect_types(r.final_verdict or r.verdict, r.defects, r.review_defect_type))
     values = {
         **{c: getattr(r, c, None) for c in CSV_COLUMNS},
         "captured_at": r.captured_at.isoformat(),
@@ -66,14 +67,6 @@ def _csv_row(r: UnitRecord) -> list[str]:
         "defect_types": " ".join(types),
     }
     return [_cell(values[c]) for c in CSV_COLUMNS]
-
-
-def split_types_of(r: UnitRecord) -> list[str]:
-    if (r.final_verdict or r.verdict) == "pass":
-        return []
-    if r.review_defect_type:
-        return [r.review_defect_type]
-    return [d.get("type", "defect") for d in r.defects] or ["defect"]
 
 
 def csv_lines(store: UnitStore, unit_filter: UnitFilter) -> Iterator[str]:
@@ -126,7 +119,7 @@ def get_unit(unit_id: Text, store: StoreDep, _: Reader) -> UnitOut:
 def review_unit(unit_id: Text, review: ReviewIn, store: StoreDep, who: Operator) -> UnitOut:
     """Confirm or override the verdict, correct the defect type, add a note (history is kept)."""
     try:
-        record = store.review(unit_id, StoreReview(by=who.name, **review.model_dump()))
+        record = store.review(unit_id, Review(by=who.name, **review.model_dump()))
     except UnknownUnit as exc:
         raise HTTPException(404, detail=str(exc)) from exc
     return UnitOut.from_record(record)

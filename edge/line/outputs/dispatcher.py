@@ -15,7 +15,7 @@ from edge.line.outputs.base import Output, OutputWorker
 from edge.line.outputs.config import OutputsConfig
 from edge.line.outputs.payload import encode, unit_payload
 from edge.line.outputs.registry import OUTPUT_BUILDERS, StationInfo
-from edge.storage.store import UnitRecord
+from edge.units import UnitRecord
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""The JSON a stored unit is sent as: the REST API's UnitOut (camera and lot included).
+"""The JSON a stored unit is sent as: edge.units.UnitOut, as the REST API gives it (camera and lot
+included).
 
 One shape for every consumer: a message from MQTT or a webhook reads like GET /api/v1/units/<id>.
 Receivers should treat ``id`` as the key: MQTT QoS 1 and webhook retries deliver at least once,
@@ -10,8 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from edge.api.schemas import UnitOut
-from edge.storage.store import UnitRecord
+from edge.units import UnitOut, UnitRecord
 
 
 def unit_payload(record: UnitRecord, *, links_base_url: str | None = None) -> dict[str, Any]:

@@ -26,7 +26,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from edge.api.app import Services, create_app
 from edge.config import EdgeConfig
 from edge.storage.lots import NewLot
-from edge.storage.store import NewUnit, ReviewIn, UnitStore
+from edge.storage.store import UnitStore
+from edge.units import NewUnit, Review
 from qc.inference import Inferencer
 from tests.edge.postgres_server import PostgresServer, postgres  # noqa: F401  (fixture)
 
@@ -72,7 +73,7 @@ def station(request, tmp_path_factory, tiny_model_dir):
                     model_version="1", thresholds={"image": 0.5, "pixel": 0.5}, timings={"infer_ms": 1.0}),
             original_rgb=image, heatmap_rgb=image, overlay_rgb=image,
         ))
-    store.review(units[3].id, ReviewIn(by="setup", verdict="pass", note="lint"))
+    store.review(units[3].id, Review(by="setup", verdict="pass", note="lint"))
     keys = {role: store.keys.create(f"{role}-key", role) for role in ("viewer", "operator", "admin")}
     config = EdgeConfig.model_validate({
         "api": {"require_keys": True, "max_upload_mb": 1, "max_upload_megapixels": 1},

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge.reports.feedback import export_feedback
-from edge.storage.store import ReviewIn
+from edge.units import Review
 from qc.data import open_dataset
 from qc.render import heatmap_to_rgb
 
@@ -28,8 +28,8 @@ def test_reviews_become_good_images_and_masked_defects(store, new_unit, tmp_path
     confirmed = _add(store, new_unit, T0, heat)
     overridden = _add(store, new_unit, T0 + timedelta(seconds=1), heat)
     _add(store, new_unit, T0 + timedelta(seconds=2), heat)  # never reviewed: no label
-    store.review(confirmed.id, ReviewIn(by="op", verdict="fail", defect_type="Oil stain"))
-    store.review(overridden.id, ReviewIn(by="op", verdict="pass"))
+    store.review(confirmed.id, Review(by="op", verdict="fail", defect_type="Oil stain"))
+    store.review(overridden.id, Review(by="op", verdict="pass"))
 
     out = tmp_path / "feedback"
     summary = export_feedback(f"sqlite:///{store.data_dir / 'qc.db'}", store.data_dir, out)

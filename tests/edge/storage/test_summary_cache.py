@@ -10,7 +10,7 @@ import pytest
 from edge.config import ReportsConfig
 from edge.storage.query import UnitFilter
 from edge.reports.summary import summary
-from edge.storage.store import ReviewIn
+from edge.units import Review
 from edge.storage.summary_cache import day_cache
 from tests.edge.conftest import T0, _new_unit  # T0: 2024-05-06 07:08:09 UTC
 from tests.edge.postgres_server import pg_url, postgres  # noqa: F401  (fixtures)
@@ -66,14 +66,14 @@ def test_a_review_of_a_cached_day_changes_the_summary(store, week):
     before = summary(store.engine, UnitFilter(), CONFIG)
     built = day_cache(store.engine).days_built
     failed = week[30]  # a failed unit on the fourth day
-    store.review(failed.id, ReviewIn(by="op", verdict="pass", note="a shadow"))
+    store.review(failed.id, Review(by="op", verdict="pass", note="a shadow"))
     after, full = both(store)
     assert after == full
     assert after["passed"] == before["passed"] + 1
     assert after["first_pass_yield"] == before["first_pass_yield"]  # the model still failed it
     assert day_cache(store.engine).days_built == built + 1  # only that day was counted again
     # And back to fail with another type: the Pareto and the yield follow.
-    store.review(failed.id, ReviewIn(by="op", verdict="fail", defect_type="stain"))
+    store.review(failed.id, Review(by="op", verdict="fail", defect_type="stain"))
     again, full = both(store)
     assert again == full and again["passed"] == before["passed"]
     assert {p["type"] for p in again["pareto"]} == {"hole", "stain"}
@@ -130,7 +130,7 @@ def test_on_postgresql_too(pg_url, tmp_path):  # noqa: F811
             cached, full = both(store, **query)
             assert cached == full and cached["units"] > 0, query
         assert day_cache(store.engine).days_built > 0
-        store.review(units[9].id, ReviewIn(by="op", verdict="pass"))
+        store.review(units[9].id, Review(by="op", verdict="pass"))
         for query in queries:
             cached, full = both(store, **query)
             assert cached == full, query
