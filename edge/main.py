@@ -1,6 +1,7 @@
 """The edge service's entry point: config -> model, store, source, pipeline -> API, until a signal.
 
-`qc edge` calls run_edge(). Everything is built here, once, and handed down (no import-time state).
+`qc edge` calls run_edge(). edge.services.build_services builds everything once and hands it down
+(no import-time state); this module serves it until a signal and drains the line.
 """
 
 from __future__ import annotations
@@ -11,15 +12,12 @@ import threading
 import time
 from pathlib import Path
 
-from edge.api.app import ModelInfo, Services, create_app
-from edge.config import ApiConfig, CameraConfig, EdgeConfig, is_loopback, load_config
-from edge.line.outputs.dispatcher import OutputDispatcher, StationInfo, build_outputs
+from edge.api.app import create_app
+from edge.config import ApiConfig, is_loopback, load_config
+from edge.line.outputs.dispatcher import StationInfo, build_outputs
 from edge.line.pipeline import Pipeline
+from edge.services import build_services
 from edge.storage.retention import start_retention
-from edge.line.sources import build_source
-from edge.storage.store import UnitStore
-from edge.line.triggers.base import TriggerContext
-from edge.line.triggers.build import build_trigger
 
 log = logging.getLogger("edge")
 
@@ -27,72 +25,6 @@ log = logging.getLogger("edge")
 # which the writers give up after Pipeline.STORAGE_STOP_GRACE_S) must not keep the station up.
 DRAIN_TIMEOUT_S = 60.0
 EXIT_UNITS_NOT_STORED = 3  # the station stopped with decided units it could not store
-
-
-def build_services(config: EdgeConfig, outputs: OutputDispatcher | None = None) -> Services:
-    """Load the model (refused models raise qc.card.ModelRefused), open the store, wire the line.
-
-    ``outputs``: where stored units go besides the database (its on_unit is the pipeline's hook).
-    """
-    from qc.card import ModelRefused
-    from qc.inference import Inferencer
-
-    try:
-        inferencer = Inferencer(config.model.dir, threads=config.pipeline.inference_threads)
-    except ModelRefused as exc:
-        how = config.how_resolved("model.dir")  # which folder a relative model.dir was taken from
-        if how is None:
-            raise
-        raise ModelRefused(f"{exc}; {how}") from exc
-    storage = config.storage
-    store = UnitStore(
-        storage.resolved_database_url(),
-        storage.data_dir,
-        busy_timeout_s=storage.sqlite_busy_timeout_s,
-        connect_timeout_s=storage.postgres_connect_timeout_s,
-        spool_retry_s=storage.spool_retry_s,
-    )
-    swept = store.sweep_after_crash()
-    if swept.total:
-        log.warning("startup sweep after an unclean stop: %s", swept)
-    on_unit = outputs.on_unit if outputs is not None else None
-    pipelines = [
-        build_pipeline(camera, config, inferencer, store, on_unit=on_unit)
-        for camera in config.camera_list()
-    ]
-    thresholds = inferencer.card.thresholds
-    model = ModelInfo(
-        name=inferencer.name,
-        version=inferencer.version,
-        dir=str(inferencer.model_dir),
-        thresholds={"image": thresholds.image, "pixel": thresholds.pixel},
-    )
-    return Services(
-        config=config, store=store, pipelines=pipelines, model=model, inferencer=inferencer
-    )
-
-
-def build_pipeline(
-    camera: CameraConfig, config: EdgeConfig, inferencer, store: UnitStore, *, on_unit=None
-) -> Pipeline:
-    """One camera's line: its source and trigger, the station's model, store and outputs."""
-    station = config.station
-    return Pipeline(
-        build_source(camera.source),
-        inferencer,
-        store,
-        station_id=station.id,
-        line=station.line,
-        queue_size=config.pipeline.queue_size,
-        writer_threads=config.pipeline.writer_threads,
-        px_per_mm=station.px_per_mm,
-        rules=config.rules,
-        expect_size_px=camera.source.expect_size_px,
-        max_frame_age_s=camera.source.max_frame_age_s,
-        on_unit=on_unit,
-        camera=camera.id,
-        trigger=build_trigger(camera.trigger, TriggerContext(station.id, station.line, camera.id)),
-    )
 
 
 def log_read_access(api: ApiConfig) -> None:

@@ -2,73 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
 from pydantic import ValidationError
 
-from edge.config import EdgeConfig
-from edge.line.pipeline import Pipeline
+from edge.services import Services
 from edge.storage.query import UnitFilter
 from edge.storage.store import UnitStore
 from edge.text_fields import Text
-
-
-@dataclass
-class ModelInfo:
-    name: str
-    version: str
-    dir: str
-    thresholds: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class Services:
-    """Everything the routes need, built once at the entry point (tests build their own)."""
-
-    config: EdgeConfig
-    store: UnitStore
-    pipeline: Pipeline | None = None  # the first camera's, for code that knows of one camera
-    model: ModelInfo | None = None
-    inferencer: Any = None  # for POST /inspect; default: the pipeline's
-    pipelines: list[Pipeline] = field(default_factory=list)  # one per camera, in config order
-
-    def __post_init__(self) -> None:
-        if self.pipelines and self.pipeline is None:
-            self.pipeline = self.pipelines[0]
-        elif self.pipeline is not None and not self.pipelines:
-            self.pipelines = [self.pipeline]
-        cameras = [p.camera for p in self.pipelines]
-        if len(set(cameras)) != len(cameras):
-            raise ValueError(f"each pipeline needs its own camera id, got {cameras}")
-
-    def camera(self, camera_id: str) -> Pipeline | None:
-        return next((p for p in self.pipelines if p.camera == camera_id), None)
-
-    def swap_model(self, model_dir: str) -> ModelInfo:
-        """Load and verify another model, then switch the line to it between two units.
-
-        A model that fails verification raises qc.card.ModelRefused before anything changes:
-        the station keeps serving the model it had.
-        """
-        from qc.inference import Inferencer
-
-        new = Inferencer(model_dir, threads=self.config.pipeline.inference_threads)
-        for pipeline in self.pipelines:
-            pipeline.inferencer = new  # one attribute store: the worker picks it up per unit
-        self.inferencer = new
-        thresholds = new.card.thresholds
-        self.model = ModelInfo(
-            new.name, new.version, str(new.model_dir), {"image": thresholds.image, "pixel": thresholds.pixel}
-        )
-        return self.model
-
-    def inspector(self) -> Any:
-        if self.inferencer is not None:
-            return self.inferencer
-        return self.pipeline.inferencer if self.pipeline is not None else None
 
 
 def get_services(request: Request) -> Services:

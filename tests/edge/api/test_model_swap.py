@@ -3,7 +3,7 @@
 import json
 import shutil
 
-from edge.api.dependencies import ModelInfo
+from edge.services import ModelInfo
 from qc.inference import Inferencer
 
 

@@ -86,7 +86,8 @@ def test_two_simulated_cameras_in_one_service_store_units_under_their_ids(tmp_pa
     from fastapi.testclient import TestClient
 
     from edge.api.app import create_app
-    from edge.main import build_services, stop_all
+    from edge.main import stop_all
+    from edge.services import build_services
 
     simulated = {"type": "simulated", "fps": 20, "size_px": [96, 128], "expect_size_px": [96, 128]}
     config = EdgeConfig.model_validate({
