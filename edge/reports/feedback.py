@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.storage.store import UnitStore
+from edge.storage.engine import open_engine
+from edge.storage.files import heatmap_values
+from edge.storage.store import UnitReader
 from edge.units import defect_types
 from qc.imageio import ImageReadError, read_image, write_image_atomic
-from qc.render import rgb_to_heatmap
 
 
 def _slug(name: str) -> str:
@@ -27,25 +28,29 @@ def export_feedback(database_url: str, data_dir: Path, out: Path) -> dict:
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out}: output folder exists and is not empty")
-    store = UnitStore(database_url, Path(data_dir))
+    # Read-only: its own engine and the queries, never the station's store (which would migrate
+    # the database and could start replaying the spool), and the stored heatmap values, never a
+    # render written into the unit folders.
+    engine = open_engine(database_url)
+    units = UnitReader(engine, Path(data_dir))
     summary: dict = {"good": 0, "defects": {}, "skipped": []}
     try:
-        for unit in store.iter_units():
+        for unit in units.iter_units():
             if unit.review_verdict not in ("pass", "fail"):
                 continue
-            original = store.file_path(unit.id, "image")
-            heatmap_file = store.file_path(unit.id, "heatmap")
+            original = _stored_path(units, unit.id, "image")
             try:
-                if original is None:
+                if original is None or not original.is_file():
                     raise ImageReadError(f"unit {unit.id}: original image is missing")
                 image = read_image(original)
                 if unit.review_verdict == "pass":
                     write_image_atomic(out / "train" / "good" / f"{unit.id}.png", image)
                     summary["good"] += 1
                     continue
-                if heatmap_file is None:
+                heatmap_file = _stored_path(units, unit.id, "heatmap")
+                heat = None if heatmap_file is None else heatmap_values(heatmap_file)
+                if heat is None:
                     raise ImageReadError(f"unit {unit.id}: heatmap is missing")
-                heat = rgb_to_heatmap(read_image(heatmap_file))
                 mask = np.where(heat >= float(unit.thresholds.get("pixel", 0.5)), 255, 0).astype(np.uint8)
                 if not mask.any():  # a confirmed defect the heatmap barely saw: mark its peak
                     mask[heat >= heat.max() * 0.9] = 255
@@ -56,5 +61,10 @@ def export_feedback(database_url: str, data_dir: Path, out: Path) -> dict:
             except ImageReadError as exc:
                 summary["skipped"].append(str(exc))
     finally:
-        store.close()
+        engine.dispose()
     return summary
+
+
+def _stored_path(units: UnitReader, unit_id: str, kind: str) -> Path | None:
+    found = units.stored_file(unit_id, kind)
+    return None if found is None else found[0]

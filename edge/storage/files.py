@@ -28,7 +28,8 @@ import cv2
 import numpy as np
 
 from qc.atomic import fsync_dir, write_bytes_atomic
-from qc.render import grey_to_heatmap, heatmap_to_grey, heatmap_to_rgb, overlay
+from qc.imageio import read_image
+from qc.render import grey_to_heatmap, heatmap_to_grey, heatmap_to_rgb, overlay, rgb_to_heatmap
 
 ORIGINAL_NAME = "image.jpg"
 HEATMAP_VALUES_NAME = "heatmap-values.png"  # grey, written with the unit: the source of the renders
@@ -331,6 +332,18 @@ def ensure_rendered(data_dir: Path, path: Path, *, pixel_threshold: float | None
     except FileNotFoundError:
         return None  # the unit's folder went (retention) while we rendered
     return path
+
+
+def heatmap_values(heatmap_path: Path) -> np.ndarray | None:
+    """The unit's heatmap as float values 0..1, from the grey values stored beside
+    ``heatmap_path`` (its ``heatmap.png``), or from that colour heatmap where a unit was stored
+    with renders only; None when neither is on disk. Renders nothing."""
+    grey = cv2.imread(str(heatmap_path.parent / HEATMAP_VALUES_NAME), cv2.IMREAD_GRAYSCALE)
+    if grey is not None:
+        return grey_to_heatmap(grey)
+    if heatmap_path.is_file():
+        return rgb_to_heatmap(read_image(heatmap_path))
+    return None
 
 
 def _write_render(tmp_dir: Path, path: Path, data: bytes) -> None:

@@ -28,6 +28,7 @@ from typing import Any, Iterator
 
 import numpy as np
 from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.engine import Engine
 
 from edge.storage.engine import open_engine
 from edge.storage.files import (
@@ -100,7 +101,82 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadCursor(f"cursor {cursor!r} is not valid") from exc
 
 
-class UnitStore:
+class UnitReader:
+    """Reads stored units, their reviews and where their files are: the queries only. Opens,
+    migrates and writes nothing, so a read-only tool (``qc data export-feedback``) uses it on an
+    engine of its own; UnitStore adds the station's writing side."""
+
+    def __init__(self, engine: Engine, data_dir: Path):
+        self.engine = engine
+        self.data_dir = Path(data_dir)
+
+    def get(self, unit_id: str) -> UnitRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(units_table).where(units_table.c.id == unit_id)).first()
+        return None if row is None else _to_record(row)
+
+    def list_units(
+        self, *, limit: int = 50, cursor: str | None = None, filter: UnitFilter | None = None
+    ) -> tuple[list[UnitRecord], str | None]:
+        """Newest first. The cursor is the last item's (captured_at, id), so pages stay stable
+        while new units arrive at the top."""
+        t = units_table
+        query = select(t).order_by(t.c.captured_at.desc(), t.c.id.desc()).limit(limit + 1)
+        if filter is not None:
+            query = query.where(filter.where())
+        if cursor:
+            at, unit_id = decode_cursor(cursor)
+            query = query.where(
+                or_(t.c.captured_at < at, and_(t.c.captured_at == at, t.c.id < unit_id))
+            )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        items = [_to_record(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = encode_cursor(last.captured_at, last.id)
+        return items, next_cursor
+
+    def iter_units(self, filter: UnitFilter | None = None, *, page: int = 500) -> Iterator[UnitRecord]:
+        """Every matching unit, newest first, one short read per page (no long-held connection)."""
+        cursor = None
+        while True:
+            items, cursor = self.list_units(limit=page, cursor=cursor, filter=filter)
+            yield from items
+            if cursor is None:
+                return
+
+    def reviews(self, unit_id: str) -> list[dict[str, Any]]:
+        """The review history of a unit, oldest first."""
+        r = reviews_table
+        query = select(r).where(r.c.unit_id == unit_id).order_by(r.c.at, r.c.id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [{**row, "at": _aware(row["at"])} for row in rows]
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(units_table)).scalar_one())
+
+    def stored_file(self, unit_id: str, kind: str) -> tuple[Path, float | None] | None:
+        """Where the unit's ``image`` / ``heatmap`` / ``overlay`` file is or will be rendered, with
+        the pixel threshold its verdict used; None for an unknown unit. Nothing is rendered.
+
+        Raises UnsafePath when the stored path would leave data_dir.
+        """
+        t = units_table
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(t.c[FILE_COLUMNS[kind]], t.c.thresholds).where(t.c.id == unit_id)
+            ).first()
+        if found is None or found[0] is None:
+            return None
+        return resolve_inside(self.data_dir, found[0]), (found[1] or {}).get("pixel")
+
+
+
+class UnitStore(UnitReader):
     def __init__(
         self,
         database_url: str,
@@ -110,10 +186,10 @@ class UnitStore:
         connect_timeout_s: float = 5.0,
         spool_retry_s: float = 1.0,
     ):
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.engine = open_engine(
-            database_url, busy_timeout_s=busy_timeout_s, connect_timeout_s=connect_timeout_s
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            open_engine(database_url, busy_timeout_s=busy_timeout_s, connect_timeout_s=connect_timeout_s),
+            data_dir,
         )
         self.write_lock = threading.Lock()
         self.spool = Spool(self.data_dir / "spool")
@@ -274,43 +350,6 @@ class UnitStore:
             log.warning("startup sweep skipped, the database is unreachable: %s", describe(exc))
             return SweepReport()
 
-    def get(self, unit_id: str) -> UnitRecord | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(units_table).where(units_table.c.id == unit_id)).first()
-        return None if row is None else _to_record(row)
-
-    def list_units(
-        self, *, limit: int = 50, cursor: str | None = None, filter: UnitFilter | None = None
-    ) -> tuple[list[UnitRecord], str | None]:
-        """Newest first. The cursor is the last item's (captured_at, id), so pages stay stable
-        while new units arrive at the top."""
-        t = units_table
-        query = select(t).order_by(t.c.captured_at.desc(), t.c.id.desc()).limit(limit + 1)
-        if filter is not None:
-            query = query.where(filter.where())
-        if cursor:
-            at, unit_id = decode_cursor(cursor)
-            query = query.where(
-                or_(t.c.captured_at < at, and_(t.c.captured_at == at, t.c.id < unit_id))
-            )
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        items = [_to_record(r) for r in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = items[-1]
-            next_cursor = encode_cursor(last.captured_at, last.id)
-        return items, next_cursor
-
-    def iter_units(self, filter: UnitFilter | None = None, *, page: int = 500) -> Iterator[UnitRecord]:
-        """Every matching unit, newest first, one short read per page (no long-held connection)."""
-        cursor = None
-        while True:
-            items, cursor = self.list_units(limit=page, cursor=cursor, filter=filter)
-            yield from items
-            if cursor is None:
-                return
-
     def review(self, unit_id: str, review: Review) -> UnitRecord:
         """Record an operator's review: the unit shows the latest, the reviews table keeps all."""
         t = units_table
@@ -337,33 +376,16 @@ class UnitStore:
         assert record is not None
         return record
 
-    def reviews(self, unit_id: str) -> list[dict[str, Any]]:
-        """The review history of a unit, oldest first."""
-        r = reviews_table
-        query = select(r).where(r.c.unit_id == unit_id).order_by(r.c.at, r.c.id)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [{**row, "at": _aware(row["at"])} for row in rows]
-
-    def count(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(units_table)).scalar_one())
-
     def file_path(self, unit_id: str, kind: str) -> Path | None:
-        """The unit's ``image`` / ``heatmap`` / ``overlay`` file, or None if unknown or missing.
+        """The unit's ``image`` / ``heatmap`` / ``overlay`` file, or None if unknown or missing;
+        the colour heatmap and the overlay are rendered on first request (edge.storage.files).
 
         Raises UnsafePath when the stored path would leave data_dir.
         """
-        t = units_table
-        with self.engine.connect() as conn:
-            found = conn.execute(
-                select(t.c[FILE_COLUMNS[kind]], t.c.thresholds).where(t.c.id == unit_id)
-            ).first()
-        if found is None or found[0] is None:
+        found = self.stored_file(unit_id, kind)
+        if found is None:
             return None
-        path = resolve_inside(self.data_dir, found[0])
-        # The colour heatmap and the overlay are rendered on first request (edge.storage.files).
-        pixel_threshold = (found[1] or {}).get("pixel")
+        path, pixel_threshold = found
         return ensure_rendered(self.data_dir, path, pixel_threshold=pixel_threshold)
 
 
