@@ -18,13 +18,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import func, select
-
 from edge.config import EdgeConfig
-from edge.storage.lots import Lot
 from edge.reports.summary import pareto, split_types
+from edge.storage import lot_queries
+from edge.storage.lots import Lot
 from edge.storage.store import UnitStore
-from edge.storage.tables import units_table
 from qc.reports import aql
 from qc.reports.fourpoint import FabricDefect, fabric_verdict
 
@@ -32,20 +30,8 @@ CLASSES = ("critical", "major", "minor")
 
 
 def unit_counts(store: UnitStore, lot_id: str) -> dict[str, Any]:
-    t = units_table
-    query = (
-        select(t.c.final_verdict, func.count(), func.count(t.c.review_verdict))
-        .where(t.c.lot == lot_id)
-        .group_by(t.c.final_verdict)
-    )
-    types = (
-        select(t.c.defect_types, func.count())
-        .where(t.c.lot == lot_id, t.c.final_verdict == "fail")
-        .group_by(t.c.defect_types)
-    )
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
-        type_rows = conn.execute(types).all()
+    rows = lot_queries.verdict_counts(store.engine, lot_id)
+    type_rows = lot_queries.failed_defect_types(store.engine, lot_id)
     by_verdict = {verdict: n for verdict, n, _ in rows}
     type_counts: Counter[str] = Counter()
     for text, n in type_rows:
@@ -63,14 +49,8 @@ def unit_counts(store: UnitStore, lot_id: str) -> dict[str, Any]:
 
 def defects_by_class(store: UnitStore, lot_id: str, *, first: int | None = None) -> dict[str, int]:
     """Failed units per defect class, over the lot or over its ``first`` units."""
-    t = units_table
-    units = select(t.c.final_verdict, t.c.review_severity).where(t.c.lot == lot_id)
-    if first is not None:
-        units = units.order_by(t.c.captured_at, t.c.id).limit(first)
-    with store.engine.connect() as conn:
-        rows = conn.execute(units).all()
     counts = dict.fromkeys(CLASSES, 0)
-    for verdict, severity in rows:
+    for verdict, severity in lot_queries.verdicts_and_severities(store.engine, lot_id, first=first):
         if verdict == "fail":
             counts[severity or "major"] += 1
     return counts
@@ -102,30 +82,25 @@ def aql_section(store: UnitStore, lot: Lot, config: EdgeConfig, inspected: int) 
 
 def fabric_defects(store: UnitStore, lot_id: str, px_per_mm: float) -> tuple[list, float]:
     """The lot's defects along the fabric (fail units only) and the length inspected, in mm."""
-    t = units_table
-    query = (
-        select(t.c.final_verdict, t.c.defects, t.c.review_defect_type, t.c.height_px)
-        .where(t.c.lot == lot_id)
-        .order_by(t.c.captured_at, t.c.id)
-    )
     defects, offset_mm = [], 0.0
-    with store.engine.connect() as conn:
-        for verdict, unit_defects, reviewed_type, height_px in conn.execute(query):
-            height_mm = (height_px or 0) / px_per_mm
-            if verdict == "fail":
-                # An operator's fail with no region from the model: a point defect mid-unit.
-                regions = unit_defects or [{"box": [0, int((height_px or 0) / 2), 0, 0]}]
-                for d in regions:
-                    x, y, w, h = d["box"]
-                    defect_type = reviewed_type or d.get("type", "defect")
-                    defects.append(
-                        FabricDefect(
-                            length_mm=d.get("length_mm") or max(w, h) / px_per_mm,
-                            position_mm=offset_mm + min((y + h / 2) / px_per_mm, height_mm),
-                            is_hole=defect_type == "hole",
-                        )
+    for verdict, unit_defects, reviewed_type, height_px in lot_queries.units_along_the_fabric(
+        store.engine, lot_id
+    ):
+        height_mm = (height_px or 0) / px_per_mm
+        if verdict == "fail":
+            # An operator's fail with no region from the model: a point defect mid-unit.
+            regions = unit_defects or [{"box": [0, int((height_px or 0) / 2), 0, 0]}]
+            for d in regions:
+                x, y, w, h = d["box"]
+                defect_type = reviewed_type or d.get("type", "defect")
+                defects.append(
+                    FabricDefect(
+                        length_mm=d.get("length_mm") or max(w, h) / px_per_mm,
+                        position_mm=offset_mm + min((y + h / 2) / px_per_mm, height_mm),
+                        is_hole=defect_type == "hole",
                     )
-            offset_mm += height_mm
+                )
+        offset_mm += height_mm
     return defects, offset_mm
 
 
@@ -162,9 +137,18 @@ def fourpoint_section(store: UnitStore, lot: Lot, config: EdgeConfig) -> dict[st
     }
 
 
+def lot_verdict(report: dict[str, Any]) -> str:
+    """The lot's overall verdict: reject when any method rejects, else accept once AQL accepts."""
+    aql_verdict = report["aql"]["verdict"]
+    four = report["fourpoint"]
+    if aql_verdict == "reject" or (four.get("available") and four["verdict"] == "fail"):
+        return "reject"
+    return aql_verdict  # accept | incomplete
+
+
 def lot_report(store: UnitStore, lot: Lot, config: EdgeConfig) -> dict[str, Any]:
     counts = unit_counts(store, str(lot.id))
-    return {
+    report = {
         "lot": {**vars(lot), "open": lot.is_open},
         "units": {k: v for k, v in counts.items() if k != "defects_by_type"},
         "defects_by_class": defects_by_class(store, str(lot.id)),
@@ -172,3 +156,4 @@ def lot_report(store: UnitStore, lot: Lot, config: EdgeConfig) -> dict[str, Any]
         "aql": aql_section(store, lot, config, counts["inspected"]),
         "fourpoint": fourpoint_section(store, lot, config),
     }
+    return {**report, "verdict": lot_verdict(report)}

@@ -105,15 +105,6 @@ class _ReportPDF(FPDF):
         self.set_text_color(0)
 
 
-def lot_verdict(report: dict[str, Any]) -> str:
-    """The lot's overall verdict: reject when any method rejects, else accept once AQL accepts."""
-    aql_verdict = report["aql"]["verdict"]
-    four = report["fourpoint"]
-    if aql_verdict == "reject" or (four.get("available") and four["verdict"] == "fail"):
-        return "reject"
-    return aql_verdict  # accept | incomplete
-
-
 def _header(pdf: _ReportPDF, lot: Lot, report: dict[str, Any]) -> None:
     pdf.set_font("Helvetica", "B", 16)
     pdf.cell(0, 9, _text(f"Lot report - PO {lot.po}"), new_x="LMARGIN", new_y="NEXT")
@@ -132,7 +123,7 @@ def _header(pdf: _ReportPDF, lot: Lot, report: dict[str, Any]) -> None:
         f"needs review {units['needs_review']}, reviewed by an operator {units['reviewed']}"
     )
     pdf.ln(2)
-    pdf.verdict_box("LOT ", lot_verdict(report))
+    pdf.verdict_box("LOT ", report["verdict"])
 
 
 def _aql(pdf: _ReportPDF, aql: dict[str, Any]) -> None:

@@ -111,6 +111,21 @@ def test_lot_report_aql_waits_for_the_sample(api, auth, add_unit):
     assert aql["verdict"] == "incomplete" and "3 of the 50" in aql["reason"]
 
 
+def test_the_json_lot_report_carries_the_lot_verdict(make_client, auth, add_unit):
+    """The overall verdict the PDF prints: reject when either method rejects, else the AQL's."""
+    config = EdgeConfig.model_validate({"station": {"px_per_mm": 0.1}})
+    api = make_client(config)
+    waiting, _ = _lot_with_units(api, auth, add_unit, verdicts=["pass"] * 3)
+    assert api.get(f"/api/v1/lots/{waiting['id']}/report").json()["verdict"] == "incomplete"
+    api.post(f"/api/v1/lots/{waiting['id']}/close", headers=auth["operator"])
+    # The sample is still incomplete, but the 4-point system fails the fabric: the lot is rejected.
+    holed, _ = _lot_with_units(api, auth, add_unit, lot={**LOT, "po": "PO-2", "fabric_width_mm": 1500},
+                               verdicts=["fail", "pass"])
+    report = api.get(f"/api/v1/lots/{holed['id']}/report").json()
+    assert (report["aql"]["verdict"], report["fourpoint"]["verdict"]) == ("incomplete", "fail")
+    assert report["verdict"] == "reject"
+
+
 def test_lot_report_fourpoint(make_client, auth, add_unit):
     config = EdgeConfig.model_validate({"station": {"px_per_mm": 0.1}})  # 48 px tall = 480 mm
     api = make_client(config)

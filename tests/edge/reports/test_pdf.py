@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from edge.config import EdgeConfig
 from edge.reports.lot import lot_report
-from edge.reports.pdf import lot_report_pdf, lot_verdict, overlay_thumbnail
+from edge.reports.lot import lot_verdict
+from edge.reports.pdf import lot_report_pdf, overlay_thumbnail
 from tests.edge.conftest import T0
 
 LOT = {"po": "PO-4711", "style": "polo", "colour": "navy", "size": "M", "lot_size": 500}
