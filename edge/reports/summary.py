@@ -1,9 +1,10 @@
 """The QC manager's figures: the summary (yield, first-pass yield, rate, Pareto, stations, shifts).
 
-Counting happens in SQL, grouped into quarter-hour buckets per station; Python only maps buckets
-to local shifts (a zone may be 5:30 or 5:45 off UTC, hence quarter hours) and expands the Pareto's
-type strings. The buckets of closed days come from an in-process cache (edge.storage.summary_cache) that
-notices reviews and late units, so a 30-day summary counts only today's units.
+Counting happens in SQL (edge.storage.summary_queries), grouped into quarter-hour buckets per
+station; this module only maps buckets to local shifts (a zone may be 5:30 or 5:45 off UTC, hence
+quarter hours) and expands the Pareto's type strings. The buckets of closed days come from an
+in-process cache (edge.storage.summary_cache) that notices reviews and late units, so a 30-day
+summary counts only today's units.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, extract, func, select
 from sqlalchemy.engine import Engine
 
 from edge.config import ReportsConfig
-from edge.storage.query import UnitFilter, naive_utc
-from edge.storage.summary_cache import BucketRow, TypeRow, ceil_day, day_cache, floor_day
-from edge.storage.tables import units_table
+from edge.storage.query import UnitFilter
+from edge.storage.summary_queries import counted, first_and_last_capture
 
 
 def _zone(config: ReportsConfig) -> tzinfo | None:
@@ -60,100 +59,10 @@ def split_types(defect_types: str | None) -> list[str]:
     return list(dict.fromkeys(t for t in (defect_types or "").split(",") if t))
 
 
-def count_buckets(engine: Engine, where) -> list[BucketRow]:
-    """Units, passed and first-pass per (station, quarter hour) of the units ``where`` selects."""
-    t = units_table
-    minute = extract("minute", t.c.captured_at)
-    quarter = case((minute >= 45, 3), (minute >= 30, 2), (minute >= 15, 1), else_=0)
-    first_pass = case(((t.c.verdict == "pass") & (t.c.final_verdict == "pass"), 1), else_=0)
-    passed = case((t.c.final_verdict == "pass", 1), else_=0)
-    buckets = (
-        t.c.station,
-        extract("year", t.c.captured_at),
-        extract("month", t.c.captured_at),
-        extract("day", t.c.captured_at),
-        extract("hour", t.c.captured_at),
-        quarter,
-    )
-    counts = (
-        select(*buckets, func.count(), func.sum(passed), func.sum(first_pass))
-        .where(where)
-        .group_by(*buckets)
-    )
-    with engine.connect() as conn:
-        rows = conn.execute(counts).all()
-    return [
-        (station, datetime(int(y), int(mo), int(d), int(h), 15 * int(q)), n, int(n_passed or 0), int(n_first or 0))
-        for station, y, mo, d, h, q, n, n_passed, n_first in rows
-    ]
-
-
-def count_types(engine: Engine, where) -> list[TypeRow]:
-    """Failed units per (station, day, defect types text) of the units ``where`` selects."""
-    t = units_table
-    day = (extract("year", t.c.captured_at), extract("month", t.c.captured_at), extract("day", t.c.captured_at))
-    query = (
-        select(t.c.station, *day, t.c.defect_types, func.count())
-        .where(where, t.c.final_verdict == "fail")
-        .group_by(t.c.station, *day, t.c.defect_types)
-    )
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return [(station, datetime(int(y), int(mo), int(d)), text or "", n) for station, y, mo, d, text, n in rows]
-
-
-def count_units(engine: Engine, where) -> tuple[list[BucketRow], list[TypeRow]]:
-    return count_buckets(engine, where), count_types(engine, where)
-
-
-# Filters the day cache can answer (it keeps every station's buckets); any other filter counts live.
-CACHED_FILTERS = {"from_", "to", "station"}
-
-
-def counted(
-    engine: Engine, unit_filter: UnitFilter, first_at: datetime | None, *, use_cache: bool = True
-) -> tuple[list[BucketRow], list[TypeRow]]:
-    """The filter's bucket and type rows: closed whole days from the day cache, the rest live."""
-    t = units_table
-    where = unit_filter.where()
-    others = set(UnitFilter.model_fields) - CACHED_FILTERS
-    if not use_cache or first_at is None or any(getattr(unit_filter, f) is not None for f in others):
-        return count_units(engine, where)
-    cache = day_cache(engine)
-    closed_until = cache.closed_until()
-    start = floor_day(first_at)  # no unit before it, whatever 'from' says
-    if unit_filter.from_ is not None and naive_utc(unit_filter.from_) > start:
-        start = ceil_day(naive_utc(unit_filter.from_))  # <= first_at's day + 1: no overflow
-    end = min(floor_day(naive_utc(unit_filter.to)), closed_until) if unit_filter.to else closed_until
-    if start >= end:
-        return count_units(engine, where)
-    buckets, types = cache.rows(
-        engine, start, end,
-        lambda a, b: count_units(engine, and_(t.c.captured_at >= a, t.c.captured_at < b)),
-    )
-    if unit_filter.station is not None:
-        buckets = [row for row in buckets if row[0] == unit_filter.station]
-        types = [row for row in types if row[0] == unit_filter.station]
-    # The partial days at the edges, one range each (an OR of the two would scan the table).
-    ranges = [t.c.captured_at >= end]
-    if unit_filter.from_ is not None and naive_utc(unit_filter.from_) < start:
-        ranges.append(t.c.captured_at < start)
-    for in_range in ranges:
-        live_buckets, live_types = count_units(engine, and_(where, in_range))
-        buckets += live_buckets
-        types += live_types
-    return buckets, types
-
-
 def summary(
     engine: Engine, unit_filter: UnitFilter, config: ReportsConfig, *, use_cache: bool = True
 ) -> dict[str, Any]:
-    t = units_table
-    where = unit_filter.where()
-    with engine.connect() as conn:
-        # Two queries, not one: each of min and max alone is a single index lookup.
-        first_at = conn.execute(select(func.min(t.c.captured_at)).where(where)).scalar()
-        last_at = conn.execute(select(func.max(t.c.captured_at)).where(where)).scalar()
+    first_at, last_at = first_and_last_capture(engine, unit_filter.where())
     count_rows, type_rows = counted(engine, unit_filter, first_at, use_cache=use_cache)
 
     zone = _zone(config)
