@@ -7,7 +7,7 @@ above what the model keeps up with, so the source is never the bottleneck; a cam
 not the station's), through the real pipeline: bounded queue, inference
 worker, writer thread, SQLite and image files in a temporary data folder. Prints units per second,
 frame-to-verdict latency p50/p99, dropped frames, and the ratio of pipeline throughput to bare
-``Inferencer.infer`` throughput on the same frames. Target (design.md): ratio >= 0.9.
+``Inferencer.infer`` throughput on the same frames. Target (docs/architecture.md): ratio >= 0.9.
 
 Bare and pipeline phases alternate (``--rounds``) so that other work on a shared machine weighs on
 both; the process CPU time per unit of each is printed too, a figure other processes move less.

@@ -19,11 +19,11 @@ from prometheus_client.core import (
 from edge.api.auth import Reader
 from edge.api.dependencies import ServicesDep, StoreDep, get_services
 from edge.api.inspection_slots import InspectionSlots
-from edge.line.pipeline import Pipeline
 from edge.api.routes import admin, inspect, pages, reports, trigger, units
 from edge.api.schemas import UnitPage
 from edge.api.storage_health import StorageCollector, answer_database_away_with_503, storage_health
 from edge.api.validation_errors import answer_validation_errors_with_422
+from edge.line.pipeline import Pipeline
 from edge.services import ModelInfo, Services
 from edge.units import ReviewOut, UnitLinks, UnitOut
 

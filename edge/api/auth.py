@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Request
 
 from edge.storage.keys import ANONYMOUS, Principal
 
+
 def _token(request: Request) -> str | None:
     auth = request.headers.get("authorization")
     if auth:

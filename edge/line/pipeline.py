@@ -32,12 +32,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.line.sources import Frame, FrameSource, SourceStatus
+from edge.line.triggers.base import FrameTrigger, Trigger, TriggerError
+from edge.storage.files import StorageStatus
 from edge.storage.store import UnitStore
 from edge.units import NewUnit, UnitRecord
-from edge.line.triggers.base import FrameTrigger, Trigger, TriggerError
 from qc.decision import Decision, VerdictRules, decide
 from qc.inference import InferenceResult
-from edge.storage.files import StorageStatus
 from qc.render import heatmap_to_grey
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Units an operator passed become ``train/good``; units an operator confirmed as failed become
 ``train/<defect_type>`` with a mask from the unit's own heatmap at the pixel threshold the model
-used, in ``ground_truth/<defect_type>/``. Training reads both (design.md: labelled defects in
+used, in ``ground_truth/<defect_type>/``. Training reads both (docs/architecture.md: labelled defects in
 train/ with their masks). Unreviewed units are left out: the model's own verdict is no label.
 """
 

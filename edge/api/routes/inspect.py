@@ -16,9 +16,9 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from edge.api.auth import Reader
 from edge.api.dependencies import ServicesDep
-from edge.storage.files import encode_image
 from edge.api.image_header import FORMATS, ImageHeader, read_header
 from edge.api.schemas import InspectOut
+from edge.storage.files import encode_image
 from qc.decision import decide
 from qc.imageio import ImageReadError, to_rgb_uint8
 from qc.render import heatmap_to_rgb, overlay

@@ -9,11 +9,11 @@ from fastapi.responses import Response
 
 from edge.api.auth import Operator, Reader
 from edge.api.dependencies import FilterDep, ServicesDep, StoreDep
+from edge.api.schemas import LotIn, LotOut, SummaryOut
 from edge.reports.lot import lot_report
-from edge.storage.lots import LotConflict, NewLot, UnknownLot
 from edge.reports.pdf import lot_report_pdf
 from edge.reports.summary import summary
-from edge.api.schemas import LotIn, LotOut, SummaryOut
+from edge.storage.lots import LotConflict, NewLot, UnknownLot
 from edge.text_fields import Printable
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])

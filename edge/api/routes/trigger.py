@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from edge.api.auth import Operator
 from edge.api.dependencies import ServicesDep
 from edge.line.pipeline import Pipeline
-from edge.text_fields import Name
 from edge.line.triggers.external import ExternalTrigger, TriggerBusy
+from edge.text_fields import Name
 
 router = APIRouter(prefix="/api/v1", tags=["trigger"])
 

@@ -12,10 +12,10 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from edge.api.auth import Operator, Reader
 from edge.api.dependencies import FilterDep, StoreDep
+from edge.api.schemas import ReviewHistoryOut, ReviewIn, UnitOut, UnitPage, review_out
 from edge.storage.files import UnsafePath
 from edge.storage.query import UnitFilter
 from edge.storage.retention import removed_by_retention
-from edge.api.schemas import ReviewHistoryOut, ReviewIn, UnitOut, UnitPage, review_out
 from edge.storage.store import BadCursor, UnitStore, UnknownUnit
 from edge.text_fields import Text
 from edge.units import Review, UnitRecord, defect_types

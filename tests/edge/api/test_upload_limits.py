@@ -15,8 +15,8 @@ import httpx
 import numpy as np
 import pytest
 
-from edge.config import EdgeConfig
 from edge.api.image_header import ImageHeader, read_header
+from edge.config import EdgeConfig
 from qc.inference import Inferencer
 
 

@@ -6,7 +6,6 @@ import time
 from datetime import timedelta
 
 import pytest
-
 from pydantic import ValidationError
 
 from edge.config import EdgeConfig, load_config

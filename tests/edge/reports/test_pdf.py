@@ -6,8 +6,7 @@ import subprocess
 from datetime import timedelta
 
 from edge.config import EdgeConfig
-from edge.reports.lot import lot_report
-from edge.reports.lot import lot_verdict
+from edge.reports.lot import lot_report, lot_verdict
 from edge.reports.pdf import lot_report_pdf, overlay_thumbnail
 from tests.edge.conftest import T0
 

@@ -211,8 +211,8 @@ def test_shifts_in_a_half_hour_zone(make_client, add_unit):
 
 
 def test_shift_config_is_checked():
-    from qc.overrides import ConfigError
     from edge.config import load_config
+    from qc.overrides import ConfigError
 
     with pytest.raises(ConfigError, match="at 00:00 the shift is none"):
         load_config(None, ['reports.shifts=[{"name": "day", "start": "06:00", "end": "22:00"}]'])

@@ -24,9 +24,9 @@ from fastapi.testclient import TestClient
 import edge.storage.files
 from edge.api.app import ModelInfo, Services, create_app
 from edge.config import EdgeConfig
-from edge.storage.files import UnitFilesNotWritten
 from edge.line.pipeline import Pipeline
 from edge.line.sources import Frame, SourceStatus
+from edge.storage.files import UnitFilesNotWritten
 from edge.storage.spool import Spool
 from edge.storage.store import UnitStore
 from qc.inference import Inferencer

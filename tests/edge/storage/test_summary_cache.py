@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 
 from edge.config import ReportsConfig
-from edge.storage.query import UnitFilter
 from edge.reports.summary import summary
-from edge.units import Review
+from edge.storage.query import UnitFilter
 from edge.storage.summary_cache import day_cache
+from edge.units import Review
 from tests.edge.conftest import T0, _new_unit  # T0: 2024-05-06 07:08:09 UTC
 from tests.edge.postgres_server import pg_url, postgres  # noqa: F401  (fixtures)
 
