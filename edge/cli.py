@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edge.config import default_database_url
+from edge.storage.config import default_database_url
 from qc.cli import EXIT_OK, CommandGroups, UserError
 
 DEFAULT_DATA_DIR = Path("var")  # make run's station, from the repository root

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from edge.api.app import create_app
-from edge.config import ApiConfig, is_loopback, load_config
+from edge.api.config import ApiConfig, is_loopback
+from edge.config import load_config
 from edge.line.outputs.dispatcher import StationInfo, build_outputs
 from edge.line.pipeline import Pipeline
 from edge.services import build_services

@@ -23,7 +23,8 @@ LAYERS = {
     "reports": ("edge.reports",),
     "storage": ("edge.storage",),
     "units": ("edge.units", "edge.text_fields"),
-    "config": ("edge.config", "edge.line.outputs.config", "edge.line.triggers.config"),
+    "config": ("edge.config", "edge.line.outputs.config", "edge.line.triggers.config",
+               "edge.line.sources.config", "edge.storage.config", "edge.api.config", "edge.reports.config"),
     "qc": ("qc",),
 }
 MAY_IMPORT = {

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
-from edge.config import ReportsConfig
+from edge.reports.config import ReportsConfig
 from edge.storage.query import UnitFilter
 from edge.storage.summary_queries import counted, first_and_last_capture
 

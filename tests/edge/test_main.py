@@ -155,7 +155,7 @@ def test_qc_edge_started_elsewhere_finds_the_paths_of_its_config(tmp_path, tiny_
     ("127.0.0.1", "auto", "INFO", "reads need no key: the API listens on loopback 127.0.0.1"),
 ])
 def test_the_station_says_at_start_who_may_read(caplog, host, require_keys, level, words):
-    from edge.config import ApiConfig
+    from edge.api.config import ApiConfig
     from edge.main import log_read_access
 
     caplog.set_level(logging.INFO, logger="edge")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import cv2
 
-from edge.config import CameraSourceConfig
 from edge.line.sources.base import register
 from edge.line.sources.capture import LiveCaptureSource, opened_or_down
+from edge.line.sources.config import CameraSourceConfig
 
 
 @register("camera")

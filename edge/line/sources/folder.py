@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.config import FolderSourceConfig
 from edge.line.sources.base import ReconnectingSource, SourceDown, register
+from edge.line.sources.config import FolderSourceConfig
 from qc.imageio import IMAGE_SUFFIXES, ImageReadError, read_image
 
 

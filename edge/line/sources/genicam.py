@@ -14,8 +14,8 @@ from typing import Any, get_args
 import cv2
 import numpy as np
 
-from edge.config import GenicamPixelFormat, GenicamSourceConfig
 from edge.line.sources.base import Pacer, ReconnectingSource, SourceDown, register
+from edge.line.sources.config import GenicamPixelFormat, GenicamSourceConfig
 
 MISSING_EXTRA = "the genicam source needs the optional extra: pip install 'garment-qc[genicam]'"
 

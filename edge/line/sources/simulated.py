@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.config import SimulatedSourceConfig
 from edge.line.sources.base import Frame, Pacer, SourceStatus, register
+from edge.line.sources.config import SimulatedSourceConfig
 
 
 @register("simulated")

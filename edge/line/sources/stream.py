@@ -6,9 +6,9 @@ import re
 
 import cv2
 
-from edge.config import StreamSourceConfig
 from edge.line.sources.base import register
 from edge.line.sources.capture import LiveCaptureSource, opened_or_down
+from edge.line.sources.config import StreamSourceConfig
 
 
 def redacted(url: str) -> str:

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-from edge.config import VideoSourceConfig
 from edge.line.sources.base import ReconnectingSource, SourceDown, register
 from edge.line.sources.capture import opened_or_down, to_rgb
+from edge.line.sources.config import VideoSourceConfig
 
 FALLBACK_FPS = 25.0  # some containers carry no frame rate
 

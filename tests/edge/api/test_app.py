@@ -8,9 +8,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from edge.api.app import ModelInfo, Services, create_app
-from edge.config import EdgeConfig, SimulatedSourceConfig
+from edge.config import EdgeConfig
 from edge.line.pipeline import Pipeline
 from edge.line.sources import SimulatedSource
+from edge.line.sources.config import SimulatedSourceConfig
 from edge.storage.store import units_table
 from qc.inference import Inferencer
 
@@ -157,8 +158,8 @@ def _line_app(store, tiny_model_dir, source):
 
 
 def test_metrics_move_while_the_line_runs(store, tiny_model_dir, tmp_path):
-    from edge.config import FolderSourceConfig
     from edge.line.sources import FolderSource
+    from edge.line.sources.config import FolderSourceConfig
 
     folder = tmp_path / "line"
     folder.mkdir()

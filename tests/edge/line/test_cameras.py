@@ -144,9 +144,9 @@ def test_a_lost_camera_is_named_while_the_other_keeps_inspecting(store, tiny_mod
     import cv2
     import numpy as np
 
-    from edge.config import FolderSourceConfig, SimulatedSourceConfig
     from edge.line.pipeline import Pipeline
     from edge.line.sources import FolderSource, SimulatedSource
+    from edge.line.sources.config import FolderSourceConfig, SimulatedSourceConfig
     from qc.inference import Inferencer
 
     inferencer = Inferencer(tiny_model_dir, threads=1)

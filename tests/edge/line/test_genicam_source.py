@@ -19,9 +19,10 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from edge.api.app import ModelInfo, Services, create_app
-from edge.config import EdgeConfig, GenicamSourceConfig, load_config
+from edge.config import EdgeConfig, load_config
 from edge.line.pipeline import Pipeline
 from edge.line.sources import GenicamSource, build_source
+from edge.line.sources.config import GenicamSourceConfig
 from edge.line.sources.genicam import MISSING_EXTRA, PIXEL_FORMATS, genicam_to_rgb
 from qc.inference import Inferencer
 from qc.overrides import ConfigError

@@ -4,9 +4,9 @@ import time
 import numpy as np
 import pytest
 
-from edge.config import SimulatedSourceConfig
 from edge.line.pipeline import Pipeline
 from edge.line.sources import Frame, SimulatedSource
+from edge.line.sources.config import SimulatedSourceConfig
 from qc.inference import Inferencer
 
 SMALL = (96, 128)
@@ -200,8 +200,8 @@ def test_invalid_frames_are_skipped_and_counted_by_reason(store, inferencer):
 def test_a_folder_that_goes_away_and_comes_back_keeps_the_line_running(store, inferencer, tmp_path):
     import cv2
 
-    from edge.config import FolderSourceConfig
     from edge.line.sources import FolderSource
+    from edge.line.sources.config import FolderSourceConfig
 
     folder = tmp_path / "line"
     folder.mkdir()

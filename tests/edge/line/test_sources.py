@@ -9,14 +9,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from edge.config import (
-    CameraSourceConfig,
-    EdgeConfig,
-    FolderSourceConfig,
-    StreamSourceConfig,
-    VideoSourceConfig,
-    load_config,
-)
+from edge.config import EdgeConfig, load_config
 from edge.line.sources import (
     CameraSource,
     FolderSource,
@@ -24,6 +17,12 @@ from edge.line.sources import (
     VideoSource,
     backoff_s,
     build_source,
+)
+from edge.line.sources.config import (
+    CameraSourceConfig,
+    FolderSourceConfig,
+    StreamSourceConfig,
+    VideoSourceConfig,
 )
 from edge.line.sources.stream import redacted
 from qc.overrides import ConfigError

@@ -319,9 +319,9 @@ def test_a_roi_that_does_not_fit_stops_capture_and_says_why(store, inferencer):
 
 def external_line(store, inferencer, trigger_config: dict, camera="cam-1"):
     """A running simulated camera whose units come only on request."""
-    from edge.config import SimulatedSourceConfig
     from edge.line.pipeline import Pipeline
     from edge.line.sources import SimulatedSource
+    from edge.line.sources.config import SimulatedSourceConfig
 
     src = SimulatedSource(SimulatedSourceConfig(fps=25, size_px=(H, W)))
     context = TriggerContext(station="station-1", line="line-1", camera=camera)

@@ -14,9 +14,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from edge.api.app import Services, create_app
-from edge.config import EdgeConfig, SimulatedSourceConfig
+from edge.config import EdgeConfig
 from edge.line.pipeline import Pipeline
 from edge.line.sources import Frame, SimulatedSource
+from edge.line.sources.config import SimulatedSourceConfig
 from edge.storage.lots import NewLot
 from edge.storage.store import UnitStore
 from edge.storage.tables import units_table

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.config import EdgeConfig, RetentionConfig, load_config
+from edge.config import EdgeConfig, load_config
+from edge.storage.config import RetentionConfig
 from edge.storage.files import unit_folder
 from edge.storage.retention import Retention, removed_by_retention, removed_through, start_retention
 

@@ -367,9 +367,9 @@ def inferencer(tiny_model_dir):
 
 
 def test_a_running_line_loses_and_doubles_nothing_while_sqlite_is_locked(tmp_path, inferencer):
-    from edge.config import SimulatedSourceConfig
     from edge.line.pipeline import Pipeline
     from edge.line.sources import SimulatedSource
+    from edge.line.sources.config import SimulatedSourceConfig
 
     data = tmp_path / "data"
     store = open_store(data)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from edge.config import ReportsConfig
+from edge.reports.config import ReportsConfig
 from edge.reports.summary import summary
 from edge.storage.query import UnitFilter
 from edge.storage.summary_cache import day_cache
