@@ -1,9 +1,10 @@
-"""A unit, as the station knows it: one definition of each of its forms.
+"""A unit, as the station knows it: one definition of each of its forms, and of a lot.
 
 ``NewUnit`` is what the pipeline decided, ``UnitRecord`` a stored unit (a row of
 edge.storage.tables' ``units``, mapped by edge.storage.store), ``Review`` an operator's review, and
 ``UnitOut`` the unit's JSON: the REST API's and every output's (MQTT, webhook) alike.
-``defect_types`` is the one rule for which defect types a unit counts under.
+``defect_types`` is the one rule for which defect types a unit counts under. ``Lot`` is a
+production order as stored and as the API gives it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from qc.decision import Defect
 
@@ -157,3 +158,27 @@ class UnitOut(BaseModel):
                 image=f"{base}/image.jpg", heatmap=f"{base}/heatmap.png", overlay=f"{base}/overlay.png"
             ),
         )
+
+
+class Lot(BaseModel):
+    """A production order open on one station at a time (edge.storage.lots keeps them)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    station: str
+    po: str
+    style: str
+    colour: str | None
+    size: str | None
+    lot_size: int
+    fabric_width_mm: float | None
+    opened_at: datetime
+    opened_by: str
+    closed_at: datetime | None
+    closed_by: str | None
+
+    @computed_field
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.storage.lots import Lot
 from edge.storage.query import DEFECT_TYPE_PATTERN
 from edge.text_fields import Name, Note, Printable
 from edge.units import ReviewOut, UnitOut
@@ -47,26 +46,6 @@ class LotIn(_In):
     fabric_width_mm: float | None = Field(
         None, gt=0, le=10_000, description="for the 4-point system; default: the station's"
     )
-
-
-class LotOut(BaseModel):
-    id: int
-    station: str
-    po: str
-    style: str
-    colour: str | None
-    size: str | None
-    lot_size: int
-    fabric_width_mm: float | None
-    opened_at: datetime
-    opened_by: str
-    closed_at: datetime | None
-    closed_by: str | None
-    open: bool
-
-    @classmethod
-    def from_lot(cls, lot: Lot) -> LotOut:
-        return cls(**vars(lot), open=lot.is_open)
 
 
 class ParetoRow(BaseModel):

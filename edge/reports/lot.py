@@ -21,8 +21,8 @@ from typing import Any
 from edge.config import EdgeConfig
 from edge.reports.summary import pareto, split_types
 from edge.storage import lot_queries
-from edge.storage.lots import Lot
 from edge.storage.store import UnitStore
+from edge.units import Lot
 from qc.reports import aql
 from qc.reports.fourpoint import FabricDefect, fabric_verdict
 
@@ -149,7 +149,7 @@ def lot_verdict(report: dict[str, Any]) -> str:
 def lot_report(store: UnitStore, lot: Lot, config: EdgeConfig) -> dict[str, Any]:
     counts = unit_counts(store, str(lot.id))
     report = {
-        "lot": {**vars(lot), "open": lot.is_open},
+        "lot": lot.model_dump(),
         "units": {k: v for k, v in counts.items() if k != "defects_by_type"},
         "defects_by_class": defects_by_class(store, str(lot.id)),
         "defects_by_type": counts["defects_by_type"],

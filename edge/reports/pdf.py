@@ -15,10 +15,9 @@ import cv2
 from fpdf import FPDF
 
 from edge.storage.files import UnsafePath
-from edge.storage.lots import Lot
 from edge.storage.query import UnitFilter
 from edge.storage.store import UnitStore
-from edge.units import UnitRecord
+from edge.units import Lot, UnitRecord
 
 MAX_FAILED_LISTED = 200  # beyond this the table says how many more; the CSV has them all
 THUMB_WIDTH_PX = 240

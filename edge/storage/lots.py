@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
 from edge.storage.tables import lots_table
+from edge.units import Lot
 
 
 class LotConflict(RuntimeError):
@@ -34,26 +35,6 @@ class NewLot:
     colour: str | None = None
     size: str | None = None
     fabric_width_mm: float | None = None
-
-
-@dataclass(frozen=True)
-class Lot:
-    id: int
-    station: str
-    po: str
-    style: str
-    colour: str | None
-    size: str | None
-    lot_size: int
-    fabric_width_mm: float | None
-    opened_at: datetime
-    opened_by: str
-    closed_at: datetime | None
-    closed_by: str | None
-
-    @property
-    def is_open(self) -> bool:
-        return self.closed_at is None
 
 
 def _now() -> datetime:

@@ -9,12 +9,13 @@ from fastapi.responses import Response
 
 from edge.api.auth import Operator, Reader
 from edge.api.dependencies import FilterDep, ServicesDep, StoreDep
-from edge.api.schemas import LotIn, LotOut, SummaryOut
+from edge.api.schemas import LotIn, SummaryOut
 from edge.reports.lot import lot_report
 from edge.reports.pdf import lot_report_pdf
 from edge.reports.summary import summary
 from edge.storage.lots import LotConflict, NewLot, UnknownLot
 from edge.text_fields import Printable
+from edge.units import Lot
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 # Lot ids are SQL INTEGERs, 32 bits on PostgreSQL (64 on SQLite): a larger number is no lot (422),
@@ -28,43 +29,43 @@ def get_summary(services: ServicesDep, unit_filter: FilterDep, _: Reader) -> dic
     return summary(services.store.engine, unit_filter, services.config.reports)
 
 
-@router.post("/lots", response_model=LotOut, status_code=201)
-def open_lot(lot: LotIn, services: ServicesDep, who: Operator) -> LotOut:
+@router.post("/lots", response_model=Lot, status_code=201)
+def open_lot(lot: LotIn, services: ServicesDep, who: Operator) -> Lot:
     """Open a lot on a station; units stored there from now on belong to it."""
     station = lot.station or services.config.station.id
     new = NewLot(**{**lot.model_dump(), "station": station}, opened_by=who.name)
     try:
-        return LotOut.from_lot(services.store.lots.open(new))
+        return services.store.lots.open(new)
     except LotConflict as exc:
         raise HTTPException(409, detail=str(exc)) from exc
 
 
-@router.post("/lots/{lot_id}/close", response_model=LotOut)
-def close_lot(lot_id: LotId, store: StoreDep, who: Operator) -> LotOut:
+@router.post("/lots/{lot_id}/close", response_model=Lot)
+def close_lot(lot_id: LotId, store: StoreDep, who: Operator) -> Lot:
     try:
-        return LotOut.from_lot(store.lots.close(lot_id, by=who.name))
+        return store.lots.close(lot_id, by=who.name)
     except UnknownLot as exc:
         raise HTTPException(404, detail=str(exc)) from exc
     except LotConflict as exc:
         raise HTTPException(409, detail=str(exc)) from exc
 
 
-@router.get("/lots", response_model=list[LotOut])
+@router.get("/lots", response_model=list[Lot])
 def list_lots(
     store: StoreDep,
     _: Reader,
     station: Annotated[Annotated[str, Printable(max_length=128)] | None, Query()] = None,
     open_only: Annotated[bool, Query(alias="open")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[LotOut]:
+) -> list[Lot]:
     """Newest first."""
-    return [LotOut.from_lot(lot) for lot in store.lots.list(station=station, open_only=open_only, limit=limit)]
+    return store.lots.list(station=station, open_only=open_only, limit=limit)
 
 
-@router.get("/lots/{lot_id}", response_model=LotOut)
-def get_lot(lot_id: LotId, store: StoreDep, _: Reader) -> LotOut:
+@router.get("/lots/{lot_id}", response_model=Lot)
+def get_lot(lot_id: LotId, store: StoreDep, _: Reader) -> Lot:
     try:
-        return LotOut.from_lot(store.lots.get(lot_id))
+        return store.lots.get(lot_id)
     except UnknownLot as exc:
         raise HTTPException(404, detail=str(exc)) from exc
 
