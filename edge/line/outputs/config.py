@@ -7,7 +7,6 @@ repr, a log line or an error message.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -18,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from edge.line.mqtt_config import MqttBrokerConfig
 from qc.strict import Strict
 
 
@@ -38,21 +38,11 @@ class BackoffConfig(Strict):
     max_s: float = Field(30.0, gt=0, le=3600, description="longest wait; the wait doubles per try")
 
 
-class MqttTlsConfig(Strict):
-    ca_file: Path | None = Field(None, description="CA certificates (PEM); None: the system's")
-    cert_file: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
-    key_file: Path | None = Field(None, description="client private key (PEM) for mutual TLS")
-    insecure: bool = Field(
-        False, description="skip the broker hostname check (test brokers only; still encrypted)"
-    )
-
-
-class MqttOutputConfig(Strict):
+class MqttOutputConfig(MqttBrokerConfig):
     """Every unit on ``<prefix>/<line>/<station>/unit``, fails also on ``.../reject`` (JSON, QoS 1)."""
 
     enabled: bool = Field(False, description="publish units to an MQTT broker")
     host: str = Field("127.0.0.1", min_length=1, description="broker host name or address")
-    port: int = Field(1883, ge=1, le=65535, description="broker TCP port (8883 is usual for TLS)")
     topic_prefix: str = Field(
         "qc", min_length=1, pattern=r"^[^#+]+$",
         description="first topic level(s); no wildcards (# +)",
@@ -61,19 +51,9 @@ class MqttOutputConfig(Strict):
     client_id: str | None = Field(
         None, description="MQTT client id; None: qc-<station>-<random>"
     )
-    username: str | None = Field(None, description="broker user name; None: anonymous")
-    password: SecretStr | None = Field(None, description="broker password (never logged)")
-    tls: MqttTlsConfig | None = Field(None, description="connect over TLS with these settings")
-    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive interval")
     reconnect_min_s: int = Field(1, ge=1, le=3600, description="first wait before reconnecting")
     reconnect_max_s: int = Field(30, ge=1, le=3600, description="longest wait between reconnects")
     queue: QueueConfig = Field(default_factory=QueueConfig)
-
-    @model_validator(mode="after")
-    def _password_needs_user(self) -> MqttOutputConfig:
-        if self.password is not None and self.username is None:
-            raise ValueError("mqtt: a password needs a username")
-        return self
 
 
 class WebhookConfig(Strict):

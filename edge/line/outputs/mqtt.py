@@ -16,6 +16,7 @@ import threading
 from datetime import datetime, timezone
 from typing import Any
 
+from edge.line.mqtt import new_client, topic_level, topics
 from edge.line.outputs.base import Output, Unreachable
 from edge.line.outputs.config import MqttOutputConfig, OutputsConfig
 from edge.line.outputs.registry import StationInfo, register_output
@@ -25,20 +26,8 @@ log = logging.getLogger(__name__)
 WAIT_SLICE_S = 0.2  # how often a waiting send looks at the stop event
 
 
-def topic_level(text: str) -> str:
-    """A station or line name as one topic level: '/' would add levels, '+' and '#' are wildcards."""
-    return text.replace("/", "_").replace("+", "_").replace("#", "_")
-
-
-def topics(prefix: str, line: str, station: str) -> dict[str, str]:
-    base = f"{prefix.rstrip('/')}/{topic_level(line)}/{topic_level(station)}"
-    return {kind: f"{base}/{kind}" for kind in ("unit", "reject", "status")}
-
-
 class MqttOutput(Output):
     def __init__(self, config: MqttOutputConfig, station: StationInfo):
-        import paho.mqtt.client as mqtt
-
         self.config = config
         self.name = "mqtt"
         self.target = f"mqtt broker {config.host}:{config.port}"
@@ -56,20 +45,7 @@ class MqttOutput(Output):
         self._status_mids: set[int] = set()
         self._ack_cond = threading.Condition()
         client_id = config.client_id or f"qc-{topic_level(station.id)}-{secrets.token_hex(4)}"
-        self.client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id
-        )
-        if config.username is not None:
-            password = config.password.get_secret_value() if config.password else None
-            self.client.username_pw_set(config.username, password)
-        if config.tls is not None:
-            tls = config.tls
-            self.client.tls_set(
-                ca_certs=str(tls.ca_file) if tls.ca_file else None,
-                certfile=str(tls.cert_file) if tls.cert_file else None,
-                keyfile=str(tls.key_file) if tls.key_file else None,
-            )
-            self.client.tls_insecure_set(tls.insecure)
+        self.client = new_client(config, client_id)
         self.client.will_set(self._status_topic, b"offline", qos=1, retain=True)
         self.client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)
         self.client.on_connect = self._on_connect

@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
+from edge.line.mqtt_config import MqttBrokerConfig
 from qc.strict import Strict
 
 
@@ -89,12 +90,10 @@ class PresenceTriggerConfig(Strict):
         return self
 
 
-class MqttTriggerConfig(Strict):
-    """Trigger messages from an MQTT broker on ``qc/<line>/<station>/trigger``."""
+class MqttTriggerConfig(MqttBrokerConfig):
+    """Trigger messages from an MQTT broker on ``qc/<line>/<station>/trigger``; the broker's
+    login and TLS as for the MQTT output."""
 
-    host: str = Field(min_length=1, description="broker host name or address")
-    port: int = Field(1883, ge=1, le=65535, description="broker TCP port")
-    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive")
     reconnect_max_s: float = Field(
         30.0, ge=1, le=3600, description="longest wait between two tries to reach the broker"
     )

@@ -13,8 +13,7 @@ import logging
 import threading
 from typing import Any, Protocol
 
-import paho.mqtt.client as mqtt
-
+from edge.line.mqtt import new_client, topics
 from edge.line.triggers.base import TriggerContext
 from edge.line.triggers.config import MqttTriggerConfig
 from edge.text_fields import control_character_problem
@@ -30,10 +29,6 @@ class TriggerRequests(Protocol):
 log = logging.getLogger(__name__)
 
 MAX_REF_CHARS = 128
-
-
-def trigger_topic(line: str, station: str) -> str:
-    return f"qc/{line}/{station}/trigger"
 
 
 class BadTriggerMessage(ValueError):
@@ -68,16 +63,14 @@ class MqttTriggerListener:
         self.config = config
         self.trigger = trigger
         self.context = context
-        self.topic = trigger_topic(context.line, context.station)
+        self.topic = topics("qc", context.line, context.station)["trigger"]
         self._lock = threading.Lock()
         self.connected = False
         self.messages = 0
         self.rejected = 0
         self.last_problem: str | None = None
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"qc-trigger-{context.station}-{context.camera}",
-            clean_session=True,
+        self.client = new_client(
+            config, f"qc-trigger-{context.station}-{context.camera}", clean_session=True
         )
         self.client.reconnect_delay_set(min_delay=1, max_delay=int(max(1, config.reconnect_max_s)))
         self.client.on_connect = self._on_connect

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from edge.api.app import Services, create_app
 from edge.config import EdgeConfig
+from edge.line.mqtt import topics
 from edge.line.outputs.config import MqttOutputConfig, OutputsConfig
 from edge.line.outputs.dispatcher import StationInfo, build_outputs
-from edge.line.outputs.mqtt import topics
 from tests.edge.conftest import T0
 from tests.edge.mqtt_broker import MqttBroker, Subscriber, broker, wait_until  # noqa: F401
 

@@ -453,3 +453,32 @@ def test_mqtt_messages_trigger_units_and_the_subscription_survives_a_broker_rest
         pipe.stop()
         broker.stop()
     assert store.count() == 2
+
+
+def test_the_mqtt_trigger_logs_in_over_tls_like_the_mqtt_output(store, inferencer, make_client, tmp_path):
+    """One broker config for the station's MQTT: the trigger listener takes a user, a password and
+    TLS as the output does, so a broker that refuses anonymous clients triggers units too."""
+    import paho.mqtt.publish as publish
+
+    from tests.edge.mqtt_broker import MqttBroker
+
+    folder = tmp_path / "mosquitto"
+    folder.mkdir()
+    broker = MqttBroker(folder, users={"line": "s3cret"}, tls=True)
+    broker.start()
+    mqtt = {"host": "127.0.0.1", "port": broker.port, "reconnect_max_s": 1, "username": "line",
+            "password": "s3cret", "tls": {"ca_file": str(broker.ca_file)}}
+    pipe = external_line(store, inferencer, {"mode": "external", "mqtt": mqtt})
+    client = make_client(pipeline=pipe)
+    pipe.start()
+    try:
+        listener = lambda: client.get("/healthz").json()["cameras"][0]["trigger"]["mqtt"]  # noqa: E731
+        wait_until(lambda: listener()["connected"], what="the trigger subscription over TLS")
+        publish.single("qc/line-1/station-1/trigger", '{"unit_ref": "T-1"}', qos=1,
+                       hostname="127.0.0.1", port=broker.port,
+                       auth={"username": "line", "password": "s3cret"},
+                       tls={"ca_certs": str(broker.ca_file)})
+        wait_until(lambda: units_with(store, "T-1"), what="the unit the message triggered")
+    finally:
+        pipe.stop()
+        broker.stop()
