@@ -26,10 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.app import Services, create_app  # noqa: E402
+from edge.api.app import Services, create_app  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402
-from edge.store import NewUnit, UnitStore, new_unit_id  # noqa: E402
-from edge.tables import units_table  # noqa: E402
+from edge.storage.store import UnitStore, new_unit_id  # noqa: E402
+from edge.storage.tables import units_table  # noqa: E402
+from edge.units import NewUnit  # noqa: E402
 
 DEFECT_TYPES = ["defect", "hole", "stain", "broken_end", "knot"]
 

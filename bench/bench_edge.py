@@ -7,7 +7,7 @@ above what the model keeps up with, so the source is never the bottleneck; a cam
 not the station's), through the real pipeline: bounded queue, inference
 worker, writer thread, SQLite and image files in a temporary data folder. Prints units per second,
 frame-to-verdict latency p50/p99, dropped frames, and the ratio of pipeline throughput to bare
-``Inferencer.infer`` throughput on the same frames. Target (design.md): ratio >= 0.9.
+``Inferencer.infer`` throughput on the same frames. Target (docs/architecture.md): ratio >= 0.9.
 
 Bare and pipeline phases alternate (``--rounds``) so that other work on a shared machine weighs on
 both; the process CPU time per unit of each is printed too, a figure other processes move less.
@@ -29,9 +29,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.pipeline import Pipeline  # noqa: E402
-from edge.sources import Frame  # noqa: E402
-from edge.store import UnitStore  # noqa: E402
+from edge.line.pipeline import Pipeline  # noqa: E402
+from edge.line.sources import Frame  # noqa: E402
+from edge.storage.store import UnitStore  # noqa: E402
 from qc.inference import Inferencer  # noqa: E402
 from qc.synth import generate_panel  # noqa: E402
 

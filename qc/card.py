@@ -11,19 +11,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from qc.atomic import write_text_atomic
 from qc.contract import CARD_FILE, MODEL_FILE
+from qc.strict import Strict as _Strict
 
 CARD_SCHEMA_VERSION = 1
 
 
 class ModelRefused(Exception):
     """A model that must not serve: missing file, bad card, sha256 or shape mismatch."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class InputSpec(_Strict):
@@ -114,8 +112,10 @@ def sha256_file(path: Path) -> str:
 
 
 def write_card(card: ModelCard, model_dir: str | Path) -> Path:
+    """Atomic: a station reading the card while ``qc eval --record`` rewrites it sees the old or
+    the new card, never half of one."""
     path = Path(model_dir) / CARD_FILE
-    path.write_text(json.dumps(card.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(card.model_dump(mode="json"), indent=2) + "\n")
     return path
 
 

@@ -1,16 +1,18 @@
 """The ``qc`` command line: one entry point, one subcommand per job.
 
-This module is the composition root: it is the only place in qc/ that names training/ and edge/,
-and it imports them lazily inside the handlers, so ``qc --help`` and ``qc predict`` never load
-torch, and the core package keeps its one-way dependency direction.
+The core's own commands are here; the training package and the station add theirs (``qc train``,
+``qc edge``, ...) through ``add_commands`` in the modules ``PACKAGE_COMMANDS`` names. They are named
+by string and imported while the parser is built, so qc/ imports neither package and the arrows
+stay one-way: training -> qc <- edge. Their handlers import heavy code (torch) only when they run.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import importlib
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -20,7 +22,18 @@ class UserError(Exception):
     """A problem the user can fix (bad path, bad config): printed without a traceback, exit 2."""
 
 
-def _command_line(argv: list[str]) -> str:
+PACKAGE_COMMANDS = ("training.cli", "edge.cli")  # each has add_commands(CommandGroups)
+
+
+@dataclass(frozen=True)
+class CommandGroups:
+    """Where a package adds its subcommands: ``qc <top>`` and ``qc data <data>``."""
+
+    top: argparse._SubParsersAction
+    data: argparse._SubParsersAction
+
+
+def command_line(argv: list[str]) -> str:
     return shlex.join(["qc", *argv])
 
 
@@ -62,16 +75,6 @@ def cmd_data(args: argparse.Namespace, argv: list[str]) -> int:
             info = dataset_info(args.root, layout=args.layout)
             print(json.dumps(info, indent=2) if args.json else format_info(info))
             return EXIT_FAILED if info["problems"] else EXIT_OK
-        if args.data_command == "export-feedback":
-            from edge.feedback import export_feedback
-
-            database_url = args.database_url or f"sqlite:///{args.data_dir / 'qc.db'}"
-            try:
-                summary = export_feedback(database_url, args.data_dir, args.out)
-            except FileExistsError as exc:
-                raise UserError(str(exc)) from exc
-            print(json.dumps(summary, indent=2))
-            return EXIT_OK
         if args.data_command == "merge":
             from qc.data.merge import merge_datasets
 
@@ -92,41 +95,6 @@ def cmd_data(args: argparse.Namespace, argv: list[str]) -> int:
     except DatasetError as exc:
         raise UserError(str(exc)) from exc
     print(json.dumps(summary, indent=2))
-    return EXIT_OK
-
-
-def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
-    from training.commands import TrainingError, run_train
-
-    try:
-        run_dir = run_train(
-            args.config, args.data, args.out, args.overrides, _command_line(argv), resume=args.resume
-        )
-    except TrainingError as exc:
-        raise UserError(str(exc)) from exc
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone wrote the run
-        print(f"trained: {run_dir}")
-    return EXIT_OK
-
-
-def cmd_export(args: argparse.Namespace, argv: list[str]) -> int:
-    from training.commands import TrainingError, run_export
-
-    try:
-        out = run_export(
-            args.run_dir, args.out, name=args.name, version=args.version, command=_command_line(argv)
-        )
-        if args.int8:
-            from training.quantize import quantize_export
-
-            report = quantize_export(out, args.run_dir, force=args.force)
-            print(
-                f"int8: image AUROC {report['auroc_fp32']:.4f} fp32 -> {report['auroc_int8']:.4f} int8 "
-                f"on {report['eval_tiles']} held-back tiles"
-            )
-    except TrainingError as exc:
-        raise UserError(str(exc)) from exc
-    print(f"exported: {out}")
     return EXIT_OK
 
 
@@ -180,63 +148,6 @@ def cmd_eval(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_OK
 
 
-BENCH_SCRIPTS = {
-    "inference": "bench_inference.py",
-    "edge": "bench_edge.py",
-    "synth": "bench_synth.py",
-    "api": "bench_api.py",
-}
-
-
-def run_bench_script(name: str, script_args: list[str]) -> int:
-    """The benchmarks live as plain scripts under bench/ in the repository; run one in-process."""
-    import runpy
-
-    script = Path(__file__).resolve().parents[1] / "bench" / BENCH_SCRIPTS[name]
-    if not script.is_file():
-        raise UserError(f"{script} not found: benchmarks run from a checkout of the repository")
-    saved = sys.argv
-    sys.argv = [str(script), *script_args]
-    try:
-        runpy.run_path(str(script), run_name="__main__")
-    finally:
-        sys.argv = saved
-    return EXIT_OK
-
-
-def seed_list(text: str) -> list[int]:
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds wants comma-separated integers, got {text!r}") from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"--seeds wants distinct integers, got {text!r}")
-    return seeds
-
-
-def cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
-    if args.suite != "aitex":
-        return run_bench_script(args.suite, args.overrides)
-    from training.benchmark import format_summary, format_table, run_aitex_benchmark, summarise
-
-    if not args.data.is_dir():
-        raise UserError(f"{args.data}: no AITEX folder there")
-    rows = run_aitex_benchmark(
-        args.data,
-        config=args.config,
-        overrides=args.overrides,
-        fabrics=args.fabrics,
-        out_json=args.json,
-        work_dir=args.work_dir,
-        seeds=args.seeds,
-    )
-    print("\nAITEX protocol (train on 12 good strips per fabric, test on the rest):")
-    print(format_table(rows))
-    if args.seeds and len(args.seeds) > 1:
-        print(format_summary(summarise(rows)))
-    return EXIT_OK
-
-
 def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
     import json
 
@@ -258,38 +169,6 @@ def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
     except ModelRefused as exc:
         raise UserError(str(exc)) from exc
     return EXIT_OK
-
-
-DEFAULT_STATION_DATABASE = "sqlite:///var/qc.db"  # make run's station, from the repository root
-
-
-def cmd_keys(args: argparse.Namespace, argv: list[str]) -> int:
-    from edge.auth import keys_command
-
-    if args.config is not None:  # the database that station opens, its data_dir resolved alike
-        from edge.config import load_config
-        from qc.overrides import ConfigError
-
-        try:
-            args.database_url = load_config(args.config).storage.resolved_database_url()
-        except ConfigError as exc:
-            raise UserError(str(exc)) from exc
-    elif args.database_url is None:
-        args.database_url = DEFAULT_STATION_DATABASE
-    return keys_command(args)
-
-
-def cmd_edge(args: argparse.Namespace, argv: list[str]) -> int:
-    from edge.service import run_edge
-    from qc.card import ModelRefused
-    from qc.overrides import ConfigError
-
-    try:
-        return run_edge(args.config, args.overrides)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from exc
-    except ModelRefused as exc:
-        raise UserError(f"model refused: {exc}") from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -321,10 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--tile", type=int, default=256)
     d.add_argument("--overlap", type=int, default=32)
     d.add_argument("--skip-bad", action="store_true", help="leave bad files out and report them")
-    d = data.add_parser("export-feedback", help="operator-reviewed units as an MVTec dataset to retrain on")
-    d.add_argument("--out", type=Path, required=True)
-    d.add_argument("--data-dir", type=Path, default=Path("var"), help="the station's data folder")
-    d.add_argument("--database-url", default=None, help="default: sqlite:///<data-dir>/qc.db")
     p.set_defaults(handler=cmd_data)
 
     p = sub.add_parser("synth", help="write a synthetic fabric dataset (MVTec AD layout)")
@@ -336,23 +211,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument("--panels", type=int, default=0, help="also whole garment frames of the simulated line")
     p.set_defaults(handler=cmd_synth)
-
-    p = sub.add_parser("train", help="train a detector from good images (needs the train extra)")
-    p.add_argument("--config", type=Path, default=Path("configs/train/default.yaml"))
-    p.add_argument("--data", type=Path, required=True, help="dataset root (MVTec layout or a folder)")
-    p.add_argument("--out", type=Path, required=True, help="run folder to write")
-    p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out from its checkpoint")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    p.set_defaults(handler=cmd_train)
-
-    p = sub.add_parser("export", help="export a trained run to ONNX with its model card")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="models/<name>/<version>")
-    p.add_argument("--name", default=None, help="model name (default: from --out)")
-    p.add_argument("--version", default=None, help="model version (default: from --out)")
-    p.add_argument("--int8", action="store_true", help="quantize to int8 (static, QDQ) if accuracy holds")
-    p.add_argument("--force", action="store_true", help="with --int8: keep int8 even if AUROC drops")
-    p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("predict", help="inspect image files with an exported model")
     p.add_argument("model_dir", type=Path, help="models/<name>/<version> (or models/<name>)")
@@ -379,34 +237,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true")
     p.set_defaults(handler=cmd_eval)
 
-    p = sub.add_parser(
-        "bench",
-        help="benchmarks: aitex (accuracy protocol), inference, edge, synth, api",
-        description="aitex runs the accuracy protocol of design.md (extra words are training "
-        "config overrides); inference, edge and synth run bench/bench_<suite>.py (extra words are "
-        "its arguments, e.g. `qc bench inference -- models/default --threads 2`).",
-    )
-    p.add_argument("suite", choices=["aitex", *BENCH_SCRIPTS])
-    p.add_argument("--data", type=Path, default=Path("../shared/data/aitex-dev"))
-    p.add_argument("--config", type=Path, default=Path("configs/train/default.yaml"))
-    p.add_argument(
-        "--fabrics",
-        type=lambda text: [f.strip() for f in text.split(",") if f.strip()],
-        default=None,
-        help="comma-separated fabric codes (default: every fabric with >= 5 defect strips)",
-    )
-    p.add_argument(
-        "--seeds",
-        type=seed_list,
-        default=None,
-        help="comma-separated training seeds: every fabric runs once per seed, with a mean/min/max "
-        "summary (default: the config's seed, once)",
-    )
-    p.add_argument("--json", type=Path, default=Path("bench/results/aitex.json"))
-    p.add_argument("--work-dir", type=Path, default=None, help="keep datasets, runs and models here")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
-    p.set_defaults(handler=cmd_bench)
-
     p = sub.add_parser("models", help="list, show, verify and promote exported models")
     models = p.add_subparsers(dest="models_command", metavar="MODELS_COMMAND", required=True)
     m = models.add_parser("list", help="models/<name>/<version>, * marks the promoted version")
@@ -421,30 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--root", type=Path, default=Path("models"))
     p.set_defaults(handler=cmd_models)
 
-    p = sub.add_parser("keys", help="manage a station's API keys (viewer, operator, admin)")
-    keys = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    database = argparse.ArgumentParser(add_help=False)
-    station = database.add_mutually_exclusive_group()
-    station.add_argument(
-        "--database-url",
-        help=f"the station database (default: {DEFAULT_STATION_DATABASE}, the default station's "
-        "when run from the repository root)",
-    )
-    station.add_argument(
-        "--config", type=Path, help="the station's config (as for qc edge): the database it opens"
-    )
-    k = keys.add_parser("create", parents=[database], help="make a key and print its token once")
-    k.add_argument("name")
-    k.add_argument("--role", choices=["viewer", "operator", "admin"], default="viewer")
-    keys.add_parser("list", parents=[database], help="list keys (never their tokens)")
-    k = keys.add_parser("revoke", parents=[database], help="revoke the active key of that name")
-    k.add_argument("name")
-    p.set_defaults(handler=cmd_keys)
-
-    p = sub.add_parser("edge", help="run the line-side inspection service")
-    p.add_argument("--config", type=Path, default=Path("configs/edge/default.yaml"))
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. api.port=8001")
-    p.set_defaults(handler=cmd_edge)
+    groups = CommandGroups(top=sub, data=data)
+    for module in PACKAGE_COMMANDS:
+        importlib.import_module(module).add_commands(groups)
     return parser
 
 

@@ -6,12 +6,12 @@ Inside the project an image is a uint8 RGB array (H, W, 3); OpenCV's BGR order, 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from qc.atomic import write_bytes_atomic
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -103,28 +103,3 @@ def write_image_atomic(path: str | Path, image: np.ndarray, *, jpeg_quality: int
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(path, encode_image(image, path.suffix, jpeg_quality=jpeg_quality))
     return path
-
-
-def write_bytes_atomic(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> None:
-    """Temporary file (in the target's folder, or ``tmp_dir`` on the same filesystem), flushed to
-    disk, then renamed over the target."""
-    tmp_dir = Path(path).parent if tmp_dir is None else Path(tmp_dir)
-    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=f".{Path(path).name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a folder's entries (a rename, a new file) durable: fsync the folder itself."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -6,11 +6,10 @@ the version verifies, and atomically, so a station never reads a half-written po
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from qc.atomic import write_text_atomic
 from qc.card import ModelCard, ModelRefused
 from qc.contract import CARD_FILE
 
@@ -47,8 +46,5 @@ def promote(root: str | Path, name: str, version: str) -> Path:
     if not version_dir.is_dir():
         raise ModelRefused(f"{version_dir}: no such model version")
     verify_model(version_dir)  # refuse to point stations at a model that would not load
-    fd, tmp = tempfile.mkstemp(dir=model_dir, prefix=".CURRENT.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(version + "\n")
-    os.replace(tmp, model_dir / "CURRENT")
+    write_text_atomic(model_dir / "CURRENT", version + "\n")
     return version_dir

@@ -12,7 +12,10 @@ import pytest
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# The real dev data sit beside the checkout (../shared/data), outside the repository; tests that
+# need them skip without them. $QC_SHARED_DATA points elsewhere. The one place that names them.
+SHARED_DATA = Path(os.environ.get("QC_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data")
+AITEX_DEV = SHARED_DATA / "aitex-dev"
 
 
 def build_dark_spot_model(model_dir: Path, *, tile_px: int = 64, overlap_px: int = 16) -> Path:

@@ -1,4 +1,4 @@
-"""Write a synthetic dataset in the MVTec AD layout (see design.md, "Datasets")."""
+"""Write a synthetic dataset in the MVTec AD layout (see docs/architecture.md, "Contracts")."""
 
 from __future__ import annotations
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.lots import NewLot
-from edge.store import NewUnit, ReviewIn, UnitStore
+from edge.storage.lots import NewLot
+from edge.storage.store import UnitStore
+from edge.units import NewUnit, Review
 from qc.decision import Defect
 from tests.browser.station_helpers import api_request
 
@@ -74,7 +75,7 @@ def _seed_closed_lot(data_dir: Path) -> int:
             )
             if review:
                 final, defect_type, severity = review
-                store.review(unit.id, ReviewIn(by="op", verdict=final, defect_type=defect_type,
+                store.review(unit.id, Review(by="op", verdict=final, defect_type=defect_type,
                                                severity=severity))
         store.lots.close(lot.id, by="planner")
         return lot.id

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sqlalchemy import event
 
-from edge.store import NewUnit, UnitRecord, UnitStore
+from edge.storage.store import UnitStore
+from edge.units import NewUnit, UnitRecord
 
 T0 = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
 
@@ -82,7 +83,7 @@ def make_client(store):
     """``make_client(config=None, **services)`` -> a TestClient on ``store`` (closed at teardown)."""
     from fastapi.testclient import TestClient
 
-    from edge.app import Services, create_app
+    from edge.api.app import Services, create_app
     from edge.config import EdgeConfig
 
     clients = []

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import EdgeConfig, SimulatedSourceConfig, load_config
+from edge.config import EdgeConfig, load_config
+from edge.line.sources.config import SimulatedSourceConfig
 from qc.overrides import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

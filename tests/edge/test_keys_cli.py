@@ -26,8 +26,8 @@ def test_keys_create_list_revoke(tmp_path):
 
 
 def test_keys_go_to_the_database_of_the_station_config(tmp_path):
-    from edge.auth import KeyStore
-    from edge.store import open_engine
+    from edge.storage.engine import open_engine
+    from edge.storage.keys import KeyStore
 
     config_dir = tmp_path / "etc" / "qc"
     config_dir.mkdir(parents=True)

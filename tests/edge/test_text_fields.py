@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ValidationError
 
-from edge.app import Services, create_app
+from edge.api.app import Services, create_app
 from edge.config import EdgeConfig
-from edge.lots import NewLot
-from edge.store import UnitStore
+from edge.storage.lots import NewLot
+from edge.storage.store import UnitStore
 from edge.text_fields import Name, Note, control_character_problem
 from tests.edge.conftest import T0, _new_unit
 from tests.edge.postgres_server import pg_url, postgres  # noqa: F401  (fixtures)

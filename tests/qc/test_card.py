@@ -34,3 +34,21 @@ def test_unparsable_card_is_refused(tmp_path):
     (tmp_path / "model.json").write_text("{not json")
     with pytest.raises(ModelRefused, match="not readable JSON"):
         load_card(tmp_path)
+
+
+def test_a_card_write_that_fails_keeps_the_old_card_whole(tiny_model_dir, tmp_path, monkeypatch):
+    """``qc eval --record`` rewrites a serving model's card: a write the disk refuses half-way
+    (here at the flush to disk) must leave the old card, not a truncated one, and no litter."""
+    shutil.copytree(tiny_model_dir, tmp_path / "m")
+    before = (tmp_path / "m" / "model.json").read_bytes()
+    card = load_card(tmp_path / "m")
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_card(card.model_copy(update={"name": "renamed"}), tmp_path / "m")
+    assert (tmp_path / "m" / "model.json").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == sorted(
+        p.name for p in tiny_model_dir.iterdir())

@@ -16,9 +16,10 @@ from qc.data.convert import convert_aitex
 from qc.data.info import dataset_info
 from qc.data.tile import tile_dataset
 from qc.data.validate import check_dataset
+from tests.conftest import AITEX_DEV
 
 REPO = Path(__file__).resolve().parents[2]
-AITEX = REPO.parent / "shared" / "data" / "aitex-dev"
+AITEX = AITEX_DEV
 
 
 def _fabric(rng, h=64, w=96):
@@ -177,7 +178,7 @@ def test_cli_data_info_json(mvtec):
     assert json.loads(out.stdout)["splits"]["train"] == {"good": 3}
 
 
-@pytest.mark.skipif(not AITEX.is_dir(), reason="../shared/data/aitex-dev is not present")
+@pytest.mark.skipif(not AITEX.is_dir(), reason=f"{AITEX_DEV} is not present")
 def test_real_aitex_counts_match_its_readme():
     info = dataset_info(AITEX)
     # the README's table: 20 good strips for fabrics 00-06, defects 7/38/10/0/6 and 1 for 08
@@ -189,7 +190,7 @@ def test_real_aitex_counts_match_its_readme():
     assert info["defects_without_mask"] == 1 and info["problems"] == []
 
 
-@pytest.mark.skipif(not AITEX.is_dir(), reason="../shared/data/aitex-dev is not present")
+@pytest.mark.skipif(not AITEX.is_dir(), reason=f"{AITEX_DEV} is not present")
 def test_real_aitex_convert_fabric_00(tmp_path):
     summary = convert_aitex(AITEX, tmp_path / "f00", fabric="00", train_good=12)
     assert summary["train/good"] == 12 and summary["test/good"] == 8

@@ -46,3 +46,16 @@ def test_cli_models_list_verify_show(registry):
     (registry / "denim" / "1.0.0" / "model.onnx").write_bytes(b"x")
     bad = qc("models", "verify", registry / "denim" / "1.0.0")
     assert bad.returncode == 2 and "sha256" in bad.stderr
+
+
+def test_a_promote_the_disk_refuses_keeps_the_old_pointer(registry, monkeypatch):
+    promote(registry, "denim", "1.0.0")
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        promote(registry, "denim", "1.1.0")
+    assert (registry / "denim" / "CURRENT").read_text().strip() == "1.0.0"
+    assert not [p for p in (registry / "denim").iterdir() if p.name.startswith(".")]

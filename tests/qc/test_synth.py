@@ -27,6 +27,7 @@ from qc.synth import (
     write_mvtec_dataset,
 )
 from qc.synth.seams import random_seam, to_uint8
+from tests.conftest import AITEX_DEV
 
 REQUIRED_FABRICS = {
     "plain_weave", "twill", "denim", "jersey_knit", "stripes", "checks", "satin", "herringbone", "rib_knit",
@@ -37,7 +38,7 @@ REQUIRED_FABRIC_DEFECTS = {
     "missing_yarn", "colour_band", "needle_mark",
 }
 REQUIRED_SEAM_DEFECTS = {"skipped_stitch", "broken_stitch", "open_seam", "puckering", "crooked_seam"}
-AITEX_GOOD = Path("/work/shared/data/aitex-dev/NoDefect_images")
+AITEX_GOOD = AITEX_DEV / "NoDefect_images"
 
 
 def _outside_margin(mask: np.ndarray) -> np.ndarray:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import AITEX_DEV
 from training.benchmark import format_summary, summarise
 
 REPO = Path(__file__).resolve().parents[2]
-AITEX = REPO.parent / "shared" / "data" / "aitex-dev"
+AITEX = AITEX_DEV
 TINY = ["optim.steps=2", "data.crop_px=32", "net.base_channels=4", "data.hard_negative_fraction=0", "optim.tensorboard=false"]
 
 
@@ -29,7 +30,7 @@ def test_summary_gives_mean_min_max_per_fabric_and_skips_missing_figures():
     assert "0.750 [0.600-0.900]" in table and "n/a" in table
 
 
-@pytest.mark.skipif(not AITEX.is_dir(), reason="../shared/data/aitex-dev is not present")
+@pytest.mark.skipif(not AITEX.is_dir(), reason=f"{AITEX_DEV} is not present")
 def test_bench_runs_each_seed_and_writes_the_summary(tmp_path, capsys):
     from qc.cli import main
 
@@ -56,3 +57,12 @@ def test_bad_seed_lists_are_refused(capsys):
         with pytest.raises(SystemExit):
             main(["bench", "aitex", "--seeds", bad])
         assert "--seeds" in capsys.readouterr().err
+
+
+def test_bench_aitex_without_data_names_the_option_and_the_variable(monkeypatch, capsys):
+    """No default reads a folder outside the repository: the data come from --data or $QC_AITEX_DIR."""
+    from qc.cli import main
+
+    monkeypatch.delenv("QC_AITEX_DIR", raising=False)
+    assert main(["bench", "aitex"]) == 2
+    assert "--data" in (err := capsys.readouterr().err) and "QC_AITEX_DIR" in err

@@ -1,0 +1,147 @@
+"""Units: list, CSV, detail, images, review and review history."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import FileResponse, StreamingResponse
+
+from edge.api.auth import Operator, Reader
+from edge.api.dependencies import FilterDep, StoreDep
+from edge.api.schemas import ReviewHistoryOut, ReviewIn, UnitOut, UnitPage, review_out
+from edge.storage.files import UnsafePath
+from edge.storage.query import UnitFilter
+from edge.storage.retention import removed_by_retention
+from edge.storage.store import BadCursor, UnitStore, UnknownUnit
+from edge.text_fields import Text
+from edge.units import Review, UnitRecord, defect_types
+
+router = APIRouter(prefix="/api/v1", tags=["units"])
+# A unit's pictures never change once made (the colour heatmap and overlay are rendered on first
+# request from files that never change, edge.storage.files).
+IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+
+CSV_COLUMNS = (
+    "id", "station", "line", "lot", "style", "captured_at", "decided_at", "verdict", "final_verdict",
+    "score", "defect_count", "defect_types", "model_name", "model_version", "review_by",
+    "reviewed_at", "review_verdict", "review_defect_type", "review_severity", "review_note",
+    "po", "colour", "size", "camera", "unit_ref",
+)
+
+
+def _unit_file(store: UnitStore, unit_id: str, kind: str, media_type: str) -> FileResponse:
+    try:
+        path = store.file_path(unit_id, kind)
+    except UnsafePath as exc:
+        raise HTTPException(403, detail=f"unit {unit_id}: {exc}") from exc
+    if path is None:
+        record = store.get(unit_id)
+        if record is None:
+            raise HTTPException(404, detail=f"unit {unit_id} not found")
+        if removed_by_retention(store.data_dir, record.original_path):
+            raise HTTPException(404, detail=f"unit {unit_id}: image removed by retention")
+        raise HTTPException(404, detail=f"unit {unit_id} has no {kind} file on disk")
+    return FileResponse(path, media_type=media_type, headers=IMMUTABLE)
+
+
+def _cell(value) -> str:
+    text = "" if value is None else str(value)
+    # A cell starting with = + - @ runs as a formula in a spreadsheet; a quote makes it text.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _csv_row(r: UnitRecord) -> list[str]:
+    types = sorted(defect_types(r.final_verdict or r.verdict, r.defects, r.review_defect_type))
+    values = {
+        **{c: getattr(r, c, None) for c in CSV_COLUMNS},
+        "captured_at": r.captured_at.isoformat(),
+        "decided_at": r.decided_at.isoformat(),
+        "reviewed_at": r.reviewed_at.isoformat() if r.reviewed_at else None,
+        "final_verdict": r.final_verdict or r.verdict,
+        "score": f"{r.score:.6g}",
+        "defect_count": len(r.defects),
+        "defect_types": " ".join(types),
+    }
+    return [_cell(values[c]) for c in CSV_COLUMNS]
+
+
+def csv_lines(store: UnitStore, unit_filter: UnitFilter) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for n, record in enumerate(store.iter_units(unit_filter), start=1):
+        writer.writerow(_csv_row(record))
+        if n % 200 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+@router.get("/units", response_model=UnitPage)
+def list_units(
+    store: StoreDep,
+    unit_filter: FilterDep,
+    _: Reader,
+    limit: Annotated[int, Query(ge=1, le=500, description="units per page")] = 50,
+    cursor: Annotated[Text | None, Query(description="`next` of the previous page")] = None,
+) -> UnitPage:
+    try:
+        records, next_cursor = store.list_units(limit=limit, cursor=cursor, filter=unit_filter)
+    except BadCursor as exc:
+        raise HTTPException(422, detail=str(exc)) from exc
+    return UnitPage(items=[UnitOut.from_record(r) for r in records], next=next_cursor)
+
+
+@router.get("/units.csv", response_class=StreamingResponse)
+def units_csv(store: StoreDep, unit_filter: FilterDep, _: Reader) -> StreamingResponse:
+    """Every unit the filters select, newest first, streamed page by page."""
+    return StreamingResponse(
+        csv_lines(store, unit_filter),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="units.csv"'},
+    )
+
+
+@router.get("/units/{unit_id}", response_model=UnitOut)
+def get_unit(unit_id: Text, store: StoreDep, _: Reader) -> UnitOut:
+    record = store.get(unit_id)
+    if record is None:
+        raise HTTPException(404, detail=f"unit {unit_id} not found")
+    return UnitOut.from_record(record)
+
+
+@router.post("/units/{unit_id}/review", response_model=UnitOut)
+def review_unit(unit_id: Text, review: ReviewIn, store: StoreDep, who: Operator) -> UnitOut:
+    """Confirm or override the verdict, correct the defect type, add a note (history is kept)."""
+    try:
+        record = store.review(unit_id, Review(by=who.name, **review.model_dump()))
+    except UnknownUnit as exc:
+        raise HTTPException(404, detail=str(exc)) from exc
+    return UnitOut.from_record(record)
+
+
+@router.get("/units/{unit_id}/reviews", response_model=ReviewHistoryOut)
+def unit_reviews(unit_id: Text, store: StoreDep, _: Reader) -> ReviewHistoryOut:
+    if store.get(unit_id) is None:
+        raise HTTPException(404, detail=f"unit {unit_id} not found")
+    return ReviewHistoryOut(unit_id=unit_id, reviews=[review_out(r) for r in store.reviews(unit_id)])
+
+
+@router.get("/units/{unit_id}/overlay.png", response_class=FileResponse)
+def unit_overlay(unit_id: Text, store: StoreDep, _: Reader):
+    return _unit_file(store, unit_id, "overlay", "image/png")
+
+
+@router.get("/units/{unit_id}/heatmap.png", response_class=FileResponse)
+def unit_heatmap(unit_id: Text, store: StoreDep, _: Reader):
+    return _unit_file(store, unit_id, "heatmap", "image/png")
+
+
+@router.get("/units/{unit_id}/image.jpg", response_class=FileResponse)
+def unit_image(unit_id: Text, store: StoreDep, _: Reader):
+    return _unit_file(store, unit_id, "image", "image/jpeg")

@@ -1,0 +1,184 @@
+"""A unit, as the station knows it: one definition of each of its forms, and of a lot.
+
+``NewUnit`` is what the pipeline decided, ``UnitRecord`` a stored unit (a row of
+edge.storage.tables' ``units``, mapped by edge.storage.store), ``Review`` an operator's review, and
+``UnitOut`` the unit's JSON: the REST API's and every output's (MQTT, webhook) alike.
+``defect_types`` is the one rule for which defect types a unit counts under. ``Lot`` is a
+production order as stored and as the API gives it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from qc.decision import Defect
+
+
+def defect_types(final_verdict: str, defects: list[dict], review_defect_type: str | None) -> list[str]:
+    """A passed unit has no defects; a reviewed type stands for the unit's one defect; a failed
+    unit the model saw nothing on (an operator's override) has one of the generic type. One entry
+    per type, in the order the model found them: a Pareto counts units with a type, not regions."""
+    if final_verdict == "pass":
+        return []
+    if review_defect_type:
+        return [review_defect_type]
+    return list(dict.fromkeys(d.get("type", "defect") for d in defects)) or ["defect"]
+
+
+@dataclass(frozen=True)
+class NewUnit:
+    """What the pipeline knows about a unit before it is stored."""
+
+    station: str
+    line: str
+    captured_at: datetime
+    decided_at: datetime
+    verdict: str
+    score: float
+    defects: list[dict[str, Any]]
+    model_name: str
+    model_version: str
+    thresholds: dict[str, Any]
+    timings: dict[str, float]
+    lot: str | None = None
+    style: str | None = None
+    camera: str | None = None
+    unit_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class UnitRecord:
+    id: str
+    station: str
+    line: str
+    lot: str | None
+    style: str | None
+    captured_at: datetime
+    decided_at: datetime
+    verdict: str
+    score: float
+    defects: list[dict[str, Any]]
+    model_name: str
+    model_version: str
+    thresholds: dict[str, Any]
+    timings: dict[str, float]
+    original_path: str
+    heatmap_path: str
+    overlay_path: str
+    review_by: str | None = None
+    reviewed_at: datetime | None = None
+    review_verdict: str | None = None
+    review_note: str | None = None
+    review_defect_type: str | None = None
+    review_severity: str | None = None
+    final_verdict: str | None = None
+    height_px: int | None = None
+    width_px: int | None = None
+    camera: str | None = None
+    unit_ref: str | None = None
+    po: str | None = None
+    colour: str | None = None
+    size: str | None = None
+
+
+@dataclass(frozen=True)
+class Review:
+    """An operator's review of a unit, as recorded."""
+
+    by: str
+    verdict: str
+    defect_type: str | None = None
+    severity: str | None = None
+    note: str | None = None
+
+
+class ReviewOut(BaseModel):
+    by: str
+    at: datetime | None
+    verdict: str
+    defect_type: str | None = None
+    severity: str | None = None
+    note: str | None
+
+
+class UnitLinks(BaseModel):
+    image: str
+    heatmap: str
+    overlay: str
+
+
+class UnitOut(BaseModel):
+    id: str
+    station: str
+    line: str
+    lot: str | None
+    style: str | None
+    po: str | None = Field(None, description="purchase order of the station's lot at the time")
+    colour: str | None = Field(None, description="colour of the station's lot at the time")
+    size: str | None = Field(None, description="size of the station's lot at the time")
+    camera: str | None = Field(None, description="the station's camera that took the unit")
+    unit_ref: str | None = Field(
+        None, description="the unit's own id (barcode) where an external trigger gave one"
+    )
+    captured_at: datetime
+    decided_at: datetime
+    verdict: str = Field(description="the model's verdict: pass | fail | needs_review")
+    final_verdict: str = Field(description="the operator's verdict where reviewed, else the model's")
+    score: float
+    defects: list[Defect]
+    model_name: str
+    model_version: str
+    thresholds: dict[str, float]
+    timings: dict[str, float] = Field(description="milliseconds per stage")
+    review: ReviewOut | None = Field(description="the latest review; history at .../reviews")
+    links: UnitLinks
+
+    @classmethod
+    def from_record(cls, r: UnitRecord) -> UnitOut:
+        base = f"/api/v1/units/{r.id}"
+        review = None
+        if r.review_verdict is not None:
+            review = ReviewOut(
+                by=r.review_by or "", at=r.reviewed_at, verdict=r.review_verdict,
+                defect_type=r.review_defect_type, severity=r.review_severity, note=r.review_note,
+            )
+        return cls(
+            id=r.id, station=r.station, line=r.line, lot=r.lot, style=r.style,
+            po=r.po, colour=r.colour, size=r.size, camera=r.camera, unit_ref=r.unit_ref,
+            captured_at=r.captured_at, decided_at=r.decided_at, verdict=r.verdict,
+            final_verdict=r.final_verdict or r.verdict, score=r.score,
+            defects=[Defect.model_validate(d) for d in r.defects],
+            model_name=r.model_name, model_version=r.model_version,
+            thresholds=r.thresholds, timings=r.timings, review=review,
+            links=UnitLinks(
+                image=f"{base}/image.jpg", heatmap=f"{base}/heatmap.png", overlay=f"{base}/overlay.png"
+            ),
+        )
+
+
+class Lot(BaseModel):
+    """A production order open on one station at a time (edge.storage.lots keeps them)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    station: str
+    po: str
+    style: str
+    colour: str | None
+    size: str | None
+    lot_size: int
+    fabric_width_mm: float | None
+    opened_at: datetime
+    opened_by: str
+    closed_at: datetime | None
+    closed_by: str | None
+
+    @computed_field
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None

@@ -1,0 +1,162 @@
+"""The training package's ``qc`` subcommands: ``qc train``, ``qc export`` and ``qc bench``.
+
+``qc.cli`` names this module by string and calls ``add_commands`` while it builds its parser; the
+handlers import torch and the training code only when they run, so ``qc --help`` never loads torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from qc.cli import EXIT_OK, CommandGroups, UserError, command_line
+
+AITEX_DIR_VARIABLE = "QC_AITEX_DIR"  # where `qc bench aitex` finds the AITEX data without --data
+
+
+def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
+    from training.commands import TrainingError, run_train
+
+    try:
+        run_dir = run_train(
+            args.config, args.data, args.out, args.overrides, command_line(argv), resume=args.resume
+        )
+    except TrainingError as exc:
+        raise UserError(str(exc)) from exc
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone wrote the run
+        print(f"trained: {run_dir}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, argv: list[str]) -> int:
+    from training.commands import TrainingError, run_export
+
+    try:
+        out = run_export(
+            args.run_dir, args.out, name=args.name, version=args.version, command=command_line(argv)
+        )
+        if args.int8:
+            from training.quantize import quantize_export
+
+            report = quantize_export(out, args.run_dir, force=args.force)
+            print(
+                f"int8: image AUROC {report['auroc_fp32']:.4f} fp32 -> {report['auroc_int8']:.4f} int8 "
+                f"on {report['eval_tiles']} held-back tiles"
+            )
+    except TrainingError as exc:
+        raise UserError(str(exc)) from exc
+    print(f"exported: {out}")
+    return EXIT_OK
+
+
+BENCH_SCRIPTS = {
+    "inference": "bench_inference.py",
+    "edge": "bench_edge.py",
+    "synth": "bench_synth.py",
+    "api": "bench_api.py",
+}
+
+
+def run_bench_script(name: str, script_args: list[str]) -> int:
+    """The benchmarks live as plain scripts under bench/ in the repository; run one in-process."""
+    import runpy
+
+    script = Path(__file__).resolve().parents[1] / "bench" / BENCH_SCRIPTS[name]
+    if not script.is_file():
+        raise UserError(f"{script} not found: benchmarks run from a checkout of the repository")
+    saved = sys.argv
+    sys.argv = [str(script), *script_args]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = saved
+    return EXIT_OK
+
+
+def seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds wants comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds wants distinct integers, got {text!r}")
+    return seeds
+
+
+def cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.suite != "aitex":
+        return run_bench_script(args.suite, args.overrides)
+    from training.benchmark import format_summary, format_table, run_aitex_benchmark, summarise
+
+    if args.data is None:
+        if not os.environ.get(AITEX_DIR_VARIABLE):
+            raise UserError(f"aitex needs --data DIR (the AITEX folder) or ${AITEX_DIR_VARIABLE}")
+        args.data = Path(os.environ[AITEX_DIR_VARIABLE])
+    if not args.data.is_dir():
+        raise UserError(f"{args.data}: no AITEX folder there")
+    rows = run_aitex_benchmark(
+        args.data,
+        config=args.config,
+        overrides=args.overrides,
+        fabrics=args.fabrics,
+        out_json=args.json,
+        work_dir=args.work_dir,
+        seeds=args.seeds,
+    )
+    print("\nAITEX protocol (train on 12 good strips per fabric, test on the rest):")
+    print(format_table(rows))
+    if args.seeds and len(args.seeds) > 1:
+        print(format_summary(summarise(rows)))
+    return EXIT_OK
+
+
+def add_commands(groups: CommandGroups) -> None:
+    p = groups.top.add_parser("train", help="train a detector from good images (needs the train extra)")
+    p.add_argument("--config", type=Path, default=Path("configs/train/default.yaml"))
+    p.add_argument("--data", type=Path, required=True, help="dataset root (MVTec layout or a folder)")
+    p.add_argument("--out", type=Path, required=True, help="run folder to write")
+    p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out from its checkpoint")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.set_defaults(handler=cmd_train)
+
+    p = groups.top.add_parser("export", help="export a trained run to ONNX with its model card")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="models/<name>/<version>")
+    p.add_argument("--name", default=None, help="model name (default: from --out)")
+    p.add_argument("--version", default=None, help="model version (default: from --out)")
+    p.add_argument("--int8", action="store_true", help="quantize to int8 (static, QDQ) if accuracy holds")
+    p.add_argument("--force", action="store_true", help="with --int8: keep int8 even if AUROC drops")
+    p.set_defaults(handler=cmd_export)
+
+    p = groups.top.add_parser(
+        "bench",
+        help="benchmarks: aitex (accuracy protocol), inference, edge, synth, api",
+        description="aitex runs the accuracy protocol of docs/architecture.md (extra words are training "
+        "config overrides); inference, edge and synth run bench/bench_<suite>.py (extra words are "
+        "its arguments, e.g. `qc bench inference -- models/default --threads 2`).",
+    )
+    p.add_argument("suite", choices=["aitex", *BENCH_SCRIPTS])
+    p.add_argument(
+        "--data", type=Path, default=None,
+        help=f"aitex: the AITEX folder (default: ${AITEX_DIR_VARIABLE}, else it must be given)",
+    )
+    p.add_argument("--config", type=Path, default=Path("configs/train/default.yaml"))
+    p.add_argument(
+        "--fabrics",
+        type=lambda text: [f.strip() for f in text.split(",") if f.strip()],
+        default=None,
+        help="comma-separated fabric codes (default: every fabric with >= 5 defect strips)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=None,
+        help="comma-separated training seeds: every fabric runs once per seed, with a mean/min/max "
+        "summary (default: the config's seed, once)",
+    )
+    p.add_argument("--json", type=Path, default=Path("bench/results/aitex.json"))
+    p.add_argument("--work-dir", type=Path, default=None, help="keep datasets, runs and models here")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
+    p.set_defaults(handler=cmd_bench)
