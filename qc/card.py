@@ -1,4 +1,4 @@
-"""The model card (``model.json`` beside ``model.onnx``), per design.md.
+"""The model card (``model.json`` beside ``model.onnx``): the contract in docs/architecture.md.
 
 Thresholds live here, not in the graph, so a QC engineer can change them without re-exporting.
 The card is read by every station before a model is allowed to serve.

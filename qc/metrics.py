@@ -82,7 +82,7 @@ def tile_labels_and_scores(
 
     A tile is defective when its mask has at least ``min_defect_px`` pixels; its score is the
     heatmap's maximum inside it. Eight good strips make strip-level AUROC jumpy; a 4096x256 strip
-    gives 16 tiles, so tile-level figures rest on ~16 times more samples (design.md's protocol).
+    gives 16 tiles, so tile-level figures rest on ~16 times more samples (the accuracy protocol).
     """
     labels, scores = [], []
     for y in range(0, heatmap.shape[0], tile_px):

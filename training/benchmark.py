@@ -1,4 +1,4 @@
-"""``qc bench aitex``: the performance protocol of design.md on every AITEX dev fabric.
+"""``qc bench aitex``: the accuracy protocol (docs/architecture.md) on every AITEX dev fabric.
 
 For each fabric with at least 5 defect strips: convert (12 good strips to train/, the rest to
 test/), train with ONE configuration, calibrate, export, evaluate the exported ONNX model on

@@ -13,7 +13,7 @@ take the same steps on the same crops as an uninterrupted one.
 
 from __future__ import annotations
 
-import os
+import io
 import random
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from qc.atomic import write_bytes_atomic
 from training.config import TrainConfig, TrainingError
 
 FORMAT = "qc-train-checkpoint/1"
@@ -56,11 +57,12 @@ def _as_tuple(value: Any) -> Any:
 
 
 def save_atomic(payload: dict[str, Any], path: Path) -> None:
+    """torch.save through the project's one atomic writer (qc.atomic: temporary file, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:

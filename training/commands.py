@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from qc.atomic import write_text_atomic
 from qc.overrides import ConfigError
 from training import distributed
 from training.augment import train_augmenter
@@ -76,9 +77,7 @@ def parity_crops(images: list[np.ndarray], config: TrainConfig) -> dict[str, np.
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def _unfinished(ckpt: Path) -> bool:
@@ -138,7 +137,7 @@ def _train(config: TrainConfig, data_root: Path, out_dir: Path, command: str, re
     say = log if ctx.is_main else (lambda line: None)
 
     paths = find_training_images(data_root)
-    # A val/ split of the user's (design.md) calibrates; otherwise a share of train/ is held back.
+    # A val/ split of the user's (the dataset contract) calibrates; otherwise a share of train/ is held back.
     own_val_good = find_validation_good(data_root)
     if own_val_good:
         train_paths, val_paths = paths, own_val_good

@@ -9,16 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from qc.overrides import ConfigError, apply_overrides, format_validation_error, load_yaml_mapping
+from qc.strict import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataConfig(_Strict):
+class DataConfig(Strict):
     crop_px: int = Field(128, ge=32, description="side of the random square crops trained on, in px")
     val_fraction: float = Field(
         0.1, gt=0.0, lt=1.0, description="fraction of train/good held back for threshold calibration"
@@ -64,7 +61,7 @@ class DataConfig(_Strict):
     )
 
 
-class AnomalyConfig(_Strict):
+class AnomalyConfig(Strict):
     opacity_min: float = Field(0.35, gt=0.0, le=1.0, description="lowest blend opacity (subtle defects)")
     opacity_max: float = Field(1.0, gt=0.0, le=1.0, description="highest blend opacity (obvious defects)")
     min_changed_px: int = Field(
@@ -84,7 +81,7 @@ class AnomalyConfig(_Strict):
         return self
 
 
-class NetConfig(_Strict):
+class NetConfig(Strict):
     backbone: Literal["none", "lite0"] = Field(
         "none",
         description="'lite0': frozen ImageNet EfficientNet-Lite0 features and a trained discriminator "
@@ -113,7 +110,7 @@ class NetConfig(_Strict):
         return self
 
 
-class OptimConfig(_Strict):
+class OptimConfig(Strict):
     batch_size: int = Field(16, ge=1, description="crops per optimisation step")
     steps: int = Field(4000, ge=1, description="optimisation steps; training stops at this or the time budget")
     time_budget_s: float = Field(420.0, gt=0, description="wall-clock limit of the training loop, in s")
@@ -149,7 +146,7 @@ class OptimConfig(_Strict):
     )
 
 
-class CalibrationConfig(_Strict):
+class CalibrationConfig(Strict):
     mode: Literal["false_reject_rate", "recall"] = Field(
         "false_reject_rate",
         description="false_reject_rate: from held-back good images; recall: from held-back labelled "
@@ -171,7 +168,7 @@ class CalibrationConfig(_Strict):
     max_threshold: float = Field(0.99, gt=0.5, lt=1.0, description="thresholds are capped here")
 
 
-class ExportConfig(_Strict):
+class ExportConfig(Strict):
     tile_px: int = Field(256, ge=32, description="tile side used at inference (written to the card), in px")
     overlap_px: int = Field(32, ge=0, description="overlap between inference tiles, in px")
     opset: int = Field(18, ge=17, le=18, description="ONNX opset the model is exported with")
@@ -183,7 +180,7 @@ class ExportConfig(_Strict):
         return self
 
 
-class TrainConfig(_Strict):
+class TrainConfig(Strict):
     seed: int = Field(0, description="seed of every random choice (split, crops, anomalies, weights)")
     resume: bool = Field(False, description="continue from RUN_DIR/checkpoint.pt of an unfinished run")
     data: DataConfig = Field(default_factory=DataConfig, description="dataset split and crops")

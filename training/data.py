@@ -87,7 +87,7 @@ def find_labelled_defects(root: Path, split: str = "train") -> list[LabelledDefe
 
 
 def find_validation_good(root: Path) -> list[Path]:
-    """``ROOT/val/good/*``: a user's own calibration split (design.md); empty when there is none."""
+    """``ROOT/val/good/*``: a user's own calibration split (the dataset contract); empty when there is none."""
     folder = Path(root) / "val" / "good"
     if not folder.is_dir():
         return []

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from qc.atomic import write_bytes_atomic
 from qc.card import (
     BackboneRecord,
     ExportParity,
@@ -176,7 +176,7 @@ def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, command
         export_onnx(run.net, tmp_path, tile_px=run.config.export.tile_px, opset=run.config.export.opset)
         simplify_onnx(tmp_path, backbone=backbone.name if backbone else None)
         parity = check_parity(run.net, tmp_path, parity_inputs(run), thresholds.image)
-        os.replace(tmp_path, out_dir / MODEL_FILE)
+        write_bytes_atomic(out_dir / MODEL_FILE, tmp_path.read_bytes())  # the compared bytes, fsynced
     finally:
         tmp_path.unlink(missing_ok=True)
 

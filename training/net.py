@@ -16,7 +16,7 @@ from qc.contract import ModelOutputs
 from training.config import NetConfig
 
 # Fixed input statistics rather than per-dataset ones: one exported graph serves any fabric, and the
-# client never normalises (design.md: normalisation lives inside the graph).
+# client never normalises (the ONNX contract: normalisation lives inside the graph).
 INPUT_MEAN = (0.5, 0.5, 0.5)
 INPUT_STD = (0.25, 0.25, 0.25)
 HEAD_PRIOR_LOGIT = -4.6  # sigmoid = 0.01
