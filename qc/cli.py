@@ -171,12 +171,8 @@ def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="qc", description="Garment and fabric quality-control inspector."
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def _add_data_command(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """``qc data``; returns its subcommands, where the packages add theirs."""
     p = sub.add_parser("data", help="inspect, convert and tile datasets")
     data = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
     d = data.add_parser("info", help="counts, sizes, mask coverage and problems of a dataset")
@@ -201,7 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--overlap", type=int, default=32)
     d.add_argument("--skip-bad", action="store_true", help="leave bad files out and report them")
     p.set_defaults(handler=cmd_data)
+    return data
 
+
+def _add_synth_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="write a synthetic fabric dataset (MVTec AD layout)")
     p.add_argument("--out", type=Path, default=None, help="dataset folder to write")
     p.add_argument("--gallery", type=Path, default=None, help="write a contact sheet PNG of every fabric and defect")
@@ -212,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--panels", type=int, default=0, help="also whole garment frames of the simulated line")
     p.set_defaults(handler=cmd_synth)
 
+
+def _add_predict_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="inspect image files with an exported model")
     p.add_argument("model_dir", type=Path, help="models/<name>/<version> (or models/<name>)")
     p.add_argument("paths", nargs="+", type=Path, help="image files or folders")
@@ -221,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--px-per-mm", type=float, default=None, help="image scale, for sizes in mm")
     p.set_defaults(handler=cmd_predict)
 
+
+def _add_eval_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="measure an exported model on a dataset's test/ split")
     p.add_argument("model_dir", type=Path)
     p.add_argument("--data", type=Path, required=True, help="dataset root with test/")
@@ -237,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true")
     p.set_defaults(handler=cmd_eval)
 
+
+def _add_models_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list, show, verify and promote exported models")
     models = p.add_subparsers(dest="models_command", metavar="MODELS_COMMAND", required=True)
     m = models.add_parser("list", help="models/<name>/<version>, * marks the promoted version")
@@ -250,6 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("version")
     m.add_argument("--root", type=Path, default=Path("models"))
     p.set_defaults(handler=cmd_models)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qc", description="Garment and fabric quality-control inspector."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    data = _add_data_command(sub)
+    _add_synth_command(sub)
+    _add_predict_command(sub)
+    _add_eval_command(sub)
+    _add_models_command(sub)
 
     groups = CommandGroups(top=sub, data=data)
     for module in PACKAGE_COMMANDS:

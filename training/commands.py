@@ -8,12 +8,15 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from qc.atomic import write_text_atomic
+from qc.card import Thresholds
 from qc.overrides import ConfigError
 from training import distributed
 from training.augment import train_augmenter
@@ -22,6 +25,8 @@ from training.checkpoint import FORMAT, differing_keys, load_for_resume, save_at
 from training.config import TrainConfig, TrainingError, load_config
 from training.data import (
     AnomalyBatches,
+    DefectSample,
+    LabelledDefect,
     dataset_fingerprint,
     find_labelled_defects,
     find_training_images,
@@ -32,10 +37,11 @@ from training.data import (
     split_defects,
     split_train_val,
 )
+from training.distributed import Distributed
 from training.export import CHECKPOINT_FILE, PARITY_FILE, RUN_FILE, export_run
 from training.networks import backbone_record
-from training.train import TENSORBOARD_DIR, pick_device, train_network
-from training.validation import build_validation_set
+from training.train import TENSORBOARD_DIR, TrainResult, pick_device, train_network
+from training.validation import ValidationSet, build_validation_set
 
 __all__ = ["TrainingError", "run_train", "run_export"]
 
@@ -131,11 +137,87 @@ def run_train(
         distributed.stop(ctx)
 
 
-def _train(config: TrainConfig, data_root: Path, out_dir: Path, command: str, resume: bool, ctx) -> Path:
+@dataclass(frozen=True)
+class _Job:
+    """One `qc train`: its settings, its command line, its processes and since when it runs."""
+
+    config: TrainConfig
+    command: str
+    ctx: Distributed
+    started_at: str  # UTC, ISO 8601
+    started: float  # time.monotonic()
+
+
+@dataclass(frozen=True)
+class _DataSplit:
+    """Which of the dataset's files train and which calibrate."""
+
+    root: Path
+    good: list[Path]  # every good image of train/
+    own_val_good: list[Path]  # val/good/, a split of the user's, when there is one
+    train_good: list[Path]
+    val_good: list[Path]
+    labelled: list[LabelledDefect]  # the labelled defects of train/
+    own_val_defects: list[LabelledDefect]  # those of val/
+    train_defects: list[LabelledDefect]
+    val_defects: list[LabelledDefect]  # calibrate for recall; none when calibrating for false rejects
+    by_recall: bool
+
+
+@dataclass(frozen=True)
+class _LoadedData:
+    train_images: list[np.ndarray]
+    val_images: list[np.ndarray]
+    defect_samples: list[DefectSample]
+    val_defect_images: list[np.ndarray]
+    fingerprint: str
+
+
+def _train(
+    config: TrainConfig, data_root: Path, out_dir: Path, command: str, resume: bool, ctx: Distributed
+) -> Path:
+    """Find and split the data, build the batches, train, calibrate, write the run record."""
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    started = time.monotonic()
+    job = _Job(config, command, ctx, started_at, time.monotonic())
     say = log if ctx.is_main else (lambda line: None)
 
+    split = _split_data(config, data_root)
+    payload = _fresh_or_resumable(out_dir, config, resume)
+    data = _load_data(split)
+    _say_what_trains(split, data, say)
+
+    device = pick_device() if not ctx.enabled else ctx.device()
+    batches, validation = _batches_and_validation(config, data, ctx)
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    result = train_network(
+        config, batches, device=device, log=log, run_dir=out_dir, validation=validation, resume=payload, ctx=ctx
+    )
+    if not ctx.is_main:
+        return out_dir
+
+    _save_final_weights(config, result.net, out_dir)
+    calibration = _calibrate(config, split, data, result.net, out_dir)
+    record = _run_record(job, split, data.fingerprint, device, result, calibration)
+    write_json_atomic(out_dir / RUN_FILE, record)
+    log(f"run written to {out_dir} in {record['duration_s']:.0f} s")
+    return out_dir
+
+
+def _save_final_weights(config: TrainConfig, net: torch.nn.Module, out_dir: Path) -> None:
+    """The finished run's checkpoint: the final weights in place of the resumable state."""
+    save_atomic(
+        {
+            "format": FORMAT,
+            "finished": True,
+            "config": config.model_dump(mode="json"),
+            "state_dict": net.state_dict(),
+        },
+        out_dir / CHECKPOINT_FILE,
+    )
+
+
+def _split_data(config: TrainConfig, data_root: Path) -> _DataSplit:
     paths = find_training_images(data_root)
     # A val/ split of the user's (the dataset contract) calibrates; otherwise a share of train/ is held back.
     own_val_good = find_validation_good(data_root)
@@ -159,84 +241,96 @@ def _train(config: TrainConfig, data_root: Path, out_dir: Path, command: str, re
         train_defects, val_defects = split_defects(
             labelled, val_fraction=config.data.defect_val_fraction, seed=config.seed
         )
-    payload = _fresh_or_resumable(out_dir, config, resume)
-    train_images, val_images = load_images(train_paths), load_images(val_paths)
-    defect_samples = load_defects(train_defects)
-    val_defect_images = [d.image for d in load_defects(val_defects)]
-    used = train_defects + val_defects
+    return _DataSplit(
+        data_root, paths, own_val_good, train_paths, val_paths,
+        labelled, own_val_defects, train_defects, val_defects, by_recall,
+    )
+
+
+def _load_data(split: _DataSplit) -> _LoadedData:
+    train_images, val_images = load_images(split.train_good), load_images(split.val_good)
+    defect_samples = load_defects(split.train_defects)
+    val_defect_images = [d.image for d in load_defects(split.val_defects)]
+    used = split.train_defects + split.val_defects
     defect_files = [d.path for d in used] + [d.mask_path for d in used if d.mask_path is not None]
-    fingerprint = dataset_fingerprint(data_root, sorted(set(paths + own_val_good + defect_files)))
-    where = "from val/good" if own_val_good else "held back"
-    say(f"training on {len(train_paths)} good images, {len(val_paths)} {where} for calibration ({data_root})")
-    if labelled or val_defects:
-        weak = sum(d.mask is None for d in defect_samples)
+    fingerprint = dataset_fingerprint(split.root, sorted(set(split.good + split.own_val_good + defect_files)))
+    return _LoadedData(train_images, val_images, defect_samples, val_defect_images, fingerprint)
+
+
+def _say_what_trains(split: _DataSplit, data: _LoadedData, say: Callable[[str], None]) -> None:
+    where = "from val/good" if split.own_val_good else "held back"
+    say(
+        f"training on {len(split.train_good)} good images, {len(split.val_good)} {where} for calibration "
+        f"({split.root})"
+    )
+    if split.labelled or split.val_defects:
+        weak = sum(d.mask is None for d in data.defect_samples)
         say(
-            f"labelled defects: {len(train_defects)} of train/ trained on ({weak} image label only), "
-            f"{len(val_defects)} for recall calibration"
+            f"labelled defects: {len(split.train_defects)} of train/ trained on ({weak} image label only), "
+            f"{len(split.val_defects)} for recall calibration"
         )
 
-    device = pick_device() if not ctx.enabled else ctx.device()
+
+def _batches_and_validation(
+    config: TrainConfig, data: _LoadedData, ctx: Distributed
+) -> tuple[AnomalyBatches, ValidationSet]:
     # Rank 0 draws what a single process draws; other ranks get their own stream.
     data_rng = np.random.default_rng(config.seed if ctx.rank == 0 else [config.seed, ctx.rank])
     batches = AnomalyBatches(
-        train_images,
+        data.train_images,
         config.data,
         config.anomalies,
         data_rng,
         augment=train_augmenter(config.data.augment, rotate=config.data.rotate),
-        defects=defect_samples,
+        defects=data.defect_samples,
     )
     validation = build_validation_set(
-        val_images,
+        data.val_images,
         crops=config.data.validation_crops,
         crop_px=config.data.crop_px,
         anomalies=config.anomalies,
         seed=config.seed,
     )
-    if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    result = train_network(
-        config, batches, device=device, log=log, run_dir=out_dir, validation=validation, resume=payload, ctx=ctx
-    )
-    if not ctx.is_main:
-        return out_dir
+    return batches, validation
 
-    save_atomic(
-        {
-            "format": FORMAT,
-            "finished": True,
-            "config": config.model_dump(mode="json"),
-            "state_dict": result.net.state_dict(),
-        },
-        out_dir / CHECKPOINT_FILE,
-    )
+
+def _calibrate(
+    config: TrainConfig, split: _DataSplit, data: _LoadedData, net: torch.nn.Module, out_dir: Path
+) -> dict:
+    """Thresholds from the held-back images (and the parity crops beside them); the run record's part."""
     good_description = (
-        f"{len(val_paths)} good images of {val_paths[0].parent}"
-        if own_val_good
-        else f"{len(val_paths)} good images held back from {paths[0].parent} (seed {config.seed})"
+        f"{len(split.val_good)} good images of {split.val_good[0].parent}"
+        if split.own_val_good
+        else f"{len(split.val_good)} good images held back from {split.good[0].parent} (seed {config.seed})"
     )
-    if by_recall:
+    if split.by_recall:
+        val_defects = split.val_defects
         thresholds, summary = calibrate_for_recall(
-            result.net,
-            val_images,
-            val_defect_images,
+            net,
+            data.val_images,
+            data.val_defect_images,
             config.calibration,
             config.export,
             data_description=f"{good_description}; {len(val_defects)} labelled defect images "
-            f"{'of' if own_val_defects else 'held back from'} {val_defects[0].path.parent.parent} "
+            f"{'of' if split.own_val_defects else 'held back from'} {val_defects[0].path.parent.parent} "
             f"({', '.join(sorted({d.defect_type for d in val_defects}))})",
             seed=config.seed,
         )
     else:
         thresholds, summary = calibrate(
-            result.net,
-            val_images,
+            net,
+            data.val_images,
             config.calibration,
             config.export,
             data_description=good_description,
             seed=config.seed,
         )
-    np.savez_compressed(out_dir / PARITY_FILE, **parity_crops(val_images, config))
+    np.savez_compressed(out_dir / PARITY_FILE, **parity_crops(data.val_images, config))
+    _say_calibration(config, thresholds, summary)
+    return {"thresholds": thresholds.model_dump(mode="json"), **summary}
+
+
+def _say_calibration(config: TrainConfig, thresholds: Thresholds, summary: dict) -> None:
     log(
         f"calibrated ({config.calibration.mode}): image threshold {thresholds.image:.4f}, pixel threshold "
         f"{thresholds.pixel:.4f} (held-back good scores up to {summary['good_scores']['max']:.4f})"
@@ -249,13 +343,18 @@ def _train(config: TrainConfig, data_root: Path, out_dir: Path, command: str, re
             "net.backbone may help, and `qc eval` on labelled images shows by how much"
         )
 
-    record = {
-        "command": command,
+
+def _run_record(
+    job: _Job, split: _DataSplit, fingerprint: str, device: torch.device, result: TrainResult, calibration: dict
+) -> dict:
+    config, ctx, root = job.config, job.ctx, split.root
+    return {
+        "command": job.command,
         "config": config.model_dump(mode="json"),
-        "dataset": str(data_root),
+        "dataset": str(root),
         "dataset_fingerprint": fingerprint,
-        "started_at": started_at,
-        "duration_s": round(time.monotonic() - started, 2),
+        "started_at": job.started_at,
+        "duration_s": round(time.monotonic() - job.started, 2),
         "hardware": hardware_string(device) + (f"; {ctx.world_size} processes (DDP)" if ctx.enabled else ""),
         "backbone": backbone_record(config.net),
         "seed": config.seed,
@@ -272,17 +371,14 @@ def _train(config: TrainConfig, data_root: Path, out_dir: Path, command: str, re
             "augment": config.data.augment,
             "tensorboard": TENSORBOARD_DIR if config.optim.tensorboard else None,
         },
-        "calibration": {"thresholds": thresholds.model_dump(mode="json"), **summary},
+        "calibration": calibration,
         "files": {
-            "train": [p.relative_to(data_root).as_posix() for p in train_paths],
-            "val": [p.relative_to(data_root).as_posix() for p in val_paths],
-            "train_defects": [d.path.relative_to(data_root).as_posix() for d in train_defects],
-            "val_defects": [d.path.relative_to(data_root).as_posix() for d in val_defects],
+            "train": [p.relative_to(root).as_posix() for p in split.train_good],
+            "val": [p.relative_to(root).as_posix() for p in split.val_good],
+            "train_defects": [d.path.relative_to(root).as_posix() for d in split.train_defects],
+            "val_defects": [d.path.relative_to(root).as_posix() for d in split.val_defects],
         },
     }
-    write_json_atomic(out_dir / RUN_FILE, record)
-    log(f"run written to {out_dir} in {record['duration_s']:.0f} s")
-    return out_dir
 
 
 def run_export(run_dir: Path, out_dir: Path, *, name: str | None, version: str | None, command: str) -> Path:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -193,6 +193,297 @@ def _tensorboard(run_dir: Path | None, config: TrainConfig, ctx: Distributed, pu
     return SummaryWriter(log_dir=str(Path(run_dir) / TENSORBOARD_DIR), purge_step=purge_step)
 
 
+@dataclass
+class _LoopState:
+    """What the loop changes as it runs; a checkpoint keeps what a resume needs of it."""
+
+    step: int = 0
+    spent_before_s: float = 0.0  # training time before a resume: it counts toward every schedule
+    losses: list[float] = field(default_factory=list)
+    validations: list[dict[str, float]] = field(default_factory=list)
+    first_loss: float = float("nan")
+    smoothed_loss: float = float("nan")
+    # In training seconds. 0 at the start: the first search waits until the network learnt.
+    last_mined_s: float = 0.0
+    last_checkpoint_s: float = 0.0
+    last_validated_s: float = 0.0
+    resumed_from: int = 0
+    started: float = 0.0  # time.monotonic() when this process's loop began
+
+    def elapsed(self) -> float:
+        """Training seconds so far, those before a resume included."""
+        return self.spent_before_s + time.monotonic() - self.started
+
+    def record_loss(self, value: float) -> None:
+        self.losses.append(value)
+        if self.step == 1:
+            self.first_loss = self.smoothed_loss = value
+        self.smoothed_loss = 0.95 * self.smoothed_loss + 0.05 * value
+
+
+@dataclass(frozen=True)
+class _Learner:
+    """The network and what learns along with it; a checkpoint holds all four."""
+
+    net: DefectUNet
+    optimizer: torch.optim.Optimizer
+    stopper: EarlyStopping
+    average: WeightAverage | None  # the moving average of the weights, when optim.ema_decay > 0
+
+
+def _build_learner(config: TrainConfig, device: torch.device, *, pretrained: bool) -> _Learner:
+    optim = config.optim
+    net = build_network(config.net, pretrained=pretrained).to(device)
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+    stopper = EarlyStopping(optim.patience)
+    average = WeightAverage(net, optim.ema_decay) if optim.ema_decay > 0 else None
+    return _Learner(net, optimizer, stopper, average)
+
+
+def _restore(
+    resume: dict[str, Any], learner: _Learner, batches: AnomalyBatches, ctx: Distributed, log: Callable[[str], None]
+) -> _LoopState:
+    """Bring back a checkpoint's weights, optimiser, loop state, spots and random streams."""
+    learner.net.load_state_dict(resume["state_dict"])
+    learner.optimizer.load_state_dict(resume["optimizer"])
+    step, spent_before = int(resume["step"]), float(resume["elapsed_s"])
+    state = _LoopState(
+        step=step,
+        spent_before_s=spent_before,
+        losses=list(resume["losses"]),
+        validations=list(resume["validations"]),
+        first_loss=float(resume["first_loss"]),
+        smoothed_loss=float(resume["smoothed_loss"]),
+        last_mined_s=float(resume["last_mined_s"]),
+        last_checkpoint_s=spent_before,
+        last_validated_s=float(resume["last_validated_s"]),
+        resumed_from=step,
+    )
+    batches.hard_spots = [tuple(int(v) for v in s) for s in resume["hard_spots"]]
+    batches.weak_spots = {int(k): (int(v[0]), int(v[1])) for k, v in resume["weak_spots"].items()}
+    rng_states = resume["rng"]
+    if len(rng_states) == ctx.world_size:
+        restore_rng(rng_states[ctx.rank], batches.rng)
+    elif ctx.is_main:
+        log(f"resuming with {ctx.world_size} process(es) instead of {len(rng_states)}: crops will differ")
+    learner.stopper.restore(resume["early_stopping"])
+    if learner.average is not None and resume.get("weight_average") is not None:
+        learner.average.restore(resume["weight_average"])
+    return state
+
+
+class _Due(NamedTuple):
+    """What a step does besides learning, decided on rank 0's clock."""
+
+    stop_budget: bool
+    stop_early: bool
+    mine: bool
+    checkpoint: bool
+
+
+@dataclass
+class _Training:
+    """One call of train_network: what it trains, what it reads and writes, and where it stands."""
+
+    config: TrainConfig
+    batches: AnomalyBatches
+    learner: _Learner
+    state: _LoopState
+    model: torch.nn.Module  # the network as the optimisation step calls it: DDP-wrapped under torchrun
+    ctx: Distributed
+    device: torch.device
+    run_dir: Path | None
+    validation: ValidationSet | None
+    writer: Any  # a TensorBoard SummaryWriter, or None
+    bar: _Progress
+    say: Callable[[str], None]  # rank 0's log; silent on the other ranks
+    has_weak: bool = field(init=False)  # image-label-only defects, whose hottest spots mine() finds
+
+    def __post_init__(self) -> None:
+        self.has_weak = any(d.mask is None for d in self.batches.defects)
+
+    def run_loop(self) -> str:
+        """The schedule of every step: validate? stop? checkpoint? mine? learn. Returns what stopped it."""
+        state = self.state
+        self.model.train()
+        state.started = time.monotonic()
+        try:
+            while state.step < self.config.optim.steps:
+                elapsed = state.elapsed()
+                if self.validation_due(elapsed):
+                    self.validate(elapsed)
+                    # Count the interval from the end: on a busy CPU a validation can take longer than
+                    # the interval, and counting from its start would then validate every step.
+                    state.last_validated_s = state.elapsed()
+                due = self.decide(elapsed)
+                if due.checkpoint:
+                    state.last_checkpoint_s = elapsed
+                    self.save_checkpoint(elapsed)
+                if due.stop_budget or due.stop_early:
+                    return "time_budget" if due.stop_budget else "early_stopping"
+                self.set_learning_rate(elapsed)
+                if due.mine:
+                    self.mine()
+                self.optimisation_step()
+            return "steps"
+        finally:
+            self.bar.close()
+
+    def validation_due(self, elapsed: float) -> bool:
+        state = self.state
+        return (
+            self.ctx.is_main
+            and self.validation is not None
+            and state.step > state.resumed_from
+            and elapsed - state.last_validated_s >= self.config.optim.validate_every_s
+        )
+
+    def validate(self, elapsed: float) -> None:
+        net, average, state = self.learner.net, self.learner.average, self.state
+        # The weights that would ship: the average when there is one.
+        with average.swapped_in(net) if average is not None else contextlib.nullcontext():
+            metrics = score_validation(net, self.validation)
+            improved = self.learner.stopper.update(metrics["signal"], state.step, net)
+        self.model.train()
+        state.validations.append({"step": state.step, "elapsed_s": round(elapsed, 2), **metrics})
+        if self.writer is not None:
+            for key, value in metrics.items():
+                self.writer.add_scalar(f"validation/{key}", value, state.step)
+        details = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        self.say(f"validation at step {state.step}: {details}{'  (best so far)' if improved else ''}")
+
+    def decide(self, elapsed: float) -> _Due:
+        """Rank 0's clock decides for every rank (see training/distributed.py)."""
+        state, optim, data = self.state, self.config.optim, self.config.data
+        flags = distributed.broadcast_flags(
+            self.ctx,
+            [
+                int(elapsed >= optim.time_budget_s),
+                int(self.learner.stopper.should_stop),
+                int((data.hard_negative_fraction > 0 or self.has_weak)
+                    and elapsed - state.last_mined_s >= data.hard_negative_every_s),
+                int(self.run_dir is not None and state.step > state.resumed_from
+                    and elapsed - state.last_checkpoint_s >= optim.checkpoint_every_s),
+            ],
+            self.device,
+        )
+        return _Due(*(bool(flag) for flag in flags))
+
+    def save_checkpoint(self, elapsed: float) -> None:
+        rng_states = distributed.gather_objects(self.ctx, capture_rng(self.batches.rng))  # a collective: every rank
+        if self.ctx.is_main and self.run_dir is not None:
+            save_atomic(self.checkpoint_payload(elapsed, rng_states), Path(self.run_dir) / CHECKPOINT_NAME)
+
+    def checkpoint_payload(self, elapsed: float, rng_states: list[object]) -> dict[str, Any]:
+        """What _restore reads back: the learner, the loop state, the spots and every rank's random streams."""
+        learner, state = self.learner, self.state
+        return {
+            "format": FORMAT,
+            "finished": False,
+            "config": self.config.model_dump(mode="json"),
+            "state_dict": learner.net.state_dict(),
+            "optimizer": learner.optimizer.state_dict(),
+            "step": state.step,
+            "elapsed_s": elapsed,
+            "last_mined_s": state.last_mined_s,
+            "last_validated_s": state.last_validated_s,
+            "rng": rng_states,
+            "hard_spots": [list(s) for s in self.batches.hard_spots],
+            "weak_spots": {k: list(v) for k, v in self.batches.weak_spots.items()},
+            "early_stopping": learner.stopper.state(),
+            "weight_average": learner.average.state() if learner.average is not None else None,
+            "losses": state.losses,
+            "validations": state.validations,
+            "first_loss": state.first_loss,
+            "smoothed_loss": state.smoothed_loss,
+        }
+
+    def set_learning_rate(self, elapsed: float) -> None:
+        optim = self.config.optim
+        progress = max(self.state.step / optim.steps, elapsed / optim.time_budget_s)
+        for group in self.learner.optimizer.param_groups:
+            group["lr"] = learning_rate(progress, optim)
+
+    def mine(self) -> None:
+        """Search, with the network as it is now, where its crops should go: hard negatives, weak positives."""
+        if self.config.data.hard_negative_fraction > 0:
+            mine_hard_negatives(self.learner.net, self.batches, self.config)
+        if self.has_weak:
+            find_weak_spots(self.learner.net, self.batches, self.config)
+        # From the end, as for validation: a search that took 30 s on a loaded 2-core
+        # machine, counted from its start, ran again at every step and training stalled.
+        self.state.last_mined_s = self.state.elapsed()
+        self.model.train()
+
+    def optimisation_step(self) -> None:
+        """One batch forward and backward; the weights and their average updated; the loss recorded."""
+        learner, optim, device = self.learner, self.config.optim, self.device
+        use_cuda = device.type == "cuda"
+        images_np, masks_np, weak_np = self.batches.next_batch_with_weak(optim.batch_size)
+        images = torch.from_numpy(images_np).to(device)
+        masks = torch.from_numpy(masks_np).to(device)
+        weak = torch.from_numpy(weak_np).to(device)
+        if use_cuda:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_cuda):
+            logits = self.model(images)
+        loss = training_loss(logits, masks, weak, learner.net, optim)
+        learner.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        learner.optimizer.step()
+        if learner.average is not None:
+            learner.average.update(learner.net)
+        self.state.step += 1
+        self.report_loss(float(loss.detach()))
+
+    def report_loss(self, value: float) -> None:
+        state = self.state
+        state.record_loss(value)
+        lr = self.learner.optimizer.param_groups[0]["lr"]
+        if self.writer is not None:
+            self.writer.add_scalar("train/loss", value, state.step)
+            self.writer.add_scalar("train/lr", lr, state.step)
+        if self.ctx.is_main:
+            self.bar.update(state.step, state.elapsed(), state.smoothed_loss, lr)
+
+    def finish(self, stopped_by: str) -> TrainResult:
+        """The last validation, the averaged (or best) weights in the network, the result."""
+        state, learner, optim = self.state, self.learner, self.config.optim
+        elapsed = state.elapsed()
+        if stopped_by == "time_budget":
+            self.say(f"time budget of {optim.time_budget_s:.0f} s reached after {state.step} steps")
+        if self.ctx.is_main and self.validation is not None and (
+            not state.validations or state.validations[-1]["step"] != state.step
+        ):
+            self.validate(elapsed)
+        if learner.average is not None:
+            learner.average.copy_to(learner.net)
+        best_step = self.keep_best_weights()
+        if stopped_by == "early_stopping":
+            self.say(
+                f"early stopping: no gain for {optim.patience} validations after step {learner.stopper.best_step}"
+            )
+        if self.writer is not None:
+            self.writer.close()
+        net = learner.net.to(memory_format=torch.contiguous_format).eval()
+        return TrainResult(
+            net, state.step, elapsed, state.smoothed_loss, state.first_loss, stopped_by, state.losses,
+            state.validations, best_step, state.resumed_from,
+        )
+
+    def keep_best_weights(self) -> int | None:
+        """Early stopping's best weights when they are not the last ones: their step; else None."""
+        stopper = self.learner.stopper
+        if not (self.ctx.is_main and stopper.patience > 0 and stopper.best_state is not None
+                and stopper.best_step != self.state.step):
+            return None
+        self.learner.net.load_state_dict(stopper.best_state)
+        self.say(f"kept the best weights: step {stopper.best_step}, validation signal {stopper.best_signal:.4f}")
+        return stopper.best_step
+
+
 def train_network(
     config: TrainConfig,
     batches: AnomalyBatches,
@@ -217,178 +508,17 @@ def train_network(
     seed_everything(config.seed)  # the same initial weights on every rank
     if device.type == "cpu":
         torch.set_num_threads(optim.threads)
-    net = build_network(config.net, pretrained=resume is None).to(device)
-    use_cuda = device.type == "cuda"
-    if use_cuda:
-        net = net.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
-    stopper = EarlyStopping(optim.patience)
-    average = WeightAverage(net, optim.ema_decay) if optim.ema_decay > 0 else None
-
-    step, spent_before = 0, 0.0
-    losses: list[float] = []
-    validations: list[dict[str, float]] = []
-    smoothed = first_loss = float("nan")
-    last_mined = last_checkpoint = last_validated = 0.0  # the first search waits until the network learnt
+    learner = _build_learner(config, device, pretrained=resume is None)
+    state = _LoopState()
     if resume is not None:
-        net.load_state_dict(resume["state_dict"])
-        optimizer.load_state_dict(resume["optimizer"])
-        step, spent_before = int(resume["step"]), float(resume["elapsed_s"])
-        last_mined, last_validated = float(resume["last_mined_s"]), float(resume["last_validated_s"])
-        last_checkpoint = spent_before
-        losses, validations = list(resume["losses"]), list(resume["validations"])
-        first_loss, smoothed = float(resume["first_loss"]), float(resume["smoothed_loss"])
-        batches.hard_spots = [tuple(int(v) for v in s) for s in resume["hard_spots"]]
-        batches.weak_spots = {int(k): (int(v[0]), int(v[1])) for k, v in resume["weak_spots"].items()}
-        rng_states = resume["rng"]
-        if len(rng_states) == ctx.world_size:
-            restore_rng(rng_states[ctx.rank], batches.rng)
-        elif ctx.is_main:
-            log(f"resuming with {ctx.world_size} process(es) instead of {len(rng_states)}: crops will differ")
-        stopper.restore(resume["early_stopping"])
-        if average is not None and resume.get("weight_average") is not None:
-            average.restore(resume["weight_average"])
+        state = _restore(resume, learner, batches, ctx, log)
         if ctx.is_main:
-            log(f"resumed at step {step}/{optim.steps} after {format_duration(spent_before)} of training")
-    resumed_from = step
-    model = distributed.wrap(_Logits(net), ctx, device)
-    writer = _tensorboard(run_dir, config, ctx, purge_step=step + 1 if resume is not None else None)
-    bar = _Progress(
-        optim, step, ctx.is_main and (sys.stderr.isatty() if progress_bar is None else progress_bar), log, spent_before
-    )
+            spent = format_duration(state.spent_before_s)
+            log(f"resumed at step {state.step}/{optim.steps} after {spent} of training")
+    model = distributed.wrap(_Logits(learner.net), ctx, device)
+    writer = _tensorboard(run_dir, config, ctx, purge_step=state.step + 1 if resume is not None else None)
+    show_bar = ctx.is_main and (sys.stderr.isatty() if progress_bar is None else progress_bar)
+    bar = _Progress(optim, state.step, show_bar, log, state.spent_before_s)
     say = bar.log if ctx.is_main else (lambda line: None)
-    has_weak = any(d.mask is None for d in batches.defects)
-
-    def save_checkpoint(elapsed: float) -> None:
-        states = distributed.gather_objects(ctx, capture_rng(batches.rng))  # a collective: every rank
-        if not ctx.is_main or run_dir is None:
-            return
-        payload = {
-            "format": FORMAT,
-            "finished": False,
-            "config": config.model_dump(mode="json"),
-            "state_dict": net.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "elapsed_s": elapsed,
-            "last_mined_s": last_mined,
-            "last_validated_s": last_validated,
-            "rng": states,
-            "hard_spots": [list(s) for s in batches.hard_spots],
-            "weak_spots": {k: list(v) for k, v in batches.weak_spots.items()},
-            "early_stopping": stopper.state(),
-            "weight_average": average.state() if average is not None else None,
-            "losses": losses,
-            "validations": validations,
-            "first_loss": first_loss,
-            "smoothed_loss": smoothed,
-        }
-        save_atomic(payload, Path(run_dir) / CHECKPOINT_NAME)
-
-    def validate(elapsed: float) -> None:
-        # The weights that would ship: the average when there is one.
-        with average.swapped_in(net) if average is not None else contextlib.nullcontext():
-            metrics = score_validation(net, validation)
-            improved = stopper.update(metrics["signal"], step, net)
-        model.train()
-        validations.append({"step": step, "elapsed_s": round(elapsed, 2), **metrics})
-        if writer is not None:
-            for key, value in metrics.items():
-                writer.add_scalar(f"validation/{key}", value, step)
-        details = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        say(f"validation at step {step}: {details}{'  (best so far)' if improved else ''}")
-
-    model.train()
-    started = time.monotonic()
-    stopped_by = "steps"
-    try:
-        while step < optim.steps:
-            elapsed = spent_before + time.monotonic() - started
-            if ctx.is_main and validation is not None and step > resumed_from and (
-                elapsed - last_validated >= optim.validate_every_s
-            ):
-                validate(elapsed)
-                # Count the interval from the end: on a busy CPU a validation can take longer than
-                # the interval, and counting from its start would then validate every step.
-                last_validated = spent_before + time.monotonic() - started
-            # Rank 0's clock decides for every rank (see training/distributed.py).
-            stop_budget, stop_early, mine, checkpoint = distributed.broadcast_flags(
-                ctx,
-                [
-                    int(elapsed >= optim.time_budget_s),
-                    int(stopper.should_stop),
-                    int((config.data.hard_negative_fraction > 0 or has_weak)
-                        and elapsed - last_mined >= config.data.hard_negative_every_s),
-                    int(run_dir is not None and step > resumed_from
-                        and elapsed - last_checkpoint >= optim.checkpoint_every_s),
-                ],
-                device,
-            )
-            if checkpoint:
-                last_checkpoint = elapsed
-                save_checkpoint(elapsed)
-            if stop_budget or stop_early:
-                stopped_by = "time_budget" if stop_budget else "early_stopping"
-                break
-            progress = max(step / optim.steps, elapsed / optim.time_budget_s)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(progress, optim)
-
-            if mine:
-                if config.data.hard_negative_fraction > 0:
-                    mine_hard_negatives(net, batches, config)
-                if has_weak:
-                    find_weak_spots(net, batches, config)
-                # From the end, as for validation: a search that took 30 s on a loaded 2-core
-                # machine, counted from its start, ran again at every step and training stalled.
-                last_mined = spent_before + time.monotonic() - started
-                model.train()
-            images_np, masks_np, weak_np = batches.next_batch_with_weak(optim.batch_size)
-            images = torch.from_numpy(images_np).to(device)
-            masks = torch.from_numpy(masks_np).to(device)
-            weak = torch.from_numpy(weak_np).to(device)
-            if use_cuda:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_cuda):
-                logits = model(images)
-            loss = training_loss(logits, masks, weak, net, optim)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if average is not None:
-                average.update(net)
-            step += 1
-
-            value = float(loss.detach())
-            losses.append(value)
-            if step == 1:
-                first_loss = smoothed = value
-            smoothed = 0.95 * smoothed + 0.05 * value
-            lr = optimizer.param_groups[0]["lr"]
-            if writer is not None:
-                writer.add_scalar("train/loss", value, step)
-                writer.add_scalar("train/lr", lr, step)
-            if ctx.is_main:
-                bar.update(step, spent_before + time.monotonic() - started, smoothed, lr)
-    finally:
-        bar.close()
-    elapsed = spent_before + time.monotonic() - started
-    if stopped_by == "time_budget":
-        say(f"time budget of {optim.time_budget_s:.0f} s reached after {step} steps")
-    best_step = None
-    if ctx.is_main and validation is not None and (not validations or validations[-1]["step"] != step):
-        validate(elapsed)
-    if average is not None:
-        average.copy_to(net)
-    if ctx.is_main and stopper.patience > 0 and stopper.best_state is not None and stopper.best_step != step:
-        net.load_state_dict(stopper.best_state)
-        best_step = stopper.best_step
-        say(f"kept the best weights: step {best_step}, validation signal {stopper.best_signal:.4f}")
-    if stopped_by == "early_stopping":
-        say(f"early stopping: no gain for {optim.patience} validations after step {stopper.best_step}")
-    if writer is not None:
-        writer.close()
-    net = net.to(memory_format=torch.contiguous_format).eval()
-    return TrainResult(
-        net, step, elapsed, smoothed, first_loss, stopped_by, losses, validations, best_step, resumed_from
-    )
+    training = _Training(config, batches, learner, state, model, ctx, device, run_dir, validation, writer, bar, say)
+    return training.finish(training.run_loop())
