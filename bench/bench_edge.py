@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edge.config import load_config  # noqa: E402
 from edge.line.pipeline import Pipeline  # noqa: E402
 from edge.line.sources import Frame  # noqa: E402
 from edge.storage.store import UnitStore  # noqa: E402
@@ -67,9 +68,12 @@ def pipeline_phase(inferencer, images, seconds, args, latencies) -> tuple[dict, 
     """The real pipeline on the replayed line until it drains: (snapshot, wall s, process CPU s)."""
     with tempfile.TemporaryDirectory(prefix="qc-bench-edge-") as tmp:
         store = UnitStore(f"sqlite:///{tmp}/qc.db", Path(tmp))
+        config = load_config(None, ["station.id=bench", "station.line=bench", "pipeline.queue_size=8",
+                                    f"pipeline.writer_threads={args.writers}"])
         pipeline = Pipeline(
-            ReplaySource(images, seconds, args.fps), inferencer, store, station_id="bench", line="bench",
-            queue_size=8, writer_threads=args.writers,
+            ReplaySource(images, seconds, args.fps), inferencer, store,
+            station=config.station, camera=config.camera_list()[0], settings=config.pipeline,
+            rules=config.rules,
             on_unit=lambda frame, unit: latencies.append(unit.timings["capture_to_verdict_ms"]),
         )
         started, cpu_started = time.perf_counter(), time.process_time()

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edge.config import CameraConfig, PipelineConfig, StationConfig
 from edge.line.sources import Frame, FrameSource, SourceStatus
 from edge.line.triggers.base import FrameTrigger, Trigger, TriggerError
 from edge.storage.files import StorageStatus
@@ -103,45 +104,44 @@ class _Decided:
 
 
 class Pipeline:
+    """One camera's line. Its settings come as the station config's parts it reads (the station,
+    the camera, the pipeline section and the verdict rules); the arguments beside them are the
+    collaborators it works with, built by the caller (edge.services.build_pipeline)."""
+
     def __init__(
         self,
         source: FrameSource,
         inferencer: InferencerLike,
         store: UnitStore,
         *,
-        station_id: str,
-        line: str,
-        queue_size: int = 8,
-        px_per_mm: float | None = None,
-        rules: VerdictRules | None = None,
-        on_unit: Callable[[Frame, UnitRecord], None] | None = None,
-        expect_size_px: tuple[int, int] | None = None,
-        max_frame_age_s: float | None = None,
-        writer_threads: int = 1,
-        camera: str = "cam-1",
+        station: StationConfig,
+        camera: CameraConfig,
+        settings: PipelineConfig,
+        rules: VerdictRules,
         trigger: Trigger | None = None,
+        on_unit: Callable[[Frame, UnitRecord], None] | None = None,
     ):
         # One writer keeps units stored (and on_unit called) in verdict order. More overlap disk
         # waits on slow storage; on a 2-core station they measured no gain (CPU-bound encoding).
-        self.writer_threads = max(1, writer_threads)
+        self.writer_threads = settings.writer_threads
         self.source = source
-        self.camera = camera
+        self.camera = camera.id
         # Turns camera frames into units; the default makes every frame a unit.
         self.trigger: Trigger = trigger if trigger is not None else FrameTrigger()
         self.inferencer = inferencer
         self.store = store
-        self.station_id = station_id
-        self.line = line
-        self.px_per_mm = px_per_mm
-        self.rules = rules or VerdictRules()
+        self.station_id = station.id
+        self.line = station.line
+        self.px_per_mm = station.px_per_mm
+        self.rules = rules
         self.on_unit = on_unit
-        self.expect_size_px = expect_size_px
-        self.max_frame_age_s = max_frame_age_s
+        self.expect_size_px = camera.source.expect_size_px
+        self.max_frame_age_s = camera.source.max_frame_age_s
         self.source_status: SourceStatus = getattr(source, "status", None) or SourceStatus()
-        self._queue: queue.Queue[Frame] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[Frame] = queue.Queue(maxsize=settings.queue_size)
         # Decided units wait here for rendering and storage. It never drops: a verdict, once made,
         # is recorded; when storage falls behind, inference waits and capture drops (counted).
-        self._decided: queue.Queue[_Decided | None] = queue.Queue(maxsize=queue_size)
+        self._decided: queue.Queue[_Decided | None] = queue.Queue(maxsize=settings.queue_size)
         self._stop_capture = threading.Event()
         self._stop_asked_mono: float | None = None  # when the grace for refused units began
         self._capture_done = threading.Event()

@@ -9,11 +9,11 @@ from sqlalchemy import update
 
 from edge.api.app import ModelInfo, Services, create_app
 from edge.config import EdgeConfig
-from edge.line.pipeline import Pipeline
 from edge.line.sources import SimulatedSource
 from edge.line.sources.config import SimulatedSourceConfig
 from edge.storage.store import units_table
 from qc.inference import Inferencer
+from tests.edge.pipeline_helpers import make_pipeline
 
 T0 = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
 
@@ -103,7 +103,7 @@ def test_healthz_without_pipeline_says_what_is_wrong(client, units):
 def test_healthz_ok_with_a_running_line(store, tiny_model_dir):
     inferencer = Inferencer(tiny_model_dir, threads=1)
     src = SimulatedSource(SimulatedSourceConfig(fps=50, size_px=(96, 128)))
-    pipe = Pipeline(src, inferencer, store, station_id="s", line="l")
+    pipe = make_pipeline(src, inferencer, store, "station.id=s", "station.line=l")
     model = ModelInfo(inferencer.name, inferencer.version, str(tiny_model_dir), {"image": 0.5})
     app = create_app(Services(config=EdgeConfig(), store=store, pipeline=pipe, model=model))
     pipe.start()
@@ -152,7 +152,8 @@ def _scrape(c, camera: str | None = "cam-1") -> dict[str, float]:
 
 def _line_app(store, tiny_model_dir, source):
     inferencer = Inferencer(tiny_model_dir, threads=1)
-    pipe = Pipeline(source, inferencer, store, station_id="s", line="l", expect_size_px=(96, 128))
+    pipe = make_pipeline(source, inferencer, store, "station.id=s", "station.line=l",
+                         "source.expect_size_px=[96, 128]")
     model = ModelInfo(inferencer.name, inferencer.version, str(tiny_model_dir), {"image": 0.5})
     return pipe, create_app(Services(config=EdgeConfig(), store=store, pipeline=pipe, model=model))
 

@@ -144,7 +144,7 @@ def test_a_lost_camera_is_named_while_the_other_keeps_inspecting(store, tiny_mod
     import cv2
     import numpy as np
 
-    from edge.line.pipeline import Pipeline
+    from tests.edge.pipeline_helpers import make_pipeline
     from edge.line.sources import FolderSource, SimulatedSource
     from edge.line.sources.config import FolderSourceConfig, SimulatedSourceConfig
     from qc.inference import Inferencer
@@ -155,13 +155,13 @@ def test_a_lost_camera_is_named_while_the_other_keeps_inspecting(store, tiny_mod
     rng = np.random.default_rng(0)
     for i in range(3):
         cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 256, (96, 128, 3), dtype=np.uint8))
-    lost = Pipeline(
+    lost = make_pipeline(
         FolderSource(FolderSourceConfig(type="folder", path=folder, fps=30, loop=True,
                                         reconnect_initial_s=0.02, reconnect_max_s=0.05)),
-        inferencer, store, station_id="station-1", line="line-1", camera="side")
-    steady = Pipeline(
+        inferencer, store, "station.id=station-1", "station.line=line-1", camera="side")
+    steady = make_pipeline(
         SimulatedSource(SimulatedSourceConfig(fps=30, size_px=(96, 128))), inferencer, store,
-        station_id="station-1", line="line-1", camera="top", expect_size_px=(64, 64))
+        "station.id=station-1", "station.line=line-1", "source.expect_size_px=[64, 64]", camera="top")
     client = make_client(pipelines=[lost, steady])
 
     def units(camera):

@@ -20,12 +20,12 @@ from pydantic import ValidationError
 
 from edge.api.app import ModelInfo, Services, create_app
 from edge.config import EdgeConfig, load_config
-from edge.line.pipeline import Pipeline
 from edge.line.sources import GenicamSource, build_source
 from edge.line.sources.config import GenicamSourceConfig
 from edge.line.sources.genicam import MISSING_EXTRA, PIXEL_FORMATS, genicam_to_rgb
 from qc.inference import Inferencer
 from qc.overrides import ConfigError
+from tests.edge.pipeline_helpers import make_pipeline
 from tests.edge.source_helpers import FAST_RETRY, run_in_thread, status_after_failed_opens, wait_for
 
 
@@ -163,7 +163,7 @@ def test_healthz_names_the_genicam_problem(problem, monkeypatch, cti, store, tin
     path = cti if problem == "missing extra" else cti.with_name("gone.cti")
     source = GenicamSource(GenicamSourceConfig(type="genicam", cti=path, **FAST_RETRY))
     inferencer = Inferencer(tiny_model_dir, threads=1)
-    pipe = Pipeline(source, inferencer, store, station_id="s", line="l")
+    pipe = make_pipeline(source, inferencer, store, "station.id=s", "station.line=l")
     model = ModelInfo(inferencer.name, inferencer.version, str(tiny_model_dir), {"image": 0.5})
     app = create_app(Services(config=EdgeConfig(), store=store, pipeline=pipe, model=model))
     expected = MISSING_EXTRA if problem == "missing extra" else f"GenTL producer file {path} not found"

@@ -4,10 +4,10 @@ import time
 import numpy as np
 import pytest
 
-from edge.line.pipeline import Pipeline
 from edge.line.sources import Frame, SimulatedSource
 from edge.line.sources.config import SimulatedSourceConfig
 from qc.inference import Inferencer
+from tests.edge.pipeline_helpers import make_pipeline
 
 SMALL = (96, 128)
 
@@ -62,7 +62,7 @@ def test_source_stops_on_event():
 
 
 def test_process_decides_from_the_heatmap(store, inferencer):
-    pipe = Pipeline(source(), inferencer, store, station_id="s", line="l")
+    pipe = make_pipeline(source(), inferencer, store, "station.id=s", "station.line=l")
     bright = np.full((*SMALL, 3), 200, np.uint8)
     dark_spot = bright.copy()
     dark_spot[30:50, 60:90] = 0  # the tiny model lights up dark pixels
@@ -88,8 +88,8 @@ def _now():
 
 def test_runs_simulated_units_into_the_store(store, inferencer):
     seen = []
-    pipe = Pipeline(source(max_frames=6), inferencer, store, station_id="st-9", line="l-2",
-                    on_unit=lambda frame, rec: seen.append((frame.truth, rec.id)))
+    pipe = make_pipeline(source(max_frames=6), inferencer, store, "station.id=st-9", "station.line=l-2",
+                         on_unit=lambda frame, rec: seen.append((frame.truth, rec.id)))
     pipe.start()
     assert pipe.wait(timeout_s=30), "a finite source must end and the queue drain"
     snap = pipe.snapshot()
@@ -104,9 +104,9 @@ def test_runs_simulated_units_into_the_store(store, inferencer):
 
 def test_slow_consumer_drops_oldest_and_counts(store, inferencer):
     inspected = []
-    pipe = Pipeline(source(fps=200, max_frames=30), SlowInferencer(inferencer, 0.05), store,
-                    station_id="s", line="l", queue_size=2,
-                    on_unit=lambda frame, rec: inspected.append(frame.index))
+    pipe = make_pipeline(source(fps=200, max_frames=30), SlowInferencer(inferencer, 0.05), store,
+                         "station.id=s", "station.line=l", "pipeline.queue_size=2",
+                         on_unit=lambda frame, rec: inspected.append(frame.index))
     pipe.start()
     assert pipe.wait(timeout_s=30)
     snap = pipe.snapshot()
@@ -119,8 +119,8 @@ def test_slow_consumer_drops_oldest_and_counts(store, inferencer):
 
 
 def test_stop_drains_the_queue(store, inferencer):
-    pipe = Pipeline(source(fps=100, max_frames=None), SlowInferencer(inferencer, 0.03), store,
-                    station_id="s", line="l", queue_size=4)
+    pipe = make_pipeline(source(fps=100, max_frames=None), SlowInferencer(inferencer, 0.03), store,
+                         "station.id=s", "station.line=l", "pipeline.queue_size=4")
     pipe.start()
     time.sleep(0.3)
     assert pipe.stop(timeout_s=10)
@@ -139,7 +139,8 @@ def test_a_failing_unit_is_counted_and_the_line_goes_on(store, inferencer):
                 raise RuntimeError("sensor glitch")
             return self.inner.infer(image)
 
-    pipe = Pipeline(source(max_frames=4), Flaky(inferencer, 0), store, station_id="s", line="l")
+    pipe = make_pipeline(source(max_frames=4), Flaky(inferencer, 0), store, "station.id=s",
+                         "station.line=l")
     pipe.start()
     assert pipe.wait(timeout_s=30)
     snap = pipe.snapshot()
@@ -181,9 +182,9 @@ def test_invalid_frames_are_skipped_and_counted_by_reason(store, inferencer):
         Frame(7, good, now, time.monotonic()),
     ]
     stored = []
-    pipe = Pipeline(ListSource(frames), inferencer, store, station_id="s", line="l",
-                    expect_size_px=SMALL, max_frame_age_s=5.0,
-                    on_unit=lambda frame, rec: stored.append(frame.index))
+    pipe = make_pipeline(ListSource(frames), inferencer, store, "station.id=s", "station.line=l",
+                         f"source.expect_size_px={list(SMALL)}", "source.max_frame_age_s=5.0",
+                         on_unit=lambda frame, rec: stored.append(frame.index))
     pipe.start()
     assert pipe.wait(timeout_s=30)
     snap = pipe.snapshot()
@@ -191,7 +192,8 @@ def test_invalid_frames_are_skipped_and_counted_by_reason(store, inferencer):
     assert snap["frames_read"] == 8 and snap["errors"] == 0
     assert snap["frames_invalid"] == {"wrong_size": 1, "empty": 2, "malformed": 2, "stale": 1}
     # Without expectations, any size is inspected and nothing is stale.
-    pipe = Pipeline(ListSource([frames[1], frames[6]]), inferencer, store, station_id="s", line="l")
+    pipe = make_pipeline(ListSource([frames[1], frames[6]]), inferencer, store, "station.id=s",
+                         "station.line=l")
     pipe.start()
     assert pipe.wait(timeout_s=30)
     assert pipe.snapshot()["frames_invalid"] == {} and store.count() == 4
@@ -211,7 +213,7 @@ def test_a_folder_that_goes_away_and_comes_back_keeps_the_line_running(store, in
     (folder / "03b.png").write_bytes(b"not a png")  # corrupt: skipped and counted, not fatal
     src = FolderSource(FolderSourceConfig(type="folder", path=folder, fps=40, loop=True,
                                           reconnect_initial_s=0.02, reconnect_max_s=0.05))
-    pipe = Pipeline(src, inferencer, store, station_id="s", line="l")
+    pipe = make_pipeline(src, inferencer, store, "station.id=s", "station.line=l")
     pipe.start()
     try:
         _wait(lambda: store.count() >= 4)

@@ -285,15 +285,16 @@ def inferencer(tiny_model_dir):
 
 
 def test_a_presence_line_stores_one_unit_per_object_and_skips_bad_frames_first(store, inferencer):
-    from edge.line.pipeline import Pipeline
+    from tests.edge.pipeline_helpers import make_pipeline
 
     frames, _ = belt_sequence(3, seed=5)
     broken = [Frame(900, np.zeros((10, 10, 3), np.uint8), frames[0].captured_at, 0.0),
               Frame(901, None, frames[0].captured_at, 0.0)]
     seen = []
-    pipe = Pipeline(ListSource(frames[:20] + broken + frames[20:]), inferencer, store,
-                    station_id="s", line="l", camera="belt", expect_size_px=(H, W),
-                    trigger=presence(), on_unit=lambda f, rec: seen.append((f.truth["object"], rec)))
+    pipe = make_pipeline(ListSource(frames[:20] + broken + frames[20:]), inferencer, store,
+                         "station.id=s", "station.line=l", f"source.expect_size_px=[{H}, {W}]",
+                         camera="belt", trigger=presence(),
+                         on_unit=lambda f, rec: seen.append((f.truth["object"], rec)))
     pipe.start()
     assert pipe.wait(timeout_s=30)
     snap = pipe.snapshot()
@@ -305,11 +306,11 @@ def test_a_presence_line_stores_one_unit_per_object_and_skips_bad_frames_first(s
 
 
 def test_a_roi_that_does_not_fit_stops_capture_and_says_why(store, inferencer):
-    from edge.line.pipeline import Pipeline
+    from tests.edge.pipeline_helpers import make_pipeline
 
     frames, _ = belt_sequence(1)
-    pipe = Pipeline(ListSource(frames), inferencer, store, station_id="s", line="l",
-                    trigger=presence(roi=(0, 0, W + 1, H)))
+    pipe = make_pipeline(ListSource(frames), inferencer, store, "station.id=s", "station.line=l",
+                         trigger=presence(roi=(0, 0, W + 1, H)))
     pipe.start()
     assert pipe.wait(timeout_s=30)
     assert "trigger failed: presence roi" in pipe.snapshot()["source_error"]
@@ -319,15 +320,15 @@ def test_a_roi_that_does_not_fit_stops_capture_and_says_why(store, inferencer):
 
 def external_line(store, inferencer, trigger_config: dict, camera="cam-1"):
     """A running simulated camera whose units come only on request."""
-    from edge.line.pipeline import Pipeline
+    from tests.edge.pipeline_helpers import make_pipeline
     from edge.line.sources import SimulatedSource
     from edge.line.sources.config import SimulatedSourceConfig
 
     src = SimulatedSource(SimulatedSourceConfig(fps=25, size_px=(H, W)))
     context = TriggerContext(station="station-1", line="line-1", camera=camera)
     trigger = build_trigger(TypeAdapter(TriggerConfig).validate_python(trigger_config), context)
-    return Pipeline(src, inferencer, store, station_id="station-1", line="line-1", camera=camera,
-                    trigger=trigger)
+    return make_pipeline(src, inferencer, store, "station.id=station-1", "station.line=line-1",
+                         camera=camera, trigger=trigger)
 
 
 def wait_until(predicate, timeout_s=10.0, what="condition"):

@@ -30,6 +30,7 @@ from edge.storage.files import UnitFilesNotWritten
 from edge.storage.spool import Spool
 from edge.storage.store import UnitStore
 from qc.inference import Inferencer
+from tests.edge.pipeline_helpers import make_pipeline
 
 SMALL = (96, 128)
 N_FRAMES = 24
@@ -105,8 +106,8 @@ def _run_line_into_a_full_disk(store: UnitStore, inferencer, fill, free, *, real
     """Units flow, the disk fills, the line keeps deciding while units are held, space returns."""
     data_dir = store.data_dir
     gate = threading.Event()
-    pipe = Pipeline(GatedSource(N_FRAMES, fps=40, gate=gate, before_gate=3), inferencer, store,
-                    station_id="s", line="l", queue_size=2)
+    pipe = make_pipeline(GatedSource(N_FRAMES, fps=40, gate=gate, before_gate=3), inferencer, store,
+                         "station.id=s", "station.line=l", "pipeline.queue_size=2")
     pipe.STORAGE_RETRY_INITIAL_S, pipe.STORAGE_RETRY_MAX_S = 0.02, 0.2
     model = ModelInfo(inferencer.name, inferencer.version, str(inferencer.model_dir), {"image": 0.5})
     app = create_app(Services(config=EdgeConfig(), store=store, pipeline=pipe, model=model))
@@ -214,8 +215,8 @@ def test_a_stop_with_the_disk_full_gives_up_the_held_units_after_the_grace_and_c
 ):
     disk = SimulatedFullDisk(monkeypatch)
     gate = threading.Event()
-    pipe = Pipeline(GatedSource(N_FRAMES, fps=40, gate=gate, before_gate=3), inferencer, store,
-                    station_id="s", line="l", queue_size=2)
+    pipe = make_pipeline(GatedSource(N_FRAMES, fps=40, gate=gate, before_gate=3), inferencer, store,
+                         "station.id=s", "station.line=l", "pipeline.queue_size=2")
     pipe.STORAGE_RETRY_INITIAL_S, pipe.STORAGE_RETRY_MAX_S = 0.02, 0.2
     pipe.STORAGE_STOP_GRACE_S = 0.5
     pipe.start()
@@ -260,8 +261,8 @@ def test_a_stop_that_times_out_on_a_hung_disk_names_every_decided_unit_it_leaves
 
     monkeypatch.setattr(edge.storage.files, "write_unit_file", write)
     gate = threading.Event()
-    pipe = Pipeline(GatedSource(N_FRAMES, fps=40, gate=gate, before_gate=3), inferencer, store,
-                    station_id="s", line="l", queue_size=2)
+    pipe = make_pipeline(GatedSource(N_FRAMES, fps=40, gate=gate, before_gate=3), inferencer, store,
+                         "station.id=s", "station.line=l", "pipeline.queue_size=2")
     pipe.start()
     try:
         _wait(lambda: store.count() == 3, what="three units before the disk hangs")

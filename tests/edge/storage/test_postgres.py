@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 
 from edge.api.app import Services, create_app
 from edge.config import EdgeConfig
-from edge.line.pipeline import Pipeline
 from edge.line.sources import Frame, SimulatedSource
 from edge.line.sources.config import SimulatedSourceConfig
 from edge.storage.lots import NewLot
@@ -23,6 +22,7 @@ from edge.storage.store import UnitStore
 from edge.storage.tables import units_table
 from qc.inference import Inferencer
 from tests.edge.conftest import T0, _new_unit
+from tests.edge.pipeline_helpers import make_pipeline
 from tests.edge.postgres_server import pg_url, postgres  # noqa: F401  (fixtures)
 
 IMAGE = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
@@ -166,7 +166,7 @@ def test_the_server_stops_mid_run_and_no_unit_is_lost_or_doubled(
 ):
     store = pg_store
     source = SimulatedSource(SimulatedSourceConfig(fps=25, size_px=(64, 96), max_frames=None))
-    pipeline = Pipeline(source, inferencer, store, station_id="station-1", line="line-1")
+    pipeline = make_pipeline(source, inferencer, store, "station.id=station-1", "station.line=line-1")
     decided = lambda: sum(pipeline.snapshot()["units_by_verdict"].values())  # noqa: E731
     pipeline.start()
     try:
@@ -203,7 +203,7 @@ def test_a_unit_postgresql_refuses_is_kept_with_its_files_and_counted(pg_store, 
     even a database error) reached by a path that is not the REST API, e.g. an MQTT trigger."""
     store = pg_store
     source = SimulatedSource(SimulatedSourceConfig(size_px=(64, 96)))
-    pipeline = Pipeline(source, inferencer, store, station_id="station-1", line="line-1")
+    pipeline = make_pipeline(source, inferencer, store, "station.id=station-1", "station.line=line-1")
     image = np.full((64, 96, 3), 200, np.uint8)
     image[20:40, 30:60] = 0  # the tiny model fails it
 

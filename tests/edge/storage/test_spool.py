@@ -367,14 +367,14 @@ def inferencer(tiny_model_dir):
 
 
 def test_a_running_line_loses_and_doubles_nothing_while_sqlite_is_locked(tmp_path, inferencer):
-    from edge.line.pipeline import Pipeline
+    from tests.edge.pipeline_helpers import make_pipeline
     from edge.line.sources import SimulatedSource
     from edge.line.sources.config import SimulatedSourceConfig
 
     data = tmp_path / "data"
     store = open_store(data)
     source = SimulatedSource(SimulatedSourceConfig(fps=25, size_px=(64, 96), max_frames=None))
-    pipeline = Pipeline(source, inferencer, store, station_id="station-1", line="line-1")
+    pipeline = make_pipeline(source, inferencer, store, "station.id=station-1", "station.line=line-1")
     decided = lambda: sum(pipeline.snapshot()["units_by_verdict"].values())  # noqa: E731
     pipeline.start()
     try:
