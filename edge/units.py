@@ -1,15 +1,16 @@
 """A unit, as the station knows it: one definition of each of its forms, and of a lot.
 
-``NewUnit`` is what the pipeline decided, ``UnitRecord`` a stored unit (a row of
-edge.storage.tables' ``units``, mapped by edge.storage.store), ``Review`` an operator's review, and
-``UnitOut`` the unit's JSON: the REST API's and every output's (MQTT, webhook) alike.
+``NewUnit`` is what the pipeline decided, ``UnitRecord`` a stored unit (the decided unit's fields
+and what storing and reviewing add; a row of edge.storage.tables' ``units``, mapped by
+edge.storage.store), ``Review`` an operator's review, and ``UnitOut`` the unit's JSON: the REST
+API's and every output's (MQTT, webhook) alike.
 ``defect_types`` is the one rule for which defect types a unit counts under. ``Lot`` is a
 production order as stored and as the API gives it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -29,9 +30,10 @@ def defect_types(final_verdict: str, defects: list[dict], review_defect_type: st
     return list(dict.fromkeys(d.get("type", "defect") for d in defects)) or ["defect"]
 
 
-@dataclass(frozen=True)
+# Keyword-only, so a stored unit can extend the decided one (fields with defaults come first).
+@dataclass(frozen=True, kw_only=True)
 class NewUnit:
-    """What the pipeline knows about a unit before it is stored."""
+    """What the pipeline decided about a unit: the fields every form of a unit starts from."""
 
     station: str
     line: str
@@ -50,25 +52,21 @@ class NewUnit:
     unit_ref: str | None = None
 
 
-@dataclass(frozen=True)
-class UnitRecord:
+@dataclass(frozen=True, kw_only=True)
+class UnitRecord(NewUnit):
+    """A stored unit: the decided unit, and what storing it and reviewing it add."""
+
     id: str
-    station: str
-    line: str
-    lot: str | None
-    style: str | None
-    captured_at: datetime
-    decided_at: datetime
-    verdict: str
-    score: float
-    defects: list[dict[str, Any]]
-    model_name: str
-    model_version: str
-    thresholds: dict[str, Any]
-    timings: dict[str, float]
     original_path: str
     heatmap_path: str
     overlay_path: str
+    height_px: int | None = None
+    width_px: int | None = None
+    # The rest of the station's lot context when the unit was stored.
+    po: str | None = None
+    colour: str | None = None
+    size: str | None = None
+    # The operator's latest review, and the verdict that follows (the model's until reviewed).
     review_by: str | None = None
     reviewed_at: datetime | None = None
     review_verdict: str | None = None
@@ -76,13 +74,10 @@ class UnitRecord:
     review_defect_type: str | None = None
     review_severity: str | None = None
     final_verdict: str | None = None
-    height_px: int | None = None
-    width_px: int | None = None
-    camera: str | None = None
-    unit_ref: str | None = None
-    po: str | None = None
-    colour: str | None = None
-    size: str | None = None
+
+
+# A stored unit's fields by name: the columns edge.storage.store reads a record from.
+RECORD_FIELDS = tuple(f.name for f in fields(UnitRecord))
 
 
 @dataclass(frozen=True)
@@ -146,18 +141,17 @@ class UnitOut(BaseModel):
                 by=r.review_by or "", at=r.reviewed_at, verdict=r.review_verdict,
                 defect_type=r.review_defect_type, severity=r.review_severity, note=r.review_note,
             )
-        return cls(
-            id=r.id, station=r.station, line=r.line, lot=r.lot, style=r.style,
-            po=r.po, colour=r.colour, size=r.size, camera=r.camera, unit_ref=r.unit_ref,
-            captured_at=r.captured_at, decided_at=r.decided_at, verdict=r.verdict,
-            final_verdict=r.final_verdict or r.verdict, score=r.score,
-            defects=[Defect.model_validate(d) for d in r.defects],
-            model_name=r.model_name, model_version=r.model_version,
-            thresholds=r.thresholds, timings=r.timings, review=review,
-            links=UnitLinks(
+        made = {
+            "final_verdict": r.final_verdict or r.verdict,
+            "defects": [Defect.model_validate(d) for d in r.defects],
+            "review": review,
+            "links": UnitLinks(
                 image=f"{base}/image.jpg", heatmap=f"{base}/heatmap.png", overlay=f"{base}/overlay.png"
             ),
-        )
+        }
+        # Every other field of the JSON is the record's field of that name, as it is.
+        copied = {name: getattr(r, name) for name in cls.model_fields if name not in made}
+        return cls(**copied, **made)
 
 
 class Lot(BaseModel):

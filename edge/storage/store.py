@@ -22,9 +22,10 @@ import dataclasses
 import logging
 import secrets
 import threading
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from sqlalchemy import and_, func, or_, select, text, update
@@ -52,7 +53,7 @@ from edge.storage.tables import (
     reviews_table,
     units_table,
 )
-from edge.units import NewUnit, Review, UnitRecord
+from edge.units import RECORD_FIELDS, NewUnit, Review, UnitRecord
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,6 @@ class BadCursor(ValueError):
 
 class UnknownUnit(LookupError):
     pass
-
-
-_RECORD_FIELDS = [f.name for f in dataclasses.fields(UnitRecord)]
 
 
 def new_unit_id(at: datetime) -> str:
@@ -113,7 +111,7 @@ class UnitReader:
     def get(self, unit_id: str) -> UnitRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(units_table).where(units_table.c.id == unit_id)).first()
-        return None if row is None else _to_record(row)
+        return None if row is None else _to_record(row._mapping)
 
     def list_units(
         self, *, limit: int = 50, cursor: str | None = None, filter: UnitFilter | None = None
@@ -131,7 +129,7 @@ class UnitReader:
             )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        items = [_to_record(r) for r in rows[:limit]]
+        items = [_to_record(r._mapping) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = items[-1]
@@ -261,20 +259,7 @@ class UnitStore(UnitReader):
             heatmap_rgb=heatmap_rgb,
             overlay_rgb=overlay_rgb,
         )
-        values = dataclasses.asdict(unit)
-        row = {
-            **values,
-            "id": unit_id,
-            "original_path": files.original,
-            "heatmap_path": files.heatmap,
-            "overlay_path": files.overlay,
-            "captured_at": _naive_utc(unit.captured_at),
-            "decided_at": _naive_utc(unit.decided_at),
-            "final_verdict": unit.verdict,
-            "defect_types": effective_defect_types(unit.verdict, unit.defects, None),
-            "height_px": int(original_rgb.shape[0]),
-            "width_px": int(original_rgb.shape[1]),
-        }
+        row = _unit_row(unit, unit_id, files, original_rgb.shape)
         try:
             with self.write_lock:
                 if self.spool.pending or not self.schema_ready:
@@ -288,7 +273,7 @@ class UnitStore(UnitReader):
             raise
         if spooled:
             self.replayer.start()  # retries on its own clock, never on the line's
-        return _to_record(_Row(row))
+        return _to_record(row)
 
     def _insert(self, row: dict[str, Any], *, find_lot: bool) -> bool:
         """Insert the row (with the station's open lot); False when the database is away. A row
@@ -389,18 +374,27 @@ class UnitStore(UnitReader):
         return ensure_rendered(self.data_dir, path, pixel_threshold=pixel_threshold)
 
 
-class _Row:
-    """Attribute access to a dict, so a freshly inserted row converts like a fetched one."""
+def _unit_row(unit: NewUnit, unit_id: str, files: UnitFiles, image_shape: tuple[int, ...]) -> dict[str, Any]:
+    """A decided unit as its ``units`` row: what the pipeline decided, and what storing adds."""
+    return {
+        **dataclasses.asdict(unit),
+        "id": unit_id,
+        "original_path": files.original,
+        "heatmap_path": files.heatmap,
+        "overlay_path": files.overlay,
+        "captured_at": _naive_utc(unit.captured_at),
+        "decided_at": _naive_utc(unit.decided_at),
+        "final_verdict": unit.verdict,
+        "defect_types": effective_defect_types(unit.verdict, unit.defects, None),
+        "height_px": int(image_shape[0]),
+        "width_px": int(image_shape[1]),
+    }
 
-    def __init__(self, values: dict[str, Any]):
-        self.__dict__.update(values)
 
-    def __getattr__(self, name: str) -> Any:  # columns not set on insert are NULL
-        return None
-
-
-def _to_record(row) -> UnitRecord:
-    values = {name: getattr(row, name) for name in _RECORD_FIELDS}
+def _to_record(row: Mapping[str, Any]) -> UnitRecord:
+    """A ``units`` row, fetched or as just written, as a UnitRecord; a column it lacks (not set
+    on insert) is NULL."""
+    values = {name: row.get(name) for name in RECORD_FIELDS}
     for key in ("captured_at", "decided_at", "reviewed_at"):
         values[key] = _aware(values[key])
     return UnitRecord(**values)
