@@ -31,12 +31,16 @@ def defect_types(final_verdict: str, defects: list[dict], review_defect_type: st
 
 
 # Keyword-only, so a stored unit can extend the decided one (fields with defaults come first).
+# Keyword-only, so a stored unit can extend the decided one and each field sits where it reads
+# best whatever its default: the units CSV takes its columns in this order (edge.api.routes.units).
 @dataclass(frozen=True, kw_only=True)
 class NewUnit:
     """What the pipeline decided about a unit: the fields every form of a unit starts from."""
 
     station: str
     line: str
+    lot: str | None = None
+    style: str | None = None
     captured_at: datetime
     decided_at: datetime
     verdict: str
@@ -46,8 +50,6 @@ class NewUnit:
     model_version: str
     thresholds: dict[str, Any]
     timings: dict[str, float]
-    lot: str | None = None
-    style: str | None = None
     camera: str | None = None
     unit_ref: str | None = None
 
@@ -62,18 +64,18 @@ class UnitRecord(NewUnit):
     overlay_path: str
     height_px: int | None = None
     width_px: int | None = None
-    # The rest of the station's lot context when the unit was stored.
-    po: str | None = None
-    colour: str | None = None
-    size: str | None = None
     # The operator's latest review, and the verdict that follows (the model's until reviewed).
     review_by: str | None = None
     reviewed_at: datetime | None = None
     review_verdict: str | None = None
-    review_note: str | None = None
     review_defect_type: str | None = None
     review_severity: str | None = None
+    review_note: str | None = None
     final_verdict: str | None = None
+    # The rest of the station's lot context when the unit was stored.
+    po: str | None = None
+    colour: str | None = None
+    size: str | None = None
 
 
 # A stored unit's fields by name: the columns edge.storage.store reads a record from.

@@ -18,19 +18,39 @@ from edge.storage.query import UnitFilter
 from edge.storage.retention import removed_by_retention
 from edge.storage.store import BadCursor, UnitStore, UnknownUnit
 from edge.text_fields import Text
-from edge.units import Review, UnitRecord, defect_types
+from edge.units import RECORD_FIELDS, Review, UnitRecord, defect_types
 
 router = APIRouter(prefix="/api/v1", tags=["units"])
 # A unit's pictures never change once made (the colour heatmap and overlay are rendered on first
 # request from files that never change, edge.storage.files).
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
-CSV_COLUMNS = (
-    "id", "station", "line", "lot", "style", "captured_at", "decided_at", "verdict", "final_verdict",
-    "score", "defect_count", "defect_types", "model_name", "model_version", "review_by",
-    "reviewed_at", "review_verdict", "review_defect_type", "review_severity", "review_note",
-    "po", "colour", "size", "camera", "unit_ref",
+# The units CSV has a column for every field of a stored unit (edge.units.RECORD_FIELDS, in its
+# order) but those it leaves out: the pictures' paths and sizes (the API links the pictures) and
+# the thresholds and timings (JSON a spreadsheet cannot use). A field added to the unit gets its
+# column without a second list to remember.
+CSV_LEFT_OUT = frozenset(
+    {"original_path", "heatmap_path", "overlay_path", "height_px", "width_px", "thresholds", "timings"}
 )
+# Where columns stand apart from the record's order, as users' spreadsheets have them: the
+# defects as their count and types, the final verdict beside the model's, the id first, the
+# camera and unit_ref last.
+_CSV_IN_PLACE_OF = {"defects": ("defect_count", "defect_types"), "verdict": ("verdict", "final_verdict")}
+_CSV_FIRST, _CSV_LAST = ("id",), ("camera", "unit_ref")
+
+
+def _csv_columns() -> tuple[str, ...]:
+    placed = {*_CSV_FIRST, *_CSV_LAST, *(c for cs in _CSV_IN_PLACE_OF.values() for c in cs)}
+    middle: list[str] = []
+    for name in RECORD_FIELDS:
+        if name in _CSV_IN_PLACE_OF:
+            middle.extend(_CSV_IN_PLACE_OF[name])
+        elif name not in CSV_LEFT_OUT and name not in placed:
+            middle.append(name)
+    return (*_CSV_FIRST, *middle, *_CSV_LAST)
+
+
+CSV_COLUMNS = _csv_columns()
 
 
 def _unit_file(store: UnitStore, unit_id: str, kind: str, media_type: str) -> FileResponse:

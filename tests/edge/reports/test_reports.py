@@ -170,6 +170,26 @@ def test_csv_export_streams_the_filtered_units(api, line, add_unit):
     assert len(many) == 1 + 9
 
 
+def test_csv_columns_keep_their_names_and_order(api, line):
+    """Users' spreadsheets read the export by these names and positions."""
+    header = next(csv.reader(io.StringIO(api.get("/api/v1/units.csv").text)))
+    assert header == [
+        "id", "station", "line", "lot", "style", "captured_at", "decided_at", "verdict",
+        "final_verdict", "score", "defect_count", "defect_types", "model_name", "model_version",
+        "review_by", "reviewed_at", "review_verdict", "review_defect_type", "review_severity",
+        "review_note", "po", "colour", "size", "camera", "unit_ref",
+    ]
+
+
+def test_csv_has_a_column_for_every_field_of_a_unit_it_does_not_leave_out():
+    from edge.api.routes.units import CSV_COLUMNS, CSV_LEFT_OUT
+    from edge.units import RECORD_FIELDS
+
+    assert CSV_LEFT_OUT <= set(RECORD_FIELDS)
+    kept = set(RECORD_FIELDS) - CSV_LEFT_OUT - {"defects"}  # defects: their count and types
+    assert kept | {"defect_count", "defect_types"} == set(CSV_COLUMNS)
+
+
 def test_csv_export_of_more_than_a_page(api, store, add_unit):
     for i in range(520):
         add_unit(T0 + timedelta(seconds=i), seed=i % 3)
