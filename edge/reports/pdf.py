@@ -14,6 +14,7 @@ from typing import Any
 import cv2
 from fpdf import FPDF
 
+from edge.reports.pictures import unit_picture
 from edge.storage.files import UnsafePath
 from edge.storage.query import UnitFilter
 from edge.storage.store import UnitStore
@@ -42,7 +43,7 @@ def _when(at: datetime | None) -> str:
 def overlay_thumbnail(store: UnitStore, unit_id: str) -> bytes | None:
     """The unit's overlay as a small JPEG, or None when its file is gone or unreadable."""
     try:
-        path = store.file_path(unit_id, "overlay")
+        path = unit_picture(store, unit_id, "overlay")
     except UnsafePath:
         return None
     if path is None:

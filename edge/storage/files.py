@@ -6,7 +6,8 @@ never sees half a JPEG, even after a power cut.
 At line speed a unit writes two files: the original (JPEG) and its heatmap as 8-bit grey values
 (``heatmap-values.png``, value = round(probability * 255), the 256 levels the colour map has).
 The pictures people look at, the colour heatmap (``heatmap.png``) and the overlay (``overlay.png``),
-are rendered from those two on first request and kept next to them (:func:`ensure_rendered`).
+are rendered from those two on first request (edge.reports.pictures) and kept next to them here
+(:func:`store_render`).
 Rendering and encoding them took ~45 ms of CPU per unit on the station's two cores, which also run
 inference; most units are never looked at. The row stores the paths of the two renders, so the
 URLs and the record stay what they were; units stored with eager renders (older units, callers that
@@ -29,7 +30,7 @@ import numpy as np
 
 from qc.atomic import fsync_dir, write_bytes_atomic
 from qc.imageio import read_image
-from qc.render import grey_to_heatmap, heatmap_to_grey, heatmap_to_rgb, overlay, rgb_to_heatmap
+from qc.render import grey_to_heatmap, heatmap_to_grey, rgb_to_heatmap
 
 ORIGINAL_NAME = "image.jpg"
 HEATMAP_VALUES_NAME = "heatmap-values.png"  # grey, written with the unit: the source of the renders
@@ -300,45 +301,26 @@ def sweep_unit_folders(
     return SweepReport(orphan_units=orphans, temp_files=temps)
 
 
-# -- renders on demand ---------------------------------------------------------------------------
+# -- what the renders are made from, and where they are kept -----------------------------------
 
 
-def ensure_rendered(data_dir: Path, path: Path, *, pixel_threshold: float | None) -> Path | None:
-    """``path`` itself when it is on disk; when it is a unit's ``heatmap.png`` or ``overlay.png``
-    that was never rendered, render it now from the unit's image and heatmap values, store it
-    beside them (atomically: concurrent first requests both write whole files) and return it.
+def stored_heatmap_grey(folder: Path) -> np.ndarray | None:
+    """The heatmap's 8-bit grey values written with the unit in ``folder``; None when absent
+    (a unit stored with renders only, or its folder gone)."""
+    return cv2.imread(str(Path(folder) / HEATMAP_VALUES_NAME), cv2.IMREAD_GRAYSCALE)
 
-    None when the file is missing and cannot be rendered (its sources are gone).
-    ``pixel_threshold`` is the threshold the unit's verdict used: the overlay outlines it.
-    """
-    if path.is_file():
-        return path
-    if path.name not in (HEATMAP_NAME, OVERLAY_NAME):
-        return None
-    folder = path.parent
-    grey = cv2.imread(str(folder / HEATMAP_VALUES_NAME), cv2.IMREAD_GRAYSCALE)
-    if grey is None:
-        return None
-    if path.name == HEATMAP_NAME:
-        picture = heatmap_to_rgb(grey)
-    else:
-        bgr = cv2.imread(str(folder / ORIGINAL_NAME), cv2.IMREAD_COLOR)
-        if bgr is None or bgr.shape[:2] != grey.shape:
-            return None
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        picture = overlay(rgb, grey_to_heatmap(grey), threshold=pixel_threshold)
-    try:
-        _write_render(Path(data_dir) / RENDER_TMP_DIR, path, encode_image(picture, ".png"))
-    except FileNotFoundError:
-        return None  # the unit's folder went (retention) while we rendered
-    return path
+
+def stored_original_rgb(folder: Path) -> np.ndarray | None:
+    """The unit's original image in ``folder`` as RGB; None when it is not on disk."""
+    bgr = cv2.imread(str(Path(folder) / ORIGINAL_NAME), cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def heatmap_values(heatmap_path: Path) -> np.ndarray | None:
     """The unit's heatmap as float values 0..1, from the grey values stored beside
     ``heatmap_path`` (its ``heatmap.png``), or from that colour heatmap where a unit was stored
     with renders only; None when neither is on disk. Renders nothing."""
-    grey = cv2.imread(str(heatmap_path.parent / HEATMAP_VALUES_NAME), cv2.IMREAD_GRAYSCALE)
+    grey = stored_heatmap_grey(heatmap_path.parent)
     if grey is not None:
         return grey_to_heatmap(grey)
     if heatmap_path.is_file():
@@ -346,8 +328,15 @@ def heatmap_values(heatmap_path: Path) -> np.ndarray | None:
     return None
 
 
-def _write_render(tmp_dir: Path, path: Path, data: bytes) -> None:
-    """With the temp file in ``tmp_dir`` (same filesystem), so a kill mid-render leaves debris in
-    one known place, not in a unit folder of months ago."""
+def store_render(data_dir: Path, path: Path, data: bytes) -> bool:
+    """Keep a picture rendered from a unit's files at ``path``, in its folder: atomically, so
+    concurrent first requests both leave a whole file, with the temp file in RENDER_TMP_DIR
+    (same filesystem), so a kill mid-write leaves debris in one known place, not in a unit folder
+    of months ago. False when the unit's folder went meanwhile (retention)."""
+    tmp_dir = Path(data_dir) / RENDER_TMP_DIR
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(path, data, tmp_dir=tmp_dir)
+    try:
+        write_bytes_atomic(path, data, tmp_dir=tmp_dir)
+    except FileNotFoundError:
+        return False
+    return True

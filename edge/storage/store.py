@@ -35,7 +35,6 @@ from edge.storage.engine import open_engine
 from edge.storage.files import (
     SweepReport,
     UnitFiles,
-    ensure_rendered,
     remove_unit_files,
     resolve_inside,
     sweep_unit_folders,
@@ -158,8 +157,9 @@ class UnitReader:
             return int(conn.execute(select(func.count()).select_from(units_table)).scalar_one())
 
     def stored_file(self, unit_id: str, kind: str) -> tuple[Path, float | None] | None:
-        """Where the unit's ``image`` / ``heatmap`` / ``overlay`` file is or will be rendered, with
-        the pixel threshold its verdict used; None for an unknown unit. Nothing is rendered.
+        """Where the unit's ``image`` / ``heatmap`` / ``overlay`` file is, or is to be kept once
+        rendered (edge.reports.pictures), with the pixel threshold its verdict used; None for an
+        unknown unit. Nothing is rendered here.
 
         Raises UnsafePath when the stored path would leave data_dir.
         """
@@ -360,18 +360,6 @@ class UnitStore(UnitReader):
         record = self.get(unit_id)
         assert record is not None
         return record
-
-    def file_path(self, unit_id: str, kind: str) -> Path | None:
-        """The unit's ``image`` / ``heatmap`` / ``overlay`` file, or None if unknown or missing;
-        the colour heatmap and the overlay are rendered on first request (edge.storage.files).
-
-        Raises UnsafePath when the stored path would leave data_dir.
-        """
-        found = self.stored_file(unit_id, kind)
-        if found is None:
-            return None
-        path, pixel_threshold = found
-        return ensure_rendered(self.data_dir, path, pixel_threshold=pixel_threshold)
 
 
 def _unit_row(unit: NewUnit, unit_id: str, files: UnitFiles, image_shape: tuple[int, ...]) -> dict[str, Any]:

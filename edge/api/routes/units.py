@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from edge.api.auth import Operator, Reader
 from edge.api.dependencies import FilterDep, StoreDep
 from edge.api.schemas import ReviewHistoryOut, ReviewIn, UnitOut, UnitPage, review_out
+from edge.reports.pictures import unit_picture
 from edge.storage.files import UnsafePath
 from edge.storage.query import UnitFilter
 from edge.storage.retention import removed_by_retention
@@ -22,7 +23,7 @@ from edge.units import RECORD_FIELDS, Review, UnitRecord, defect_types
 
 router = APIRouter(prefix="/api/v1", tags=["units"])
 # A unit's pictures never change once made (the colour heatmap and overlay are rendered on first
-# request from files that never change, edge.storage.files).
+# request from files that never change, edge.reports.pictures).
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 # The units CSV has a column for every field of a stored unit (edge.units.RECORD_FIELDS, in its
@@ -55,7 +56,7 @@ CSV_COLUMNS = _csv_columns()
 
 def _unit_file(store: UnitStore, unit_id: str, kind: str, media_type: str) -> FileResponse:
     try:
-        path = store.file_path(unit_id, kind)
+        path = unit_picture(store, unit_id, kind)
     except UnsafePath as exc:
         raise HTTPException(403, detail=f"unit {unit_id}: {exc}") from exc
     if path is None:

@@ -11,6 +11,7 @@ from edge.api.app import ModelInfo, Services, create_app
 from edge.config import EdgeConfig
 from edge.line.sources import SimulatedSource
 from edge.line.sources.config import SimulatedSourceConfig
+from edge.reports.pictures import unit_picture
 from edge.storage.store import units_table
 from qc.inference import Inferencer
 from tests.edge.pipeline_helpers import make_pipeline
@@ -82,7 +83,7 @@ def test_images_are_served_and_decode(client, units):
 
 
 def test_missing_or_escaping_files_are_not_served(client, store, units):
-    store.file_path(units[0].id, "heatmap").unlink()
+    unit_picture(store, units[0].id, "heatmap").unlink()
     res = client.get(f"/api/v1/units/{units[0].id}/heatmap.png")
     assert res.status_code == 404 and "no heatmap file" in res.json()["detail"]
     with store.engine.begin() as conn:

@@ -6,6 +6,7 @@ import pytest
 
 from edge.line.sources import Frame, SimulatedSource
 from edge.line.sources.config import SimulatedSourceConfig
+from edge.reports.pictures import unit_picture
 from qc.inference import Inferencer
 from tests.edge.pipeline_helpers import make_pipeline
 
@@ -78,7 +79,7 @@ def test_process_decides_from_the_heatmap(store, inferencer):
     assert set(bad.timings) == {"queue_ms", "infer_ms", "capture_to_verdict_ms", "render_ms"}
     assert pipe.units_by_verdict == {"pass": 1, "fail": 1}
     for kind in ("image", "heatmap", "overlay"):
-        assert store.file_path(bad.id, kind).is_file()
+        assert unit_picture(store, bad.id, kind).is_file()
 
 
 def _now():

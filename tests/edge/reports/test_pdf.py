@@ -8,6 +8,7 @@ from datetime import timedelta
 from edge.config import EdgeConfig
 from edge.reports.lot import lot_report, lot_verdict
 from edge.reports.pdf import lot_report_pdf, overlay_thumbnail
+from edge.reports.pictures import unit_picture
 from tests.edge.conftest import T0
 
 LOT = {"po": "PO-4711", "style": "polo", "colour": "navy", "size": "M", "lot_size": 500}
@@ -66,13 +67,13 @@ def test_thumbnail_is_a_small_jpeg_and_missing_files_are_tolerated(store, add_un
     unit = add_unit(T0, verdict="fail")
     jpeg = overlay_thumbnail(store, unit.id)
     assert jpeg is not None and jpeg[:2] == b"\xff\xd8"
-    store.file_path(unit.id, "overlay").unlink()
+    unit_picture(store, unit.id, "overlay").unlink()
     assert overlay_thumbnail(store, unit.id) is None
 
 
 def test_missing_overlay_still_gives_a_pdf(api, auth, add_unit, store):
     lot, units = _lot(api, auth, add_unit, ["fail"])
-    store.file_path(units[0].id, "overlay").unlink()
+    unit_picture(store, units[0].id, "overlay").unlink()
     res = api.get(f"/api/v1/lots/{lot['id']}/report.pdf")
     assert res.status_code == 200 and res.content.startswith(b"%PDF-")
     record = store.lots.get(lot["id"])

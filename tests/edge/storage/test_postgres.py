@@ -17,6 +17,7 @@ from edge.api.app import Services, create_app
 from edge.config import EdgeConfig
 from edge.line.sources import Frame, SimulatedSource
 from edge.line.sources.config import SimulatedSourceConfig
+from edge.reports.pictures import unit_picture
 from edge.storage.lots import NewLot
 from edge.storage.store import UnitStore
 from edge.storage.tables import units_table
@@ -194,7 +195,7 @@ def test_the_server_stops_mid_run_and_no_unit_is_lost_or_doubled(
     assert rows == total == len(set(ids))
     assert store.storage_status()["replayed"] >= 10
     for unit_id in ids:
-        assert store.file_path(unit_id, "image") is not None
+        assert unit_picture(store, unit_id, "image") is not None
     assert store.sweep_after_crash().total == 0
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from edge.reports.pictures import unit_picture
 from edge.storage.lots import NewLot
 from edge.storage.spool import Spool, SpoolCorrupt, SpooledUnit
 from edge.storage.store import UnitStore
@@ -226,7 +227,7 @@ def test_a_restarted_station_replays_what_the_last_run_spooled(tmp_path):
     wait_for(lambda: restarted.spool.pending == 0, what="the replay after restart")
     assert ids_in_table(restarted) == sorted(u.id for u in units)
     for unit in units:
-        assert restarted.file_path(unit.id, "image") is not None
+        assert unit_picture(restarted, unit.id, "image") is not None
     restarted.close()
 
 
@@ -395,7 +396,7 @@ def test_a_running_line_loses_and_doubles_nothing_while_sqlite_is_locked(tmp_pat
     ids = ids_in_table(store)
     assert len(ids) == len(set(ids)) == sum(snapshot["units_by_verdict"].values())
     assert store.storage_status()["replayed"] >= 8
-    assert all(store.file_path(i, "image") is not None for i in ids)
+    assert all(unit_picture(store, i, "image") is not None for i in ids)
     store.close()
 
 
@@ -453,7 +454,7 @@ def test_sigkill_while_spooling_then_restart_loses_and_doubles_nothing(tmp_path)
     assert store.storage_status()["replayed"] >= 25  # and they came through the spool
     assert len(ids) <= len(acknowledged) + 1  # at most the one it was writing, if it got that far
     for unit_id in ids:
-        assert store.file_path(unit_id, "image") is not None
+        assert unit_picture(store, unit_id, "image") is not None
     folders = {p.name for p in (data / "units").glob("*/*") if p.is_dir()}
     assert folders == set(ids)  # no orphan files left
     store.close()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 
+from edge.reports.pictures import unit_picture
 from edge.storage.files import UnsafePath, resolve_inside
 from edge.storage.store import BadCursor, units_table
 from tests.edge.conftest import refuse_rows_with
@@ -24,15 +25,15 @@ def test_insert_get_roundtrip_and_files(store, add_unit, new_unit):
     assert got.defects[0]["box"] == [1, 2, 3, 4]
     assert got.original_path == f"units/2024-05-06/{rec.id}/image.jpg"
     for kind in ("image", "heatmap", "overlay"):
-        path = store.file_path(rec.id, kind)
+        path = unit_picture(store, rec.id, kind)
         assert path is not None and path.is_file()
         assert path.is_relative_to(store.data_dir.resolve())
-    overlay = cv2.imread(str(store.file_path(rec.id, "overlay")))
+    overlay = cv2.imread(str(unit_picture(store, rec.id, "overlay")))
     assert overlay.shape == (48, 64, 3)
-    assert store.get("0" * 32) is None and store.file_path("0" * 32, "overlay") is None
+    assert store.get("0" * 32) is None and unit_picture(store, "0" * 32, "overlay") is None
     assert store.count() == 1
     # No temp files left behind by the atomic writes.
-    assert sorted(p.name for p in store.file_path(rec.id, "image").parent.iterdir()) == [
+    assert sorted(p.name for p in unit_picture(store, rec.id, "image").parent.iterdir()) == [
         "heatmap.png", "image.jpg", "overlay.png"]
 
 
@@ -117,7 +118,7 @@ def test_path_traversal_refused(store, add_unit, tmp_path):
             conn.execute(update(units_table).where(units_table.c.id == rec.id)
                          .values(overlay_path=evil))
         with pytest.raises(UnsafePath):
-            store.file_path(rec.id, "overlay")
+            unit_picture(store, rec.id, "overlay")
     with pytest.raises(UnsafePath):
         resolve_inside(store.data_dir, ".")
 
@@ -132,7 +133,7 @@ def test_sweep_after_crash_removes_orphans_and_temp_files_only(store, add_unit):
     for name in ("image.jpg", "heatmap.png", "overlay.png"):
         (orphan / name).write_bytes(b"written, never recorded")
     # ... and one during an atomic write: a temp file beside a recorded unit and in an orphan.
-    kept_dir = store.file_path(kept.id, "image").parent
+    kept_dir = unit_picture(store, kept.id, "image").parent
     (kept_dir / ".overlay.png.abc123.tmp").write_bytes(b"half")
     half = day / ("e" * 32)
     half.mkdir()
@@ -147,7 +148,7 @@ def test_sweep_after_crash_removes_orphans_and_temp_files_only(store, add_unit):
     assert not orphan.exists() and not half.exists()
     assert (foreign / "notes.txt").read_text() == "keep me"
     assert sorted(p.name for p in kept_dir.iterdir()) == ["heatmap.png", "image.jpg", "overlay.png"]
-    assert store.file_path(old.id, "overlay").is_file()
+    assert unit_picture(store, old.id, "overlay").is_file()
     assert store.count() == 2 and store.sweep_after_crash().total == 0
     assert store.known_ids([kept.id, "0" * 32, old.id]) == {kept.id, old.id}
 
