@@ -147,3 +147,16 @@ def test_the_station_rooms_import_only_downward():
         if layer_of(dep) not in MAY_IMPORT[layer_of(m)]
     ]
     assert wrong == []
+
+
+def engine_uses(module: str) -> list[str]:
+    """Where ``module`` reads an attribute named ``engine`` (a store's database engine)."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    return [f"{module}:{node.lineno}" for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr == "engine"]
+
+
+def test_the_api_never_touches_the_database_engine():
+    """Routes ask reports or storage, which run the queries: route -> reports -> storage."""
+    assert engine_uses("edge.storage.store")  # the check sees an engine where there is one
+    assert [use for m in sorted(MODULES) if m.startswith("edge.api") for use in engine_uses(m)] == []

@@ -14,10 +14,9 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.engine import Engine
-
 from edge.reports.config import ReportsConfig
 from edge.storage.query import UnitFilter
+from edge.storage.store import UnitReader
 from edge.storage.summary_queries import counted, first_and_last_capture
 
 
@@ -60,8 +59,11 @@ def split_types(defect_types: str | None) -> list[str]:
 
 
 def summary(
-    engine: Engine, unit_filter: UnitFilter, config: ReportsConfig, *, use_cache: bool = True
+    units: UnitReader, unit_filter: UnitFilter, config: ReportsConfig, *, use_cache: bool = True
 ) -> dict[str, Any]:
+    """The figures of the units ``unit_filter`` selects, counted by the storage queries on the
+    store's database."""
+    engine = units.engine
     first_at, last_at = first_and_last_capture(engine, unit_filter.where())
     count_rows, type_rows = counted(engine, unit_filter, first_at, use_cache=use_cache)
 

@@ -26,7 +26,7 @@ LotId = Annotated[int, Path(ge=1, le=2**31 - 1, description="lot id")]
 @router.get("/summary", response_model=SummaryOut)
 def get_summary(services: ServicesDep, unit_filter: FilterDep, _: Reader) -> dict[str, Any]:
     """Yield, first-pass yield, units per hour, defect Pareto, by station and by shift."""
-    return summary(services.store.engine, unit_filter, services.config.reports)
+    return summary(services.store, unit_filter, services.config.reports)
 
 
 @router.post("/lots", response_model=Lot, status_code=201)

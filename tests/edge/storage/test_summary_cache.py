@@ -35,7 +35,7 @@ def week(add_unit):
 
 def both(store, **query):
     unit_filter = UnitFilter.model_validate(query)
-    return summary(store.engine, unit_filter, CONFIG), summary(store.engine, unit_filter, CONFIG, use_cache=False)
+    return summary(store, unit_filter, CONFIG), summary(store, unit_filter, CONFIG, use_cache=False)
 
 
 def test_cached_summary_equals_a_full_count(store, week):
@@ -55,15 +55,15 @@ def test_cached_summary_equals_a_full_count(store, week):
 
 
 def test_a_second_summary_counts_no_closed_day_again(store, week):
-    summary(store.engine, UnitFilter(), CONFIG)
+    summary(store, UnitFilter(), CONFIG)
     built = day_cache(store.engine).days_built
-    summary(store.engine, UnitFilter(), CONFIG)
-    summary(store.engine, UnitFilter(station="s2"), CONFIG)
+    summary(store, UnitFilter(), CONFIG)
+    summary(store, UnitFilter(station="s2"), CONFIG)
     assert day_cache(store.engine).days_built == built
 
 
 def test_a_review_of_a_cached_day_changes_the_summary(store, week):
-    before = summary(store.engine, UnitFilter(), CONFIG)
+    before = summary(store, UnitFilter(), CONFIG)
     built = day_cache(store.engine).days_built
     failed = week[30]  # a failed unit on the fourth day
     store.review(failed.id, Review(by="op", verdict="pass", note="a shadow"))
@@ -80,7 +80,7 @@ def test_a_review_of_a_cached_day_changes_the_summary(store, week):
 
 
 def test_late_and_removed_units_are_noticed(store, week, add_unit):
-    before = summary(store.engine, UnitFilter(), CONFIG)
+    before = summary(store, UnitFilter(), CONFIG)
     late = add_unit(T0 + timedelta(days=1, hours=3), seed=1, station="s1")  # a spool replay, say
     after, full = both(store)
     assert after == full and after["units"] == before["units"] + 1
@@ -93,7 +93,7 @@ def test_late_and_removed_units_are_noticed(store, week, add_unit):
 
 
 def test_only_from_to_and_station_use_the_cache(store, week):
-    summary(store.engine, UnitFilter(), CONFIG)
+    summary(store, UnitFilter(), CONFIG)
     built = day_cache(store.engine).days_built
     for query in ({"verdict": "fail"}, {"min_score": 0.5}, {"line": "line-1"}, {"defect_type": "hole"}):
         cached, full = both(store, **query)
@@ -102,7 +102,7 @@ def test_only_from_to_and_station_use_the_cache(store, week):
 
 
 def test_forget_counts_every_day_again(store, week):
-    summary(store.engine, UnitFilter(), CONFIG)
+    summary(store, UnitFilter(), CONFIG)
     cache = day_cache(store.engine)
     built = cache.days_built
     cache.forget()
