@@ -132,6 +132,8 @@ def test_summary_figures(make_client, line, auth):
     # The Pareto counts units: unit 1's two holes are one holed unit.
     assert [(p["type"], p["count"]) for p in s["pareto"]] == [("hole", 2), ("stain", 2)]
     assert s["pareto"][0]["percent"] == pytest.approx(50) and s["pareto"][-1]["cumulative_percent"] == 100
+    # Regions stored without a class count as major, as every failed unit did before classes.
+    assert [p["by_severity"] for p in s["pareto"]] == [{"critical": 0, "major": 2, "minor": 0}] * 2
     stations = {r["station"]: (r["units"], r["passed"]) for r in s["by_station"]}
     assert stations == {"s1": (5, 3), "s2": (3, 2)}
     shifts = {r["shift"]: (r["units"], r["passed"], r["first_pass_yield"]) for r in s["by_shift"]}
