@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edge.config import CameraConfig, EdgeConfig
+from edge.line.defect_grading import DefectGrading
 from edge.line.pipeline import Pipeline
 from edge.line.sources import build_source
 from edge.line.triggers.base import TriggerContext
@@ -130,6 +131,7 @@ def build_pipeline(
         writer_threads=config.pipeline.writer_threads,
         px_per_mm=station.px_per_mm,
         rules=config.rules,
+        grading=DefectGrading(config.severity),
         expect_size_px=camera.source.expect_size_px,
         max_frame_age_s=camera.source.max_frame_age_s,
         on_unit=on_unit,

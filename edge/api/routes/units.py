@@ -18,7 +18,8 @@ from edge.storage.query import UnitFilter
 from edge.storage.retention import removed_by_retention
 from edge.storage.store import BadCursor, UnitStore, UnknownUnit
 from edge.text_fields import Text
-from edge.units import Review, UnitRecord, defect_types
+from edge.units import Review, UnitRecord, defect_types, unit_severity
+from qc.severity import worst
 
 router = APIRouter(prefix="/api/v1", tags=["units"])
 # A unit's pictures never change once made (the colour heatmap and overlay are rendered on first
@@ -29,7 +30,7 @@ CSV_COLUMNS = (
     "id", "station", "line", "lot", "style", "captured_at", "decided_at", "verdict", "final_verdict",
     "score", "defect_count", "defect_types", "model_name", "model_version", "review_by",
     "reviewed_at", "review_verdict", "review_defect_type", "review_severity", "review_note",
-    "po", "colour", "size", "camera", "unit_ref",
+    "po", "colour", "size", "camera", "unit_ref", "severity", "model_severity", "type_confidence",
 )
 
 
@@ -55,7 +56,9 @@ def _cell(value) -> str:
 
 
 def _csv_row(r: UnitRecord) -> list[str]:
-    types = sorted(defect_types(r.final_verdict or r.verdict, r.defects, r.review_defect_type))
+    final = r.final_verdict or r.verdict
+    types = sorted(defect_types(final, r.defects, r.review_defect_type))
+    confidences = [d["type_confidence"] for d in r.defects if d.get("type_confidence") is not None]
     values = {
         **{c: getattr(r, c, None) for c in CSV_COLUMNS},
         "captured_at": r.captured_at.isoformat(),
@@ -65,6 +68,11 @@ def _csv_row(r: UnitRecord) -> list[str]:
         "score": f"{r.score:.6g}",
         "defect_count": len(r.defects),
         "defect_types": " ".join(types),
+        # The class the unit counts under (the review's where given), the worst the station
+        # graded among the model's regions, and the type classifier's least sure region.
+        "severity": unit_severity(final, r.defects, r.review_severity),
+        "model_severity": worst(d.get("severity") for d in r.defects),
+        "type_confidence": f"{min(confidences):.3f}" if confidences else None,
     }
     return [_cell(values[c]) for c in CSV_COLUMNS]
 

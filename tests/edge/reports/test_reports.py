@@ -172,6 +172,23 @@ def test_csv_export_streams_the_filtered_units(api, line, add_unit):
     assert len(many) == 1 + 9
 
 
+def test_csv_export_gives_each_units_class_the_models_class_and_type_confidence(api, add_unit, auth):
+    slub = {**HOLE, "type": "slub", "severity": "minor", "type_confidence": 0.91}
+    hole = {**HOLE, "severity": "major", "type_confidence": 0.78}
+    graded = add_unit(T0, seed=1, verdict="fail", score=0.9, defects=[slub, hole])
+    reviewed = add_unit(T0 + timedelta(seconds=1), seed=2, verdict="fail", score=0.9, defects=[slub])
+    untyped = add_unit(T0 + timedelta(seconds=2), seed=3, verdict="fail", score=0.9, defects=[HOLE])
+    passed = add_unit(T0 + timedelta(seconds=3), seed=4)
+    api.post(f"/api/v1/units/{reviewed.id}/review", json={"verdict": "fail", "severity": "critical"},
+             headers=auth["operator"])
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(api.get("/api/v1/units.csv").text))}
+    columns = ("severity", "model_severity", "type_confidence", "defect_types")
+    assert [rows[graded.id][c] for c in columns] == ["major", "major", "0.780", "hole slub"]
+    assert [rows[reviewed.id][c] for c in columns] == ["critical", "minor", "0.910", "slub"]  # review wins
+    assert [rows[untyped.id][c] for c in columns] == ["major", "", "", "hole"]  # stored before classes
+    assert [rows[passed.id][c] for c in columns] == ["", "", "", ""]
+
+
 def test_csv_export_of_more_than_a_page(api, store, add_unit):
     for i in range(520):
         add_unit(T0 + timedelta(seconds=i), seed=i % 3)
