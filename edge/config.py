@@ -2,8 +2,8 @@
 
 This is the root: the station, its cameras, model and pipeline; each part's own section is defined
 beside the part (edge.line.sources.config, edge.line.triggers.config, edge.line.outputs.config,
-edge.storage.config, edge.api.config, edge.reports.config) and imported here, where the tree is put
-together (the part configs' names can be imported from here too).
+edge.line.severity_config, edge.storage.config, edge.api.config, edge.reports.config) and imported
+here, where the tree is put together (the part configs' names can be imported from here too).
 
 A typo fails at load time naming the key (extra="forbid"); every field says what it is and its unit.
 Loading does no I/O beyond reading the file; the model dir is resolved when the model loads
@@ -27,6 +27,7 @@ from pydantic import (
 
 from edge.api.config import ApiConfig
 from edge.line.outputs.config import OutputsConfig
+from edge.line.severity_config import shipped_severity_table
 from edge.line.sources.config import (
     SimulatedSourceConfig,
     SourceConfig,
@@ -42,6 +43,7 @@ from qc.overrides import (
     load_yaml_mapping,
     parse_override,
 )
+from qc.severity import SeverityTable
 from qc.strict import Strict
 
 
@@ -105,6 +107,10 @@ class EdgeConfig(Strict):
         "`source` and `trigger` (which make one camera named cam-1)",
     )
     model: ModelConfig = Field(default_factory=ModelConfig)
+    severity: SeverityTable = Field(
+        default_factory=shipped_severity_table,
+        description="defect type -> class (critical | major | minor) and size limits in mm",
+    )
     storage: StorageConfig = Field(default_factory=StorageConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)

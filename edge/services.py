@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edge.config import CameraConfig, EdgeConfig
+from edge.line.defect_grading import DefectGrading
 from edge.line.pipeline import Pipeline
 from edge.line.sources import build_source
 from edge.line.triggers.base import TriggerContext
@@ -128,6 +129,7 @@ def build_pipeline(
         camera=camera,
         settings=config.pipeline,
         rules=config.rules,
+        grading=DefectGrading(config.severity),
         trigger=build_trigger(camera.trigger, TriggerContext(station.id, station.line, camera.id)),
         on_unit=on_unit,
     )

@@ -4,8 +4,9 @@
 and what storing and reviewing add; a row of edge.storage.tables' ``units``, mapped by
 edge.storage.store), ``Review`` an operator's review, and ``UnitOut`` the unit's JSON: the REST
 API's and every output's (MQTT, webhook) alike.
-``defect_types`` is the one rule for which defect types a unit counts under. ``Lot`` is a
-production order as stored and as the API gives it.
+``defect_types`` is the one rule for which defect types a unit counts under, ``unit_severity`` for
+the class a unit counts under in a lot's AQL, and ``graded_defect_types`` pairs each type with its
+class for the Pareto. ``Lot`` is a production order as stored and as the API gives it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from qc.decision import Defect
+from qc.decision import ONE_CLASS, Defect
+from qc.severity import Severity, worst
+
+# A failed unit nothing graded (an operator's fail, a unit stored before grading): the class every
+# failed unit counted under before the station graded defects.
+UNGRADED_SEVERITY: Severity = "major"
 
 
 def defect_types(final_verdict: str, defects: list[dict], review_defect_type: str | None) -> list[str]:
@@ -27,10 +33,35 @@ def defect_types(final_verdict: str, defects: list[dict], review_defect_type: st
         return []
     if review_defect_type:
         return [review_defect_type]
-    return list(dict.fromkeys(d.get("type", "defect") for d in defects)) or ["defect"]
+    return list(dict.fromkeys(d.get("type", ONE_CLASS) for d in defects)) or [ONE_CLASS]
 
 
-# Keyword-only, so a stored unit can extend the decided one (fields with defaults come first).
+def unit_severity(final_verdict: str, defects: list[dict], review_severity: str | None) -> Severity | None:
+    """The class a unit counts under in a lot's AQL: the operator's where reviewed, else the worst
+    the station graded among its defects, else major. None for a passed unit."""
+    if final_verdict == "pass":
+        return None
+    return review_severity or worst(d.get("severity") for d in defects) or UNGRADED_SEVERITY  # type: ignore[return-value]
+
+
+def graded_defect_types(
+    final_verdict: str, defects: list[dict], review_defect_type: str | None, review_severity: str | None
+) -> list[tuple[str, Severity]]:
+    """``defect_types`` with each type's class, for the Pareto's severity split: the worst graded
+    among the model's regions of that type; a reviewed type or class stands for the unit's, so
+    every type of a reviewed unit takes the unit's class (``unit_severity``)."""
+    types = defect_types(final_verdict, defects, review_defect_type)
+    severity = unit_severity(final_verdict, defects, review_severity)
+    if not types or severity is None:
+        return []
+    if review_defect_type or review_severity:
+        return [(t, severity) for t in types]
+    return [
+        (t, worst(d.get("severity") for d in defects if d.get("type", ONE_CLASS) == t) or UNGRADED_SEVERITY)
+        for t in types
+    ]
+
+
 # Keyword-only, so a stored unit can extend the decided one and each field sits where it reads
 # best whatever its default: the units CSV takes its columns in this order (edge.api.routes.units).
 @dataclass(frozen=True, kw_only=True)

@@ -24,8 +24,8 @@ LAYERS = {
     "storage": ("edge.storage",),
     "units": ("edge.units", "edge.text_fields"),
     "config": ("edge.config", "edge.line.outputs.config", "edge.line.triggers.config",
-               "edge.line.sources.config", "edge.line.mqtt_config", "edge.storage.config", "edge.api.config",
-               "edge.reports.config"),
+               "edge.line.sources.config", "edge.line.mqtt_config", "edge.line.severity_config",
+               "edge.storage.config", "edge.api.config", "edge.reports.config"),
     "qc": ("qc",),
 }
 MAY_IMPORT = {

@@ -12,8 +12,7 @@ from edge.storage.query import DEFECT_TYPE_PATTERN
 from edge.text_fields import Name, Note, Printable
 from edge.units import ReviewOut, UnitOut
 from qc.decision import Defect
-
-Severity = Literal["critical", "major", "minor"]
+from qc.severity import Severity
 
 
 class _In(BaseModel):
@@ -26,7 +25,8 @@ class ReviewIn(_In):
         None, pattern=DEFECT_TYPE_PATTERN, description="corrected defect type (letters, digits, _ -)"
     )
     severity: Severity | None = Field(
-        None, description="defect class for the lot's AQL; a failed unit without one counts as major"
+        None, description="defect class for the lot's AQL; a failed unit without one counts under "
+        "the worst class the station graded among its defects, else major"
     )
     note: Note | None = Field(None, description="free text; tabs and line breaks are kept")
 
@@ -48,11 +48,18 @@ class LotIn(_In):
     )
 
 
+class SeveritySplit(BaseModel):
+    critical: int
+    major: int
+    minor: int
+
+
 class ParetoRow(BaseModel):
     type: str
-    count: int
+    count: int = Field(description="failed units with a defect of this type")
     percent: float
     cumulative_percent: float
+    by_severity: SeveritySplit = Field(description="those units by the class of this type's defect")
 
 
 class Rates(BaseModel):

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.config import CameraConfig, PipelineConfig, StationConfig
+from edge.line.defect_grading import DefectGrading
 from edge.line.sources import Frame, FrameSource, SourceStatus
 from edge.line.triggers.base import FrameTrigger, Trigger, TriggerError
 from edge.storage.files import StorageStatus
@@ -119,6 +120,7 @@ class Pipeline:
         settings: PipelineConfig,
         rules: VerdictRules,
         trigger: Trigger | None = None,
+        grading: DefectGrading | None = None,
         on_unit: Callable[[Frame, UnitRecord], None] | None = None,
     ):
         # One writer keeps units stored (and on_unit called) in verdict order. More overlap disk
@@ -134,6 +136,9 @@ class Pipeline:
         self.line = station.line
         self.px_per_mm = station.px_per_mm
         self.rules = rules
+        # Types (with a classifier) and classes for a failed unit's defects; without one given,
+        # every region is a "defect" of the default class (major).
+        self.grading = grading or DefectGrading()
         self.on_unit = on_unit
         self.expect_size_px = camera.source.expect_size_px
         self.max_frame_age_s = camera.source.max_frame_age_s
@@ -321,6 +326,7 @@ class Pipeline:
         inferencer = self.inferencer
         result = inferencer.infer(frame.image)
         decision = decide(result, inferencer.card, px_per_mm=self.px_per_mm, rules=self.rules)
+        decision = self.grading.apply(frame.image, result.heatmap, decision)
         with self._lock:
             self.inference_s.observe(float(result.infer_ms) / 1000.0)
         return _Decided(

@@ -2,7 +2,8 @@
 
 The station inspects every unit, so the ISO 2859-1 sample is the first n units of the lot in
 capture order, n being the plan's sample size for the lot size and inspection level. A unit that
-ends failed counts as one defect, of the class its review gave, else 'major'.
+ends failed counts as one defect, of its class (edge.units.unit_severity: the class its review
+gave, else the worst the station graded among its defects, else 'major').
 
 The 4-point system needs the camera scale (station.px_per_mm) and the fabric width (the lot's,
 else station.fabric_width_mm); the fabric is taken to run top to bottom in each unit's image, so
@@ -15,44 +16,39 @@ only gathers their inputs from the station database.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from edge.config import EdgeConfig
-from edge.reports.summary import pareto, split_types
+from edge.reports.summary import count_graded_types, pareto
 from edge.storage import lot_queries
 from edge.storage.store import UnitStore
 from edge.units import Lot
 from qc.reports import aql
 from qc.reports.fourpoint import FabricDefect, fabric_verdict
-
-CLASSES = ("critical", "major", "minor")
+from qc.severity import SEVERITIES
 
 
 def unit_counts(store: UnitStore, lot_id: str) -> dict[str, Any]:
     rows = lot_queries.verdict_counts(store.engine, lot_id)
     type_rows = lot_queries.failed_defect_types(store.engine, lot_id)
     by_verdict = {verdict: n for verdict, n, _ in rows}
-    type_counts: Counter[str] = Counter()
-    for text, n in type_rows:
-        for defect_type in split_types(text):
-            type_counts[defect_type] += n
     return {
         "inspected": sum(by_verdict.values()),
         "passed": by_verdict.get("pass", 0),
         "failed": by_verdict.get("fail", 0),
         "needs_review": by_verdict.get("needs_review", 0),
         "reviewed": sum(n for _, _, n in rows),
-        "defects_by_type": pareto(type_counts),
+        "defects_by_type": pareto(count_graded_types(type_rows)),
     }
 
 
 def defects_by_class(store: UnitStore, lot_id: str, *, first: int | None = None) -> dict[str, int]:
-    """Failed units per defect class, over the lot or over its ``first`` units."""
-    counts = dict.fromkeys(CLASSES, 0)
+    """Failed units per defect class, over the lot or over its ``first`` units; each unit of its
+    class as edge.units.unit_severity gives it (stored in the units' ``severity`` column)."""
+    counts = dict.fromkeys(SEVERITIES, 0)
     for verdict, severity in lot_queries.verdicts_and_severities(store.engine, lot_id, first=first):
         if verdict == "fail":
-            counts[severity or "major"] += 1
+            counts[severity] += 1
     return counts
 
 

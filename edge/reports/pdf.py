@@ -18,7 +18,9 @@ from edge.reports.pictures import unit_picture
 from edge.storage.files import UnsafePath
 from edge.storage.query import UnitFilter
 from edge.storage.store import UnitStore
-from edge.units import Lot, UnitRecord
+from edge.units import Lot, UnitRecord, graded_defect_types, unit_severity
+from qc.decision import ONE_CLASS
+from qc.severity import SEVERITIES
 
 MAX_FAILED_LISTED = 200  # beyond this the table says how many more; the CSV has them all
 THUMB_WIDTH_PX = 240
@@ -165,7 +167,7 @@ def _failed_units(pdf: _ReportPDF, store: UnitStore, lot: Lot) -> None:
     widths = [THUMB_WIDTH_MM + 2, 50, 14, 24, 0]
     pdf.set_font("Helvetica", "B", 9)
     pdf.set_fill_color(230)
-    for text, w in zip(["overlay", "unit / captured", "score", "verdict", "defects, review"], widths):
+    for text, w in zip(["overlay", "unit / captured", "score", "verdict, class", "defects, review"], widths):
         pdf.cell(w or pdf.epw - sum(widths), 6, text, border=1, fill=True)
     pdf.ln()
     listed = 0
@@ -193,7 +195,7 @@ def _failed_row(pdf: _ReportPDF, store: UnitStore, r: UnitRecord, widths: list[f
         pdf.set_xy(x, y + 1)
         pdf.set_font("Helvetica", size=7)
         pdf.cell(widths[0], 4, "overlay missing")
-    types = sorted({d.get("type", "defect") for d in r.defects})
+    final = r.final_verdict or r.verdict
     review = "-"
     if r.review_verdict:
         review = (f"reviewed {r.review_verdict} by {r.review_by}"
@@ -203,8 +205,8 @@ def _failed_row(pdf: _ReportPDF, store: UnitStore, r: UnitRecord, widths: list[f
     cells = [
         f"{r.id}\n{_when(r.captured_at)}",
         f"{r.score:.3f}",
-        f"model {r.verdict}\nfinal {r.final_verdict or r.verdict}",
-        f"{len(r.defects)} region(s): {', '.join(types) or '-'}\n{review}",
+        f"model {r.verdict}\nfinal {final}\nclass {unit_severity(final, r.defects, r.review_severity) or '-'}",
+        f"{len(r.defects)} region(s): {_model_types(r.defects) or '-'}\n{review}",
     ]
     pdf.set_font("Helvetica", size=7)  # a unit id (32 characters) fits one line
     cx = x + widths[0]
@@ -215,6 +217,17 @@ def _failed_row(pdf: _ReportPDF, store: UnitStore, r: UnitRecord, widths: list[f
         pdf.multi_cell(w, 4, _text(text), max_line_height=4)
         cx += w
     pdf.set_xy(x, y + row_h)
+
+
+def _model_types(defects: list[dict[str, Any]]) -> str:
+    """The model's types with their classes and the classifier's lowest confidence, e.g.
+    "hole major p=0.97, slub minor"."""
+    parts = []
+    for defect_type, severity in graded_defect_types("fail", defects, None, None):
+        confidences = [d["type_confidence"] for d in defects
+                       if d.get("type", ONE_CLASS) == defect_type and d.get("type_confidence") is not None]
+        parts.append(f"{defect_type} {severity}" + (f" p={min(confidences):.2f}" if confidences else ""))
+    return ", ".join(parts)
 
 
 def lot_report_pdf(store: UnitStore, lot: Lot, report: dict[str, Any], *, compress: bool = True) -> bytes:
@@ -228,8 +241,9 @@ def lot_report_pdf(store: UnitStore, lot: Lot, report: dict[str, Any], *, compre
     _fourpoint(pdf, report["fourpoint"])
     if report["defects_by_type"]:
         pdf.heading("Defects by type")
-        pdf.grid(["type", "count", "%", "cumulative %"],
-                 [[d["type"], d["count"], f"{d['percent']:.1f}", f"{d['cumulative_percent']:.1f}"]
-                  for d in report["defects_by_type"]], [50, 25, 25, 30])
+        pdf.grid(["type", "count", "%", "cumulative %", *SEVERITIES],
+                 [[d["type"], d["count"], f"{d['percent']:.1f}", f"{d['cumulative_percent']:.1f}",
+                   *(d["by_severity"][c] for c in SEVERITIES)]
+                  for d in report["defects_by_type"]], [50, 16, 16, 24, 18, 18, 18])
     _failed_units(pdf, store, lot)
     return bytes(pdf.output())

@@ -2,7 +2,7 @@
 
 Counting happens in SQL (edge.storage.summary_queries), grouped into quarter-hour buckets per
 station; this module only maps buckets to local shifts (a zone may be 5:30 or 5:45 off UTC, hence
-quarter hours) and expands the Pareto's type strings. The buckets of closed days come from an
+quarter hours) and expands the Pareto's type strings into types and their classes. The buckets of closed days come from an
 in-process cache (edge.storage.summary_cache) that notices reviews and late units, so a 30-day
 summary counts only today's units.
 """
@@ -10,6 +10,7 @@ summary counts only today's units.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +19,8 @@ from edge.reports.config import ReportsConfig
 from edge.storage.query import UnitFilter
 from edge.storage.store import UnitReader
 from edge.storage.summary_queries import counted, first_and_last_capture
+from edge.storage.tables import parse_defect_types
+from qc.severity import SEVERITIES
 
 
 def _zone(config: ReportsConfig) -> tzinfo | None:
@@ -33,8 +36,14 @@ def _rates(units: int, passed: int, first_pass: int) -> dict[str, Any]:
     }
 
 
-def pareto(type_counts: Counter[str]) -> list[dict[str, Any]]:
-    """Types by count, most first, with each one's share and the running (cumulative) share."""
+def pareto(graded_counts: Counter[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Types by count, most first, with each one's share, the running (cumulative) share, and
+    how many of its units were of each class (critical, major, minor)."""
+    type_counts: Counter[str] = Counter()
+    by_severity: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SEVERITIES, 0))
+    for (defect_type, severity), n in graded_counts.items():
+        type_counts[defect_type] += n
+        by_severity[defect_type][severity] = by_severity[defect_type].get(severity, 0) + n
     total = sum(type_counts.values())
     rows, running = [], 0
     for defect_type, n in sorted(type_counts.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -45,17 +54,22 @@ def pareto(type_counts: Counter[str]) -> list[dict[str, Any]]:
                 "count": n,
                 "percent": 100.0 * n / total,
                 "cumulative_percent": 100.0 * running / total,
+                "by_severity": by_severity[defect_type],
             }
         )
     return rows
 
 
+def count_graded_types(rows: Iterable[tuple[str | None, int]]) -> Counter[tuple[str, str]]:
+    """Units per (type, class), from (``defect_types`` column text, units) rows."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for text, n in rows:
+        for graded in parse_defect_types(text):
+            counts[graded] += n
+    return counts
+
+
 MIN_RATE_WINDOW_H = 0.25
-
-
-def split_types(defect_types: str | None) -> list[str]:
-    # Unique, in order: rows written before types were de-duplicated may repeat one.
-    return list(dict.fromkeys(t for t in (defect_types or "").split(",") if t))
 
 
 def summary(
@@ -92,12 +106,8 @@ def summary(
             for i in range(3):
                 acc[i] += counts[i]
 
-    type_counts: Counter[str] = Counter()
-    failed = 0
-    for _station, _day, text, n in type_rows:
-        failed += n
-        for defect_type in split_types(text):
-            type_counts[defect_type] += n
+    failed = sum(n for *_, n in type_rows)
+    graded_counts = count_graded_types((text, n) for _station, _day, text, n in type_rows)
 
     start = unit_filter.from_ or (first_at and first_at.replace(tzinfo=timezone.utc))
     end = unit_filter.to or (last_at and last_at.replace(tzinfo=timezone.utc))
@@ -111,7 +121,7 @@ def summary(
         "failed": failed,
         # Under a quarter of an hour of data says nothing about an hourly rate.
         "units_per_hour": totals[0] / hours if hours >= MIN_RATE_WINDOW_H else None,
-        "pareto": pareto(type_counts),
+        "pareto": pareto(graded_counts),
         "by_station": [{"station": k, **_rates(*v)} for k, v in sorted(by_station.items())],
         "by_shift": [{"shift": k, **_rates(*v)} for k, v in by_shift.items()],
         "timezone": config.timezone or str(datetime.now().astimezone().tzinfo),

@@ -36,9 +36,9 @@ def failed_defect_types(engine: Engine, lot_id: str) -> list[tuple[str, int]]:
 
 
 def verdicts_and_severities(engine: Engine, lot_id: str, *, first: int | None = None) -> list[tuple[str, str | None]]:
-    """(final verdict, reviewed severity) per unit, over the lot or its ``first`` units captured."""
+    """(final verdict, the unit's class) per unit, over the lot or its ``first`` units captured."""
     t = units_table
-    query = select(t.c.final_verdict, t.c.review_severity).where(t.c.lot == lot_id)
+    query = select(t.c.final_verdict, t.c.severity).where(t.c.lot == lot_id)
     if first is not None:
         query = query.order_by(t.c.captured_at, t.c.id).limit(first)
     with engine.connect() as conn:

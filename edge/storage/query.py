@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import and_
 
-from edge.storage.tables import units_table
+from edge.storage.tables import CLASS_SEPARATOR, TYPE_SEPARATOR, units_table
 
-DEFECT_TYPE_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"  # no ',' (the delimiter) and no LIKE wildcards
+DEFECT_TYPE_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"  # no ',' or ':' (the delimiters) and no LIKE wildcards
 TEXT_FIELD = dict(min_length=1, max_length=128)
 
 
@@ -61,7 +61,10 @@ class UnitFilter(BaseModel):
         if self.verdict is not None:
             conditions.append(t.c.final_verdict == self.verdict)
         if self.defect_type is not None:
-            conditions.append(t.c.defect_types.like(f"%,{self.defect_type},%"))
+            # ",type:class," entries (edge.storage.tables.defect_types_text).
+            conditions.append(
+                t.c.defect_types.like(f"%{TYPE_SEPARATOR}{self.defect_type}{CLASS_SEPARATOR}%")
+            )
         if self.min_score is not None:
             conditions.append(t.c.score >= self.min_score)
         if self.max_score is not None:

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from edge.storage.spool import Spool, SpooledUnit
-from edge.storage.tables import lots_table, units_table
+from edge.storage.tables import derived_columns, lots_table, units_table
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,8 @@ def insert_spooled(
         if unit.row["id"] in known:
             continue
         row = {k: v for k, v in unit.row.items() if k in columns}
+        # Derived anew: a unit spooled before an upgrade may lack a column or hold an old form.
+        row.update(derived_columns(row["verdict"], row["defects"]))
         if unit.resolve_lot:
             lot = lot_at(conn, row["station"], row["captured_at"])
             if lot is not None:

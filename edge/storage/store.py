@@ -47,7 +47,7 @@ from edge.storage.query import UnitFilter
 from edge.storage.replay import DatabaseWatch, SpoolReplayer, describe, is_unavailable
 from edge.storage.spool import Spool, SpooledUnit
 from edge.storage.tables import (
-    effective_defect_types,
+    derived_columns,
     metadata,
     reviews_table,
     units_table,
@@ -340,8 +340,8 @@ class UnitStore(UnitReader):
         t = units_table
         at = datetime.now(timezone.utc).replace(tzinfo=None)
         with self.write_lock, self.engine.begin() as conn:
-            defects = conn.execute(select(t.c.defects).where(t.c.id == unit_id)).scalar()
-            if defects is None:
+            stored = conn.execute(select(t.c.verdict, t.c.defects).where(t.c.id == unit_id)).first()
+            if stored is None:
                 raise UnknownUnit(f"unit {unit_id} not found")
             conn.execute(
                 reviews_table.insert().values(
@@ -353,8 +353,10 @@ class UnitStore(UnitReader):
                 update(t).where(t.c.id == unit_id).values(
                     review_by=review.by, reviewed_at=at, review_verdict=review.verdict,
                     review_note=review.note, review_defect_type=review.defect_type,
-                    review_severity=review.severity, final_verdict=review.verdict,
-                    defect_types=effective_defect_types(review.verdict, defects, review.defect_type),
+                    review_severity=review.severity,
+                    **derived_columns(
+                        stored.verdict, stored.defects, review.verdict, review.defect_type, review.severity
+                    ),
                 )
             )
         record = self.get(unit_id)
@@ -372,8 +374,7 @@ def _unit_row(unit: NewUnit, unit_id: str, files: UnitFiles, image_shape: tuple[
         "overlay_path": files.overlay,
         "captured_at": _naive_utc(unit.captured_at),
         "decided_at": _naive_utc(unit.decided_at),
-        "final_verdict": unit.verdict,
-        "defect_types": effective_defect_types(unit.verdict, unit.defects, None),
+        **derived_columns(unit.verdict, unit.defects),
         "height_px": int(image_shape[0]),
         "width_px": int(image_shape[1]),
     }

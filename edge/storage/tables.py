@@ -7,6 +7,7 @@ Plain SQLAlchemy Core types only, so the same schema runs on SQLite and PostgreS
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -25,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from edge.units import defect_types
+from edge.units import UNGRADED_SEVERITY, graded_defect_types, unit_severity
 
 metadata = MetaData()
 
@@ -58,8 +59,10 @@ units_table = Table(
     Column("review_severity", String(16)),
     # The operator's verdict where there is one, else the model's: what reports and filters use.
     Column("final_verdict", String(16)),
-    # ",type,type,..." with one entry per defect, the reviewed type replacing the model's; a
-    # delimited string so "has a defect of type X" is a portable LIKE, and the Pareto a GROUP BY.
+    # ",type:class,type:class,..." with one entry per defect type and its class (e.g.
+    # ",hole:major,slub:minor,"; edge.units.graded_defect_types), the reviewed type replacing the
+    # model's; a delimited string so "has a defect of type X" is a portable LIKE, and the Pareto
+    # with its severity split a GROUP BY.
     Column("defect_types", Text),
     Column("height_px", Integer),
     Column("width_px", Integer),
@@ -70,6 +73,9 @@ units_table = Table(
     Column("po", String(128)),
     Column("colour", String(64)),
     Column("size", String(64)),
+    # The class a failed unit counts under in a lot's AQL (edge.units.unit_severity); added by
+    # revision 0002, which fills it for the rows before it.
+    Column("severity", String(16)),
     Index("ix_units_captured_at_id", "captured_at", "id"),
     Index("ix_units_station_captured", "station", "captured_at", "id"),
     Index("ix_units_line_captured", "line", "captured_at", "id"),
@@ -126,15 +132,40 @@ api_keys_table = Table(
 )
 
 
-def defect_types_text(types: list[str]) -> str:
-    return "," + "".join(f"{t}," for t in types) if types else ""
+TYPE_SEPARATOR, CLASS_SEPARATOR = ",", ":"  # neither may appear in a type (query.DEFECT_TYPE_PATTERN)
 
 
-def effective_defect_types(
-    final_verdict: str, defects: list[dict], review_defect_type: str | None
-) -> str:
-    """The ``defect_types`` column: edge.units.defect_types, as the row stores it."""
-    return defect_types_text(defect_types(final_verdict, defects, review_defect_type))
+def defect_types_text(graded: list[tuple[str, str]]) -> str:
+    return "".join(f"{TYPE_SEPARATOR}{t}{CLASS_SEPARATOR}{s}" for t, s in graded) + TYPE_SEPARATOR if graded else ""
+
+
+def parse_defect_types(text: str | None) -> list[tuple[str, str]]:
+    """The ``defect_types`` column's (type, class) pairs, unique by type, in order. A row written
+    before types had classes (",hole,": a unit spooled across the upgrade) counts as major."""
+    pairs: dict[str, str] = {}
+    for entry in (text or "").split(TYPE_SEPARATOR):
+        if entry:
+            defect_type, _, severity = entry.partition(CLASS_SEPARATOR)
+            pairs.setdefault(defect_type, severity or UNGRADED_SEVERITY)
+    return list(pairs.items())
+
+
+def derived_columns(
+    verdict: str,
+    defects: list[dict],
+    review_verdict: str | None = None,
+    review_defect_type: str | None = None,
+    review_severity: str | None = None,
+) -> dict[str, Any]:
+    """The columns a unit's row derives from the model's verdict and defects and the latest
+    review: what reports and filters read (final verdict, graded types, the unit's class)."""
+    final = review_verdict or verdict
+    graded = graded_defect_types(final, defects, review_defect_type, review_severity)
+    return {
+        "final_verdict": final,
+        "defect_types": defect_types_text(graded),
+        "severity": unit_severity(final, defects, review_severity),
+    }
 
 
 def migrate(bind: Engine | Connection) -> None:
@@ -172,13 +203,23 @@ def migrate(bind: Engine | Connection) -> None:
 
 def _backfill(conn: Connection) -> None:
     """Fill the derived columns of rows written before they existed."""
+    refresh_derived_columns(conn)
+
+
+def refresh_derived_columns(conn: Connection) -> None:
+    """Recompute every row's derived columns (``derived_columns``) from what it stores."""
     t = units_table
-    rows = conn.execute(select(t.c.id, t.c.verdict, t.c.review_verdict, t.c.defects)).all()
-    for row in rows:
+    query = select(
+        t.c.id, t.c.verdict, t.c.defects, t.c.review_verdict, t.c.review_defect_type, t.c.review_severity
+    )
+    for row in conn.execute(query).all():
         defects = row.defects if isinstance(row.defects, list) else json.loads(row.defects or "[]")
-        final = row.review_verdict or row.verdict
         conn.execute(
             update(t)
             .where(t.c.id == row.id)
-            .values(final_verdict=final, defect_types=effective_defect_types(final, defects, None))
+            .values(
+                derived_columns(
+                    row.verdict, defects, row.review_verdict, row.review_defect_type, row.review_severity
+                )
+            )
         )

@@ -56,15 +56,31 @@ UNITS = [
 ]
 
 
-def _seed_closed_lot(data_dir: Path) -> int:
-    """Record UNITS, one every 15 minutes up to now, in a lot that is then closed; its id."""
+def _graded(kind: str, severity: str, confidence: float) -> dict:
+    return {**_defect(kind, 10, 10, 8, 8), "severity": severity, "type_confidence": confidence}
+
+
+# Units typed by a classifier and graded by the station's severity table.
+GRADED_UNITS = [
+    ("fail", [_graded("slub", "minor", 0.93)], None),
+    ("fail", [_graded("slub", "major", 0.91)], None),
+    ("fail", [_graded("slub", "minor", 0.88), _graded("hole", "major", 0.97)], None),
+    ("fail", [_graded("open_seam", "critical", 0.95)], None),
+    ("fail", [_graded("defect", "major", 0.41)], None),  # unsure: stays "defect"
+    ("fail", [_graded("stain", "minor", 0.9)], ("fail", None, "major")),  # the operator's class wins
+    ("pass", [], None),
+]
+
+
+def _seed_closed_lot(data_dir: Path, units=UNITS) -> int:
+    """Record ``units``, one every 15 minutes up to now, in a lot that is then closed; its id."""
     store = UnitStore(f"sqlite:///{data_dir / 'qc.db'}", data_dir)
     try:
         lot = store.lots.open(NewLot(station="station-1", po="PO-4711", style="polo", colour="navy",
                                      size="M", lot_size=50, opened_by="planner", fabric_width_mm=1500.0))
-        start = datetime.now(timezone.utc) - timedelta(minutes=15 * len(UNITS))
+        start = datetime.now(timezone.utc) - timedelta(minutes=15 * len(units))
         image = np.random.default_rng(0).integers(0, 256, (64, 48, 3), dtype=np.uint8)
-        for i, (verdict, defects, review) in enumerate(UNITS):
+        for i, (verdict, defects, review) in enumerate(units):
             at = start + timedelta(minutes=15 * i)
             unit = store.add(
                 NewUnit(station="station-1", line="line-1", captured_at=at, decided_at=at,
@@ -157,3 +173,42 @@ def test_units_and_a_closed_lot_show_figures_pareto_aql_fourpoint_and_pdf(
         text = subprocess.run(["pdftotext", str(tmp_path / "lot.pdf"), "-"], capture_output=True,
                               text=True, check=True, timeout=30).stdout
         assert "PO-4711" in text
+
+
+def test_typed_and_graded_units_show_by_class_in_the_pareto_and_the_aql(tmp_path, start_station, pages, screenshots):
+    data_dir = tmp_path / "var"
+    lot_id = _seed_closed_lot(data_dir, GRADED_UNITS)
+    base = start_station(data_dir, NO_UNITS_FROM_THE_LINE)
+    summary = api_request(f"{base}/api/v1/summary")
+    report = api_request(f"{base}/api/v1/lots/{lot_id}/report")
+    split = {r["type"]: r["by_severity"] for r in summary["pareto"]}
+    assert split["slub"] == {"critical": 0, "major": 1, "minor": 2}
+    assert split["stain"] == {"critical": 0, "major": 1, "minor": 0}  # reviewed major
+    assert report["defects_by_class"] == {"critical": 1, "major": 4, "minor": 1}
+
+    page = pages.open(f"{base}/manager", height=1000)
+    _loaded(page)
+    page.wait_for_selector("#pareto svg")
+    page.screenshot(path=str(screenshots / "qc_manager_graded.png"), full_page=True)
+    assert page.text_content("#error") == ""
+
+    labels = page.locator("#pareto svg text[text-anchor='end']").all_text_contents()
+    assert labels[0] == "slub" and set(labels) == {"slub", "hole", "open_seam", "defect", "stain"}
+    bars = {}
+    for row in page.locator("#pareto svg g[data-type]").all():
+        bars[row.get_attribute("data-type")] = {
+            rect.get_attribute("data-severity"): int(rect.get_attribute("data-count"))
+            for rect in row.locator("rect").all()
+        }
+    assert bars == {t: {c: n for c, n in s.items() if n} for t, s in split.items()}
+    slub = page.locator("#pareto g[data-type='slub'] text.pareto-figures").text_content()
+    assert slub.endswith("1 major, 2 minor")
+    widths = [float(r.get_attribute("width")) for r in page.locator("#pareto g[data-type='slub'] rect").all()]
+    assert widths[1] == pytest.approx(2 * widths[0], rel=0.01)  # the minor part is twice the major
+    assert "critical" in page.text_content("#pareto p")  # the legend
+
+    aql_cell = page.locator(f"#lots tr[data-lot-id='{lot_id}'] td").nth(5)
+    for c in report["aql"]["classes"]:
+        assert f"{c['defect_class']} {c['found']}/{c['plan']['accept']}" in aql_cell.text_content()
+    found = {c["defect_class"]: c["found"] for c in report["aql"]["classes"]}
+    assert found == {"critical": 1, "major": 4, "minor": 1}

@@ -8,7 +8,7 @@ from edge.line.pipeline import Pipeline
 
 
 def make_pipeline(source, inferencer, store, *overrides: str, camera: str = "cam-1", trigger=None,
-                  on_unit=None) -> Pipeline:
+                  on_unit=None, grading=None) -> Pipeline:
     """``overrides`` set the config (``"station.id=s"``, ``"source.expect_size_px=[96, 128]"``,
     ``"pipeline.queue_size=2"``); ``camera`` names the camera whose source is ``source``."""
     # The test's source stands in for the configured one; its section holds the frame checks.
@@ -21,4 +21,5 @@ def make_pipeline(source, inferencer, store, *overrides: str, camera: str = "cam
         rules=config.rules,
         trigger=trigger,
         on_unit=on_unit,
+        grading=grading,
     )

@@ -147,3 +147,36 @@ def test_the_config_says_how_each_relative_path_was_resolved(monkeypatch, tmp_pa
     assert "not set" in note and "'models/default'" in note and str(config_dir) in note
     absolute = load_config(config_dir / "station.yaml", [f"model.dir={tmp_path}"])
     assert absolute.how_resolved("model.dir") is None  # nothing to explain: written in full
+
+
+def test_the_shipped_severity_table_names_every_synthetic_and_common_aitex_type():
+    from qc.data.readers import AITEX_DEFECT_NAMES, slug
+    from qc.synth.defects import DEFECTS  # fabric and seam defects alike
+
+    table = load_config(DEFAULT).severity
+    assert len(DEFECTS) == 17
+    assert set(DEFECTS) <= set(table.types)
+    aitex = {slug(name) for name in AITEX_DEFECT_NAMES.values()}
+    assert aitex <= set(table.types)
+    assert table.rule("defect").base == "major"  # a model without types: today's rule
+    assert table.rule("hole").base == "major"
+    slub = table.rule("slub")
+    assert (slub.grade(4.0, None), slub.grade(5.0, None), slub.grade(None, None)) == ("minor", "major", "minor")
+
+
+def test_a_severity_type_that_is_not_an_identifier_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("severity:\n  types:\n    broken-end: {base: major}\n")
+    with pytest.raises(ConfigError, match=r"severity\.types.*'broken-end' is not a valid identifier") as err:
+        load_config(bad)
+    assert str(bad) in str(err.value)
+
+
+def test_a_station_may_replace_the_severity_table(tmp_path):
+    own = tmp_path / "own.yaml"
+    own.write_text("severity:\n  default: {base: minor}\n  types:\n    hole: {base: critical}\n")
+    table = load_config(own).severity
+    assert set(table.types) == {"hole"}
+    assert (table.rule("hole").base, table.rule("slub").base, table.rule("defect").base) == (
+        "critical", "minor", "minor",
+    )

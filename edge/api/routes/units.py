@@ -19,7 +19,8 @@ from edge.storage.query import UnitFilter
 from edge.storage.retention import removed_by_retention
 from edge.storage.store import BadCursor, UnitStore, UnknownUnit
 from edge.text_fields import Text
-from edge.units import RECORD_FIELDS, Review, UnitRecord, defect_types
+from edge.units import RECORD_FIELDS, Review, UnitRecord, defect_types, unit_severity
+from qc.severity import worst
 
 router = APIRouter(prefix="/api/v1", tags=["units"])
 # A unit's pictures never change once made (the colour heatmap and overlay are rendered on first
@@ -38,6 +39,10 @@ CSV_LEFT_OUT = frozenset(
 # camera and unit_ref last.
 _CSV_IN_PLACE_OF = {"defects": ("defect_count", "defect_types"), "verdict": ("verdict", "final_verdict")}
 _CSV_FIRST, _CSV_LAST = ("id",), ("camera", "unit_ref")
+# Columns a spreadsheet reads that are worked out from the unit rather than stored as its fields,
+# after all the others (added with defect types and classes; older exports end at unit_ref): the
+# class the unit counts under, the worst class the station graded, the least sure type.
+CSV_DERIVED = ("severity", "model_severity", "type_confidence")
 
 
 def _csv_columns() -> tuple[str, ...]:
@@ -48,7 +53,7 @@ def _csv_columns() -> tuple[str, ...]:
             middle.extend(_CSV_IN_PLACE_OF[name])
         elif name not in CSV_LEFT_OUT and name not in placed:
             middle.append(name)
-    return (*_CSV_FIRST, *middle, *_CSV_LAST)
+    return (*_CSV_FIRST, *middle, *_CSV_LAST, *CSV_DERIVED)
 
 
 CSV_COLUMNS = _csv_columns()
@@ -76,7 +81,9 @@ def _cell(value) -> str:
 
 
 def _csv_row(r: UnitRecord) -> list[str]:
-    types = sorted(defect_types(r.final_verdict or r.verdict, r.defects, r.review_defect_type))
+    final = r.final_verdict or r.verdict
+    types = sorted(defect_types(final, r.defects, r.review_defect_type))
+    confidences = [d["type_confidence"] for d in r.defects if d.get("type_confidence") is not None]
     values = {
         **{c: getattr(r, c, None) for c in CSV_COLUMNS},
         "captured_at": r.captured_at.isoformat(),
@@ -86,6 +93,11 @@ def _csv_row(r: UnitRecord) -> list[str]:
         "score": f"{r.score:.6g}",
         "defect_count": len(r.defects),
         "defect_types": " ".join(types),
+        # The class the unit counts under (the review's where given), the worst the station
+        # graded among the model's regions, and the type classifier's least sure region.
+        "severity": unit_severity(final, r.defects, r.review_severity),
+        "model_severity": worst(d.get("severity") for d in r.defects),
+        "type_confidence": f"{min(confidences):.3f}" if confidences else None,
     }
     return [_cell(values[c]) for c in CSV_COLUMNS]
 

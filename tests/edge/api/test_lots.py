@@ -150,3 +150,48 @@ def test_a_lone_surrogate_in_a_json_body_is_a_422_that_names_the_field(api, auth
     (error,) = res.json()["detail"]
     assert error["loc"] == ["body", "po"] and error["type"] == "string_unicode"
     assert error["input"] == "a\\ud800"  # echoed, with the surrogate written as an escape
+
+
+def _region(defect_type, severity, confidence=0.97):
+    return {"type": defect_type, "box": [10, 40, 30, 20], "area_px": 600, "area_mm2": None,
+            "length_mm": None, "peak_score": 0.9, "mean_score": 0.7,
+            "type_confidence": confidence, "severity": severity}
+
+
+def test_lot_report_counts_each_unit_under_its_graded_class_and_types_with_their_split(api, auth, add_unit):
+    made = api.post("/api/v1/lots", json=LOT, headers=auth["operator"]).json()
+    graded = [
+        [_region("slub", "minor")],
+        [_region("slub", "major"), _region("hole", "major")],
+        [_region("slub", "minor"), _region("stain", "minor")],
+        [_region("open_seam", "critical")],
+        [_region("defect", "major", confidence=0.4)],  # the classifier was unsure: the default rule
+    ]
+    units = [add_unit(T0 + timedelta(seconds=i), seed=i, verdict="fail", score=0.9, defects=d)
+             for i, d in enumerate(graded)]
+    report = api.get(f"/api/v1/lots/{made['id']}/report").json()
+    assert report["defects_by_class"] == {"critical": 1, "major": 2, "minor": 2}
+    assert report["aql"]["defects_in_sample"] == {"critical": 1, "major": 2, "minor": 2}
+    assert report["aql"]["verdict"] == "reject"  # a critical defect in the sample (AQL 0)
+    by_type = {d["type"]: (d["count"], d["by_severity"]) for d in report["defects_by_type"]}
+    assert by_type == {
+        "slub": (3, {"critical": 0, "major": 1, "minor": 2}),
+        "hole": (1, {"critical": 0, "major": 1, "minor": 0}),
+        "stain": (1, {"critical": 0, "major": 0, "minor": 1}),
+        "open_seam": (1, {"critical": 1, "major": 0, "minor": 0}),
+        "defect": (1, {"critical": 0, "major": 1, "minor": 0}),
+    }
+
+    # The operator's review wins: the seam was only a loose thread end (minor), the unsure region a hole.
+    op = auth["operator"]
+    api.post(f"/api/v1/units/{units[3].id}/review", json={"verdict": "fail", "severity": "minor"}, headers=op)
+    api.post(f"/api/v1/units/{units[4].id}/review", json={"verdict": "fail", "defect_type": "hole"}, headers=op)
+    report = api.get(f"/api/v1/lots/{made['id']}/report").json()
+    assert report["defects_by_class"] == {"critical": 0, "major": 2, "minor": 3}
+    by_type = {d["type"]: (d["count"], d["by_severity"]) for d in report["defects_by_type"]}
+    assert by_type["hole"] == (2, {"critical": 0, "major": 2, "minor": 0})
+    assert by_type["open_seam"] == (1, {"critical": 0, "major": 0, "minor": 1})
+    assert "defect" not in by_type
+    got = api.get("/api/v1/units", params={"defect_type": "slub"}).json()["items"]
+    assert {u["id"] for u in got} == {units[0].id, units[1].id, units[2].id}
+    assert got[0]["defects"][0]["type_confidence"] == 0.97 and got[0]["defects"][0]["severity"]

@@ -238,3 +238,83 @@ def _wait(condition, timeout_s=15.0):
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.02)
+
+
+class ShapeClassifier:
+    """A real, if simple, type classifier: long thin regions are slubs, compact ones holes, and
+    anything between is too unsure to name (it stays "defect" with its confidence)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def classify(self, image_rgb, heatmap, defects, pixel_threshold):
+        self.calls.append((image_rgb.shape, heatmap.shape, len(defects), pixel_threshold))
+        out = []
+        for d in defects:
+            _, _, w, h = d.box
+            elongation = max(w, h) / max(min(w, h), 1)
+            if elongation >= 4:
+                named, confidence = "slub", 0.9
+            elif elongation <= 2:
+                named, confidence = "hole", 0.8
+            else:
+                named, confidence = d.type, 0.4
+            out.append(d.model_copy(update={"type": named, "type_confidence": confidence}))
+        return out
+
+
+def _panel_with(*boxes):
+    image = np.full((*SMALL, 3), 200, np.uint8)
+    for x, y, w, h in boxes:
+        image[y : y + h, x : x + w] = 0  # the tiny model lights up dark pixels
+    return image
+
+
+SPOT, LINE = (60, 30, 30, 20), (10, 75, 60, 6)
+
+
+def test_a_failed_units_defects_are_typed_then_graded_by_the_stations_table(store, inferencer):
+    from edge.line.defect_grading import DefectGrading
+    from edge.units import unit_severity
+    from qc.severity import SeverityTable
+
+    table = SeverityTable.model_validate(
+        {"default": {"base": "major"},
+         "types": {"hole": {"base": "major"}, "slub": {"base": "minor", "major_from_mm": 5}}}
+    )
+    classifier = ShapeClassifier()
+    grading = DefectGrading(table, classifier)
+
+    def run(px_per_mm, image):
+        pipe = make_pipeline(source(), inferencer, store, "station.id=s", "station.line=l",
+                             f"station.px_per_mm={'null' if px_per_mm is None else px_per_mm}",
+                             grading=grading)
+        return pipe.process(Frame(0, image, *_now()))
+
+    ok = run(None, _panel_with())
+    assert ok.verdict == "pass" and classifier.calls == []  # nothing to classify on a pass
+
+    both = run(20.0, _panel_with(SPOT, LINE))  # the 60 px line is 3 mm long: a minor slub
+    assert classifier.calls[-1] == ((*SMALL, 3), SMALL, 2, 0.5)
+    kinds = {d["type"]: (d["severity"], d["type_confidence"]) for d in both.defects}
+    assert kinds == {"hole": ("major", 0.8), "slub": ("minor", 0.9)}
+    assert unit_severity(both.final_verdict, both.defects, None) == "major"
+
+    long_slub = run(4.0, _panel_with(LINE))  # 15 mm: major
+    assert [(d["type"], d["severity"]) for d in long_slub.defects] == [("slub", "major")]
+    unmeasured = run(None, _panel_with(LINE))  # no camera scale: the type's base class
+    assert [(d["type"], d["severity"]) for d in unmeasured.defects] == [("slub", "minor")]
+    assert unit_severity(unmeasured.final_verdict, unmeasured.defects, None) == "minor"
+
+    unsure = run(None, _panel_with((40, 30, 30, 10)))  # 3:1, neither shape
+    assert [(d["type"], d["type_confidence"], d["severity"]) for d in unsure.defects] == [
+        ("defect", 0.4, "major")]
+    stored = store.get(long_slub.id)
+    assert stored.defects[0]["type_confidence"] == 0.9 and stored.defects[0]["severity"] == "major"
+
+
+def test_without_a_classifier_regions_stay_defect_and_take_the_default_class(store, inferencer):
+    pipe = make_pipeline(source(), inferencer, store, "station.id=s", "station.line=l")
+    bad = pipe.process(Frame(0, _panel_with(SPOT), *_now()))
+    assert [(d["type"], d["type_confidence"], d["severity"]) for d in bad.defects] == [
+        ("defect", None, "major")]

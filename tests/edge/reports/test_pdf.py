@@ -85,3 +85,19 @@ def test_non_latin_text_does_not_break_the_pdf(api, auth, add_unit):
     lot, _ = _lot(api, auth, add_unit, ["fail"], lot={**LOT, "po": "PO-Ünï-日本"})
     res = api.get(f"/api/v1/lots/{lot['id']}/report.pdf")
     assert res.status_code == 200 and res.content.startswith(b"%PDF-")
+
+
+def test_pdf_lists_types_with_their_classes_and_each_units_class(api, auth, add_unit, store):
+    made = api.post("/api/v1/lots", json=LOT, headers=auth["operator"]).json()
+    slub = {**HOLE, "type": "slub", "severity": "minor", "type_confidence": 0.91}
+    hole = {**HOLE, "severity": "major", "type_confidence": 0.88}
+    units = [add_unit(T0 + timedelta(seconds=i), seed=i, verdict="fail", score=0.9, defects=d)
+             for i, d in enumerate([[slub], [slub, hole], [{**HOLE, "severity": "major"}]])]
+    record = store.lots.get(made["id"])
+    report = lot_report(store, record, EdgeConfig())
+    pdf = lot_report_pdf(store, record, report, compress=False)
+    assert b"critical" in pdf and b"minor" in pdf  # the type table's class columns
+    regions = re.findall(rb"region\\\(s\\\): ([^()]*)\) ?Tj", pdf)  # "(" ")" are escaped in a PDF string
+    assert sorted(regions) == [b"hole major", b"slub minor p=0.91", b"slub minor p=0.91, hole major p=0.88"]
+    assert pdf.count(b"class minor") == 1 and pdf.count(b"class major") == 2  # each unit's worst
+    assert units[0].id.encode() in pdf

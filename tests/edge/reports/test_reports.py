@@ -132,6 +132,8 @@ def test_summary_figures(make_client, line, auth):
     # The Pareto counts units: unit 1's two holes are one holed unit.
     assert [(p["type"], p["count"]) for p in s["pareto"]] == [("hole", 2), ("stain", 2)]
     assert s["pareto"][0]["percent"] == pytest.approx(50) and s["pareto"][-1]["cumulative_percent"] == 100
+    # Regions stored without a class count as major, as every failed unit did before classes.
+    assert [p["by_severity"] for p in s["pareto"]] == [{"critical": 0, "major": 2, "minor": 0}] * 2
     stations = {r["station"]: (r["units"], r["passed"]) for r in s["by_station"]}
     assert stations == {"s1": (5, 3), "s2": (3, 2)}
     shifts = {r["shift"]: (r["units"], r["passed"], r["first_pass_yield"]) for r in s["by_shift"]}
@@ -178,16 +180,34 @@ def test_csv_columns_keep_their_names_and_order(api, line):
         "final_verdict", "score", "defect_count", "defect_types", "model_name", "model_version",
         "review_by", "reviewed_at", "review_verdict", "review_defect_type", "review_severity",
         "review_note", "po", "colour", "size", "camera", "unit_ref",
+        "severity", "model_severity", "type_confidence",
     ]
 
 
 def test_csv_has_a_column_for_every_field_of_a_unit_it_does_not_leave_out():
-    from edge.api.routes.units import CSV_COLUMNS, CSV_LEFT_OUT
+    from edge.api.routes.units import CSV_COLUMNS, CSV_DERIVED, CSV_LEFT_OUT
     from edge.units import RECORD_FIELDS
 
     assert CSV_LEFT_OUT <= set(RECORD_FIELDS)
     kept = set(RECORD_FIELDS) - CSV_LEFT_OUT - {"defects"}  # defects: their count and types
-    assert kept | {"defect_count", "defect_types"} == set(CSV_COLUMNS)
+    assert kept | {"defect_count", "defect_types", *CSV_DERIVED} == set(CSV_COLUMNS)
+
+
+def test_csv_export_gives_each_units_class_the_models_class_and_type_confidence(api, add_unit, auth):
+    slub = {**HOLE, "type": "slub", "severity": "minor", "type_confidence": 0.91}
+    hole = {**HOLE, "severity": "major", "type_confidence": 0.78}
+    graded = add_unit(T0, seed=1, verdict="fail", score=0.9, defects=[slub, hole])
+    reviewed = add_unit(T0 + timedelta(seconds=1), seed=2, verdict="fail", score=0.9, defects=[slub])
+    untyped = add_unit(T0 + timedelta(seconds=2), seed=3, verdict="fail", score=0.9, defects=[HOLE])
+    passed = add_unit(T0 + timedelta(seconds=3), seed=4)
+    api.post(f"/api/v1/units/{reviewed.id}/review", json={"verdict": "fail", "severity": "critical"},
+             headers=auth["operator"])
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(api.get("/api/v1/units.csv").text))}
+    columns = ("severity", "model_severity", "type_confidence", "defect_types")
+    assert [rows[graded.id][c] for c in columns] == ["major", "major", "0.780", "hole slub"]
+    assert [rows[reviewed.id][c] for c in columns] == ["critical", "minor", "0.910", "slub"]  # review wins
+    assert [rows[untyped.id][c] for c in columns] == ["major", "", "", "hole"]  # stored before classes
+    assert [rows[passed.id][c] for c in columns] == ["", "", "", ""]
 
 
 def test_csv_export_of_more_than_a_page(api, store, add_unit):

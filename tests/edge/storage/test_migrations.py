@@ -115,3 +115,50 @@ def test_stations_starting_together_on_one_fresh_postgresql_take_turns(pg_url, t
     assert differences(engines[0]) == []
     for engine in engines:
         engine.dispose()
+
+
+def test_units_stored_before_defect_classes_keep_the_class_they_were_counted_under(url, tmp_path):
+    """A database at the baseline (no severity column, ",type," without classes) upgrades to
+    classes: each failed unit gets its reviewed class, else major, as the lot's AQL counted it."""
+    engine = create_engine(url)
+    upgrade_database(engine)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE units DROP COLUMN severity"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0001_baseline'"))
+        rows = [  # id, verdict, defects, review verdict, review type, review class, final, types
+            ("a" * 32, "fail", '[{"type": "defect", "box": [1, 2, 3, 4]}]', None, None, None, "fail", ",defect,"),
+            ("b" * 32, "fail", '[{"type": "defect", "box": [1, 2, 3, 4]}]', "fail", "slub", "minor", "fail", ",slub,"),
+            ("c" * 32, "pass", "[]", None, None, None, "pass", ""),
+            ("d" * 32, "fail", '[{"type": "defect", "box": [1, 2, 3, 4]}]', "pass", None, None, "pass", ""),
+        ]
+        for unit_id, verdict, defects, review, review_type, review_class, final, types in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO units (id, station, line, captured_at, decided_at, verdict, score, "
+                    "defects, model_name, model_version, thresholds, timings, original_path, "
+                    "heatmap_path, overlay_path, review_verdict, review_defect_type, review_severity, "
+                    "final_verdict, defect_types) VALUES (:id, 's', 'l', '2024-05-06 07:08:09', "
+                    "'2024-05-06 07:08:10', :verdict, 0.9, :defects, 'm', '1', '{}', '{}', 'a', 'b', "
+                    "'c', :review, :review_type, :review_class, :final, :types)"
+                ),
+                {"id": unit_id, "verdict": verdict, "defects": defects, "review": review,
+                 "review_type": review_type, "review_class": review_class, "final": final, "types": types},
+            )
+
+    assert upgrade_database(engine) == "upgraded"
+    assert revision(engine) == head_revision() and differences(engine) == []
+    with engine.connect() as conn:
+        stored = dict(
+            (row[0][0], row[1:])
+            for row in conn.execute(text("SELECT id, severity, defect_types, final_verdict FROM units"))
+        )
+    assert stored == {
+        "a": ("major", ",defect:major,", "fail"),
+        "b": ("minor", ",slub:minor,", "fail"),
+        "c": (None, "", "pass"),
+        "d": (None, "", "pass"),
+    }
+    store = UnitStore(url, tmp_path / "data")
+    assert store.count() == 4 and store.get("b" * 32).review_defect_type == "slub"
+    store.close()
+    engine.dispose()

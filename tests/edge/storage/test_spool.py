@@ -458,3 +458,31 @@ def test_sigkill_while_spooling_then_restart_loses_and_doubles_nothing(tmp_path)
     folders = {p.name for p in (data / "units").glob("*/*") if p.is_dir()}
     assert folders == set(ids)  # no orphan files left
     store.close()
+
+
+def test_a_unit_spooled_before_defect_classes_replays_with_its_class(tmp_path):
+    """A spool written by a station before classes (",hole," and no severity) survives the
+    upgrade: its row's derived columns are derived anew when it is replayed."""
+    import json
+
+    data = tmp_path / "data"
+    store = open_store(data)
+    lock = Locked(data / "qc.db")
+    hole = {"type": "hole", "box": [1, 2, 3, 4], "area_px": 12, "peak_score": 0.9, "mean_score": 0.7}
+    unit = add(store, T0, verdict="fail", score=0.9, defects=[{**hole, "severity": "minor"}])
+    store.close()
+    lock.release()
+    [segment] = sorted((data / "spool").glob("*.jsonl"))
+    record = json.loads(segment.read_bytes())
+    record["row"].pop("severity")
+    record["row"]["defect_types"] = ",hole,"
+    segment.write_bytes(json.dumps(record).encode() + b"\n")
+
+    restarted = open_store(data)
+    wait_for(lambda: restarted.spool.pending == 0, what="the replay")
+    with restarted.engine.connect() as conn:
+        row = conn.execute(
+            select(units_table.c.defect_types, units_table.c.severity).where(units_table.c.id == unit.id)
+        ).one()
+    assert tuple(row) == (",hole:minor,", "minor")
+    restarted.close()

@@ -1,0 +1,40 @@
+"""What a failed unit's defects are and how bad: the type classifier (when the model has one),
+then the station's severity table (edge.line.severity_config), applied after qc.decision.decide.
+
+A classifier is anything with the ``TypeClassifier`` shape; the model's own type head
+(qc.defect_types.TypeClassifier) is one. Without a classifier every region stays of the one-class
+type "defect" and is graded by the table's default rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from qc.decision import Decision, Defect
+from qc.severity import SeverityTable, graded
+
+
+class TypeClassifier(Protocol):
+    def classify(
+        self, image_rgb: np.ndarray, heatmap: np.ndarray, defects: list[Defect], pixel_threshold: float
+    ) -> list[Defect]:
+        """Copies of ``defects`` with ``type`` and ``type_confidence`` set."""
+        ...
+
+
+@dataclass(frozen=True)
+class DefectGrading:
+    table: SeverityTable = field(default_factory=SeverityTable)
+    classifier: TypeClassifier | None = None
+
+    def apply(self, image_rgb: np.ndarray, heatmap: np.ndarray, decision: Decision) -> Decision:
+        """The decision with its defects typed and graded; a passed unit has none to grade."""
+        if not decision.defects:
+            return decision
+        defects = decision.defects
+        if self.classifier is not None:
+            defects = self.classifier.classify(image_rgb, heatmap, defects, decision.pixel_threshold)
+        return decision.model_copy(update={"defects": graded(defects, self.table)})
