@@ -23,6 +23,8 @@ class Defect(BaseModel):
     length_mm: float | None = Field(None, description="longest side of the rotated bounding box")
     peak_score: float
     mean_score: float
+    type_confidence: float | None = Field(None, description="the type classifier's probability for `type`; None: no classifier")
+    severity: Literal["critical", "major", "minor"] | None = Field(None, description="from the station's severity table; None: not graded")
 
 
 class VerdictRules(BaseModel):
