@@ -170,7 +170,7 @@ def bench_latency(model_dir: Path, repeats: int = 300) -> dict:
     classifier = load_type_classifier(model_dir, load_card(model_dir), threads=2)
     sample = generate_sample(np.random.default_rng(5), defect="hole")
     ys, xs = np.nonzero(sample.mask)
-    box = (int(xs.min()), int(ys.min()), int(xs.ptp()) + 1, int(ys.ptp()) + 1)
+    box = (int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
     defect = Defect(box=box, area_px=int(len(xs)), peak_score=1.0, mean_score=1.0)
     heat = sample.mask.astype(np.float32) / 255
     timings = {}
