@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from qc.atomic import write_text_atomic
-from qc.contract import CARD_FILE, MODEL_FILE
+from qc.contract import CARD_FILE, MODEL_FILE, TYPES_FILE
 from qc.strict import Strict as _Strict
 
 CARD_SCHEMA_VERSION = 1
@@ -80,6 +80,25 @@ class BackboneRecord(_Strict):
     trained: bool = Field(False, description="whether training changed the backbone (false: frozen)")
 
 
+class TypeHeadRecord(_Strict):
+    """The defect-type classifier beside the detector (qc/defect_types.py): what it knows and how
+    well it did on regions it never trained on."""
+
+    types: list[str] = Field(min_length=2, description="class names, in the order of the graph's output")
+    onnx_file: str = Field(TYPES_FILE, description="the type graph, beside the detector's")
+    onnx_sha256: str
+    crop_px: int = Field(gt=0, description="side of the square crops the head reads")
+    min_confidence: float = Field(
+        ge=0.0, le=1.0, description="below this top probability a region keeps the type 'defect'"
+    )
+    data: str = Field(description="what it was trained on (never test/)")
+    held_out_accuracy: float = Field(ge=0.0, le=1.0, description="top-1 accuracy on held-back regions")
+    held_out_regions: int = Field(0, ge=0)
+    training_command: str = ""
+    export_command: str = ""
+    max_abs_diff_parity: float = Field(0.0, description="torch vs onnxruntime, largest probability difference")
+
+
 class ModelCard(_Strict):
     schema_version: int = CARD_SCHEMA_VERSION
     name: str
@@ -100,6 +119,9 @@ class ModelCard(_Strict):
     export_command: str = ""
     backbone: BackboneRecord | None = Field(
         None, description="pretrained backbone carried by the graph; None: trained from scratch"
+    )
+    type_head: TypeHeadRecord | None = Field(
+        None, description="defect-type classifier beside the detector; None: every region is 'defect'"
     )
 
 

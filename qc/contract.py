@@ -22,5 +22,12 @@ OUTPUT_NAMES: tuple[str, ...] = ModelOutputs._fields
 MODEL_FILE = "model.onnx"
 CARD_FILE = "model.json"
 
+# The optional defect-type head (qc/defect_types.py): a second graph beside the detector's.
+TYPES_FILE = "types.onnx"
+TYPES_INPUT_NAME = "crops"
+"""float32 [N, 4, crop_px, crop_px]: RGB/255 and the region hint (qc.defect_types.region_crops)."""
+TYPES_OUTPUT_NAME = "probabilities"
+"""float32 [N, len(types)]: softmax over the card's type_head.types, in that order."""
+
 BACKBONE_METADATA_KEY = "qc.backbone"
 """ONNX metadata naming a pretrained backbone inside the graph; it must agree with the card's."""

@@ -82,6 +82,23 @@ def _version_key(name: str) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in name.replace("-", ".").split("."))
 
 
+def open_session(onnx_path: Path, *, threads: int, provider: str = "cpu"):
+    """An onnxruntime session as every reader of an exported graph makes it (the detector, the
+    defect-type head): ``threads`` intra-op threads, quiet logs, the chosen providers. A graph
+    onnxruntime cannot load raises ModelRefused naming the file."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    providers = choose_providers(provider, ort.get_available_providers())
+    try:
+        return ort.InferenceSession(str(onnx_path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelRefused(f"{onnx_path}: onnxruntime cannot load the model: {exc}") from exc
+
+
 class Inferencer:
     """Loads a verified model once and turns images into heatmaps and scores.
 
@@ -97,22 +114,10 @@ class Inferencer:
         batch_size: int = 8,
         provider: str = "cpu",
     ) -> None:
-        import onnxruntime as ort
-
         self.model_dir = resolve_model_dir(model_dir)
         self.card: ModelCard = verify_files(self.model_dir)
         self.batch_size = max(1, batch_size)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        providers = choose_providers(provider, ort.get_available_providers())
-        try:
-            self._session = ort.InferenceSession(
-                str(self.model_dir / self.card.onnx_file), options, providers=providers
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelRefused(f"{self.model_dir}: onnxruntime cannot load the model: {exc}") from exc
+        self._session = open_session(self.model_dir / self.card.onnx_file, threads=threads, provider=provider)
         self.provider = self._session.get_providers()[0]
         self._check_contract()
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from qc.decision import decide
+from qc.decision import decide, find_defects
 from qc.inference import Inferencer
 from qc.synth import generate_panel
 from training.export import PARITY_TOLERANCE
@@ -27,3 +27,23 @@ def test_shipped_model_inspects_a_simulated_line_frame(default_model_dir):
     assert 0.0 <= result.heatmap.min() and result.heatmap.max() <= 1.0
     decision = decide(result, inferencer.card)
     assert decision.verdict in ("pass", "fail")
+
+
+def test_shipped_model_has_a_type_head_that_names_synthetic_defects(default_model_dir):
+    from qc.card import load_card
+    from qc.defect_types import load_type_classifier
+    from qc.synth import DEFECTS, generate_sample
+
+    card = load_card(default_model_dir)
+    classifier = load_type_classifier(default_model_dir, card, threads=2)
+    assert classifier is not None and set(classifier.types) == set(DEFECTS)
+    assert card.type_head.training_command.startswith("qc train-types --synthetic")
+    for kind in ("hole", "stain"):
+        named = 0
+        for seed in range(5):  # a fresh tile the head never trained on (its seeds are [0, type, index])
+            sample = generate_sample(np.random.default_rng([99, seed]), defect=kind, seam=False)
+            heat = sample.mask.astype(np.float32) / 255  # a perfect detector's heatmap
+            defects = find_defects(heat, 0.5, min_area_px=6)
+            labelled = classifier.classify(sample.image, heat, defects[:1], 0.5)
+            named += labelled[0].type == kind
+        assert named >= 4, f"the head named {named} of 5 synthetic {kind}s"

@@ -30,9 +30,40 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_OK
 
 
+def cmd_train_types(args: argparse.Namespace, argv: list[str]) -> int:
+    from qc.overrides import ConfigError
+    from training.config import TrainingError
+    from training.types.config import load_types_config
+    from training.types.run import run_train_types
+
+    try:
+        config = load_types_config(args.config, args.overrides)
+        result = run_train_types(args.data, args.synthetic, args.out, config, command_line(argv))
+    except (TrainingError, ConfigError) as exc:
+        raise UserError(str(exc)) from exc
+    print(
+        f"trained types: {args.out}: {len(result.types)} types, held-back accuracy "
+        f"{result.held_out_accuracy:.3f} on {result.held_out_regions} regions, min_confidence "
+        f"{result.min_confidence:.2f} ({result.duration_s:.0f} s)"
+    )
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace, argv: list[str]) -> int:
     from training.commands import TrainingError, run_export
+    from training.types.run import is_types_run
 
+    if is_types_run(args.run_dir):
+        from training.types.export import export_types
+
+        if args.int8:
+            raise UserError(f"{args.run_dir} is a train-types run: --int8 applies to a detector run")
+        try:
+            head = export_types(args.run_dir, args.out, command=command_line(argv))
+        except TrainingError as exc:
+            raise UserError(str(exc)) from exc
+        print(f"exported type head ({', '.join(head.types)}) into {args.out}")
+        return EXIT_OK
     try:
         out = run_export(
             args.run_dir, args.out, name=args.name, version=args.version, command=command_line(argv)
@@ -56,6 +87,7 @@ BENCH_SCRIPTS = {
     "edge": "bench_edge.py",
     "synth": "bench_synth.py",
     "api": "bench_api.py",
+    "types": "bench_types.py",
 }
 
 
@@ -86,6 +118,8 @@ def seed_list(text: str) -> list[int]:
 
 
 def cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.suite == "types":  # its AITEX section reads the same --data (or $QC_AITEX_DIR)
+        return run_bench_script("types", [*(["--data", str(args.data)] if args.data else []), *args.overrides])
     if args.suite != "aitex":
         return run_bench_script(args.suite, args.overrides)
     from training.benchmark import format_summary, format_table, run_aitex_benchmark, summarise
@@ -121,7 +155,28 @@ def add_commands(groups: CommandGroups) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.set_defaults(handler=cmd_train)
 
-    p = groups.top.add_parser("export", help="export a trained run to ONNX with its model card")
+    p = groups.top.add_parser(
+        "train-types",
+        help="train the defect-type classifier on labelled regions (needs the train extra)",
+        description="Regions are the connected components of the masks of train/<type>/ images "
+        "(ground_truth/<type>/<stem>_mask.png) of each --data root (MVTec layout, or a `qc data "
+        "export-feedback` folder; test/ is never read), plus --synthetic N tiles of each of the synthetic "
+        "generator's defect types. The folder name is the type. Export with `qc export RUN --out MODEL_DIR`.",
+    )
+    p.add_argument("--data", type=Path, nargs="+", default=[], metavar="ROOT", help="labelled dataset roots")
+    p.add_argument("--synthetic", type=int, default=0, metavar="N", help="synthetic tiles per defect type (default 0)")
+    p.add_argument("--config", type=Path, default=Path("configs/train/types.yaml"))
+    p.add_argument("--out", type=Path, required=True, help="run folder to write")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.set_defaults(handler=cmd_train_types)
+
+    p = groups.top.add_parser(
+        "export",
+        help="export a trained run to ONNX with its model card",
+        description="A `qc train` run becomes models/<name>/<version>/{model.onnx, model.json}. A "
+        "`qc train-types` run is added to the existing model in --out as types.onnx with a type_head "
+        "record on its card; the detector's model.onnx is left as it is.",
+    )
     p.add_argument("run_dir", type=Path)
     p.add_argument("--out", type=Path, required=True, help="models/<name>/<version>")
     p.add_argument("--name", default=None, help="model name (default: from --out)")
@@ -132,9 +187,9 @@ def add_commands(groups: CommandGroups) -> None:
 
     p = groups.top.add_parser(
         "bench",
-        help="benchmarks: aitex (accuracy protocol), inference, edge, synth, api",
+        help="benchmarks: aitex (accuracy protocol), inference, edge, synth, api, types",
         description="aitex runs the accuracy protocol of docs/architecture.md (extra words are training "
-        "config overrides); inference, edge and synth run bench/bench_<suite>.py (extra words are "
+        "config overrides); inference, edge, synth, api and types run bench/bench_<suite>.py (extra words are "
         "its arguments, e.g. `qc bench inference -- models/default --threads 2`).",
     )
     p.add_argument("suite", choices=["aitex", *BENCH_SCRIPTS])

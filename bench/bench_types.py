@@ -1,0 +1,238 @@
+"""``qc bench types``: how well the defect-type head names defects, and what it costs per region.
+
+(1) synthetic: trained on regions the synthetic generator draws for ``qc train-types --synthetic``,
+    exported into a copy of the default model, tested on the test/<type> split (with masks) that
+    qc.synth.write_mvtec_dataset writes from another seed; the test images are never trained on.
+(2) AITEX dev: leave-one-strip-out over the labelled defect strips of every dev fabric, for the types
+    with at least MIN_STRIPS strips. Retraining the network 60 times would take an hour on 2 cores,
+    so each fold fits a light head (multinomial logistic regression) over fixed features: those of
+    the network trained in (1) on synthetic regions only, so no fold's features have seen its
+    held-out strip. A strip's type is the head's mean probability over its regions. Compared with
+    the majority-class baseline. The detector's protocol and its test split are untouched.
+(3) latency: TypeClassifier.classify on one region of a 256 px tile, onnxruntime on 2 threads.
+
+Run: qc bench types [--data AITEX_DIR] [--synthetic N] [--json bench/results/types.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from qc.card import load_card  # noqa: E402
+from qc.data import open_dataset  # noqa: E402
+from qc.decision import ONE_CLASS, Defect  # noqa: E402
+from qc.defect_types import load_type_classifier  # noqa: E402
+from qc.inference import resolve_model_dir  # noqa: E402
+from qc.synth import DEFECTS, generate_sample, write_mvtec_dataset  # noqa: E402
+from training.types.augment import plain_crops, training_crop  # noqa: E402
+from training.types.config import load_types_config  # noqa: E402
+from training.types.export import export_types, load_types_run  # noqa: E402
+from training.types.regions import regions_of_records  # noqa: E402
+from training.types.run import run_train_types  # noqa: E402
+
+MIN_STRIPS = 3  # AITEX types with fewer labelled strips cannot be held out and still be learnt
+VIEWS = 8  # augmented views per training region in an AITEX fold
+TEST_SEED_OFFSET = 1000  # the synthetic test split's seed, far from the training seed
+
+
+def confusion(truth: list[str], predicted: list[str]) -> dict[str, dict[str, int]]:
+    table: dict[str, dict[str, int]] = {}
+    for t, p in zip(truth, predicted):
+        row = table.setdefault(t, {})
+        row[p] = row.get(p, 0) + 1
+    return {t: dict(sorted(table[t].items())) for t in sorted(table)}
+
+
+def bench_synthetic(work: Path, per_type: int, test_per_type: int, config_path: Path, overrides: list[str]) -> tuple[dict, Path]:
+    config = load_types_config(config_path, overrides)
+    model_dir = work / "model"
+    shutil.copytree(resolve_model_dir(REPO / "models" / "default"), model_dir)
+    (model_dir / "types.onnx").unlink(missing_ok=True)
+    run_dir = work / "types-run"
+    started = time.perf_counter()
+    result = run_train_types([], per_type, run_dir, config, "qc bench types")
+    train_s = time.perf_counter() - started
+    export_types(run_dir, model_dir, command="qc bench types")
+    card = load_card(model_dir)
+    classifier = load_type_classifier(model_dir, card, threads=2)
+    data = work / "synth-test"
+    write_mvtec_dataset(data, count=1, seed=config.seed + TEST_SEED_OFFSET, test_count=test_per_type * len(DEFECTS))
+    records = open_dataset(data).select(split="test", label="defect")
+    regions = regions_of_records(records, min_area_px=config.min_area_px)
+    probabilities = classifier.probabilities(plain_crops(regions, classifier.crop_px))
+    top = [classifier.types[k] for k in probabilities.argmax(1)]
+    labelled = [kind for kind, _ in classifier.label(probabilities)]
+    truth = [r.type for r in regions]
+    correct = np.array([t == p for t, p in zip(truth, top)])
+    kept = np.array([p != ONE_CLASS for p in labelled])
+    row = {
+        "train": f"synthetic generator, {per_type} tiles per type (seed {config.seed}), {config.steps} steps",
+        "test": f"qc.synth.write_mvtec_dataset test/<type> (seed {config.seed + TEST_SEED_OFFSET}), "
+        f"{len(records)} images, {len(regions)} regions",
+        "train_s": train_s,
+        "regions": len(regions),
+        "accuracy": float(correct.mean()),
+        "accuracy_labelled": float(correct[kept].mean()) if kept.any() else None,
+        "left_defect_share": float(1 - kept.mean()),
+        "min_confidence": card.type_head.min_confidence,
+        "held_out_accuracy_in_training": result.held_out_accuracy,
+        "per_type_accuracy": {t: float(np.mean([p == t for tt, p in zip(truth, top) if tt == t])) for t in sorted(set(truth))},
+        "confusion": confusion(truth, labelled),
+    }
+    return row, run_dir
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, n_classes: int, steps: int = 300) -> torch.nn.Linear:
+    """Class-balanced multinomial logistic regression (L2), full-batch LBFGS."""
+    x, y = torch.from_numpy(features), torch.from_numpy(labels)
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float32)
+    weights = torch.from_numpy(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0).astype(np.float32))
+    head = torch.nn.Linear(features.shape[1], n_classes)
+    optimiser = torch.optim.LBFGS(head.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(head(x), y, weight=weights) + 1e-3 * head.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return head
+
+
+def bench_aitex(aitex: Path, run_dir: Path, config_path: Path, overrides: list[str]) -> dict:
+    config = load_types_config(config_path, overrides)
+    net, _, _ = load_types_run(run_dir)
+    records = open_dataset(aitex, "aitex").select(label="defect")
+    strips_per_type = Counter(r.defect_type for r in records if r.masks)
+    types = sorted(t for t, n in strips_per_type.items() if n >= MIN_STRIPS)
+    records = [r for r in records if r.defect_type in types]
+    rng = np.random.default_rng(config.seed)
+
+    def features(crops: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return net.features(torch.from_numpy(crops)).numpy()
+
+    strips = []  # per strip: type, plain features of its regions, features of augmented views
+    for record in records:
+        regions = regions_of_records([record], min_area_px=config.min_area_px)
+        if not regions:
+            continue
+        views = np.stack([training_crop(rng, r, config.crop_px) for r in regions for _ in range(VIEWS)])
+        strips.append((record.defect_type, features(plain_crops(regions, config.crop_px)), features(views)))
+    index = {t: i for i, t in enumerate(types)}
+    truth, predicted = [], []
+    started = time.perf_counter()
+    for held in range(len(strips)):
+        train_x = np.concatenate([s[2] for i, s in enumerate(strips) if i != held])
+        train_y = np.concatenate([np.full(len(s[2]), index[s[0]]) for i, s in enumerate(strips) if i != held])
+        mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+        head = fit_logistic(((train_x - mean) / std).astype(np.float32), train_y, len(types))
+        with torch.no_grad():
+            probabilities = torch.softmax(head(torch.from_numpy(((strips[held][1] - mean) / std).astype(np.float32))), 1)
+        truth.append(strips[held][0])
+        predicted.append(types[int(probabilities.mean(0).argmax())])
+    majority_type, majority_n = Counter(truth).most_common(1)[0]
+    return {
+        "data": str(aitex),
+        "method": "leave-one-strip-out; fixed features of the synthetic-trained network (section 1), a "
+        "class-balanced logistic-regression head per fold on the other strips' regions "
+        f"({VIEWS} augmented views each); a strip's type = mean probability over its regions",
+        "types": types,
+        "strips": len(truth),
+        "strips_per_type": dict(sorted(Counter(truth).items())),
+        "regions": int(sum(len(s[1]) for s in strips)),
+        "accuracy": float(np.mean([t == p for t, p in zip(truth, predicted)])),
+        "majority_baseline": majority_n / len(truth),
+        "majority_type": majority_type,
+        "balanced_accuracy": float(np.mean([np.mean([p == t for tt, p in zip(truth, predicted) if tt == t]) for t in types])),
+        "confusion": confusion(truth, predicted),
+        "folds_s": time.perf_counter() - started,
+    }
+
+
+def bench_latency(model_dir: Path, repeats: int = 300) -> dict:
+    classifier = load_type_classifier(model_dir, load_card(model_dir), threads=2)
+    sample = generate_sample(np.random.default_rng(5), defect="hole")
+    ys, xs = np.nonzero(sample.mask)
+    box = (int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
+    defect = Defect(box=box, area_px=int(len(xs)), peak_score=1.0, mean_score=1.0)
+    heat = sample.mask.astype(np.float32) / 255
+    timings = {}
+    for n in (1, 16):
+        defects = [defect] * n
+        classifier.classify(sample.image, heat, defects, 0.5)  # warm-up
+        runs = []
+        for _ in range(repeats // n + 20):
+            started = time.perf_counter()
+            classifier.classify(sample.image, heat, defects, 0.5)
+            runs.append((time.perf_counter() - started) * 1000 / n)
+        timings[f"ms_per_region_batch{n}"] = statistics.median(runs)
+    return {"threads": 2, "crop_px": classifier.crop_px, "cpu_count": os.cpu_count(), **timings}
+
+
+def format_confusion(table: dict[str, dict[str, int]]) -> str:
+    lines = []
+    for truth, row in table.items():
+        cells = ", ".join(f"{p} {n}" for p, n in sorted(row.items(), key=lambda kv: -kv[1]))
+        lines.append(f"    {truth:>15}: {cells}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=os.environ.get("QC_AITEX_DIR"), help="AITEX folder (default $QC_AITEX_DIR; without it, section 2 is skipped)")
+    parser.add_argument("--synthetic", type=int, default=60, help="synthetic training tiles per type")
+    parser.add_argument("--test-per-type", type=int, default=20, help="synthetic test images per type")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "train" / "types.yaml")
+    parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "types.json")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="types config overrides")
+    args = parser.parse_args()
+    results: dict = {"machine": f"{os.cpu_count()} CPUs", "config": str(args.config), "overrides": args.overrides}
+    with tempfile.TemporaryDirectory(prefix="qc-bench-types-") as tmp:
+        work = Path(tmp)
+        synthetic, run_dir = bench_synthetic(work, args.synthetic, args.test_per_type, args.config, args.overrides)
+        results["synthetic"] = synthetic
+        print(f"\n(1) synthetic types: trained on {synthetic['train']} in {synthetic['train_s']:.0f} s")
+        print(f"    test: {synthetic['test']}")
+        print(f"    accuracy (top type) {synthetic['accuracy']:.3f}; labelled (>= min_confidence "
+              f"{synthetic['min_confidence']:.2f}) {1 - synthetic['left_defect_share']:.1%} of regions, of which "
+              f"{synthetic['accuracy_labelled']:.3f} correct; left \"defect\" {synthetic['left_defect_share']:.1%}")
+        print("    per-type accuracy: " + ", ".join(f"{t} {a:.2f}" for t, a in synthetic["per_type_accuracy"].items()))
+        print("    confusion (truth: labels given):\n" + format_confusion(synthetic["confusion"]))
+        if args.data and Path(args.data).is_dir():
+            aitex = bench_aitex(Path(args.data), run_dir, args.config, args.overrides)
+            results["aitex"] = aitex
+            print(f"\n(2) AITEX dev, leave-one-strip-out over {aitex['strips']} strips ({aitex['regions']} regions), "
+                  f"types {', '.join(aitex['types'])}")
+            print(f"    accuracy {aitex['accuracy']:.3f} (balanced {aitex['balanced_accuracy']:.3f}) vs majority-class "
+                  f"baseline {aitex['majority_baseline']:.3f} ({aitex['majority_type']}); folds {aitex['folds_s']:.0f} s")
+            print("    confusion (truth: predicted):\n" + format_confusion(aitex["confusion"]))
+        else:
+            print("\n(2) AITEX: skipped (no --data and no $QC_AITEX_DIR)")
+        results["latency"] = latency = bench_latency(work / "model")
+        print(f"\n(3) latency, onnxruntime on 2 threads, crop {latency['crop_px']} px: "
+              f"{latency['ms_per_region_batch1']:.2f} ms for one region, "
+              f"{latency['ms_per_region_batch16']:.2f} ms per region in a unit of 16")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""What kind of defect a region is: the type head beside the detector, run by onnxruntime.
+
+One crop function (``region_crops``) serves training (training/types/) and the station alike, so
+the network sees at the line exactly what it learnt from: a square window around the region, its
+colour and a hint of where the region is (the heatmap at the pixel threshold; the ground-truth
+mask at training time). A region whose top probability is below the card's ``min_confidence``
+keeps the type "defect" with that confidence recorded: a wrong confident label is worse than none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from qc.card import ModelCard, ModelRefused, TypeHeadRecord, sha256_file
+from qc.contract import TYPES_INPUT_NAME, TYPES_OUTPUT_NAME
+from qc.decision import ONE_CLASS, Defect
+from qc.inference import open_session
+
+CONTEXT = 1.5  # window side / the box's longer side: the region plus the cloth around it
+MIN_WINDOW_PX = 32  # a 3-px nep still gets enough cloth around it to compare with
+CHANNELS = 4  # R, G, B, region hint
+
+
+def crop_window(box: tuple[int, int, int, int], height: int, width: int) -> tuple[int, int, int]:
+    """(x0, y0, side) of the square window for ``box``: centred on it, shifted to stay inside the
+    image where it fits; a window larger than the image is centred on the image (padded)."""
+    x, y, w, h = box
+    side = max(int(round(CONTEXT * max(w, h))), MIN_WINDOW_PX)
+
+    def place(start_of_box: int, length: int, extent: int) -> int:
+        if side > extent:
+            return (extent - side) // 2
+        start = int(round(start_of_box + length / 2 - side / 2))
+        return min(max(start, 0), extent - side)
+
+    return place(x, w, width), place(y, h, height), side
+
+
+def region_crops(
+    image_rgb: np.ndarray,
+    heatmap: np.ndarray,
+    boxes: list[tuple[int, int, int, int]],
+    region_threshold: float,
+    crop_px: int,
+) -> np.ndarray:
+    """(N, 4, crop_px, crop_px) float32: per box, RGB/255 of its window and the region hint
+    (heatmap >= region_threshold, 0/1, area-averaged when the window is scaled). Outside the image
+    the colour repeats the border pixels and the hint is 0."""
+    if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
+        raise ValueError(f"image_rgb must be (H, W, 3) uint8, got {image_rgb.shape} {image_rgb.dtype}")
+    if heatmap.shape != image_rgb.shape[:2]:
+        raise ValueError(f"heatmap {heatmap.shape} does not match the image {image_rgb.shape[:2]}")
+    height, width = heatmap.shape
+    hint = (heatmap >= region_threshold).astype(np.float32)
+    out = np.empty((len(boxes), CHANNELS, crop_px, crop_px), np.float32)
+    for i, box in enumerate(boxes):
+        x0, y0, side = crop_window(box, height, width)
+        cols, rows = np.arange(x0, x0 + side), np.arange(y0, y0 + side)
+        colour = image_rgb[np.clip(rows, 0, height - 1)[:, None], np.clip(cols, 0, width - 1)[None, :]]
+        inside = ((rows >= 0) & (rows < height))[:, None] & ((cols >= 0) & (cols < width))[None, :]
+        window_hint = np.where(inside, hint[np.clip(rows, 0, height - 1)[:, None], np.clip(cols, 0, width - 1)[None, :]], 0.0)
+        interpolation = cv2.INTER_AREA if side > crop_px else cv2.INTER_LINEAR
+        colour = cv2.resize(colour, (crop_px, crop_px), interpolation=interpolation)
+        window_hint = cv2.resize(window_hint.astype(np.float32), (crop_px, crop_px), interpolation=interpolation)
+        out[i, :3] = colour.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
+        out[i, 3] = window_hint
+    return out
+
+
+class TypeClassifier:
+    """A verified type head: crops in, one type (or "defect") and its probability per region out."""
+
+    def __init__(self, session, head: TypeHeadRecord, source: Path) -> None:
+        self._session = session
+        self.head = head
+        self.types: tuple[str, ...] = tuple(head.types)
+        self.crop_px = head.crop_px
+        self.min_confidence = head.min_confidence
+        self._check_contract(source)
+
+    def _check_contract(self, source: Path) -> None:
+        inputs = self._session.get_inputs()
+        outputs = [o.name for o in self._session.get_outputs()]
+        if [i.name for i in inputs] != [TYPES_INPUT_NAME] or outputs != [TYPES_OUTPUT_NAME]:
+            raise ModelRefused(
+                f"{source}: a type head takes {TYPES_INPUT_NAME!r} and gives {TYPES_OUTPUT_NAME!r}; this graph "
+                f"takes {[i.name for i in inputs]} and gives {outputs}"
+            )
+        probabilities = self.probabilities(np.zeros((1, CHANNELS, self.crop_px, self.crop_px), np.float32))
+        if probabilities.shape != (1, len(self.types)):
+            raise ModelRefused(
+                f"{source}: on one crop the graph gives {probabilities.shape}, its card names "
+                f"{len(self.types)} types"
+            )
+
+    def probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """(N, 4, crop, crop) float32 -> (N, len(types)) probabilities."""
+        (probabilities,) = self._session.run([TYPES_OUTPUT_NAME], {TYPES_INPUT_NAME: crops})
+        return probabilities
+
+    def label(self, probabilities: np.ndarray) -> list[tuple[str, float]]:
+        """(type, confidence) per row: the top type, or "defect" when it is not confident enough."""
+        best = probabilities.argmax(axis=1)
+        return [
+            (self.types[k] if float(p[k]) >= self.min_confidence else ONE_CLASS, float(p[k]))
+            for k, p in zip(best, probabilities)
+        ]
+
+    def classify(
+        self, image_rgb: np.ndarray, heatmap: np.ndarray, defects: list[Defect], pixel_threshold: float
+    ) -> list[Defect]:
+        """Copies of ``defects`` with ``type`` and ``type_confidence`` set; the hint is the heatmap
+        at the pixel threshold the regions were found with."""
+        if not defects:
+            return []
+        crops = region_crops(image_rgb, heatmap, [d.box for d in defects], pixel_threshold, self.crop_px)
+        return [
+            defect.model_copy(update={"type": kind, "type_confidence": confidence})
+            for defect, (kind, confidence) in zip(defects, self.label(self.probabilities(crops)))
+        ]
+
+
+def load_type_classifier(model_dir: str | Path, card: ModelCard, *, threads: int = 1) -> TypeClassifier | None:
+    """The type head named by ``card``, verified like the detector; None when the card has none."""
+    head = card.type_head
+    if head is None:
+        return None
+    path = Path(model_dir) / head.onnx_file
+    if not path.is_file():
+        raise ModelRefused(f"type head {path} is missing")
+    actual = sha256_file(path)
+    if actual != head.onnx_sha256:
+        raise ModelRefused(f"{path} sha256 {actual[:12]}… does not match its card ({head.onnx_sha256[:12]}…)")
+    return TypeClassifier(open_session(path, threads=threads), head, path)

@@ -1,0 +1,82 @@
+"""``qc train-types``: gather labelled regions, train, and write the run folder export reads.
+
+A types run folder holds types_run.json (the record: types, crop side, min_confidence, held-back
+accuracy, the data and the command), types_checkpoint.pt (the weights) and types_parity.npz (held-back
+crops export compares torch and onnxruntime on).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from qc.atomic import write_text_atomic
+from training.config import TrainingError
+from training.types.config import TypesConfig
+from training.types.regions import LabelledRegion, dataset_regions, synthetic_regions
+from training.types.train import TypesResult, train_types
+
+TYPES_RUN_FILE = "types_run.json"
+TYPES_CHECKPOINT_FILE = "types_checkpoint.pt"
+TYPES_PARITY_FILE = "types_parity.npz"
+
+
+def is_types_run(run_dir: Path) -> bool:
+    return (Path(run_dir) / TYPES_RUN_FILE).is_file()
+
+
+def gather_regions(data: list[Path], synthetic: int, config: TypesConfig) -> tuple[list[LabelledRegion], str]:
+    """Every labelled region of the roots and ``synthetic`` tiles per synthetic type; and a line
+    saying what they were."""
+    if not data and synthetic <= 0:
+        raise TrainingError("train-types needs --data ROOT (one or more) and/or --synthetic N")
+    regions: list[LabelledRegion] = []
+    said = []
+    for root in data:
+        found = dataset_regions(Path(root), min_area_px=config.min_area_px)
+        regions += found
+        said.append(f"{root}/train ({len(found)} regions)")
+    if synthetic > 0:
+        found = synthetic_regions(
+            synthetic, seed=config.seed, size_px=config.synthetic_size_px, min_area_px=config.min_area_px
+        )
+        regions += found
+        said.append(f"synthetic generator, {synthetic} tiles per type (seed {config.seed}, {len(found)} regions)")
+    return regions, "; ".join(said)
+
+
+def run_train_types(
+    data: list[Path], synthetic: int, out: Path, config: TypesConfig, command: str
+) -> TypesResult:
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise TrainingError(f"{out} exists and is not empty: choose a new run folder")
+    started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    regions, described = gather_regions(data, synthetic, config)
+    result = train_types(regions, config)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": result.net.state_dict(), "types": result.types, "config": config.model_dump()},
+               out / TYPES_CHECKPOINT_FILE)
+    np.savez_compressed(out / TYPES_PARITY_FILE, crops=result.parity_crops)
+    record = {
+        "types": result.types,
+        "crop_px": config.crop_px,
+        "min_confidence": result.min_confidence,
+        "min_confidence_rule": f"lowest top probability at which held-back labels are >= {config.target_precision:.0%} "
+        f"correct, floor {config.min_confidence_floor}",
+        "held_out_accuracy": result.held_out_accuracy,
+        "held_out_regions": result.held_out_regions,
+        "held_out_confident_share": result.confident_share,
+        "regions_per_type": result.regions_per_type,
+        "data": described,
+        "command": command,
+        "config": config.model_dump(),
+        "started_at": started_at,
+        "duration_s": result.duration_s,
+    }
+    write_text_atomic(out / TYPES_RUN_FILE, json.dumps(record, indent=2) + "\n")
+    return result
