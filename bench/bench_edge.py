@@ -33,7 +33,7 @@ from edge.config import load_config  # noqa: E402
 from edge.line.pipeline import Pipeline  # noqa: E402
 from edge.line.sources import Frame  # noqa: E402
 from edge.storage.store import UnitStore  # noqa: E402
-from qc.inference import Inferencer  # noqa: E402
+from qc.inspection_model import InspectionModel  # noqa: E402
 from qc.synth import generate_panel  # noqa: E402
 
 
@@ -55,7 +55,7 @@ class ReplaySource:
             time.sleep(self.period_s)  # a camera delivers frames at its own rate, never in a burst
 
 
-def bare_phase(inferencer: Inferencer, images: list[np.ndarray], seconds: float) -> tuple[int, float, float]:
+def bare_phase(inferencer: InspectionModel, images: list[np.ndarray], seconds: float) -> tuple[int, float, float]:
     """Inferencer.infer back to back: (frames, wall s, process CPU s)."""
     started, cpu_started, n = time.perf_counter(), time.process_time(), 0
     while time.perf_counter() - started < seconds:
@@ -98,7 +98,7 @@ def main() -> None:
     height, width = (int(v) for v in args.size.split("x"))
     rng = np.random.default_rng(0)
     images = [generate_panel(rng, size_px=(height, width)).image for _ in range(16)]
-    inferencer = Inferencer(args.model_dir, threads=args.threads)
+    inferencer = InspectionModel(args.model_dir, threads=args.threads)
     inferencer.infer(images[0])
 
     latencies: list[float] = []

@@ -16,6 +16,7 @@ from edge.line.triggers.build import build_trigger
 from edge.storage.store import UnitStore
 from qc.card import ModelRefused
 from qc.inference import Inferencer
+from qc.inspection_model import InspectionModel
 
 if TYPE_CHECKING:
     from edge.line.outputs.dispatcher import OutputDispatcher
@@ -69,7 +70,7 @@ class Services:
         A model that fails verification raises qc.card.ModelRefused before anything changes:
         the station keeps serving the model it had.
         """
-        new = Inferencer(model_dir, threads=self.config.pipeline.inference_threads)
+        new = InspectionModel(model_dir, threads=self.config.pipeline.inference_threads)
         for pipeline in self.pipelines:
             pipeline.inferencer = new  # one attribute store: the worker picks it up per unit
         self.inferencer = new
@@ -88,7 +89,7 @@ def build_services(config: EdgeConfig, outputs: OutputDispatcher | None = None) 
     ``outputs``: where stored units go besides the database (its on_unit is the pipeline's hook).
     """
     try:
-        inferencer = Inferencer(config.model.dir, threads=config.pipeline.inference_threads)
+        inferencer = InspectionModel(config.model.dir, threads=config.pipeline.inference_threads)
     except ModelRefused as exc:
         how = config.how_resolved("model.dir")  # which folder a relative model.dir was taken from
         if how is None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from qc.decision import decide
 from qc.imageio import IMAGE_SUFFIXES, ImageReadError, read_image, write_image_atomic
-from qc.inference import Inferencer
+from qc.inspection_model import InspectionModel
 from qc.render import overlay
 
 
@@ -51,7 +51,7 @@ def predict_paths(
     threads: int = 2,
     px_per_mm: float | None = None,
 ) -> PredictSummary:
-    inferencer = Inferencer(model_dir, threads=threads)
+    inferencer = InspectionModel(model_dir, threads=threads)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / "results.jsonl"
@@ -68,6 +68,11 @@ def predict_paths(
                 continue
             result = inferencer.infer(image)
             decision = decide(result, inferencer.card, px_per_mm=px_per_mm)
+            if inferencer.type_classifier is not None:  # the model's type head names each region
+                typed = inferencer.type_classifier.classify(
+                    image, result.heatmap, decision.defects, decision.pixel_threshold
+                )
+                decision = decision.model_copy(update={"defects": typed})
             stem = _unique_stem(path, taken)
             overlay_path = write_image_atomic(
                 out_dir / "overlays" / f"{stem}.png",

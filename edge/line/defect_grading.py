@@ -30,11 +30,19 @@ class DefectGrading:
     table: SeverityTable = field(default_factory=SeverityTable)
     classifier: TypeClassifier | None = None
 
-    def apply(self, image_rgb: np.ndarray, heatmap: np.ndarray, decision: Decision) -> Decision:
-        """The decision with its defects typed and graded; a passed unit has none to grade."""
+    def apply(
+        self, image_rgb: np.ndarray, heatmap: np.ndarray, decision: Decision, model: object = None
+    ) -> Decision:
+        """The decision with its defects typed and graded; a passed unit has none to grade.
+
+        ``model`` is the model that made ``decision``: its type head (qc.inspection_model), if it
+        has one, types the regions, so a model swapped meanwhile never types another model's
+        regions. A classifier given to the grading itself takes its place; a bare detector (as in
+        tests) has none."""
         if not decision.defects:
             return decision
         defects = decision.defects
-        if self.classifier is not None:
-            defects = self.classifier.classify(image_rgb, heatmap, defects, decision.pixel_threshold)
+        classifier = self.classifier if self.classifier is not None else getattr(model, "type_classifier", None)
+        if classifier is not None:
+            defects = classifier.classify(image_rgb, heatmap, defects, decision.pixel_threshold)
         return decision.model_copy(update={"defects": graded(defects, self.table)})

@@ -326,7 +326,7 @@ class Pipeline:
         inferencer = self.inferencer
         result = inferencer.infer(frame.image)
         decision = decide(result, inferencer.card, px_per_mm=self.px_per_mm, rules=self.rules)
-        decision = self.grading.apply(frame.image, result.heatmap, decision)
+        decision = self.grading.apply(frame.image, result.heatmap, decision, inferencer)
         with self._lock:
             self.inference_s.observe(float(result.infer_ms) / 1000.0)
         return _Decided(

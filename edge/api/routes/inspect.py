@@ -18,6 +18,7 @@ from edge.api.auth import Reader
 from edge.api.dependencies import ServicesDep
 from edge.api.image_header import FORMATS, ImageHeader, read_header
 from edge.api.schemas import InspectOut
+from edge.line.defect_grading import DefectGrading
 from edge.storage.files import encode_image
 from qc.decision import decide
 from qc.imageio import ImageReadError, to_rgb_uint8
@@ -127,6 +128,8 @@ def inspect_image(services, image: np.ndarray) -> dict[str, Any]:
     config = services.config
     result = inferencer.infer(image)
     decision = decide(result, inferencer.card, px_per_mm=config.station.px_per_mm, rules=config.rules)
+    # Typed and graded as the line does, so an uploaded image and a unit from the camera agree.
+    decision = DefectGrading(config.severity).apply(image, result.heatmap, decision, inferencer)
     return {
         "verdict": decision.verdict,
         "score": float(decision.score),

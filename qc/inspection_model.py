@@ -1,0 +1,25 @@
+"""What a station serves from a model folder: the detector and, where its card names one, the type
+head beside it, verified together and swapped together.
+
+The type head lives in its own module (qc.defect_types) and builds on the detector's session
+helper, so the detector cannot load it itself without an import circle; this subclass is where
+the two meet. A model without a type head still serves: ``type_classifier`` is None and its
+regions stay "defect".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qc.defect_types import TypeClassifier, load_type_classifier
+from qc.inference import Inferencer
+
+
+class InspectionModel(Inferencer):
+    def __init__(self, model_dir: str | Path, *, threads: int = 2, **options) -> None:
+        super().__init__(model_dir, threads=threads, **options)
+        # A type head that does not match its card refuses the whole model (qc.card.ModelRefused),
+        # before a station switches to it.
+        self.type_classifier: TypeClassifier | None = load_type_classifier(
+            self.model_dir, self.card, threads=threads
+        )
