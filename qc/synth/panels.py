@@ -119,9 +119,10 @@ def _draw_seam(rng: np.random.Generator, image_f: np.ndarray, points: np.ndarray
 
 
 def _paste_defect(
-    rng: np.random.Generator, image: np.ndarray, interior: np.ndarray
+    rng: np.random.Generator, image: np.ndarray, interior: np.ndarray, defect: str | None = None
 ) -> tuple[np.ndarray, np.ndarray, str] | None:
-    """Draw one defect on a crop around a point inside the panel; keep only its part in the panel."""
+    """Draw one defect (of type ``defect``, else a new random fabric type each try) on a crop around
+    a point inside the panel; keep only its part in the panel."""
     height, width = interior.shape
     crop = min(DEFECT_CROP_PX, height, width)
     # Prefer crops that lie wholly on the cloth, so the defect is rarely cut by the panel edge.
@@ -135,7 +136,7 @@ def _paste_defect(
     for _ in range(_PLACEMENT_TRIES):
         # A new type each try: a long broken end may never fit a small panel, a knot will.
         # Seam defects belong on a seam; the panel's hem seam is drawn in the frame, not the crop.
-        name = pick(rng, FABRIC_DEFECTS)
+        name = defect if defect is not None else pick(rng, FABRIC_DEFECTS)
         y, x = divmod(int(candidates[rng.integers(candidates.size)]), width)
         top = int(np.clip(y - crop // 2, 0, height - crop))
         left = int(np.clip(x - crop // 2, 0, width - crop))
@@ -186,17 +187,26 @@ def render_panel(
 
 
 def generate_panel(
-    rng: np.random.Generator, *, size_px: tuple[int, int] = (480, 640), defect_probability: float = 0.3
+    rng: np.random.Generator,
+    *,
+    size_px: tuple[int, int] = (480, 640),
+    defect_probability: float = 0.3,
+    defect: str | None = None,
 ) -> SynthSample:
-    """One camera frame of the line: a garment panel on the belt, with a defect at the given rate."""
+    """One camera frame of the line: a garment panel on the belt, with a defect at the given rate.
+
+    ``defect`` names the fabric defect type to draw (for type-balanced sets); None: a random one.
+    A type that never fits the panel leaves the frame good, as a random draw that fails does."""
     if not 0.0 <= defect_probability <= 1.0:
         raise ValueError(f"defect_probability must be within 0..1, got {defect_probability}")
+    if defect is not None and defect not in FABRIC_DEFECTS:
+        raise ValueError(f"unknown fabric defect {defect!r} for a panel; known: {', '.join(FABRIC_DEFECTS)}")
     frame, panel, fabric = render_panel(rng, size_px)
     mask = np.zeros(panel.shape, np.uint8)
     if rng.random() < defect_probability:
         # Keep the defect and its soft edge off the panel's anti-aliased border.
         interior = cv2.erode((panel == 255).astype(np.uint8), np.ones((7, 7), np.uint8))
-        placed = _paste_defect(rng, frame, interior)
+        placed = _paste_defect(rng, frame, interior, defect)
         if placed is not None:
             frame, mask, defect = placed
             return SynthSample(frame, mask, fabric, defect)

@@ -325,3 +325,15 @@ def test_gallery_is_written_with_every_fabric_and_defect(tmp_path):
     assert not red[: 64 + 4].any() and red[64 + 4:].sum() > 50
     again = write_gallery(tmp_path / "again.png", seed=1, tile_px=64)
     assert again.read_bytes() == path.read_bytes()
+
+
+def test_a_panel_draws_the_fabric_defect_type_asked_for():
+    for kind in ("hole", "crease", "needle_mark"):
+        sample = generate_panel(np.random.default_rng(7), size_px=(240, 320), defect_probability=1.0, defect=kind)
+        assert sample.defect_type == kind and sample.mask.any()
+    # Not asking keeps what a seed has always drawn (the simulated line's frames do not change).
+    plain = generate_panel(np.random.default_rng(7), size_px=(240, 320), defect_probability=1.0)
+    again = generate_panel(np.random.default_rng(7), size_px=(240, 320), defect_probability=1.0, defect=None)
+    assert plain.image.tobytes() == again.image.tobytes() and plain.defect_type == again.defect_type
+    with pytest.raises(ValueError, match="unknown fabric defect 'open_seam'"):
+        generate_panel(np.random.default_rng(0), defect="open_seam")  # a seam defect needs a seam
