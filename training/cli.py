@@ -38,6 +38,8 @@ def cmd_train_types(args: argparse.Namespace, argv: list[str]) -> int:
 
     try:
         config = load_types_config(args.config, args.overrides)
+        if args.detector is not None:
+            config = config.model_copy(update={"detector": args.detector})
         result = run_train_types(args.data, args.synthetic, args.out, config, command_line(argv))
     except (TrainingError, ConfigError) as exc:
         raise UserError(str(exc)) from exc
@@ -161,10 +163,17 @@ def add_commands(groups: CommandGroups) -> None:
         description="Regions are the connected components of the masks of train/<type>/ images "
         "(ground_truth/<type>/<stem>_mask.png) of each --data root (MVTec layout, or a `qc data "
         "export-feedback` folder; test/ is never read), plus --synthetic N tiles of each of the synthetic "
-        "generator's defect types. The folder name is the type. Export with `qc export RUN --out MODEL_DIR`.",
+        "generator's defect types (synthetic_panel_share=S: that share of the fabric types' as whole line panels). "
+        "With --detector MODEL_DIR each image also gives the regions that detector finds on its defect, as "
+        "the station sees them. The folder name is the type. Export with `qc export RUN --out MODEL_DIR`.",
     )
     p.add_argument("--data", type=Path, nargs="+", default=[], metavar="ROOT", help="labelled dataset roots")
     p.add_argument("--synthetic", type=int, default=0, metavar="N", help="synthetic tiles per defect type (default 0)")
+    p.add_argument(
+        "--detector", type=Path, default=None, metavar="MODEL_DIR",
+        help="also learn the regions this model's detector finds on each image's defect, with its heatmap "
+        "as the hint, as the station sees them (the config's detector key; default: ground truth only)",
+    )
     p.add_argument("--config", type=Path, default=Path("configs/train/types.yaml"))
     p.add_argument("--out", type=Path, required=True, help="run folder to write")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")

@@ -29,6 +29,16 @@ class TypesConfig(Strict):
     )
     min_confidence_floor: float = Field(0.5, ge=0, le=1, description="min_confidence never goes below this")
     threads: int = Field(2, ge=1, description="torch CPU threads")
+    detector: Path | None = Field(
+        None,
+        description="a model folder whose detector adds the station's view of each labelled image: its "
+        "regions on the defect, hint = heatmap >= pixel threshold (training/types/station_view.py); "
+        "None: ground-truth regions only. `qc train-types --detector MODEL_DIR` sets it",
+    )
+    synthetic_panel_share: float = Field(
+        0.0, ge=0, le=1, description="share of each fabric type's synthetic images drawn as whole line "
+        "panels (the simulated line's frames) instead of tiles",
+    )
 
 
 def load_types_config(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> TypesConfig:

@@ -3,13 +3,16 @@
 Three sources, one shape: MVTec-layout roots' ``train/<type>/`` images with their
 ``ground_truth/<type>/<stem>_mask.png`` masks (``qc data export-feedback`` writes the same layout
 from the operators' reviews; ``test/`` is never read), the synthetic generator's defect types drawn
-on the fly, and (for the benchmark) any list of ImageRecords such as the AITEX strips.
+on the fly (256-px tiles, and where asked whole line panels), and (for the benchmark) any list of
+ImageRecords such as the AITEX strips. Given a station view (training/types/station_view.py), each
+labelled image also gives the regions the detector finds on its defect, as the station sees them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -18,10 +21,12 @@ from qc.data import open_dataset
 from qc.data.records import DatasetError, ImageRecord
 from qc.decision import ONE_CLASS
 from qc.imageio import ImageReadError, read_image, read_mask
-from qc.synth import DEFECTS, generate_sample
+from qc.synth import DEFECTS, FABRIC_DEFECTS, generate_panel, generate_sample
+from qc.synth.dataset import PANEL_SIZE_PX
 from training.config import TrainingError
 
 PATCH_MARGIN = 1.0  # cloth kept on each side of a region, times its longer side: room for box jitter
+PANEL_STREAM = 1  # a synthetic panel's generator: (seed, type, index, PANEL_STREAM), apart from the tiles'
 
 
 @dataclass(frozen=True)
@@ -33,34 +38,60 @@ class LabelledRegion:
     group: str  # the image it came from: held-back splits never separate one image's regions
 
 
+class StationView(Protocol):
+    """Finds the regions a station would type on a labelled image (training/types/station_view.py)."""
+
+    def regions(self, image: np.ndarray, mask: np.ndarray, kind: str, group: str) -> list[LabelledRegion]: ...
+
+
+def cut_region(
+    image: np.ndarray, hint: np.ndarray, box: tuple[int, int, int, int], kind: str, group: str
+) -> LabelledRegion:
+    """The region at ``box`` of ``image`` with the cloth around it; ``hint`` (0/255, the image's
+    size) is where the defect is: the ground-truth mask, or the detector's heatmap at its threshold."""
+    height, width = hint.shape
+    x, y, w, h = box
+    margin = int(np.ceil(PATCH_MARGIN * max(w, h))) + 16
+    x0, y0 = max(x - margin, 0), max(y - margin, 0)
+    x1, y1 = min(x + w + margin, width), min(y + h + margin, height)
+    return LabelledRegion(
+        patch=np.ascontiguousarray(image[y0:y1, x0:x1]),
+        mask=np.ascontiguousarray(hint[y0:y1, x0:x1]),
+        box=(x - x0, y - y0, w, h),
+        type=kind,
+        group=group,
+    )
+
+
 def regions_of_image(
     image: np.ndarray, mask: np.ndarray, kind: str, group: str, *, min_area_px: int
 ) -> list[LabelledRegion]:
     """Each connected component of ``mask`` (8-connected, at least ``min_area_px``) as a region."""
     binary = (mask > 0).astype(np.uint8)
     n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    height, width = binary.shape
+    hint = binary * 255
     regions = []
     for label in range(1, n):
         x, y, w, h, area = (int(v) for v in stats[label])
-        if area < min_area_px:
-            continue
-        margin = int(np.ceil(PATCH_MARGIN * max(w, h))) + 16
-        x0, y0 = max(x - margin, 0), max(y - margin, 0)
-        x1, y1 = min(x + w + margin, width), min(y + h + margin, height)
-        regions.append(
-            LabelledRegion(
-                patch=np.ascontiguousarray(image[y0:y1, x0:x1]),
-                mask=np.ascontiguousarray(binary[y0:y1, x0:x1] * 255),
-                box=(x - x0, y - y0, w, h),
-                type=kind,
-                group=group,
-            )
-        )
+        if area >= min_area_px:
+            regions.append(cut_region(image, hint, (x, y, w, h), kind, group))
     return regions
 
 
-def regions_of_records(records: list[ImageRecord], *, min_area_px: int) -> list[LabelledRegion]:
+def labelled_regions(
+    image: np.ndarray, mask: np.ndarray, kind: str, group: str, *, min_area_px: int,
+    station: StationView | None = None,
+) -> list[LabelledRegion]:
+    """The mask's regions and, given a station view, the detector's regions on the defect too."""
+    regions = regions_of_image(image, mask, kind, group, min_area_px=min_area_px)
+    if station is not None:
+        regions += station.regions(image, mask, kind, group)
+    return regions
+
+
+def regions_of_records(
+    records: list[ImageRecord], *, min_area_px: int, station: StationView | None = None
+) -> list[LabelledRegion]:
     """Regions of labelled defect images with masks (several masks of one image are united)."""
     regions = []
     for record in records:
@@ -76,7 +107,9 @@ def regions_of_records(records: list[ImageRecord], *, min_area_px: int) -> list[
                 mask |= part
         except ImageReadError as exc:
             raise TrainingError(str(exc)) from exc
-        regions += regions_of_image(image, mask, record.defect_type, str(record.path), min_area_px=min_area_px)
+        regions += labelled_regions(
+            image, mask, record.defect_type, str(record.path), min_area_px=min_area_px, station=station
+        )
     return regions
 
 
@@ -96,7 +129,7 @@ def _suggest(name: str) -> str:
     return suggestion if suggestion.isidentifier() else f"type_{suggestion}"
 
 
-def dataset_regions(root: Path, *, min_area_px: int) -> list[LabelledRegion]:
+def dataset_regions(root: Path, *, min_area_px: int, station: StationView | None = None) -> list[LabelledRegion]:
     """Regions of ``root``'s ``train/<type>/`` images (an MVTec-layout root or an export-feedback
     folder). Images filed as "defect" (a failed unit no operator gave a type) carry no type and are
     left out; a root with no typed region at all is refused."""
@@ -109,7 +142,7 @@ def dataset_regions(root: Path, *, min_area_px: int) -> list[LabelledRegion]:
     records = [r for r in dataset.select(split="train", label="defect") if r.defect_type != ONE_CLASS]
     for kind in sorted({r.defect_type for r in records}):
         check_type_name(kind, root / "train" / kind)
-    regions = regions_of_records(records, min_area_px=min_area_px)
+    regions = regions_of_records(records, min_area_px=min_area_px, station=station)
     if not regions:
         raise TrainingError(
             f"{root}: no labelled defect regions: train-types needs train/<type>/ images with masks in "
@@ -119,16 +152,31 @@ def dataset_regions(root: Path, *, min_area_px: int) -> list[LabelledRegion]:
     return regions
 
 
-def synthetic_regions(per_type: int, *, seed: int, size_px: int, min_area_px: int) -> list[LabelledRegion]:
-    """``per_type`` synthetic tiles of each of the generator's defect types, fabrics at random."""
+def synthetic_regions(
+    per_type: int, *, seed: int, size_px: int, min_area_px: int, panel_share: float = 0.0,
+    station: StationView | None = None,
+) -> list[LabelledRegion]:
+    """``per_type`` synthetic images of each of the generator's defect types, fabrics at random:
+    256-px tiles, and for the fabric types (the line draws no seam defects) ``panel_share`` of them
+    whole line panels (qc.synth.generate_panel at the simulated line's size), the frames the station
+    sees. A panel whose type did not fit is skipped."""
     regions = []
+    n_panels = int(round(panel_share * per_type))
     for t, kind in enumerate(DEFECTS):
         for index in range(per_type):
-            # One generator per tile (seed, type, index): a tile does not depend on the others.
-            sample = generate_sample(np.random.default_rng([seed, t, index]), size_px=(size_px, size_px), defect=kind)
-            regions += regions_of_image(
-                sample.image, sample.mask, kind, f"synthetic/{kind}/{index}", min_area_px=min_area_px
-            )
+            # One generator per image (seed, type, index): an image does not depend on the others,
+            # and the tiles stay what they were without panels.
+            if kind in FABRIC_DEFECTS and index < n_panels:
+                rng = np.random.default_rng([seed, t, index, PANEL_STREAM])
+                sample = generate_panel(rng, size_px=PANEL_SIZE_PX, defect_probability=1.0, defect=kind)
+                if sample.defect_type is None:
+                    continue
+                group = f"synthetic/{kind}/panel{index}"
+            else:
+                rng = np.random.default_rng([seed, t, index])
+                sample = generate_sample(rng, size_px=(size_px, size_px), defect=kind)
+                group = f"synthetic/{kind}/{index}"
+            regions += labelled_regions(sample.image, sample.mask, kind, group, min_area_px=min_area_px, station=station)
     return regions
 
 

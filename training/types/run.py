@@ -17,7 +17,7 @@ import torch
 from qc.atomic import write_text_atomic
 from training.config import TrainingError
 from training.types.config import TypesConfig
-from training.types.regions import LabelledRegion, dataset_regions, synthetic_regions
+from training.types.regions import LabelledRegion, StationView, dataset_regions, synthetic_regions
 from training.types.train import TypesResult, train_types
 
 TYPES_RUN_FILE = "types_run.json"
@@ -36,17 +36,35 @@ def gather_regions(data: list[Path], synthetic: int, config: TypesConfig) -> tup
         raise TrainingError("train-types needs --data ROOT (one or more) and/or --synthetic N")
     regions: list[LabelledRegion] = []
     said = []
+    station = open_station_view(config)
     for root in data:
-        found = dataset_regions(Path(root), min_area_px=config.min_area_px)
+        found = dataset_regions(Path(root), min_area_px=config.min_area_px, station=station)
         regions += found
         said.append(f"{root}/train ({len(found)} regions)")
     if synthetic > 0:
         found = synthetic_regions(
-            synthetic, seed=config.seed, size_px=config.synthetic_size_px, min_area_px=config.min_area_px
+            synthetic, seed=config.seed, size_px=config.synthetic_size_px, min_area_px=config.min_area_px,
+            panel_share=config.synthetic_panel_share, station=station,
         )
         regions += found
-        said.append(f"synthetic generator, {synthetic} tiles per type (seed {config.seed}, {len(found)} regions)")
+        panels = f", {config.synthetic_panel_share:.0%} of fabric types' as line panels" if config.synthetic_panel_share else ""
+        said.append(f"synthetic generator, {synthetic} images per type{panels} (seed {config.seed}, {len(found)} regions)")
+    if station is not None:
+        said.append(f"plus the regions the detector of {station.describe()} finds on each image's defect")
     return regions, "; ".join(said)
+
+
+def open_station_view(config: TypesConfig) -> StationView | None:
+    """The config's detector as the station's view of the labelled images, or None."""
+    if config.detector is None:
+        return None
+    from qc.card import ModelRefused
+    from training.types.station_view import DetectorView
+
+    try:
+        return DetectorView.open(config.detector, threads=config.threads)
+    except ModelRefused as exc:
+        raise TrainingError(f"detector {config.detector}: {exc}") from exc
 
 
 def run_train_types(
@@ -59,7 +77,7 @@ def run_train_types(
     regions, described = gather_regions(data, synthetic, config)
     result = train_types(regions, config)
     out.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": result.net.state_dict(), "types": result.types, "config": config.model_dump()},
+    torch.save({"state_dict": result.net.state_dict(), "types": result.types, "config": config.model_dump(mode="json")},
                out / TYPES_CHECKPOINT_FILE)
     np.savez_compressed(out / TYPES_PARITY_FILE, crops=result.parity_crops)
     record = {
@@ -74,7 +92,7 @@ def run_train_types(
         "regions_per_type": result.regions_per_type,
         "data": described,
         "command": command,
-        "config": config.model_dump(),
+        "config": config.model_dump(mode="json"),
         "started_at": started_at,
         "duration_s": result.duration_s,
     }
