@@ -10,8 +10,18 @@
     held-out strip. A strip's type is the head's mean probability over its regions. Compared with
     the majority-class baseline. The detector's protocol and its test split are untouched.
 (3) latency: TypeClassifier.classify on one region of a 256 px tile, onnxruntime on 2 threads.
+(4) line: what the station names on the simulated line. Seeded 480x640 line panels
+    (qc.synth.generate_panel), each with one fabric defect, the types in turn (the line draws no
+    seam defects); the station's path exactly: the model folder's InspectionModel, qc.decision.decide
+    with configs/edge/default.yaml's rules, then the station's DefectGrading (the type head).
+    Reported: detector recall (frames that fail); on failed frames the top type of the region whose
+    box holds the most true-defect pixels ("located"; a failed frame none of whose regions touches
+    the defect counts as wrong), and of the highest-peak region; the share of regions labelled
+    (>= min_confidence) and the labels' precision (a label on a region off the defect is wrong).
 
 Run: qc bench types [--data AITEX_DIR] [--synthetic N] [--json bench/results/types.json]
+     qc bench types -- --only line [--model models/default] [--line-frames N]  (part 4 alone, on a
+     shipped model; merged into the JSON beside the other parts)
 """
 
 from __future__ import annotations
@@ -194,6 +204,100 @@ def format_confusion(table: dict[str, dict[str, int]]) -> str:
     return "\n".join(lines)
 
 
+LINE_SEED = 20250  # the line part's frames; the simulated line itself (configs/edge) draws from seed 0
+LINE_SIZE_PX = (480, 640)  # configs/edge/default.yaml's source.size_px
+
+
+def truth_pixels_in_box(mask: np.ndarray, box: tuple[int, int, int, int]) -> int:
+    x, y, w, h = box
+    return int(np.count_nonzero(mask[y : y + h, x : x + w]))
+
+
+def bench_line(model_dir: Path, frames: int, *, label: str | None = None, seed: int = LINE_SEED) -> dict:
+    from edge.config import load_config
+    from edge.line.defect_grading import DefectGrading
+    from qc.decision import decide
+    from qc.defect_types import region_crops
+    from qc.inspection_model import InspectionModel
+    from qc.synth import FABRIC_DEFECTS, generate_panel
+
+    station = load_config(REPO / "configs" / "edge" / "default.yaml", [])
+    model = InspectionModel(resolve_model_dir(model_dir), threads=station.pipeline.inference_threads)
+    classifier = model.type_classifier
+    if classifier is None:
+        raise SystemExit(f"{model_dir}: the model has no type head; the line part needs one")
+    grading = DefectGrading(table=station.severity)
+    truth, failed, located_top, peak_top = [], [], [], []
+    regions = labelled = labelled_right = 0
+    started = time.perf_counter()
+    for index in range(frames):
+        kind = FABRIC_DEFECTS[index % len(FABRIC_DEFECTS)]
+        sample = generate_panel(np.random.default_rng([seed, index]), size_px=LINE_SIZE_PX,
+                                defect_probability=1.0, defect=kind)
+        if sample.defect_type is None:
+            continue  # the type did not fit this panel: no defect to name
+        truth.append(kind)
+        result = model.infer(sample.image)
+        decision = decide(result, model.card, px_per_mm=station.station.px_per_mm, rules=station.rules)
+        decision = grading.apply(sample.image, result.heatmap, decision, model)
+        failed.append(decision.verdict == "fail")
+        if decision.verdict != "fail":
+            located_top.append(None)
+            peak_top.append(None)
+            continue
+        boxes = [d.box for d in decision.defects]
+        top = classifier.probabilities(
+            region_crops(sample.image, result.heatmap, boxes, decision.pixel_threshold, classifier.crop_px)
+        ).argmax(1)
+        overlap = [truth_pixels_in_box(sample.mask, box) for box in boxes]
+        best = int(np.argmax(overlap))
+        located_top.append(classifier.types[top[best]] if overlap[best] > 0 else "(off the defect)")
+        peak_top.append(classifier.types[top[0]])  # decide lists regions highest peak first
+        for defect, pixels in zip(decision.defects, overlap):
+            regions += 1
+            if defect.type != ONE_CLASS:
+                labelled += 1
+                labelled_right += pixels > 0 and defect.type == kind
+    on_failed = [(t, p) for t, p, f in zip(truth, located_top, failed) if f]
+    return {
+        "model": label or str(resolve_model_dir(model_dir)),
+        "frames": len(truth),
+        "frames_asked": frames,
+        "seed": seed,
+        "size_px": list(LINE_SIZE_PX),
+        "rules": "configs/edge/default.yaml",
+        "detector_recall": float(np.mean(failed)) if failed else 0.0,
+        "failed_frames": len(on_failed),
+        "top_type_accuracy_located": float(np.mean([t == p for t, p in on_failed])) if on_failed else 0.0,
+        "top_type_accuracy_highest_peak": float(np.mean([t == p for t, p, f in zip(truth, peak_top, failed) if f]))
+        if on_failed else 0.0,
+        "regions": regions,
+        "labelled_share": labelled / regions if regions else 0.0,
+        "left_defect_share": 1 - labelled / regions if regions else 0.0,
+        "label_precision": labelled_right / labelled if labelled else None,
+        "per_type_accuracy_located": {
+            t: float(np.mean([p == t for tt, p in on_failed if tt == t])) for t in sorted({t for t, _ in on_failed})
+        },
+        "per_type_recall": {t: float(np.mean([f for tt, f in zip(truth, failed) if tt == t])) for t in sorted(set(truth))},
+        "confusion_located": confusion([t for t, _ in on_failed], [p for _, p in on_failed]),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def print_line(line: dict) -> None:
+    print(f"\n(4) simulated line, {line['model']}: {line['frames']} panels with a defect (seed {line['seed']}, "
+          f"{line['size_px'][0]}x{line['size_px'][1]}), {line['seconds']:.0f} s")
+    precision = "n/a" if line["label_precision"] is None else f"{line['label_precision']:.3f}"
+    print(f"    detector recall {line['detector_recall']:.3f} ({line['failed_frames']} failed); on failed frames top type "
+          f"{line['top_type_accuracy_located']:.3f} (region on the defect), "
+          f"{line['top_type_accuracy_highest_peak']:.3f} (highest-peak region)")
+    print(f"    regions {line['regions']}: labelled {line['labelled_share']:.1%}, labels right {precision}; "
+          f"left \"defect\" {line['left_defect_share']:.1%}")
+    print("    per-type top type (region on the defect): "
+          + ", ".join(f"{t} {a:.2f}" for t, a in line["per_type_accuracy_located"].items()))
+    print("    confusion (truth: top type):\n" + format_confusion(line["confusion_located"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=os.environ.get("QC_AITEX_DIR"), help="AITEX folder (default $QC_AITEX_DIR; without it, section 2 is skipped)")
@@ -201,8 +305,19 @@ def main() -> None:
     parser.add_argument("--test-per-type", type=int, default=20, help="synthetic test images per type")
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "train" / "types.yaml")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "types.json")
+    parser.add_argument("--only", choices=["line"], default=None, help="line: part 4 alone, on --model")
+    parser.add_argument("--model", type=Path, default=REPO / "models" / "default", help="--only line: the model folder")
+    parser.add_argument("--line-frames", type=int, default=120, help="simulated-line panels with a defect (0: skip part 4)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="types config overrides")
     args = parser.parse_args()
+    if args.only == "line":
+        line = bench_line(args.model, args.line_frames)
+        print_line(line)
+        previous = json.loads(args.json.read_text(encoding="utf-8")) if args.json.is_file() else {}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({**previous, "line": line}, indent=2) + "\n", encoding="utf-8")
+        print(f"\nwrote {args.json} (part 4; the other parts kept)")
+        return
     results: dict = {"machine": f"{os.cpu_count()} CPUs", "config": str(args.config), "overrides": args.overrides}
     with tempfile.TemporaryDirectory(prefix="qc-bench-types-") as tmp:
         work = Path(tmp)
@@ -229,6 +344,9 @@ def main() -> None:
         print(f"\n(3) latency, onnxruntime on 2 threads, crop {latency['crop_px']} px: "
               f"{latency['ms_per_region_batch1']:.2f} ms for one region, "
               f"{latency['ms_per_region_batch16']:.2f} ms per region in a unit of 16")
+        if args.line_frames > 0:  # the model the synthetic part trained: its head on the line
+            results["line"] = line = bench_line(work / "model", args.line_frames, label="part 1's model (the default detector + its head)")
+            print_line(line)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {args.json}")
