@@ -50,7 +50,9 @@ default-model: $(VENV)/.test-installed
 	$(BIN)/qc eval models/default/$(DEFAULT_VERSION) --data $(DEFAULT_DATA)/synth --record
 	for f in 00 02 04 06; do $(BIN)/qc eval models/default/$(DEFAULT_VERSION) --data $(DEFAULT_DATA)/aitex-$$f --record --record-as aitex-$$f || exit 1; done
 	# The defect-type head (types.onnx beside model.onnx): the synthetic generator's 17 types, so the
-	# simulated line's Pareto names its defects. 0.5.0 = the 0.4.0 detector plus this head.
+	# simulated line's Pareto names its defects. 0.5.0 = the 0.4.0 detector plus this head. It learns
+	# the regions as the station sees them too: this detector's regions on each defect, with its
+	# heatmap as the hint (--detector), and half the fabric types' images as whole line panels.
 	rm -rf runs/default-types
-	$(BIN)/qc train-types --synthetic 60 --out runs/default-types
+	$(BIN)/qc train-types --synthetic 60 --detector models/default/$(DEFAULT_VERSION) --out runs/default-types synthetic_panel_share=0.5
 	$(BIN)/qc export runs/default-types --out models/default/$(DEFAULT_VERSION)

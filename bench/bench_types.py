@@ -307,7 +307,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "types.json")
     parser.add_argument("--only", choices=["line"], default=None, help="line: part 4 alone, on --model")
     parser.add_argument("--model", type=Path, default=REPO / "models" / "default", help="--only line: the model folder")
-    parser.add_argument("--line-frames", type=int, default=120, help="simulated-line panels with a defect (0: skip part 4)")
+    parser.add_argument("--line-frames", type=int, default=240, help="simulated-line panels with a defect (0: skip part 4)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="types config overrides")
     args = parser.parse_args()
     if args.only == "line":
