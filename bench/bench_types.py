@@ -11,7 +11,10 @@
     the majority-class baseline. The detector's protocol and its test split are untouched.
 (3) latency: TypeClassifier.classify on one region of a 256 px tile, onnxruntime on 2 threads.
 
-Run: qc bench types [--data AITEX_DIR] [--synthetic N] [--json bench/results/types.json]
+Run: qc bench types [--data AITEX_DIR] [key=value ...], or the script itself:
+     python bench/bench_types.py [--data AITEX_DIR] [--synthetic N] [--only synthetic] [--json PATH] [key=value ...]
+--only synthetic runs sections 1 and 3 alone, a quick measure of a training change; it writes
+bench/results/types-synthetic.json unless --json says otherwise, so the full result stays.
 """
 
 from __future__ import annotations
@@ -200,9 +203,13 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=60, help="synthetic training tiles per type")
     parser.add_argument("--test-per-type", type=int, default=20, help="synthetic test images per type")
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "train" / "types.yaml")
-    parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "types.json")
+    parser.add_argument("--only", choices=["synthetic"], help="skip the AITEX section (2)")
+    parser.add_argument("--json", type=Path, help="where the results go (default bench/results/types.json, "
+                        "types-synthetic.json with --only synthetic)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="types config overrides")
     args = parser.parse_args()
+    if args.json is None:
+        args.json = REPO / "bench" / "results" / ("types-synthetic.json" if args.only else "types.json")
     results: dict = {"machine": f"{os.cpu_count()} CPUs", "config": str(args.config), "overrides": args.overrides}
     with tempfile.TemporaryDirectory(prefix="qc-bench-types-") as tmp:
         work = Path(tmp)
@@ -215,7 +222,9 @@ def main() -> None:
               f"{synthetic['accuracy_labelled']:.3f} correct; left \"defect\" {synthetic['left_defect_share']:.1%}")
         print("    per-type accuracy: " + ", ".join(f"{t} {a:.2f}" for t, a in synthetic["per_type_accuracy"].items()))
         print("    confusion (truth: labels given):\n" + format_confusion(synthetic["confusion"]))
-        if args.data and Path(args.data).is_dir():
+        if args.only == "synthetic":
+            print("\n(2) AITEX: skipped (--only synthetic)")
+        elif args.data and Path(args.data).is_dir():
             aitex = bench_aitex(Path(args.data), run_dir, args.config, args.overrides)
             results["aitex"] = aitex
             print(f"\n(2) AITEX dev, leave-one-strip-out over {aitex['strips']} strips ({aitex['regions']} regions), "
