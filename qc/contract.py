@@ -25,7 +25,7 @@ CARD_FILE = "model.json"
 # The optional defect-type head (qc/defect_types.py): a second graph beside the detector's.
 TYPES_FILE = "types.onnx"
 TYPES_INPUT_NAME = "crops"
-"""float32 [N, 8, crop_px, crop_px]: RGB/255 and the region hint of the region-scaled and the native-resolution view (qc.defect_types.region_crops)."""
+"""float32 [N, 4, crop_px, crop_px]: RGB/255 and the region hint (qc.defect_types.region_crops)."""
 TYPES_OUTPUT_NAME = "probabilities"
 """float32 [N, len(types)]: softmax over the card's type_head.types, in that order."""
 

@@ -21,19 +21,14 @@ from qc.inference import open_session
 
 CONTEXT = 1.5  # window side / the box's longer side: the region plus the cloth around it
 MIN_WINDOW_PX = 32  # a 3-px nep still gets enough cloth around it to compare with
-CHANNELS = 8  # R, G, B, region hint of the region-scaled view, then of the native-resolution view
-COLOUR_CHANNELS = [0, 1, 2, 4, 5, 6]  # the RGB of both views (brightness augmentation touches these)
+CHANNELS = 4  # R, G, B, region hint
 
 
-def crop_window(
-    box: tuple[int, int, int, int], height: int, width: int, side: int | None = None
-) -> tuple[int, int, int]:
+def crop_window(box: tuple[int, int, int, int], height: int, width: int) -> tuple[int, int, int]:
     """(x0, y0, side) of the square window for ``box``: centred on it, shifted to stay inside the
-    image where it fits; a window larger than the image is centred on the image (padded). The side
-    is the region's with context unless given (the native view's fixed side)."""
+    image where it fits; a window larger than the image is centred on the image (padded)."""
     x, y, w, h = box
-    if side is None:
-        side = max(int(round(CONTEXT * max(w, h))), MIN_WINDOW_PX)
+    side = max(int(round(CONTEXT * max(w, h))), MIN_WINDOW_PX)
 
     def place(start_of_box: int, length: int, extent: int) -> int:
         if side > extent:
@@ -44,24 +39,6 @@ def crop_window(
     return place(x, w, width), place(y, h, height), side
 
 
-def _view(image_rgb: np.ndarray, hint: np.ndarray, x0: int, y0: int, side: int, crop_px: int) -> np.ndarray:
-    """(4, crop_px, crop_px): RGB/255 and hint of the window (x0, y0, side), scaled to crop_px. Outside
-    the image the colour repeats the border pixels and the hint is 0."""
-    height, width = hint.shape
-    cols, rows = np.arange(x0, x0 + side), np.arange(y0, y0 + side)
-    r, c = np.clip(rows, 0, height - 1)[:, None], np.clip(cols, 0, width - 1)[None, :]
-    inside = ((rows >= 0) & (rows < height))[:, None] & ((cols >= 0) & (cols < width))[None, :]
-    colour, window_hint = image_rgb[r, c], np.where(inside, hint[r, c], np.float32(0))
-    if side != crop_px:
-        interpolation = cv2.INTER_AREA if side > crop_px else cv2.INTER_LINEAR
-        colour = cv2.resize(colour, (crop_px, crop_px), interpolation=interpolation)
-        window_hint = cv2.resize(window_hint, (crop_px, crop_px), interpolation=interpolation)
-    out = np.empty((4, crop_px, crop_px), np.float32)
-    out[:3] = colour.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
-    out[3] = window_hint
-    return out
-
-
 def region_crops(
     image_rgb: np.ndarray,
     heatmap: np.ndarray,
@@ -69,11 +46,9 @@ def region_crops(
     region_threshold: float,
     crop_px: int,
 ) -> np.ndarray:
-    """(N, 8, crop_px, crop_px) float32: per box, two views of RGB/255 and the region hint
-    (heatmap >= region_threshold, 0/1, area-averaged when scaled): channels 0-3 the region's window
-    scaled to crop_px (its shape, whatever its size), channels 4-7 a crop_px window at native
-    resolution centred on it (its absolute size and the weave's fine texture, which the scaled view
-    loses on a large region). Outside the image the colour repeats the border pixels, the hint is 0."""
+    """(N, 4, crop_px, crop_px) float32: per box, RGB/255 of its window and the region hint
+    (heatmap >= region_threshold, 0/1, area-averaged when the window is scaled). Outside the image
+    the colour repeats the border pixels and the hint is 0."""
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
         raise ValueError(f"image_rgb must be (H, W, 3) uint8, got {image_rgb.shape} {image_rgb.dtype}")
     if heatmap.shape != image_rgb.shape[:2]:
@@ -82,8 +57,16 @@ def region_crops(
     hint = (heatmap >= region_threshold).astype(np.float32)
     out = np.empty((len(boxes), CHANNELS, crop_px, crop_px), np.float32)
     for i, box in enumerate(boxes):
-        out[i, :4] = _view(image_rgb, hint, *crop_window(box, height, width), crop_px)
-        out[i, 4:] = _view(image_rgb, hint, *crop_window(box, height, width, side=crop_px), crop_px)
+        x0, y0, side = crop_window(box, height, width)
+        cols, rows = np.arange(x0, x0 + side), np.arange(y0, y0 + side)
+        colour = image_rgb[np.clip(rows, 0, height - 1)[:, None], np.clip(cols, 0, width - 1)[None, :]]
+        inside = ((rows >= 0) & (rows < height))[:, None] & ((cols >= 0) & (cols < width))[None, :]
+        window_hint = np.where(inside, hint[np.clip(rows, 0, height - 1)[:, None], np.clip(cols, 0, width - 1)[None, :]], 0.0)
+        interpolation = cv2.INTER_AREA if side > crop_px else cv2.INTER_LINEAR
+        colour = cv2.resize(colour, (crop_px, crop_px), interpolation=interpolation)
+        window_hint = cv2.resize(window_hint.astype(np.float32), (crop_px, crop_px), interpolation=interpolation)
+        out[i, :3] = colour.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
+        out[i, 3] = window_hint
     return out
 
 
@@ -106,12 +89,6 @@ class TypeClassifier:
                 f"{source}: a type head takes {TYPES_INPUT_NAME!r} and gives {TYPES_OUTPUT_NAME!r}; this graph "
                 f"takes {[i.name for i in inputs]} and gives {outputs}"
             )
-        channels = inputs[0].shape[1] if len(inputs[0].shape) == 4 else None
-        if channels != CHANNELS:  # e.g. a head exported before the native view was added (4 channels)
-            raise ModelRefused(
-                f"{source}: this type head reads crops of {channels} channels, region_crops cuts {CHANNELS}; "
-                f"retrain it with `qc train-types` and export it again"
-            )
         probabilities = self.probabilities(np.zeros((1, CHANNELS, self.crop_px, self.crop_px), np.float32))
         if probabilities.shape != (1, len(self.types)):
             raise ModelRefused(
@@ -120,7 +97,7 @@ class TypeClassifier:
             )
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
-        """(N, CHANNELS, crop, crop) float32 -> (N, len(types)) probabilities."""
+        """(N, 4, crop, crop) float32 -> (N, len(types)) probabilities."""
         (probabilities,) = self._session.run([TYPES_OUTPUT_NAME], {TYPES_INPUT_NAME: crops})
         return probabilities
 

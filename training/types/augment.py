@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from qc.defect_types import CHANNELS, COLOUR_CHANNELS, region_crops
+from qc.defect_types import region_crops
 from training.types.regions import LabelledRegion
 
 HINT_THRESHOLD = 0.5  # the mask (0/1) plays the heatmap
@@ -37,7 +37,7 @@ def jitter_hint(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
 
 
 def training_crop(rng: np.random.Generator, region: LabelledRegion, crop_px: int) -> np.ndarray:
-    """(CHANNELS, crop_px, crop_px) float32: one augmented view of ``region``."""
+    """(4, crop_px, crop_px) float32: one augmented view of ``region``."""
     hint = (jitter_hint(rng, region.mask) > 0).astype(np.float32)
     box = jitter_box(rng, region.box, hint.shape)
     crop = region_crops(region.patch, hint, [box], HINT_THRESHOLD, crop_px)[0]
@@ -46,14 +46,14 @@ def training_crop(rng: np.random.Generator, region: LabelledRegion, crop_px: int
     if rng.random() < 0.5:
         crop = crop[:, ::-1, :]
     crop = np.ascontiguousarray(crop)
-    crop[COLOUR_CHANNELS] = np.clip(crop[COLOUR_CHANNELS] * rng.uniform(0.75, 1.25) + rng.uniform(-0.08, 0.08), 0.0, 1.0)
+    crop[:3] = np.clip(crop[:3] * rng.uniform(0.75, 1.25) + rng.uniform(-0.08, 0.08), 0.0, 1.0)
     return crop
 
 
 def plain_crops(regions: list[LabelledRegion], crop_px: int) -> np.ndarray:
-    """(N, CHANNELS, crop_px, crop_px): the regions as the station would crop them, no augmentation."""
+    """(N, 4, crop_px, crop_px): the regions as the station would crop them, no augmentation."""
     if not regions:
-        return np.zeros((0, CHANNELS, crop_px, crop_px), np.float32)
+        return np.zeros((0, 4, crop_px, crop_px), np.float32)
     return np.concatenate(
         [region_crops(r.patch, (r.mask > 0).astype(np.float32), [r.box], HINT_THRESHOLD, crop_px) for r in regions]
     )

@@ -1,4 +1,4 @@
-"""A small convolutional network over the region crops (two views of RGB + hint, qc.defect_types.region_crops).
+"""A small convolutional network over the 4-channel region crops (RGB + hint).
 
 About 7 MFLOPs per 64 px crop at width 16: well under the 2 ms per region budget on two CPU threads. Average
 and max pooling together: a nep is a few hot pixels, a crease a long faint line.

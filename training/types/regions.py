@@ -22,7 +22,6 @@ from qc.synth import DEFECTS, generate_sample
 from training.config import TrainingError
 
 PATCH_MARGIN = 1.0  # cloth kept on each side of a region, times its longer side: room for box jitter
-NATIVE_MARGIN_PX = 64  # and this much more: the native-resolution view (crop_px wide, up to 96) of a small region
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ def regions_of_image(
         x, y, w, h, area = (int(v) for v in stats[label])
         if area < min_area_px:
             continue
-        margin = int(np.ceil(PATCH_MARGIN * max(w, h))) + NATIVE_MARGIN_PX
+        margin = int(np.ceil(PATCH_MARGIN * max(w, h))) + 16
         x0, y0 = max(x - margin, 0), max(y - margin, 0)
         x1, y1 = min(x + w + margin, width), min(y + h + margin, height)
         regions.append(
