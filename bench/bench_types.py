@@ -19,9 +19,13 @@
     the defect counts as wrong), and of the highest-peak region; the share of regions labelled
     (>= min_confidence) and the labels' precision (a label on a region off the defect is wrong).
 
-Run: qc bench types [--data AITEX_DIR] [--synthetic N] [--json bench/results/types.json]
-     qc bench types -- --only line [--model models/default] [--line-frames N]  (part 4 alone, on a
-     shipped model; merged into the JSON beside the other parts)
+Run: qc bench types [--data AITEX_DIR] [key=value ...], or the script itself:
+     python bench/bench_types.py [--data AITEX_DIR] [--synthetic N] [--run RUN] [--only synthetic|line] [--json PATH] [key=value ...]
+--run RUN measures a finished `qc train-types --synthetic N` run (trained as section 1 trains) instead
+of training one; --only synthetic runs sections 1 and 3 alone, a quick measure of a training change; it writes
+bench/results/types-synthetic.json unless --json says otherwise, so the full result stays.
+--only line [--model models/default] [--line-frames N] runs part 4 alone on a shipped model and merges
+it into the JSON beside the other parts.
 """
 
 from __future__ import annotations
@@ -68,15 +72,33 @@ def confusion(truth: list[str], predicted: list[str]) -> dict[str, dict[str, int
     return {t: dict(sorted(table[t].items())) for t in sorted(table)}
 
 
-def bench_synthetic(work: Path, per_type: int, test_per_type: int, config_path: Path, overrides: list[str]) -> tuple[dict, Path]:
+def existing_run(run_dir: Path, per_type: int, config) -> tuple[float, float]:
+    """(held-back accuracy, training seconds) of a finished `qc train-types --synthetic N` run, refused
+    unless it was trained the way section 1 trains: synthetic regions only, N tiles per type, this
+    configuration (so a shipped head is measured without training it again)."""
+    _, record, _ = load_types_run(run_dir)
+    expected = f"synthetic generator, {per_type} tiles per type (seed {config.seed},"
+    if not record["data"].startswith(expected) or ";" in record["data"] or record["config"] != config.model_dump():
+        raise SystemExit(f"{run_dir}: trained on {record['data']!r} with another configuration or data than "
+                         f"section 1's ({expected}...), so it cannot stand for it")
+    return record["held_out_accuracy"], record["duration_s"]
+
+
+def bench_synthetic(
+    work: Path, per_type: int, test_per_type: int, config_path: Path, overrides: list[str], run: Path | None = None
+) -> tuple[dict, Path]:
     config = load_types_config(config_path, overrides)
     model_dir = work / "model"
     shutil.copytree(resolve_model_dir(REPO / "models" / "default"), model_dir)
     (model_dir / "types.onnx").unlink(missing_ok=True)
-    run_dir = work / "types-run"
-    started = time.perf_counter()
-    result = run_train_types([], per_type, run_dir, config, "qc bench types")
-    train_s = time.perf_counter() - started
+    if run is None:
+        run_dir = work / "types-run"
+        started = time.perf_counter()
+        held_out_accuracy = run_train_types([], per_type, run_dir, config, "qc bench types").held_out_accuracy
+        train_s = time.perf_counter() - started
+    else:
+        run_dir = run
+        held_out_accuracy, train_s = existing_run(run_dir, per_type, config)
     export_types(run_dir, model_dir, command="qc bench types")
     card = load_card(model_dir)
     classifier = load_type_classifier(model_dir, card, threads=2)
@@ -100,7 +122,8 @@ def bench_synthetic(work: Path, per_type: int, test_per_type: int, config_path: 
         "accuracy_labelled": float(correct[kept].mean()) if kept.any() else None,
         "left_defect_share": float(1 - kept.mean()),
         "min_confidence": card.type_head.min_confidence,
-        "held_out_accuracy_in_training": result.held_out_accuracy,
+        "held_out_accuracy_in_training": held_out_accuracy,
+        "run": str(run) if run else None,
         "per_type_accuracy": {t: float(np.mean([p == t for tt, p in zip(truth, top) if tt == t])) for t in sorted(set(truth))},
         "confusion": confusion(truth, labelled),
     }
@@ -304,12 +327,18 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=60, help="synthetic training tiles per type")
     parser.add_argument("--test-per-type", type=int, default=20, help="synthetic test images per type")
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "train" / "types.yaml")
-    parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "types.json")
-    parser.add_argument("--only", choices=["line"], default=None, help="line: part 4 alone, on --model")
+    parser.add_argument("--only", choices=["synthetic", "line"], default=None,
+                        help="synthetic: sections 1 and 3 alone (no AITEX); line: part 4 alone, on --model")
+    parser.add_argument("--run", type=Path, help="measure this finished `qc train-types --synthetic N` run "
+                        "(same N and configuration) instead of training one")
+    parser.add_argument("--json", type=Path, help="where the results go (default bench/results/types.json, "
+                        "types-synthetic.json with --only synthetic)")
     parser.add_argument("--model", type=Path, default=REPO / "models" / "default", help="--only line: the model folder")
     parser.add_argument("--line-frames", type=int, default=240, help="simulated-line panels with a defect (0: skip part 4)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="types config overrides")
     args = parser.parse_args()
+    if args.json is None:
+        args.json = REPO / "bench" / "results" / ("types-synthetic.json" if args.only == "synthetic" else "types.json")
     if args.only == "line":
         line = bench_line(args.model, args.line_frames)
         print_line(line)
@@ -321,7 +350,9 @@ def main() -> None:
     results: dict = {"machine": f"{os.cpu_count()} CPUs", "config": str(args.config), "overrides": args.overrides}
     with tempfile.TemporaryDirectory(prefix="qc-bench-types-") as tmp:
         work = Path(tmp)
-        synthetic, run_dir = bench_synthetic(work, args.synthetic, args.test_per_type, args.config, args.overrides)
+        synthetic, run_dir = bench_synthetic(
+            work, args.synthetic, args.test_per_type, args.config, args.overrides, args.run
+        )
         results["synthetic"] = synthetic
         print(f"\n(1) synthetic types: trained on {synthetic['train']} in {synthetic['train_s']:.0f} s")
         print(f"    test: {synthetic['test']}")
@@ -330,7 +361,9 @@ def main() -> None:
               f"{synthetic['accuracy_labelled']:.3f} correct; left \"defect\" {synthetic['left_defect_share']:.1%}")
         print("    per-type accuracy: " + ", ".join(f"{t} {a:.2f}" for t, a in synthetic["per_type_accuracy"].items()))
         print("    confusion (truth: labels given):\n" + format_confusion(synthetic["confusion"]))
-        if args.data and Path(args.data).is_dir():
+        if args.only == "synthetic":
+            print("\n(2) AITEX: skipped (--only synthetic)")
+        elif args.data and Path(args.data).is_dir():
             aitex = bench_aitex(Path(args.data), run_dir, args.config, args.overrides)
             results["aitex"] = aitex
             print(f"\n(2) AITEX dev, leave-one-strip-out over {aitex['strips']} strips ({aitex['regions']} regions), "
