@@ -77,8 +77,11 @@ def existing_run(run_dir: Path, per_type: int, config) -> tuple[float, float]:
     unless it was trained the way section 1 trains: synthetic regions only, N tiles per type, this
     configuration (so a shipped head is measured without training it again)."""
     _, record, _ = load_types_run(run_dir)
-    expected = f"synthetic generator, {per_type} tiles per type (seed {config.seed},"
-    if not record["data"].startswith(expected) or ";" in record["data"] or record["config"] != config.model_dump():
+    expected = f"synthetic generator, {per_type} images per type"
+    # training.types.run.gather_regions says what the regions were: the synthetic part, then, with
+    # a detector, the station's view of the same images; any other part is another --data root.
+    sources = record["data"].split("; plus the regions the detector")[0]
+    if not sources.startswith(expected) or ";" in sources or record["config"] != config.model_dump(mode="json"):
         raise SystemExit(f"{run_dir}: trained on {record['data']!r} with another configuration or data than "
                          f"section 1's ({expected}...), so it cannot stand for it")
     return record["held_out_accuracy"], record["duration_s"]
@@ -113,7 +116,9 @@ def bench_synthetic(
     correct = np.array([t == p for t, p in zip(truth, top)])
     kept = np.array([p != ONE_CLASS for p in labelled])
     row = {
-        "train": f"synthetic generator, {per_type} tiles per type (seed {config.seed}), {config.steps} steps",
+        "train": f"synthetic generator, {per_type} images per type (seed {config.seed}), {config.steps} steps"
+        + (f", {config.synthetic_panel_share:.0%} of fabric types' as line panels" if config.synthetic_panel_share else "")
+        + (f", plus the regions the detector of {config.detector} finds on them" if config.detector else ""),
         "test": f"qc.synth.write_mvtec_dataset test/<type> (seed {config.seed + TEST_SEED_OFFSET}), "
         f"{len(records)} images, {len(regions)} regions",
         "train_s": train_s,
