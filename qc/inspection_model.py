@@ -19,7 +19,7 @@ class InspectionModel(Inferencer):
     def __init__(self, model_dir: str | Path, *, threads: int = 2, **options) -> None:
         super().__init__(model_dir, threads=threads, **options)
         # A type head that does not match its card refuses the whole model (qc.card.ModelRefused),
-        # before a station switches to it.
-        self.type_classifier: TypeClassifier | None = load_type_classifier(
-            self.model_dir, self.card, threads=threads
-        )
+        # before a station switches to it. One thread: the head reads a few 64-px crops per failed
+        # unit (well under a millisecond); a second pool of onnxruntime threads, which spin for a
+        # while after each run, would only compete with the detector's for the same cores.
+        self.type_classifier: TypeClassifier | None = load_type_classifier(self.model_dir, self.card, threads=1)
