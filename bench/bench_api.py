@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge.api.app import Services, create_app  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402
 from edge.storage.store import UnitStore, new_unit_id  # noqa: E402
-from edge.storage.tables import units_table  # noqa: E402
+from edge.storage.tables import derived_columns, units_table  # noqa: E402
 from edge.units import NewUnit  # noqa: E402
 
 DEFECT_TYPES = ["defect", "hole", "stain", "broken_end", "knot"]
@@ -44,7 +44,8 @@ def bulk_rows(n: int, end: datetime, rng: np.random.Generator):
         at = end - timedelta(seconds=float(off))
         failed = rng.random() < 0.15
         kind = DEFECT_TYPES[int(rng.integers(len(DEFECT_TYPES)))] if failed else None
-        defects = [{"type": kind, "box": [1, 2, 3, 4], "area_px": 12, "peak_score": 0.9, "mean_score": 0.8}] if failed else []
+        defects = [{"type": kind, "box": [1, 2, 3, 4], "area_px": 12, "peak_score": 0.9, "mean_score": 0.8,
+                    "severity": "major"}] if failed else []
         naive = at.replace(tzinfo=None)
         batch.append({
             "id": new_unit_id(at), "station": f"station-{i % 3 + 1}", "line": "line-1", "lot": None,
@@ -52,7 +53,8 @@ def bulk_rows(n: int, end: datetime, rng: np.random.Generator):
             "score": float(rng.random()), "defects": defects, "model_name": "bench", "model_version": "1",
             "thresholds": {"image": 0.5, "pixel": 0.5}, "timings": {"infer_ms": 100.0},
             "original_path": "x.jpg", "heatmap_path": "x.png", "overlay_path": "x.png",
-            "final_verdict": "fail" if failed else "pass", "defect_types": f",{kind}," if kind else "",
+            # final verdict, defect_types and severity as the store derives them (one rule)
+            **derived_columns("fail" if failed else "pass", defects),
             "height_px": 480, "width_px": 640,
         })
         if len(batch) == 5000:
