@@ -8,7 +8,7 @@ from edge.line.sources import Frame, SimulatedSource
 from edge.line.sources.config import SimulatedSourceConfig
 from edge.reports.pictures import unit_picture
 from qc.inference import Inferencer
-from tests.edge.pipeline_helpers import make_pipeline
+from tests.edge.pipeline_helpers import ListSource, make_pipeline
 
 SMALL = (96, 128)
 
@@ -147,24 +147,6 @@ def test_a_failing_unit_is_counted_and_the_line_goes_on(store, inferencer):
     snap = pipe.snapshot()
     assert snap["errors"] == 1 and "sensor glitch" in snap["last_error"]
     assert store.count() == 3
-
-
-class ListSource:
-    """Hands over prepared frames, as a camera would, then ends."""
-
-    def __init__(self, frames):
-        from edge.line.sources import SourceStatus
-
-        self.status = SourceStatus()
-        self._frames = frames
-
-    def describe(self):
-        return {"type": "list"}
-
-    def frames(self, stop):
-        self.status.delivering()
-        yield from self._frames
-        self.status.finished()
 
 
 def test_invalid_frames_are_skipped_and_counted_by_reason(store, inferencer):

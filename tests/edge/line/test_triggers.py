@@ -22,6 +22,7 @@ from edge.line.triggers.config import (
 )
 from edge.line.triggers.external import ExternalTrigger, TriggerBusy
 from edge.line.triggers.presence import PresenceTrigger
+from tests.edge.pipeline_helpers import ListSource
 
 CTX = TriggerContext(station="station-1", line="line-1", camera="cam-1")
 H, W = 96, 128
@@ -258,24 +259,6 @@ def test_trigger_configs_are_strict_and_chosen_by_mode():
 
 # -- in the pipeline -------------------------------------------------------------------------------
 
-class ListSource:
-    """Hands over prepared frames, as a camera would, then ends."""
-
-    def __init__(self, frames):
-        from edge.line.sources import SourceStatus
-
-        self.status = SourceStatus()
-        self._frames = frames
-
-    def describe(self):
-        return {"type": "list"}
-
-    def frames(self, stop):
-        self.status.delivering()
-        for f in self._frames:
-            yield Frame(f.index, f.image, f.captured_at, time.monotonic(), f.truth)
-        self.status.finished()
-
 
 @pytest.fixture(scope="module")
 def inferencer(tiny_model_dir):
@@ -291,7 +274,7 @@ def test_a_presence_line_stores_one_unit_per_object_and_skips_bad_frames_first(s
     broken = [Frame(900, np.zeros((10, 10, 3), np.uint8), frames[0].captured_at, 0.0),
               Frame(901, None, frames[0].captured_at, 0.0)]
     seen = []
-    pipe = make_pipeline(ListSource(frames[:20] + broken + frames[20:]), inferencer, store,
+    pipe = make_pipeline(ListSource(restamp=True, frames=frames[:20] + broken + frames[20:]), inferencer, store,
                          "station.id=s", "station.line=l", f"source.expect_size_px=[{H}, {W}]",
                          camera="belt", trigger=presence(),
                          on_unit=lambda f, rec: seen.append((f.truth["object"], rec)))
@@ -309,7 +292,7 @@ def test_a_roi_that_does_not_fit_stops_capture_and_says_why(store, inferencer):
     from tests.edge.pipeline_helpers import make_pipeline
 
     frames, _ = belt_sequence(1)
-    pipe = make_pipeline(ListSource(frames), inferencer, store, "station.id=s", "station.line=l",
+    pipe = make_pipeline(ListSource(restamp=True, frames=frames), inferencer, store, "station.id=s", "station.line=l",
                          trigger=presence(roi=(0, 0, W + 1, H)))
     pipe.start()
     assert pipe.wait(timeout_s=30)
