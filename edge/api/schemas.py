@@ -135,5 +135,5 @@ class ReviewHistoryOut(BaseModel):
 def review_out(row: dict[str, Any]) -> ReviewOut:
     return ReviewOut(
         by=row["by"], at=row["at"], verdict=row["verdict"], defect_type=row["defect_type"],
-        severity=row["severity"], note=row["note"],
+        severity=row["severity"], type_severity=row["type_severity"], note=row["note"],
     )

@@ -29,10 +29,13 @@ IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 # The units CSV has a column for every field of a stored unit (edge.units.RECORD_FIELDS, in its
 # order) but those it leaves out: the pictures' paths and sizes (the API links the pictures) and
-# the thresholds and timings (JSON a spreadsheet cannot use). A field added to the unit gets its
-# column without a second list to remember.
+# the thresholds and timings (JSON a spreadsheet cannot use), and the class the station's table
+# gave a reviewed type (it is the `severity` column where `review_severity` is empty; a column in
+# the middle would move the ones users' spreadsheets read by position). A field added to the unit
+# gets its column without a second list to remember.
 CSV_LEFT_OUT = frozenset(
-    {"original_path", "heatmap_path", "overlay_path", "height_px", "width_px", "thresholds", "timings"}
+    {"original_path", "heatmap_path", "overlay_path", "height_px", "width_px", "thresholds", "timings",
+     "review_type_severity"}
 )
 # Where columns stand apart from the record's order, as users' spreadsheets have them: the
 # defects as their count and types, the final verdict beside the model's, the id first, the
@@ -93,9 +96,10 @@ def _csv_row(r: UnitRecord) -> list[str]:
         "score": f"{r.score:.6g}",
         "defect_count": len(r.defects),
         "defect_types": " ".join(types),
-        # The class the unit counts under (the review's where given), the worst the station
-        # graded among the model's regions, and the type classifier's least sure region.
-        "severity": unit_severity(final, r.defects, r.review_severity),
+        # The class the unit counts under (the review's where given, else the table's for a
+        # reviewed type), the worst the station graded among the model's regions, and the type
+        # classifier's least sure region.
+        "severity": unit_severity(final, r.defects, r.review_severity, r.review_type_severity),
         "model_severity": worst(d.get("severity") for d in r.defects),
         "type_confidence": f"{min(confidences):.3f}" if confidences else None,
     }
