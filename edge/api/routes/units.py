@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, StreamingResponse
 
 from edge.api.auth import Operator, Reader
-from edge.api.dependencies import FilterDep, StoreDep
+from edge.api.dependencies import FilterDep, ServicesDep, StoreDep
 from edge.api.schemas import ReviewHistoryOut, ReviewIn, UnitOut, UnitPage, review_out
 from edge.reports.pictures import unit_picture
 from edge.storage.files import UnsafePath
@@ -153,10 +153,12 @@ def get_unit(unit_id: Text, store: StoreDep, _: Reader) -> UnitOut:
 
 
 @router.post("/units/{unit_id}/review", response_model=UnitOut)
-def review_unit(unit_id: Text, review: ReviewIn, store: StoreDep, who: Operator) -> UnitOut:
-    """Confirm or override the verdict, correct the defect type, add a note (history is kept)."""
+def review_unit(unit_id: Text, review: ReviewIn, services: ServicesDep, who: Operator) -> UnitOut:
+    """Confirm or override the verdict, correct the defect type and class, add a note (history is
+    kept). A type given without a class is graded by the station's severity table: the unit's
+    `severity` follows it, `review.type_severity` records it, `review.severity` stays null."""
     try:
-        record = store.review(unit_id, Review(by=who.name, **review.model_dump()))
+        record = services.review(unit_id, Review(by=who.name, **review.model_dump()))
     except UnknownUnit as exc:
         raise HTTPException(404, detail=str(exc)) from exc
     return UnitOut.from_record(record)
