@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edge.config import CameraConfig, EdgeConfig
-from edge.line.defect_grading import DefectGrading
+from edge.line.defect_grading import DefectGrading, reviewed_type_severity
 from edge.line.pipeline import Pipeline
 from edge.line.sources import build_source
 from edge.line.triggers.base import TriggerContext
 from edge.line.triggers.build import build_trigger
 from edge.storage.store import UnitStore
+from edge.units import Review, UnitRecord
 from qc.card import ModelRefused
 from qc.inference import Inferencer
 from qc.inspection_model import InspectionModel
@@ -76,6 +77,19 @@ class Services:
         self.inferencer = new
         self.model = ModelInfo.of(new)
         return self.model
+
+    def review(self, unit_id: str, review: Review) -> UnitRecord:
+        """Record an operator's review (edge.storage.store.UnitStore.review; raises UnknownUnit).
+
+        A reviewed defect type is graded by the station's severity table at the unit's regions'
+        sizes (edge.line.defect_grading.reviewed_type_severity) and recorded with the review: the
+        unit counts under that class unless the operator gave one. The model's regions keep the
+        grades they were stored with."""
+        table = self.config.severity
+        return self.store.review(
+            unit_id, review,
+            grade_type=lambda defect_type, defects: reviewed_type_severity(table, defect_type, defects),
+        )
 
     def inspector(self) -> Any:
         if self.inferencer is not None:

@@ -36,22 +36,38 @@ def defect_types(final_verdict: str, defects: list[dict], review_defect_type: st
     return list(dict.fromkeys(d.get("type", ONE_CLASS) for d in defects)) or [ONE_CLASS]
 
 
-def unit_severity(final_verdict: str, defects: list[dict], review_severity: str | None) -> Severity | None:
-    """The class a unit counts under in a lot's AQL: the operator's where reviewed, else the worst
-    the station graded among its defects, else major. None for a passed unit."""
+def unit_severity(
+    final_verdict: str,
+    defects: list[dict],
+    review_severity: str | None,
+    review_type_severity: str | None = None,
+) -> Severity | None:
+    """The class a unit counts under in a lot's AQL: the operator's where reviewed, else the class
+    the station's severity table gave the operator's reviewed type (``review_type_severity``,
+    graded when the review was recorded: edge.services.Services.review), else the worst the
+    station graded among its defects, else major. None for a passed unit."""
     if final_verdict == "pass":
         return None
-    return review_severity or worst(d.get("severity") for d in defects) or UNGRADED_SEVERITY  # type: ignore[return-value]
+    return (  # type: ignore[return-value]
+        review_severity
+        or review_type_severity
+        or worst(d.get("severity") for d in defects)
+        or UNGRADED_SEVERITY
+    )
 
 
 def graded_defect_types(
-    final_verdict: str, defects: list[dict], review_defect_type: str | None, review_severity: str | None
+    final_verdict: str,
+    defects: list[dict],
+    review_defect_type: str | None,
+    review_severity: str | None,
+    review_type_severity: str | None = None,
 ) -> list[tuple[str, Severity]]:
     """``defect_types`` with each type's class, for the Pareto's severity split: the worst graded
     among the model's regions of that type; a reviewed type or class stands for the unit's, so
     every type of a reviewed unit takes the unit's class (``unit_severity``)."""
     types = defect_types(final_verdict, defects, review_defect_type)
-    severity = unit_severity(final_verdict, defects, review_severity)
+    severity = unit_severity(final_verdict, defects, review_severity, review_type_severity)
     if not types or severity is None:
         return []
     if review_defect_type or review_severity:
@@ -102,6 +118,10 @@ class UnitRecord(NewUnit):
     review_defect_type: str | None = None
     review_severity: str | None = None
     review_note: str | None = None
+    # The class the station's severity table gave the reviewed defect type at the unit's regions'
+    # sizes when the review was recorded (None without a reviewed type, and for reviews recorded
+    # before the station graded reviewed types): the unit's class when the operator gave no class.
+    review_type_severity: str | None = None
     final_verdict: str | None = None
     # The rest of the station's lot context when the unit was stored.
     po: str | None = None
@@ -115,7 +135,8 @@ RECORD_FIELDS = tuple(f.name for f in fields(UnitRecord))
 
 @dataclass(frozen=True)
 class Review:
-    """An operator's review of a unit, as recorded."""
+    """An operator's review of a unit, as given (the store records with it the class the station's
+    table gives a reviewed type, edge.storage.store.UnitStore.review)."""
 
     by: str
     verdict: str
@@ -129,7 +150,13 @@ class ReviewOut(BaseModel):
     at: datetime | None
     verdict: str
     defect_type: str | None = None
-    severity: str | None = None
+    severity: str | None = Field(None, description="the class the operator gave; null: none given")
+    type_severity: str | None = Field(
+        None,
+        description="the class the station's severity table gives `defect_type` at the unit's "
+        "regions' sizes, graded when the review was recorded (null without a type); a failed unit "
+        "counts under it when the operator gave no `severity`",
+    )
     note: str | None
 
 
@@ -156,6 +183,12 @@ class UnitOut(BaseModel):
     decided_at: datetime
     verdict: str = Field(description="the model's verdict: pass | fail | needs_review")
     final_verdict: str = Field(description="the operator's verdict where reviewed, else the model's")
+    severity: Severity | None = Field(
+        None,
+        description="the class a failed unit counts under in its lot's AQL: the operator's reviewed "
+        "class, else the station's table's class for the reviewed type (review.type_severity), else "
+        "the worst graded among its defects, else major; null for a passed unit",
+    )
     score: float
     defects: list[Defect]
     model_name: str
@@ -172,10 +205,13 @@ class UnitOut(BaseModel):
         if r.review_verdict is not None:
             review = ReviewOut(
                 by=r.review_by or "", at=r.reviewed_at, verdict=r.review_verdict,
-                defect_type=r.review_defect_type, severity=r.review_severity, note=r.review_note,
+                defect_type=r.review_defect_type, severity=r.review_severity,
+                type_severity=r.review_type_severity, note=r.review_note,
             )
+        final = r.final_verdict or r.verdict
         made = {
-            "final_verdict": r.final_verdict or r.verdict,
+            "final_verdict": final,
+            "severity": unit_severity(final, r.defects, r.review_severity, r.review_type_severity),
             "defects": [Defect.model_validate(d) for d in r.defects],
             "review": review,
             "links": UnitLinks(

@@ -26,7 +26,8 @@ class ReviewIn(_In):
     )
     severity: Severity | None = Field(
         None, description="defect class for the lot's AQL; a failed unit without one counts under "
-        "the worst class the station graded among its defects, else major"
+        "the class the station's severity table gives `defect_type` at the unit's regions' sizes "
+        "where a type is given, else the worst class the station graded among its defects, else major"
     )
     note: Note | None = Field(None, description="free text; tabs and line breaks are kept")
 
@@ -135,5 +136,5 @@ class ReviewHistoryOut(BaseModel):
 def review_out(row: dict[str, Any]) -> ReviewOut:
     return ReviewOut(
         by=row["by"], at=row["at"], verdict=row["verdict"], defect_type=row["defect_type"],
-        severity=row["severity"], note=row["note"],
+        severity=row["severity"], type_severity=row["type_severity"], note=row["note"],
     )

@@ -202,10 +202,11 @@ def _failed_row(pdf: _ReportPDF, store: UnitStore, r: UnitRecord, widths: list[f
                   + (f", type {r.review_defect_type}" if r.review_defect_type else "")
                   + (f", {r.review_severity}" if r.review_severity else "")
                   + (f": {r.review_note}" if r.review_note else ""))
+    severity = unit_severity(final, r.defects, r.review_severity, r.review_type_severity)
     cells = [
         f"{r.id}\n{_when(r.captured_at)}",
         f"{r.score:.3f}",
-        f"model {r.verdict}\nfinal {final}\nclass {unit_severity(final, r.defects, r.review_severity) or '-'}",
+        f"model {r.verdict}\nfinal {final}\nclass {severity or '-'}",
         f"{len(r.defects)} region(s): {_model_types(r.defects) or '-'}\n{review}",
     ]
     pdf.set_font("Helvetica", size=7)  # a unit id (32 characters) fits one line

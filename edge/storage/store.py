@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 __all__ = ["BadCursor", "UnitStore", "UnknownUnit", "metadata", "units_table"]
 
 FILE_COLUMNS = {"image": "original_path", "heatmap": "heatmap_path", "overlay": "overlay_path"}
+
+# (reviewed defect type, the unit's stored regions) -> the class the station's table gives it.
+GradeType = Callable[[str, list[dict[str, Any]]], str]
 
 
 class BadCursor(ValueError):
@@ -335,27 +338,41 @@ class UnitStore(UnitReader):
             log.warning("startup sweep skipped, the database is unreachable: %s", describe(exc))
             return SweepReport()
 
-    def review(self, unit_id: str, review: Review) -> UnitRecord:
-        """Record an operator's review: the unit shows the latest, the reviews table keeps all."""
+    def review(self, unit_id: str, review: Review, *, grade_type: GradeType | None = None) -> UnitRecord:
+        """Record an operator's review: the unit shows the latest, the reviews table keeps all.
+
+        ``grade_type(defect_type, defects)`` is the class the station's severity table gives a
+        reviewed type for the unit's stored regions (edge.services passes it; the store keeps no
+        table). It is recorded with the review, and a failed unit reviewed with a type but no
+        class counts under it. Without it (a tool with no station config) such a unit keeps the
+        class its regions were graded with."""
         t = units_table
         at = datetime.now(timezone.utc).replace(tzinfo=None)
         with self.write_lock, self.engine.begin() as conn:
             stored = conn.execute(select(t.c.verdict, t.c.defects).where(t.c.id == unit_id)).first()
             if stored is None:
                 raise UnknownUnit(f"unit {unit_id} not found")
+            type_severity = (
+                grade_type(review.defect_type, stored.defects)
+                if review.defect_type and grade_type is not None else None
+            )
             conn.execute(
                 reviews_table.insert().values(
                     unit_id=unit_id, by=review.by, at=at, verdict=review.verdict,
                     defect_type=review.defect_type, severity=review.severity, note=review.note,
+                    type_severity=type_severity,
                 )
             )
+            # Every review column is the latest review's, set or cleared: a later review without a
+            # type leaves no class graded for an earlier review's type behind.
             conn.execute(
                 update(t).where(t.c.id == unit_id).values(
                     review_by=review.by, reviewed_at=at, review_verdict=review.verdict,
                     review_note=review.note, review_defect_type=review.defect_type,
-                    review_severity=review.severity,
+                    review_severity=review.severity, review_type_severity=type_severity,
                     **derived_columns(
-                        stored.verdict, stored.defects, review.verdict, review.defect_type, review.severity
+                        stored.verdict, stored.defects, review.verdict, review.defect_type, review.severity,
+                        type_severity,
                     ),
                 )
             )

@@ -76,6 +76,11 @@ units_table = Table(
     # The class a failed unit counts under in a lot's AQL (edge.units.unit_severity); added by
     # revision 0002, which fills it for the rows before it.
     Column("severity", String(16)),
+    # The class the station's severity table gave the latest review's defect type at the unit's
+    # regions' sizes, when the review was recorded (edge.services grades it; the store keeps no
+    # table): what the unit counts under when the operator gave a type but no class. Added by
+    # revision 0003; NULL for reviews recorded before it, which keep the class they counted under.
+    Column("review_type_severity", String(16)),
     Index("ix_units_captured_at_id", "captured_at", "id"),
     Index("ix_units_station_captured", "station", "captured_at", "id"),
     Index("ix_units_line_captured", "line", "captured_at", "id"),
@@ -97,6 +102,8 @@ reviews_table = Table(
     Column("defect_type", String(64)),
     Column("severity", String(16)),
     Column("note", Text),
+    # What the station's table gave the review's type (units.review_type_severity); revision 0003.
+    Column("type_severity", String(16)),
     Index("ix_reviews_unit_at", "unit_id", "at"),
 )
 
@@ -156,15 +163,16 @@ def derived_columns(
     review_verdict: str | None = None,
     review_defect_type: str | None = None,
     review_severity: str | None = None,
+    review_type_severity: str | None = None,
 ) -> dict[str, Any]:
     """The columns a unit's row derives from the model's verdict and defects and the latest
     review: what reports and filters read (final verdict, graded types, the unit's class)."""
     final = review_verdict or verdict
-    graded = graded_defect_types(final, defects, review_defect_type, review_severity)
+    graded = graded_defect_types(final, defects, review_defect_type, review_severity, review_type_severity)
     return {
         "final_verdict": final,
         "defect_types": defect_types_text(graded),
-        "severity": unit_severity(final, defects, review_severity),
+        "severity": unit_severity(final, defects, review_severity, review_type_severity),
     }
 
 
@@ -210,7 +218,8 @@ def refresh_derived_columns(conn: Connection) -> None:
     """Recompute every row's derived columns (``derived_columns``) from what it stores."""
     t = units_table
     query = select(
-        t.c.id, t.c.verdict, t.c.defects, t.c.review_verdict, t.c.review_defect_type, t.c.review_severity
+        t.c.id, t.c.verdict, t.c.defects, t.c.review_verdict, t.c.review_defect_type, t.c.review_severity,
+        t.c.review_type_severity,
     )
     for row in conn.execute(query).all():
         defects = row.defects if isinstance(row.defects, list) else json.loads(row.defects or "[]")
@@ -219,7 +228,8 @@ def refresh_derived_columns(conn: Connection) -> None:
             .where(t.c.id == row.id)
             .values(
                 derived_columns(
-                    row.verdict, defects, row.review_verdict, row.review_defect_type, row.review_severity
+                    row.verdict, defects, row.review_verdict, row.review_defect_type, row.review_severity,
+                    row.review_type_severity,
                 )
             )
         )

@@ -23,6 +23,18 @@ def test_the_operators_class_wins_over_the_graded_ones():
     assert unit_severity("fail", [SLUB_MINOR], "critical") == "critical"
 
 
+def test_the_tables_class_for_a_reviewed_type_wins_over_the_graded_ones_but_not_the_operators():
+    # The model graded a stain minor; the operator said "hole", which the station's table makes major.
+    stain = region("stain", "minor")
+    assert unit_severity("fail", [stain], None, "major") == "major"
+    assert unit_severity("fail", [HOLE_MAJOR], None, "minor") == "minor"  # the reviewed type's, either way
+    assert unit_severity("fail", [stain], "minor", "major") == "minor"  # the operator's class wins
+    assert unit_severity("fail", [], None, "critical") == "critical"
+    assert unit_severity("pass", [stain], None, "major") is None
+    assert graded_defect_types("fail", [stain], "hole", None, "major") == [("hole", "major")]
+    assert graded_defect_types("fail", [stain], "hole", "minor", "major") == [("hole", "minor")]
+
+
 def test_ungraded_and_region_less_failures_count_as_major_as_before():
     assert unit_severity("fail", [region("defect", None)], None) == "major"
     assert unit_severity("fail", [{"type": "defect", "box": [0, 0, 1, 1]}], None) == "major"  # stored before classes

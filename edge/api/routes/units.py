@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, StreamingResponse
 
 from edge.api.auth import Operator, Reader
-from edge.api.dependencies import FilterDep, StoreDep
+from edge.api.dependencies import FilterDep, ServicesDep, StoreDep
 from edge.api.schemas import ReviewHistoryOut, ReviewIn, UnitOut, UnitPage, review_out
 from edge.reports.pictures import unit_picture
 from edge.storage.files import UnsafePath
@@ -29,10 +29,13 @@ IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 # The units CSV has a column for every field of a stored unit (edge.units.RECORD_FIELDS, in its
 # order) but those it leaves out: the pictures' paths and sizes (the API links the pictures) and
-# the thresholds and timings (JSON a spreadsheet cannot use). A field added to the unit gets its
-# column without a second list to remember.
+# the thresholds and timings (JSON a spreadsheet cannot use), and the class the station's table
+# gave a reviewed type (it is the `severity` column where `review_severity` is empty; a column in
+# the middle would move the ones users' spreadsheets read by position). A field added to the unit
+# gets its column without a second list to remember.
 CSV_LEFT_OUT = frozenset(
-    {"original_path", "heatmap_path", "overlay_path", "height_px", "width_px", "thresholds", "timings"}
+    {"original_path", "heatmap_path", "overlay_path", "height_px", "width_px", "thresholds", "timings",
+     "review_type_severity"}
 )
 # Where columns stand apart from the record's order, as users' spreadsheets have them: the
 # defects as their count and types, the final verdict beside the model's, the id first, the
@@ -93,9 +96,10 @@ def _csv_row(r: UnitRecord) -> list[str]:
         "score": f"{r.score:.6g}",
         "defect_count": len(r.defects),
         "defect_types": " ".join(types),
-        # The class the unit counts under (the review's where given), the worst the station
-        # graded among the model's regions, and the type classifier's least sure region.
-        "severity": unit_severity(final, r.defects, r.review_severity),
+        # The class the unit counts under (the review's where given, else the table's for a
+        # reviewed type), the worst the station graded among the model's regions, and the type
+        # classifier's least sure region.
+        "severity": unit_severity(final, r.defects, r.review_severity, r.review_type_severity),
         "model_severity": worst(d.get("severity") for d in r.defects),
         "type_confidence": f"{min(confidences):.3f}" if confidences else None,
     }
@@ -149,10 +153,12 @@ def get_unit(unit_id: Text, store: StoreDep, _: Reader) -> UnitOut:
 
 
 @router.post("/units/{unit_id}/review", response_model=UnitOut)
-def review_unit(unit_id: Text, review: ReviewIn, store: StoreDep, who: Operator) -> UnitOut:
-    """Confirm or override the verdict, correct the defect type, add a note (history is kept)."""
+def review_unit(unit_id: Text, review: ReviewIn, services: ServicesDep, who: Operator) -> UnitOut:
+    """Confirm or override the verdict, correct the defect type and class, add a note (history is
+    kept). A type given without a class is graded by the station's severity table: the unit's
+    `severity` follows it, `review.type_severity` records it, `review.severity` stays null."""
     try:
-        record = store.review(unit_id, Review(by=who.name, **review.model_dump()))
+        record = services.review(unit_id, Review(by=who.name, **review.model_dump()))
     except UnknownUnit as exc:
         raise HTTPException(404, detail=str(exc)) from exc
     return UnitOut.from_record(record)

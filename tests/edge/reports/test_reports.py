@@ -102,7 +102,7 @@ def test_review_overrides_and_keeps_history(api, line, auth):
                    headers=auth["admin"])
     assert res.json()["review"] == {"by": "admin-key", "at": res.json()["review"]["at"],
                                     "verdict": "fail", "defect_type": "slub", "severity": "minor",
-                                    "note": None}
+                                    "type_severity": "minor", "note": None}
     assert ids(api.get("/api/v1/units", params={"defect_type": "slub"})) == {unit.id}
     history = api.get(f"/api/v1/units/{unit.id}/reviews").json()["reviews"]
     assert [(h["by"], h["verdict"], h["defect_type"]) for h in history] == [

@@ -162,3 +162,48 @@ def test_units_stored_before_defect_classes_keep_the_class_they_were_counted_und
     assert store.count() == 4 and store.get("b" * 32).review_defect_type == "slub"
     store.close()
     engine.dispose()
+
+
+def test_a_database_at_0002_gets_the_reviewed_types_class_and_keeps_the_classes_it_counted(url, tmp_path):
+    """Revision 0003 adds units.review_type_severity and reviews.type_severity. A unit reviewed
+    with a type only before it keeps the class it was counted under (the table the station graded
+    with then is not known); its next review through the station grades the type."""
+    from edge.config import EdgeConfig
+    from edge.services import Services
+    from edge.units import Review
+
+    engine = create_engine(url)
+    upgrade_database(engine)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE units DROP COLUMN review_type_severity"))
+        conn.execute(text("ALTER TABLE reviews DROP COLUMN type_severity"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0002_unit_severity'"))
+        conn.execute(
+            text(
+                "INSERT INTO units (id, station, line, captured_at, decided_at, verdict, score, "
+                "defects, model_name, model_version, thresholds, timings, original_path, "
+                "heatmap_path, overlay_path, review_by, review_verdict, review_defect_type, "
+                "final_verdict, defect_types, severity) VALUES (:id, 's', 'l', "
+                "'2024-05-06 07:08:09', '2024-05-06 07:08:10', 'fail', 0.9, :defects, 'm', '1', "
+                "'{}', '{}', 'a', 'b', 'c', 'op', 'fail', 'hole', 'fail', ',hole:minor,', 'minor')"
+            ),
+            {"id": "a" * 32,
+             "defects": '[{"type": "stain", "box": [1, 2, 3, 4], "area_px": 12, "peak_score": 0.9, '
+                        '"mean_score": 0.7, "severity": "minor"}]'},
+        )
+
+    assert upgrade_database(engine) == "upgraded"
+    assert revision(engine) == head_revision()
+    assert differences(engine) == []
+    store = UnitStore(url, tmp_path / "data")
+    old = store.get("a" * 32)
+    assert (old.review_defect_type, old.review_type_severity) == ("hole", None)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT severity, defect_types FROM units")).one() == ("minor", ",hole:minor,")
+    again = Services(config=EdgeConfig(), store=store).review(
+        "a" * 32, Review(by="op", verdict="fail", defect_type="hole"))
+    assert again.review_type_severity == "major" and again.defects == old.defects
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT severity, defect_types FROM units")).one() == ("major", ",hole:major,")
+    store.close()
+    engine.dispose()

@@ -205,3 +205,43 @@ def test_a_database_of_the_first_schema_opens_and_is_migrated(tmp_path):
     assert {i["name"] for i in inspect(store.engine).get_indexes("units")} == {
         i["name"] for i in inspect(fresh.engine).get_indexes("units")}
     fresh.close()
+
+
+def test_a_reviewed_types_class_is_recorded_with_the_review_and_survives_a_refresh(store, add_unit):
+    """The store keeps no severity table: the class a reviewed type gets is graded by whoever
+    passes ``grade_type`` (the station's services) and kept with the review, so recomputing the
+    derived columns (a migration) finds it again. The model's regions stay as stored."""
+    from edge.storage.tables import refresh_derived_columns
+    from edge.units import Review
+
+    stain = {"type": "stain", "box": [1, 2, 3, 4], "area_px": 12, "area_mm2": None, "length_mm": 3.0,
+             "peak_score": 0.9, "mean_score": 0.7, "severity": "minor"}
+    unit = add_unit(T0, verdict="fail", score=0.9, defects=[stain])
+    asked = []
+
+    def grade_type(defect_type, defects):
+        asked.append((defect_type, defects))
+        return "major"
+
+    def stored():
+        with store.engine.connect() as conn:
+            row = conn.execute(
+                units_table.select().where(units_table.c.id == unit.id)
+            ).first()._mapping
+        return row["severity"], row["defect_types"], row["review_type_severity"]
+
+    got = store.review(unit.id, Review(by="op", verdict="fail", defect_type="hole"), grade_type=grade_type)
+    assert asked == [("hole", [stain])]
+    assert (got.review_severity, got.review_type_severity, got.defects) == (None, "major", [stain])
+    assert stored() == ("major", ",hole:major,", "major")
+    with store.engine.begin() as conn:
+        refresh_derived_columns(conn)
+    assert stored() == ("major", ",hole:major,", "major")
+    assert store.reviews(unit.id)[-1]["type_severity"] == "major"
+
+    # No type, no grading: the class is the regions' again.
+    store.review(unit.id, Review(by="op", verdict="fail", note="fine"), grade_type=grade_type)
+    assert len(asked) == 1 and stored() == ("minor", ",stain:minor,", None)
+    # A tool without the station's table: a type-only review keeps the regions' class, as before.
+    store.review(unit.id, Review(by="op", verdict="fail", defect_type="hole"))
+    assert stored() == ("minor", ",hole:minor,", None)
