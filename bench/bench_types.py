@@ -257,7 +257,7 @@ def bench_line(model_dir: Path, frames: int, *, label: str | None = None, seed: 
         raise SystemExit(f"{model_dir}: the model has no type head; the line part needs one")
     grading = DefectGrading(table=station.severity)
     truth, failed, located_top, peak_top = [], [], [], []
-    regions = labelled = labelled_right = 0
+    regions = labelled = labelled_right = labelled_off = 0
     started = time.perf_counter()
     for index in range(frames):
         kind = FABRIC_DEFECTS[index % len(FABRIC_DEFECTS)]
@@ -288,6 +288,7 @@ def bench_line(model_dir: Path, frames: int, *, label: str | None = None, seed: 
             if defect.type != ONE_CLASS:
                 labelled += 1
                 labelled_right += pixels > 0 and defect.type == kind
+                labelled_off += pixels == 0
     on_failed = [(t, p) for t, p, f in zip(truth, located_top, failed) if f]
     return {
         "model": label or str(resolve_model_dir(model_dir)),
@@ -305,6 +306,8 @@ def bench_line(model_dir: Path, frames: int, *, label: str | None = None, seed: 
         "labelled_share": labelled / regions if regions else 0.0,
         "left_defect_share": 1 - labelled / regions if regions else 0.0,
         "label_precision": labelled_right / labelled if labelled else None,
+        "labels_off_the_defect": labelled_off,  # of the wrong labels, those on a region that misses the defect
+        "labels": labelled,
         "per_type_accuracy_located": {
             t: float(np.mean([p == t for tt, p in on_failed if tt == t])) for t in sorted({t for t, _ in on_failed})
         },
@@ -321,7 +324,8 @@ def print_line(line: dict) -> None:
     print(f"    detector recall {line['detector_recall']:.3f} ({line['failed_frames']} failed); on failed frames top type "
           f"{line['top_type_accuracy_located']:.3f} (region on the defect), "
           f"{line['top_type_accuracy_highest_peak']:.3f} (highest-peak region)")
-    print(f"    regions {line['regions']}: labelled {line['labelled_share']:.1%}, labels right {precision}; "
+    print(f"    regions {line['regions']}: labelled {line['labelled_share']:.1%}, labels right {precision} "
+          f"({line['labels_off_the_defect']} of {line['labels']} labels on a region off the defect); "
           f"left \"defect\" {line['left_defect_share']:.1%}")
     print("    per-type top type (region on the defect): "
           + ", ".join(f"{t} {a:.2f}" for t, a in line["per_type_accuracy_located"].items()))
@@ -331,7 +335,7 @@ def print_line(line: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=os.environ.get("QC_AITEX_DIR"), help="AITEX folder (default $QC_AITEX_DIR; without it, section 2 is skipped)")
-    parser.add_argument("--synthetic", type=int, default=60, help="synthetic training tiles per type")
+    parser.add_argument("--synthetic", type=int, default=400, help="synthetic training images per type (the Makefile's)")
     parser.add_argument("--test-per-type", type=int, default=20, help="synthetic test images per type")
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "train" / "types.yaml")
     parser.add_argument("--only", choices=["synthetic", "line"], default=None,

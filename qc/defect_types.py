@@ -26,6 +26,11 @@ from qc.inference import open_session
 CONTEXT = 1.5  # window side / the box's longer side: the region plus the cloth around it
 MIN_WINDOW_PX = 32  # a 3-px nep still gets enough cloth around it to compare with
 CHANNELS = 4  # R, G, B, region hint
+NOT_A_DEFECT = "not_a_defect"
+"""What a head trained with a detector's view (training/types/station_view.py) learns for that
+detector's regions off every labelled defect, its false alarms on good cloth. A region whose top type
+it is stays "defect", like an unsure one: the head does not overrule the detector, and never puts a
+defect's name on cloth that has none. A reserved name: no data folder may use it."""
 GEOMETRY = ("width_share", "height_share", "log_aspect", "log_area_share", "fill")
 """What region_geometry gives per region, in order (a card's type_head.geometry names them)."""
 
@@ -150,10 +155,12 @@ class TypeClassifier:
         return probabilities
 
     def label(self, probabilities: np.ndarray) -> list[tuple[str, float]]:
-        """(type, confidence) per row: the top type, or "defect" when it is not confident enough."""
+        """(type, confidence) per row: the top type, or "defect" when it is not confident enough or
+        the top type is NOT_A_DEFECT."""
         best = probabilities.argmax(axis=1)
         return [
-            (self.types[k] if float(p[k]) >= self.min_confidence else ONE_CLASS, float(p[k]))
+            (self.types[k] if float(p[k]) >= self.min_confidence and self.types[k] != NOT_A_DEFECT else ONE_CLASS,
+             float(p[k]))
             for k, p in zip(best, probabilities)
         ]
 

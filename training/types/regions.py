@@ -22,6 +22,7 @@ import numpy as np
 from qc.data import open_dataset
 from qc.data.records import DatasetError, ImageRecord
 from qc.decision import ONE_CLASS
+from qc.defect_types import NOT_A_DEFECT
 from qc.imageio import ImageReadError, read_image, read_mask
 from qc.synth import DEFECTS, FABRIC_DEFECTS, generate_panel, generate_sample
 from qc.synth.dataset import PANEL_SIZE_PX
@@ -124,6 +125,11 @@ def check_type_name(name: str, where: Path) -> None:
             f"{where}: defect type {name!r} is not a valid identifier (letters, digits and _, not "
             f"starting with a digit); rename the folder, e.g. to {_suggest(name)!r}"
         )
+    if name == NOT_A_DEFECT:
+        raise TrainingError(
+            f"{where}: {NOT_A_DEFECT!r} is reserved for a detector's false alarms (train-types --detector); "
+            f"rename the folder after the defect it holds"
+        )
 
 
 def _suggest(name: str) -> str:
@@ -208,11 +214,13 @@ def _drawn(tasks: list[tuple], workers: int) -> Iterator[tuple[np.ndarray, np.nd
 
 
 def check_types(regions: list[LabelledRegion]) -> list[str]:
-    """The sorted type names; refuses data with fewer than two types."""
+    """The sorted type names (NOT_A_DEFECT among them where a station view found false alarms);
+    refuses data with fewer than two defect types."""
     types = sorted({r.type for r in regions})
-    if len(types) < 2:
+    named = [t for t in types if t != NOT_A_DEFECT]  # a detector's false alarms are not a defect type
+    if len(named) < 2:
         raise TrainingError(
-            f"the data hold only one defect type ({', '.join(types) or 'none'}): a type classifier needs "
+            f"the data hold only one defect type ({', '.join(named) or 'none'}): a type classifier needs "
             f"at least two (add --synthetic N or another --data root)"
         )
     return types

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from qc.defect_types import GEOMETRY
+from qc.defect_types import GEOMETRY, NOT_A_DEFECT
 from training.types.augment import plain_crops, training_batch
 from training.types.config import TypesConfig
 from training.types.network import TypeNet
@@ -112,8 +112,11 @@ def train_types(regions: list[LabelledRegion], config: TypesConfig) -> TypesResu
     crops, geometry = plain_crops(held, config.crop_px)
     probabilities = predict(net, crops, geometry)
     truth = np.array([index[r.type] for r in held], int)
-    correct = probabilities.argmax(axis=1) == truth if len(held) else np.zeros(0, bool)
-    confidence = probabilities.max(axis=1) if len(held) else np.zeros(0)
+    top = probabilities.argmax(axis=1) if len(held) else np.zeros(0, int)
+    correct = top == truth
+    # What the station would label: a top type that is a defect's (NOT_A_DEFECT stays "defect"),
+    # confident enough. A false alarm labelled as a defect type counts as a wrong label.
+    confidence = np.where(top != index.get(NOT_A_DEFECT, -1), probabilities.max(axis=1), 0.0) if len(held) else np.zeros(0)
     min_confidence = choose_min_confidence(confidence, correct, config.target_precision, config.min_confidence_floor)
     parity_crops, parity_geometry = (crops[:8], geometry[:8]) if len(crops) else plain_crops(train[:8], config.crop_px)
     return TypesResult(
