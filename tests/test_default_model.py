@@ -31,12 +31,13 @@ def test_shipped_model_inspects_a_simulated_line_frame(default_model_dir):
 
 def test_shipped_model_has_a_type_head_that_names_synthetic_defects(default_model_dir):
     from qc.card import load_card
-    from qc.defect_types import load_type_classifier, region_crops, region_geometry
+    from qc.defect_types import GEOMETRY, NOT_A_DEFECT, load_type_classifier, region_crops, region_geometry
     from qc.synth import DEFECTS, generate_sample
 
     card = load_card(default_model_dir)
     classifier = load_type_classifier(default_model_dir, card, threads=2)
-    assert classifier is not None and set(classifier.types) == set(DEFECTS)
+    assert classifier is not None and set(classifier.types) == set(DEFECTS) | {NOT_A_DEFECT}
+    assert classifier.geometry == GEOMETRY  # it sees how far across the image a region runs
     assert card.type_head.training_command.startswith("qc train-types --synthetic")
     for kind in ("hole", "stain"):
         top_right, labels = 0, []
