@@ -36,7 +36,7 @@ clean-venv:
 # split: their test strips are never trained on, so the figures recorded below stay held-out).
 # A fixed step count rather than a time budget, so the same commands make the same model on any
 # machine; it trains longer than a fabric onboarding because its data spans many fabrics.
-DEFAULT_VERSION ?= 0.5.0
+DEFAULT_VERSION ?= 0.6.0
 AITEX_DEV ?= ../shared/data/aitex-dev
 DEFAULT_DATA := var/default-data
 DEFAULT_FABRICS := 00 02 04 05 06
@@ -50,9 +50,10 @@ default-model: $(VENV)/.test-installed
 	$(BIN)/qc eval models/default/$(DEFAULT_VERSION) --data $(DEFAULT_DATA)/synth --record
 	for f in 00 02 04 06; do $(BIN)/qc eval models/default/$(DEFAULT_VERSION) --data $(DEFAULT_DATA)/aitex-$$f --record --record-as aitex-$$f || exit 1; done
 	# The defect-type head (types.onnx beside model.onnx): the synthetic generator's 17 types, so the
-	# simulated line's Pareto names its defects. 0.5.0 = the 0.4.0 detector plus this head. It learns
-	# the regions as the station sees them too: this detector's regions on each defect, with its
-	# heatmap as the hint (--detector), and half the fabric types' images as whole line panels.
+	# simulated line's Pareto names its defects. 0.6.0 = the 0.4.0 detector plus this head (0.5.0's
+	# head read crops alone, from 60 images per type). It learns the regions as the station sees them
+	# too: this detector's regions on each defect, with its heatmap as the hint, and its false alarms
+	# as not_a_defect (--detector), and half the fabric types' images as whole line panels.
 	rm -rf runs/default-types
-	$(BIN)/qc train-types --synthetic 60 --detector models/default/$(DEFAULT_VERSION) --out runs/default-types synthetic_panel_share=0.5
+	$(BIN)/qc train-types --synthetic 400 --detector models/default/$(DEFAULT_VERSION) --out runs/default-types synthetic_panel_share=0.5
 	$(BIN)/qc export runs/default-types --out models/default/$(DEFAULT_VERSION)

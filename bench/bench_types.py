@@ -53,11 +53,12 @@ from qc.decision import ONE_CLASS, Defect  # noqa: E402
 from qc.defect_types import load_type_classifier  # noqa: E402
 from qc.inference import resolve_model_dir  # noqa: E402
 from qc.synth import DEFECTS, generate_sample, write_mvtec_dataset  # noqa: E402
-from training.types.augment import plain_crops, training_crop  # noqa: E402
+from training.types.augment import plain_crops, training_batch  # noqa: E402
 from training.types.config import load_types_config  # noqa: E402
 from training.types.export import export_types, load_types_run  # noqa: E402
 from training.types.regions import regions_of_records  # noqa: E402
 from training.types.run import run_train_types  # noqa: E402
+from training.types.train import as_input  # noqa: E402
 
 MIN_STRIPS = 3  # AITEX types with fewer labelled strips cannot be held out and still be learnt
 VIEWS = 8  # augmented views per training region in an AITEX fold
@@ -76,7 +77,7 @@ def existing_run(run_dir: Path, per_type: int, config) -> tuple[float, float]:
     """(held-back accuracy, training seconds) of a finished `qc train-types --synthetic N` run, refused
     unless it was trained the way section 1 trains: synthetic regions only, N tiles per type, this
     configuration (so a shipped head is measured without training it again)."""
-    _, record, _ = load_types_run(run_dir)
+    _, record, _, _ = load_types_run(run_dir)
     expected = f"synthetic generator, {per_type} images per type"
     # training.types.run.gather_regions says what the regions were: the synthetic part, then, with
     # a detector, the station's view of the same images; any other part is another --data root.
@@ -109,7 +110,7 @@ def bench_synthetic(
     write_mvtec_dataset(data, count=1, seed=config.seed + TEST_SEED_OFFSET, test_count=test_per_type * len(DEFECTS))
     records = open_dataset(data).select(split="test", label="defect")
     regions = regions_of_records(records, min_area_px=config.min_area_px)
-    probabilities = classifier.probabilities(plain_crops(regions, classifier.crop_px))
+    probabilities = classifier.probabilities(*plain_crops(regions, classifier.crop_px))
     top = [classifier.types[k] for k in probabilities.argmax(1)]
     labelled = [kind for kind, _ in classifier.label(probabilities)]
     truth = [r.type for r in regions]
@@ -155,24 +156,24 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, n_classes: int, steps
 
 def bench_aitex(aitex: Path, run_dir: Path, config_path: Path, overrides: list[str]) -> dict:
     config = load_types_config(config_path, overrides)
-    net, _, _ = load_types_run(run_dir)
+    net, _, _, _ = load_types_run(run_dir)
     records = open_dataset(aitex, "aitex").select(label="defect")
     strips_per_type = Counter(r.defect_type for r in records if r.masks)
     types = sorted(t for t, n in strips_per_type.items() if n >= MIN_STRIPS)
     records = [r for r in records if r.defect_type in types]
     rng = np.random.default_rng(config.seed)
 
-    def features(crops: np.ndarray) -> np.ndarray:
+    def features(crops: np.ndarray, geometry: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return net.features(torch.from_numpy(crops)).numpy()
+            return net.features(torch.from_numpy(crops), as_input(net, geometry)).numpy()
 
     strips = []  # per strip: type, plain features of its regions, features of augmented views
     for record in records:
         regions = regions_of_records([record], min_area_px=config.min_area_px)
         if not regions:
             continue
-        views = np.stack([training_crop(rng, r, config.crop_px) for r in regions for _ in range(VIEWS)])
-        strips.append((record.defect_type, features(plain_crops(regions, config.crop_px)), features(views)))
+        views = training_batch(rng, [r for r in regions for _ in range(VIEWS)], config.crop_px)
+        strips.append((record.defect_type, features(*plain_crops(regions, config.crop_px)), features(*views)))
     index = {t: i for i, t in enumerate(types)}
     truth, predicted = [], []
     started = time.perf_counter()
@@ -245,7 +246,7 @@ def bench_line(model_dir: Path, frames: int, *, label: str | None = None, seed: 
     from edge.config import load_config
     from edge.line.defect_grading import DefectGrading
     from qc.decision import decide
-    from qc.defect_types import region_crops
+    from qc.defect_types import region_crops, region_geometry
     from qc.inspection_model import InspectionModel
     from qc.synth import FABRIC_DEFECTS, generate_panel
 
@@ -256,7 +257,7 @@ def bench_line(model_dir: Path, frames: int, *, label: str | None = None, seed: 
         raise SystemExit(f"{model_dir}: the model has no type head; the line part needs one")
     grading = DefectGrading(table=station.severity)
     truth, failed, located_top, peak_top = [], [], [], []
-    regions = labelled = labelled_right = 0
+    regions = labelled = labelled_right = labelled_off = 0
     started = time.perf_counter()
     for index in range(frames):
         kind = FABRIC_DEFECTS[index % len(FABRIC_DEFECTS)]
@@ -275,7 +276,8 @@ def bench_line(model_dir: Path, frames: int, *, label: str | None = None, seed: 
             continue
         boxes = [d.box for d in decision.defects]
         top = classifier.probabilities(
-            region_crops(sample.image, result.heatmap, boxes, decision.pixel_threshold, classifier.crop_px)
+            region_crops(sample.image, result.heatmap, boxes, decision.pixel_threshold, classifier.crop_px),
+            region_geometry(result.heatmap, boxes, decision.pixel_threshold),
         ).argmax(1)
         overlap = [truth_pixels_in_box(sample.mask, box) for box in boxes]
         best = int(np.argmax(overlap))
@@ -286,6 +288,7 @@ def bench_line(model_dir: Path, frames: int, *, label: str | None = None, seed: 
             if defect.type != ONE_CLASS:
                 labelled += 1
                 labelled_right += pixels > 0 and defect.type == kind
+                labelled_off += pixels == 0
     on_failed = [(t, p) for t, p, f in zip(truth, located_top, failed) if f]
     return {
         "model": label or str(resolve_model_dir(model_dir)),
@@ -303,6 +306,8 @@ def bench_line(model_dir: Path, frames: int, *, label: str | None = None, seed: 
         "labelled_share": labelled / regions if regions else 0.0,
         "left_defect_share": 1 - labelled / regions if regions else 0.0,
         "label_precision": labelled_right / labelled if labelled else None,
+        "labels_off_the_defect": labelled_off,  # of the wrong labels, those on a region that misses the defect
+        "labels": labelled,
         "per_type_accuracy_located": {
             t: float(np.mean([p == t for tt, p in on_failed if tt == t])) for t in sorted({t for t, _ in on_failed})
         },
@@ -319,7 +324,8 @@ def print_line(line: dict) -> None:
     print(f"    detector recall {line['detector_recall']:.3f} ({line['failed_frames']} failed); on failed frames top type "
           f"{line['top_type_accuracy_located']:.3f} (region on the defect), "
           f"{line['top_type_accuracy_highest_peak']:.3f} (highest-peak region)")
-    print(f"    regions {line['regions']}: labelled {line['labelled_share']:.1%}, labels right {precision}; "
+    print(f"    regions {line['regions']}: labelled {line['labelled_share']:.1%}, labels right {precision} "
+          f"({line['labels_off_the_defect']} of {line['labels']} labels on a region off the defect); "
           f"left \"defect\" {line['left_defect_share']:.1%}")
     print("    per-type top type (region on the defect): "
           + ", ".join(f"{t} {a:.2f}" for t, a in line["per_type_accuracy_located"].items()))
@@ -329,7 +335,7 @@ def print_line(line: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=os.environ.get("QC_AITEX_DIR"), help="AITEX folder (default $QC_AITEX_DIR; without it, section 2 is skipped)")
-    parser.add_argument("--synthetic", type=int, default=60, help="synthetic training tiles per type")
+    parser.add_argument("--synthetic", type=int, default=400, help="synthetic training images per type (the Makefile's)")
     parser.add_argument("--test-per-type", type=int, default=20, help="synthetic test images per type")
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "train" / "types.yaml")
     parser.add_argument("--only", choices=["synthetic", "line"], default=None,

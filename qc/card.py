@@ -88,6 +88,11 @@ class TypeHeadRecord(_Strict):
     onnx_file: str = Field(TYPES_FILE, description="the type graph, beside the detector's")
     onnx_sha256: str
     crop_px: int = Field(gt=0, description="side of the square crops the head reads")
+    geometry: list[str] = Field(
+        default_factory=list,
+        description="the region-shape features the graph's second input takes, in order "
+        "(qc.defect_types.GEOMETRY); empty: the graph takes the crops alone",
+    )
     min_confidence: float = Field(
         ge=0.0, le=1.0, description="below this top probability a region keeps the type 'defect'"
     )

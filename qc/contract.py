@@ -26,6 +26,9 @@ CARD_FILE = "model.json"
 TYPES_FILE = "types.onnx"
 TYPES_INPUT_NAME = "crops"
 """float32 [N, 4, crop_px, crop_px]: RGB/255 and the region hint (qc.defect_types.region_crops)."""
+TYPES_GEOMETRY_NAME = "geometry"
+"""float32 [N, len(geometry)]: the region's shape in the whole image (qc.defect_types.region_geometry);
+only a head whose card names geometry features takes it."""
 TYPES_OUTPUT_NAME = "probabilities"
 """float32 [N, len(types)]: softmax over the card's type_head.types, in that order."""
 

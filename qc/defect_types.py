@@ -5,6 +5,10 @@ the network sees at the line exactly what it learnt from: a square window around
 colour and a hint of where the region is (the heatmap at the pixel threshold; the ground-truth
 mask at training time). A region whose top probability is below the card's ``min_confidence``
 keeps the type "defect" with that confidence recorded: a wrong confident label is worse than none.
+
+The crop is scaled to the region, so it cannot tell a yarn missing across the whole piece from a
+short broken one, or a shade bar from a stain; ``region_geometry`` gives the head what the crop
+loses: the region's extent in the whole image, its aspect and how much of its box it fills.
 """
 
 from __future__ import annotations
@@ -15,13 +19,20 @@ import cv2
 import numpy as np
 
 from qc.card import ModelCard, ModelRefused, TypeHeadRecord, sha256_file
-from qc.contract import TYPES_INPUT_NAME, TYPES_OUTPUT_NAME
+from qc.contract import TYPES_GEOMETRY_NAME, TYPES_INPUT_NAME, TYPES_OUTPUT_NAME
 from qc.decision import ONE_CLASS, Defect
 from qc.inference import open_session
 
 CONTEXT = 1.5  # window side / the box's longer side: the region plus the cloth around it
 MIN_WINDOW_PX = 32  # a 3-px nep still gets enough cloth around it to compare with
 CHANNELS = 4  # R, G, B, region hint
+NOT_A_DEFECT = "not_a_defect"
+"""What a head trained with a detector's view (training/types/station_view.py) learns for that
+detector's regions off every labelled defect, its false alarms on good cloth. A region whose top type
+it is stays "defect", like an unsure one: the head does not overrule the detector, and never puts a
+defect's name on cloth that has none. A reserved name: no data folder may use it."""
+GEOMETRY = ("width_share", "height_share", "log_aspect", "log_area_share", "fill")
+"""What region_geometry gives per region, in order (a card's type_head.geometry names them)."""
 
 
 def crop_window(box: tuple[int, int, int, int], height: int, width: int) -> tuple[int, int, int]:
@@ -73,6 +84,32 @@ def region_crops(
     return out
 
 
+def box_geometry(box: tuple[int, int, int, int], fill: float, height: int, width: int) -> np.ndarray:
+    """The GEOMETRY features of ``box`` in an image of ``height`` x ``width``: its width and height
+    as shares of the image's, log(width / height), log of its area's share of the image (scaled to
+    about -1..0), and ``fill``, the share of the box the region covers (a blob fills it, a slanted
+    line does not)."""
+    x, y, w, h = box
+    w, h = max(int(w), 1), max(int(h), 1)
+    return np.array(
+        [w / width, h / height, np.log(w / h), np.log(w * h / (width * height)) / 10.0, fill], np.float32
+    )
+
+
+def region_geometry(
+    heatmap: np.ndarray, boxes: list[tuple[int, int, int, int]], region_threshold: float
+) -> np.ndarray:
+    """(N, len(GEOMETRY)) float32: per box, box_geometry with the fill of the region hint (heatmap
+    >= region_threshold) inside the box."""
+    height, width = heatmap.shape
+    out = np.empty((len(boxes), len(GEOMETRY)), np.float32)
+    for i, (x, y, w, h) in enumerate(boxes):
+        inside = heatmap[y : y + h, x : x + w]
+        fill = float((inside >= region_threshold).mean()) if inside.size else 0.0
+        out[i] = box_geometry((x, y, w, h), fill, height, width)
+    return out
+
+
 class TypeClassifier:
     """A verified type head: crops in, one type (or "defect") and its probability per region out."""
 
@@ -82,33 +119,48 @@ class TypeClassifier:
         self.types: tuple[str, ...] = tuple(head.types)
         self.crop_px = head.crop_px
         self.min_confidence = head.min_confidence
+        self.geometry: tuple[str, ...] = tuple(head.geometry)
         self._check_contract(source)
 
     def _check_contract(self, source: Path) -> None:
+        unknown = [name for name in self.geometry if name not in GEOMETRY]
+        if unknown:
+            raise ModelRefused(f"{source}: its card names geometry features this station does not compute: {unknown}")
+        expected = [TYPES_INPUT_NAME] + ([TYPES_GEOMETRY_NAME] if self.geometry else [])
         inputs = self._session.get_inputs()
         outputs = [o.name for o in self._session.get_outputs()]
-        if [i.name for i in inputs] != [TYPES_INPUT_NAME] or outputs != [TYPES_OUTPUT_NAME]:
+        if [i.name for i in inputs] != expected or outputs != [TYPES_OUTPUT_NAME]:
             raise ModelRefused(
-                f"{source}: a type head takes {TYPES_INPUT_NAME!r} and gives {TYPES_OUTPUT_NAME!r}; this graph "
-                f"takes {[i.name for i in inputs]} and gives {outputs}"
+                f"{source}: a type head whose card names {len(self.geometry)} geometry features takes "
+                f"{expected} and gives {TYPES_OUTPUT_NAME!r}; this graph takes {[i.name for i in inputs]} "
+                f"and gives {outputs}"
             )
-        probabilities = self.probabilities(np.zeros((1, CHANNELS, self.crop_px, self.crop_px), np.float32))
+        probabilities = self.probabilities(
+            np.zeros((1, CHANNELS, self.crop_px, self.crop_px), np.float32), np.zeros((1, len(GEOMETRY)), np.float32)
+        )
         if probabilities.shape != (1, len(self.types)):
             raise ModelRefused(
                 f"{source}: on one crop the graph gives {probabilities.shape}, its card names "
                 f"{len(self.types)} types"
             )
 
-    def probabilities(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 4, crop, crop) float32 -> (N, len(types)) probabilities."""
-        (probabilities,) = self._session.run([TYPES_OUTPUT_NAME], {TYPES_INPUT_NAME: crops})
+    def probabilities(self, crops: np.ndarray, geometry: np.ndarray) -> np.ndarray:
+        """(N, 4, crop, crop) crops and (N, len(GEOMETRY)) region_geometry rows, float32 -> (N,
+        len(types)) probabilities. A head reads the geometry features its card names."""
+        feeds = {TYPES_INPUT_NAME: crops}
+        if self.geometry:
+            columns = [GEOMETRY.index(name) for name in self.geometry]
+            feeds[TYPES_GEOMETRY_NAME] = np.ascontiguousarray(geometry[:, columns])
+        (probabilities,) = self._session.run([TYPES_OUTPUT_NAME], feeds)
         return probabilities
 
     def label(self, probabilities: np.ndarray) -> list[tuple[str, float]]:
-        """(type, confidence) per row: the top type, or "defect" when it is not confident enough."""
+        """(type, confidence) per row: the top type, or "defect" when it is not confident enough or
+        the top type is NOT_A_DEFECT."""
         best = probabilities.argmax(axis=1)
         return [
-            (self.types[k] if float(p[k]) >= self.min_confidence else ONE_CLASS, float(p[k]))
+            (self.types[k] if float(p[k]) >= self.min_confidence and self.types[k] != NOT_A_DEFECT else ONE_CLASS,
+             float(p[k]))
             for k, p in zip(best, probabilities)
         ]
 
@@ -119,10 +171,12 @@ class TypeClassifier:
         at the pixel threshold the regions were found with."""
         if not defects:
             return []
-        crops = region_crops(image_rgb, heatmap, [d.box for d in defects], pixel_threshold, self.crop_px)
+        boxes = [d.box for d in defects]
+        crops = region_crops(image_rgb, heatmap, boxes, pixel_threshold, self.crop_px)
+        geometry = region_geometry(heatmap, boxes, pixel_threshold)
         return [
             defect.model_copy(update={"type": kind, "type_confidence": confidence})
-            for defect, (kind, confidence) in zip(defects, self.label(self.probabilities(crops)))
+            for defect, (kind, confidence) in zip(defects, self.label(self.probabilities(crops, geometry)))
         ]
 
 

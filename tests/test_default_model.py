@@ -31,12 +31,13 @@ def test_shipped_model_inspects_a_simulated_line_frame(default_model_dir):
 
 def test_shipped_model_has_a_type_head_that_names_synthetic_defects(default_model_dir):
     from qc.card import load_card
-    from qc.defect_types import load_type_classifier, region_crops
+    from qc.defect_types import GEOMETRY, NOT_A_DEFECT, load_type_classifier, region_crops, region_geometry
     from qc.synth import DEFECTS, generate_sample
 
     card = load_card(default_model_dir)
     classifier = load_type_classifier(default_model_dir, card, threads=2)
-    assert classifier is not None and set(classifier.types) == set(DEFECTS)
+    assert classifier is not None and set(classifier.types) == set(DEFECTS) | {NOT_A_DEFECT}
+    assert classifier.geometry == GEOMETRY  # it sees how far across the image a region runs
     assert card.type_head.training_command.startswith("qc train-types --synthetic")
     for kind in ("hole", "stain"):
         top_right, labels = 0, []
@@ -45,7 +46,7 @@ def test_shipped_model_has_a_type_head_that_names_synthetic_defects(default_mode
             heat = sample.mask.astype(np.float32) / 255  # a perfect detector's heatmap
             defects = find_defects(heat, 0.5, min_area_px=6)
             crops = region_crops(sample.image, heat, [defects[0].box], 0.5, classifier.crop_px)
-            probabilities = classifier.probabilities(crops)
+            probabilities = classifier.probabilities(crops, region_geometry(heat, [defects[0].box], 0.5))
             top_right += classifier.types[int(probabilities.argmax())] == kind
             labels.append(classifier.classify(sample.image, heat, defects[:1], 0.5)[0].type)
         assert top_right >= 4, f"the head's top type was right for {top_right} of 5 synthetic {kind}s"

@@ -8,28 +8,42 @@ import numpy as np
 import pytest
 
 from qc.card import ModelRefused, TypeHeadRecord, load_card, sha256_file, write_card
-from qc.contract import TYPES_FILE, TYPES_INPUT_NAME, TYPES_OUTPUT_NAME
+from qc.contract import TYPES_FILE, TYPES_GEOMETRY_NAME, TYPES_INPUT_NAME, TYPES_OUTPUT_NAME
 from qc.decision import Defect
-from qc.defect_types import crop_window, load_type_classifier, region_crops
+from qc.defect_types import GEOMETRY, NOT_A_DEFECT, crop_window, load_type_classifier, region_crops, region_geometry
 
 
-def write_mean_head(model_dir, weights: np.ndarray, *, types: list[str], crop_px: int = 32, min_confidence: float = 0.6):
-    """A real ONNX type head: softmax(channel means @ weights); recorded on the model's card."""
+def write_mean_head(
+    model_dir, weights: np.ndarray, *, types: list[str], crop_px: int = 32, min_confidence: float = 0.6,
+    geometry_weights: np.ndarray | None = None, card_geometry: list[str] | None = None,
+):
+    """A real ONNX type head: softmax(channel means @ weights [+ geometry @ geometry_weights]);
+    recorded on the model's card (its geometry: ``card_geometry``, else GEOMETRY where the graph
+    reads it)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [
         helper.make_node("GlobalAveragePool", [TYPES_INPUT_NAME], ["pooled"]),
         helper.make_node("Flatten", ["pooled"], ["means"], axis=1),
-        helper.make_node("MatMul", ["means", "weights"], ["logits"]),
+        helper.make_node("MatMul", ["means", "weights"], ["logits" if geometry_weights is None else "crop_logits"]),
         helper.make_node("Softmax", ["logits"], [TYPES_OUTPUT_NAME], axis=1),
     ]
+    inputs = [helper.make_tensor_value_info(TYPES_INPUT_NAME, TensorProto.FLOAT, ["N", 4, crop_px, crop_px])]
+    initializers = [numpy_helper.from_array(weights.astype(np.float32), "weights")]
+    if geometry_weights is not None:
+        nodes[3:3] = [
+            helper.make_node("MatMul", [TYPES_GEOMETRY_NAME, "geometry_weights"], ["geometry_logits"]),
+            helper.make_node("Add", ["crop_logits", "geometry_logits"], ["logits"]),
+        ]
+        inputs.append(helper.make_tensor_value_info(TYPES_GEOMETRY_NAME, TensorProto.FLOAT, ["N", len(GEOMETRY)]))
+        initializers.append(numpy_helper.from_array(geometry_weights.astype(np.float32), "geometry_weights"))
     graph = helper.make_graph(
         nodes,
         "mean_head",
-        [helper.make_tensor_value_info(TYPES_INPUT_NAME, TensorProto.FLOAT, ["N", 4, crop_px, crop_px])],
+        inputs,
         [helper.make_tensor_value_info(TYPES_OUTPUT_NAME, TensorProto.FLOAT, ["N", weights.shape[1]])],
-        initializer=[numpy_helper.from_array(weights.astype(np.float32), "weights")],
+        initializer=initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -39,6 +53,7 @@ def write_mean_head(model_dir, weights: np.ndarray, *, types: list[str], crop_px
         types=types,
         onnx_sha256=sha256_file(model_dir / TYPES_FILE),
         crop_px=crop_px,
+        geometry=card_geometry if card_geometry is not None else ([] if geometry_weights is None else list(GEOMETRY)),
         min_confidence=min_confidence,
         data="tests: hand-made weights",
         held_out_accuracy=1.0,
@@ -154,3 +169,58 @@ def test_a_type_head_with_fewer_outputs_than_its_card_has_types_is_refused(model
     card.type_head.types = ["hole", "slub", "stain"]
     with pytest.raises(ModelRefused, match="3 types"):
         load_type_classifier(model_dir, card)
+
+
+def test_region_geometry_gives_the_region_extent_in_the_whole_image_aspect_and_fill():
+    heat = np.zeros((200, 100), np.float32)
+    heat[:, 40:42] = 1.0  # a yarn missing over the whole height
+    heat[50:70, 60:80] = np.eye(20, dtype=np.float32)  # a thin diagonal: its box is mostly empty
+    full, diagonal = region_geometry(heat, [(40, 0, 2, 200), (60, 50, 20, 20)], 0.5)
+    values = dict(zip(GEOMETRY, full))
+    assert values["width_share"] == pytest.approx(0.02) and values["height_share"] == pytest.approx(1.0)
+    assert values["log_aspect"] == pytest.approx(np.log(2 / 200)) and values["fill"] == 1.0
+    assert values["log_area_share"] == pytest.approx(np.log(400 / 20000) / 10)
+    assert dict(zip(GEOMETRY, diagonal))["fill"] == pytest.approx(20 / 400)
+    assert dict(zip(GEOMETRY, diagonal))["log_aspect"] == 0.0
+    assert region_geometry(heat, [], 0.5).shape == (0, len(GEOMETRY))
+
+
+def test_a_head_that_reads_geometry_tells_a_yarn_missing_across_the_image_from_a_short_one(model_dir, rng):
+    """The crops of a full-height line and a short one look alike (each scaled to its region); the
+    height share the card names as geometry tells them apart."""
+    geometry_weights = np.zeros((len(GEOMETRY), 2), np.float32)
+    geometry_weights[GEOMETRY.index("height_share"), 0] = 40.0  # missing_yarn when it spans the image
+    bias = np.zeros((4, 2), np.float32)
+    bias[:, 1] = 20.0 / 4  # else broken_end (channel means of about 1 add about 20 / 4 * sum)
+    card = write_mean_head(model_dir, bias, types=["missing_yarn", "broken_end"], geometry_weights=geometry_weights)
+    classifier = load_type_classifier(model_dir, card, threads=1)
+    assert classifier.geometry == GEOMETRY
+    image = np.full((200, 100, 3), 255, np.uint8)
+    heat = np.zeros((200, 100), np.float32)
+    heat[:, 40:42] = heat[20:60, 70:72] = 1.0
+    labelled = classifier.classify(image, heat, [region((40, 0, 2, 200)), region((70, 20, 2, 40))], 0.5)
+    assert [d.type for d in labelled] == ["missing_yarn", "broken_end"]
+
+
+def test_a_card_whose_geometry_does_not_match_its_graph_is_refused(model_dir):
+    card = write_mean_head(model_dir, np.eye(4, 2, dtype=np.float32), types=["hole", "slub"], card_geometry=list(GEOMETRY))
+    with pytest.raises(ModelRefused, match="geometry"):
+        load_type_classifier(model_dir, card)  # the card names geometry, the graph takes crops alone
+    card = write_mean_head(model_dir, np.eye(4, 2, dtype=np.float32), types=["hole", "slub"],
+                           geometry_weights=np.zeros((len(GEOMETRY), 2), np.float32), card_geometry=[])
+    with pytest.raises(ModelRefused, match="geometry"):
+        load_type_classifier(model_dir, card)  # the graph takes geometry its card does not name
+    card = write_mean_head(model_dir, np.eye(4, 2, dtype=np.float32), types=["hole", "slub"],
+                           geometry_weights=np.zeros((len(GEOMETRY), 2), np.float32), card_geometry=["curvature"])
+    with pytest.raises(ModelRefused, match="curvature"):
+        load_type_classifier(model_dir, card)
+
+
+def test_a_region_the_head_calls_not_a_defect_stays_defect_however_confident(model_dir, rng):
+    weights = np.zeros((4, 2), np.float32)
+    weights[3, 0] = 40.0  # a crop covered by the hint: the detector's false alarm, learnt as such
+    card = write_mean_head(model_dir, weights, types=[NOT_A_DEFECT, "slub"], min_confidence=0.6)
+    classifier = load_type_classifier(model_dir, card, threads=1)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    (labelled,) = classifier.classify(image, np.ones((64, 64), np.float32), [region((5, 5, 8, 8))], 0.5)
+    assert labelled.type == "defect" and labelled.type_confidence > 0.99

@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from qc.defect_types import region_crops
+from qc.defect_types import GEOMETRY, box_geometry, region_crops
 from training.types.regions import LabelledRegion
 
 HINT_THRESHOLD = 0.5  # the mask (0/1) plays the heatmap
@@ -36,10 +36,22 @@ def jitter_hint(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
     return mask
 
 
-def training_crop(rng: np.random.Generator, region: LabelledRegion, crop_px: int) -> np.ndarray:
-    """(4, crop_px, crop_px) float32: one augmented view of ``region``."""
+def geometry_of(region: LabelledRegion, hint: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The region's qc.defect_types.GEOMETRY row, ``box`` being in its patch, ``hint`` 0/1 there."""
+    x, y, w, h = box
+    inside = hint[y : y + h, x : x + w]
+    fill = float((inside >= HINT_THRESHOLD).mean()) if inside.size else 0.0
+    return box_geometry(box, fill, *region.image_size)
+
+
+def training_crop(rng: np.random.Generator, region: LabelledRegion, crop_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """One augmented view of ``region``: its (4, crop_px, crop_px) float32 crop and geometry row."""
     hint = (jitter_hint(rng, region.mask) > 0).astype(np.float32)
     box = jitter_box(rng, region.box, hint.shape)
+    # The geometry is measured on the region's own box: a station's box is the region's bounding
+    # box too, and the crop's jitter (up to a quarter of the side) would make a broken yarn as long
+    # as a missing one.
+    geometry = geometry_of(region, hint, region.box)
     crop = region_crops(region.patch, hint, [box], HINT_THRESHOLD, crop_px)[0]
     if rng.random() < 0.5:
         crop = crop[:, :, ::-1]
@@ -47,13 +59,22 @@ def training_crop(rng: np.random.Generator, region: LabelledRegion, crop_px: int
         crop = crop[:, ::-1, :]
     crop = np.ascontiguousarray(crop)
     crop[:3] = np.clip(crop[:3] * rng.uniform(0.75, 1.25) + rng.uniform(-0.08, 0.08), 0.0, 1.0)
-    return crop
+    return crop, geometry
 
 
-def plain_crops(regions: list[LabelledRegion], crop_px: int) -> np.ndarray:
-    """(N, 4, crop_px, crop_px): the regions as the station would crop them, no augmentation."""
+def training_batch(rng: np.random.Generator, regions: list[LabelledRegion], crop_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 4, crop_px, crop_px) crops and (N, len(GEOMETRY)) rows: one augmented view of each region."""
+    views = [training_crop(rng, r, crop_px) for r in regions]
+    return np.stack([c for c, _ in views]), np.stack([g for _, g in views])
+
+
+def plain_crops(regions: list[LabelledRegion], crop_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 4, crop_px, crop_px) crops and (N, len(GEOMETRY)) rows: the regions as the station would
+    see them, no augmentation."""
     if not regions:
-        return np.zeros((0, 4, crop_px, crop_px), np.float32)
-    return np.concatenate(
-        [region_crops(r.patch, (r.mask > 0).astype(np.float32), [r.box], HINT_THRESHOLD, crop_px) for r in regions]
+        return np.zeros((0, 4, crop_px, crop_px), np.float32), np.zeros((0, len(GEOMETRY)), np.float32)
+    hints = [(r.mask > 0).astype(np.float32) for r in regions]
+    crops = np.concatenate(
+        [region_crops(r.patch, hint, [r.box], HINT_THRESHOLD, crop_px) for r, hint in zip(regions, hints)]
     )
+    return crops, np.stack([geometry_of(r, hint, r.box) for r, hint in zip(regions, hints)])

@@ -15,17 +15,20 @@ import torch
 
 from qc.atomic import write_bytes_atomic
 from qc.card import ModelRefused, TypeHeadRecord, sha256_file, verify_files, write_card
-from qc.contract import TYPES_FILE, TYPES_INPUT_NAME, TYPES_OUTPUT_NAME
-from qc.defect_types import CHANNELS, load_type_classifier
+from qc.contract import TYPES_FILE, TYPES_GEOMETRY_NAME, TYPES_INPUT_NAME, TYPES_OUTPUT_NAME
+from qc.defect_types import CHANNELS, GEOMETRY, load_type_classifier
 from training.config import TrainingError
 from training.export import PARITY_TOLERANCE
 from training.types.network import Probabilities, TypeNet
+from training.types.train import as_input
 from training.types.run import TYPES_CHECKPOINT_FILE, TYPES_PARITY_FILE, TYPES_RUN_FILE
 
 OPSET = 18
 
 
-def load_types_run(run_dir: Path) -> tuple[TypeNet, dict, np.ndarray]:
+def load_types_run(run_dir: Path) -> tuple[TypeNet, dict, np.ndarray, np.ndarray]:
+    """The net, the run record, and the held-back crops and geometry rows parity is checked on. A run
+    made before geometry features reads the crops alone (its record and checkpoint name none)."""
     run_dir = Path(run_dir)
     paths = [run_dir / name for name in (TYPES_RUN_FILE, TYPES_CHECKPOINT_FILE, TYPES_PARITY_FILE)]
     for path in paths:
@@ -34,35 +37,47 @@ def load_types_run(run_dir: Path) -> tuple[TypeNet, dict, np.ndarray]:
     try:
         record = json.loads(paths[0].read_text(encoding="utf-8"))
         checkpoint = torch.load(paths[1], map_location="cpu", weights_only=True)
-        net = TypeNet(len(record["types"]), checkpoint["config"]["width"])
+        geometry = checkpoint.get("geometry", [])
+        net = TypeNet(len(record["types"]), checkpoint["config"]["width"], len(geometry))
         net.load_state_dict(checkpoint["state_dict"])
         with np.load(paths[2]) as parity:
             crops = parity["crops"]
+            rows = parity["geometry"] if "geometry" in parity else np.zeros((len(crops), len(GEOMETRY)), np.float32)
     except Exception as exc:  # json, torch and numpy raise many types for a broken file
         raise TrainingError(f"types run {run_dir} cannot be loaded: {exc}") from exc
-    return net.eval(), record, crops
+    if geometry and list(geometry) != list(GEOMETRY):
+        raise TrainingError(f"types run {run_dir} reads geometry features {geometry}; this version computes {list(GEOMETRY)}")
+    return net.eval(), record, crops, rows
 
 
 def export_onnx(net: TypeNet, path: Path, crop_px: int) -> None:
-    """Dynamic batch, fixed crop side (the card's crop_px)."""
+    """Dynamic batch, fixed crop side (the card's crop_px); the geometry as a second input where the
+    net reads it."""
+    batch = torch.export.Dim("N", min=1, max=4096)
+    inputs: tuple[torch.Tensor, ...] = (torch.rand(2, CHANNELS, crop_px, crop_px),)
+    names, shapes = [TYPES_INPUT_NAME], {"crops": {0: batch}}
+    if net.n_geometry:
+        inputs += (torch.rand(2, net.n_geometry),)
+        names.append(TYPES_GEOMETRY_NAME)
+        shapes["geometry"] = {0: batch}
     torch.onnx.export(
         Probabilities(net).eval(),
-        (torch.rand(2, CHANNELS, crop_px, crop_px),),
+        inputs,
         str(path),
-        input_names=[TYPES_INPUT_NAME],
+        input_names=names,
         output_names=[TYPES_OUTPUT_NAME],
         dynamo=True,
         opset_version=OPSET,
         external_data=False,
-        dynamic_shapes={"crops": {0: torch.export.Dim("N", min=1, max=4096)}},
+        dynamic_shapes=shapes,
         verbose=False,
     )
 
 
-def parity(net: TypeNet, session_probabilities, crops: np.ndarray) -> float:
+def parity(net: TypeNet, session_probabilities, crops: np.ndarray, geometry: np.ndarray) -> float:
     with torch.no_grad():
-        expected = torch.softmax(net(torch.from_numpy(crops)), dim=1).numpy()
-    got = session_probabilities(crops)
+        expected = torch.softmax(net(torch.from_numpy(crops), as_input(net, geometry)), dim=1).numpy()
+    got = session_probabilities(crops, geometry)
     diff = float(np.abs(got - expected).max())
     if diff > PARITY_TOLERANCE or not np.array_equal(got.argmax(1), expected.argmax(1)):
         raise TrainingError(
@@ -74,7 +89,7 @@ def parity(net: TypeNet, session_probabilities, crops: np.ndarray) -> float:
 
 def export_types(run_dir: Path, model_dir: Path, *, command: str) -> TypeHeadRecord:
     """Add the run's type head to the model in ``model_dir``; nothing changes unless parity holds."""
-    net, record, crops = load_types_run(run_dir)
+    net, record, crops, geometry = load_types_run(run_dir)
     model_dir = Path(model_dir)
     try:
         card = verify_files(model_dir)
@@ -88,6 +103,7 @@ def export_types(run_dir: Path, model_dir: Path, *, command: str) -> TypeHeadRec
             onnx_file=TYPES_FILE,
             onnx_sha256=sha256_file(tmp),
             crop_px=record["crop_px"],
+            geometry=list(GEOMETRY) if net.n_geometry else [],
             min_confidence=record["min_confidence"],
             data=record["data"],
             held_out_accuracy=record["held_out_accuracy"],
@@ -97,7 +113,7 @@ def export_types(run_dir: Path, model_dir: Path, *, command: str) -> TypeHeadRec
         )
         trial = card.model_copy(update={"type_head": head.model_copy(update={"onnx_file": tmp.name})})
         classifier = load_type_classifier(model_dir, trial, threads=2)
-        head.max_abs_diff_parity = parity(net, classifier.probabilities, crops)
+        head.max_abs_diff_parity = parity(net, classifier.probabilities, crops, geometry)
         write_bytes_atomic(model_dir / TYPES_FILE, tmp.read_bytes())  # the compared bytes, fsynced
     finally:
         tmp.unlink(missing_ok=True)

@@ -10,9 +10,11 @@ labelled image also gives the regions the detector finds on its defect, as the s
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, Protocol
 
 import cv2
 import numpy as np
@@ -20,6 +22,7 @@ import numpy as np
 from qc.data import open_dataset
 from qc.data.records import DatasetError, ImageRecord
 from qc.decision import ONE_CLASS
+from qc.defect_types import NOT_A_DEFECT
 from qc.imageio import ImageReadError, read_image, read_mask
 from qc.synth import DEFECTS, FABRIC_DEFECTS, generate_panel, generate_sample
 from qc.synth.dataset import PANEL_SIZE_PX
@@ -36,6 +39,7 @@ class LabelledRegion:
     box: tuple[int, int, int, int]  # the region's x, y, width, height inside the patch
     type: str
     group: str  # the image it came from: held-back splits never separate one image's regions
+    image_size: tuple[int, int]  # (height, width) of that image: the region's extent in it is a feature
 
 
 class StationView(Protocol):
@@ -60,6 +64,7 @@ def cut_region(
         box=(x - x0, y - y0, w, h),
         type=kind,
         group=group,
+        image_size=(height, width),
     )
 
 
@@ -120,6 +125,11 @@ def check_type_name(name: str, where: Path) -> None:
             f"{where}: defect type {name!r} is not a valid identifier (letters, digits and _, not "
             f"starting with a digit); rename the folder, e.g. to {_suggest(name)!r}"
         )
+    if name == NOT_A_DEFECT:
+        raise TrainingError(
+            f"{where}: {NOT_A_DEFECT!r} is reserved for a detector's false alarms (train-types --detector); "
+            f"rename the folder after the defect it holds"
+        )
 
 
 def _suggest(name: str) -> str:
@@ -152,40 +162,65 @@ def dataset_regions(root: Path, *, min_area_px: int, station: StationView | None
     return regions
 
 
+def _draw_synthetic(task: tuple[int, int, str, int, int, bool]) -> tuple[np.ndarray, np.ndarray, str, str] | None:
+    """One synthetic image (a process pool's task): (image, mask, type, group), or None where the
+    type did not fit the panel. One generator per image (seed, type, index): an image depends on
+    nothing else, so the pool's size and order change nothing, and the tiles stay what they were
+    without panels."""
+    seed, t, kind, index, size_px, panel = task
+    if panel:
+        rng = np.random.default_rng([seed, t, index, PANEL_STREAM])
+        sample = generate_panel(rng, size_px=PANEL_SIZE_PX, defect_probability=1.0, defect=kind)
+        if sample.defect_type is None:
+            return None
+        return sample.image, sample.mask, kind, f"synthetic/{kind}/panel{index}"
+    sample = generate_sample(np.random.default_rng([seed, t, index]), size_px=(size_px, size_px), defect=kind)
+    return sample.image, sample.mask, kind, f"synthetic/{kind}/{index}"
+
+
 def synthetic_regions(
     per_type: int, *, seed: int, size_px: int, min_area_px: int, panel_share: float = 0.0,
-    station: StationView | None = None,
+    station: StationView | None = None, workers: int = 1,
 ) -> list[LabelledRegion]:
     """``per_type`` synthetic images of each of the generator's defect types, fabrics at random:
     256-px tiles, and for the fabric types (the line draws no seam defects) ``panel_share`` of them
     whole line panels (qc.synth.generate_panel at the simulated line's size), the frames the station
-    sees. A panel whose type did not fit is skipped."""
-    regions = []
+    sees. A panel whose type did not fit is skipped. ``workers`` processes draw the images (drawing
+    is most of the time; the result does not depend on their number); the regions, and the
+    station view's detector, stay in this process."""
     n_panels = int(round(panel_share * per_type))
-    for t, kind in enumerate(DEFECTS):
-        for index in range(per_type):
-            # One generator per image (seed, type, index): an image does not depend on the others,
-            # and the tiles stay what they were without panels.
-            if kind in FABRIC_DEFECTS and index < n_panels:
-                rng = np.random.default_rng([seed, t, index, PANEL_STREAM])
-                sample = generate_panel(rng, size_px=PANEL_SIZE_PX, defect_probability=1.0, defect=kind)
-                if sample.defect_type is None:
-                    continue
-                group = f"synthetic/{kind}/panel{index}"
-            else:
-                rng = np.random.default_rng([seed, t, index])
-                sample = generate_sample(rng, size_px=(size_px, size_px), defect=kind)
-                group = f"synthetic/{kind}/{index}"
-            regions += labelled_regions(sample.image, sample.mask, kind, group, min_area_px=min_area_px, station=station)
+    tasks = [
+        (seed, t, kind, index, size_px, kind in FABRIC_DEFECTS and index < n_panels)
+        for t, kind in enumerate(DEFECTS)
+        for index in range(per_type)
+    ]
+    regions = []
+    for drawn in _drawn(tasks, workers):
+        if drawn is not None:
+            image, mask, kind, group = drawn
+            regions += labelled_regions(image, mask, kind, group, min_area_px=min_area_px, station=station)
     return regions
 
 
+def _drawn(tasks: list[tuple], workers: int) -> Iterator[tuple[np.ndarray, np.ndarray, str, str] | None]:
+    """_draw_synthetic of each task, in the tasks' order."""
+    if workers <= 1:
+        yield from map(_draw_synthetic, tasks)
+        return
+    # spawn, not fork: the parent may hold torch's and onnxruntime's thread pools, which a forked
+    # child would inherit in an unknown state.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(_draw_synthetic, tasks, chunksize=8)
+
+
 def check_types(regions: list[LabelledRegion]) -> list[str]:
-    """The sorted type names; refuses data with fewer than two types."""
+    """The sorted type names (NOT_A_DEFECT among them where a station view found false alarms);
+    refuses data with fewer than two defect types."""
     types = sorted({r.type for r in regions})
-    if len(types) < 2:
+    named = [t for t in types if t != NOT_A_DEFECT]  # a detector's false alarms are not a defect type
+    if len(named) < 2:
         raise TrainingError(
-            f"the data hold only one defect type ({', '.join(types) or 'none'}): a type classifier needs "
+            f"the data hold only one defect type ({', '.join(named) or 'none'}): a type classifier needs "
             f"at least two (add --synthetic N or another --data root)"
         )
     return types

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from qc.atomic import write_text_atomic
+from qc.defect_types import GEOMETRY
 from training.config import TrainingError
 from training.types.config import TypesConfig
 from training.types.regions import LabelledRegion, StationView, dataset_regions, synthetic_regions
@@ -44,7 +45,7 @@ def gather_regions(data: list[Path], synthetic: int, config: TypesConfig) -> tup
     if synthetic > 0:
         found = synthetic_regions(
             synthetic, seed=config.seed, size_px=config.synthetic_size_px, min_area_px=config.min_area_px,
-            panel_share=config.synthetic_panel_share, station=station,
+            panel_share=config.synthetic_panel_share, station=station, workers=config.threads,
         )
         regions += found
         panels = f", {config.synthetic_panel_share:.0%} of fabric types' as line panels" if config.synthetic_panel_share else ""
@@ -77,12 +78,14 @@ def run_train_types(
     regions, described = gather_regions(data, synthetic, config)
     result = train_types(regions, config)
     out.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": result.net.state_dict(), "types": result.types, "config": config.model_dump(mode="json")},
-               out / TYPES_CHECKPOINT_FILE)
-    np.savez_compressed(out / TYPES_PARITY_FILE, crops=result.parity_crops)
+    geometry = list(GEOMETRY) if result.net.n_geometry else []
+    torch.save({"state_dict": result.net.state_dict(), "types": result.types, "geometry": geometry,
+                "config": config.model_dump(mode="json")}, out / TYPES_CHECKPOINT_FILE)
+    np.savez_compressed(out / TYPES_PARITY_FILE, crops=result.parity_crops, geometry=result.parity_geometry)
     record = {
         "types": result.types,
         "crop_px": config.crop_px,
+        "geometry": geometry,
         "min_confidence": result.min_confidence,
         "min_confidence_rule": f"lowest top probability at which held-back labels are >= {config.target_precision:.0%} "
         f"correct, floor {config.min_confidence_floor}",

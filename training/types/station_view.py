@@ -4,7 +4,8 @@ At the line a region's box and hint come from the detector's heatmap (qc.decisio
 the hint = heatmap >= the pixel threshold), which is blobbier, shifted, split or merged compared with
 the mask a type head learns from. Here the detector runs on each labelled image, decide() makes its
 regions exactly as at the station, and each region on the ground-truth defect becomes a training
-region labelled with the defect's type, its hint being the heatmap at the pixel threshold. The
+region labelled with the defect's type, its hint being the heatmap at the pixel threshold; each
+region off the defect, a false alarm the station would type as well, is labelled NOT_A_DEFECT. The
 ground-truth regions are kept beside them (regions.labelled_regions): both views, one image group.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from qc.decision import VerdictRules, decide
+from qc.defect_types import NOT_A_DEFECT
 from qc.inference import Inferencer
 from training.types.regions import LabelledRegion, cut_region
 
@@ -43,15 +45,15 @@ class DetectorView:
         return f"{self.detector.model_dir} ({self.detector.name} {self.detector.version})"
 
     def regions(self, image: np.ndarray, mask: np.ndarray, kind: str, group: str) -> list[LabelledRegion]:
-        """The detector's regions of ``image`` that lie on the defect in ``mask``, labelled ``kind``;
-        none when the detector passes the image (the station types failed units only)."""
+        """The detector's regions of ``image``: those on the defect in ``mask`` labelled ``kind``, the
+        others (false alarms on good cloth, which the station would type too) NOT_A_DEFECT; none
+        when the detector passes the image (the station types failed units only)."""
         result = self.detector.infer(image)
         decision = decide(result, self.detector.card, rules=self.rules)
         # The station's hint (qc.defect_types.TypeClassifier.classify): the heatmap the grading is
         # given, at the pixel threshold the decision reports.
         hint = (result.heatmap >= decision.pixel_threshold).astype(np.uint8) * 255
         return [
-            cut_region(image, hint, defect.box, kind, group)
+            cut_region(image, hint, defect.box, kind if on_defect(mask, defect.box) else NOT_A_DEFECT, group)
             for defect in decision.defects
-            if on_defect(mask, defect.box)
         ]

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.types.augment import plain_crops, training_crop
+from qc.defect_types import GEOMETRY, NOT_A_DEFECT
+from training.types.augment import plain_crops, training_batch
 from training.types.config import TypesConfig
 from training.types.network import TypeNet
 from training.types.regions import LabelledRegion, check_types
@@ -29,6 +30,7 @@ class TypesResult:
     held_out_regions: int
     confident_share: float  # of held-back regions, the share labelled (not left "defect")
     parity_crops: np.ndarray  # a few held-back crops for export's torch/onnxruntime check
+    parity_geometry: np.ndarray  # and their geometry rows
     duration_s: float
     regions_per_type: dict[str, int]
 
@@ -61,12 +63,18 @@ def choose_min_confidence(confidence: np.ndarray, correct: np.ndarray, target: f
     return float(min(1.0, confidence.max(initial=floor) + 1e-3))
 
 
-def predict(net: TypeNet, crops: np.ndarray, batch: int = 256) -> np.ndarray:
+def as_input(net: TypeNet, geometry: np.ndarray) -> torch.Tensor | None:
+    """The geometry rows as the net's second input; None for a net that reads the crops alone."""
+    return torch.from_numpy(np.ascontiguousarray(geometry)) if net.n_geometry else None
+
+
+def predict(net: TypeNet, crops: np.ndarray, geometry: np.ndarray, batch: int = 256) -> np.ndarray:
     net.eval()
     out = []
     with torch.no_grad():
         for start in range(0, len(crops), batch):
-            out.append(torch.softmax(net(torch.from_numpy(crops[start : start + batch])), dim=1).numpy())
+            part = slice(start, start + batch)
+            out.append(torch.softmax(net(torch.from_numpy(crops[part]), as_input(net, geometry[part])), dim=1).numpy())
     return np.concatenate(out) if out else np.zeros((0, len(net.classifier.weight)), np.float32)
 
 
@@ -81,9 +89,9 @@ def fit(net: TypeNet, regions: list[LabelledRegion], types: list[str], config: T
     for _ in range(config.steps):
         chosen = rng.integers(len(types), size=config.batch_size)
         batch = [by_type[t][rng.integers(len(by_type[t]))] for t in chosen]
-        crops = np.stack([training_crop(rng, r, config.crop_px) for r in batch])
+        crops, geometry = training_batch(rng, batch, config.crop_px)
         labels = torch.tensor([index[r.type] for r in batch])
-        loss = loss_fn(net(torch.from_numpy(crops)), labels)
+        loss = loss_fn(net(torch.from_numpy(crops), as_input(net, geometry)), labels)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -98,16 +106,19 @@ def train_types(regions: list[LabelledRegion], config: TypesConfig) -> TypesResu
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
     train, held = split_held_back(regions, config.held_back_fraction, rng)
-    net = TypeNet(len(types), config.width)
+    net = TypeNet(len(types), config.width, len(GEOMETRY) if config.geometry else 0)
     fit(net, train, types, config, rng)
     index = {kind: i for i, kind in enumerate(types)}
-    crops = plain_crops(held, config.crop_px)
-    probabilities = predict(net, crops)
+    crops, geometry = plain_crops(held, config.crop_px)
+    probabilities = predict(net, crops, geometry)
     truth = np.array([index[r.type] for r in held], int)
-    correct = probabilities.argmax(axis=1) == truth if len(held) else np.zeros(0, bool)
-    confidence = probabilities.max(axis=1) if len(held) else np.zeros(0)
+    top = probabilities.argmax(axis=1) if len(held) else np.zeros(0, int)
+    correct = top == truth
+    # What the station would label: a top type that is a defect's (NOT_A_DEFECT stays "defect"),
+    # confident enough. A false alarm labelled as a defect type counts as a wrong label.
+    confidence = np.where(top != index.get(NOT_A_DEFECT, -1), probabilities.max(axis=1), 0.0) if len(held) else np.zeros(0)
     min_confidence = choose_min_confidence(confidence, correct, config.target_precision, config.min_confidence_floor)
-    parity = crops[:8] if len(crops) else plain_crops(train[:8], config.crop_px)
+    parity_crops, parity_geometry = (crops[:8], geometry[:8]) if len(crops) else plain_crops(train[:8], config.crop_px)
     return TypesResult(
         net=net,
         types=types,
@@ -115,7 +126,8 @@ def train_types(regions: list[LabelledRegion], config: TypesConfig) -> TypesResu
         held_out_accuracy=float(correct.mean()) if len(held) else 0.0,
         held_out_regions=len(held),
         confident_share=float((confidence >= min_confidence).mean()) if len(held) else 0.0,
-        parity_crops=np.ascontiguousarray(parity),
+        parity_crops=np.ascontiguousarray(parity_crops),
+        parity_geometry=np.ascontiguousarray(parity_geometry),
         duration_s=time.perf_counter() - started,
         regions_per_type={kind: sum(r.type == kind for r in regions) for kind in types},
     )

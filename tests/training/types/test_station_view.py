@@ -18,6 +18,7 @@ from training.config import TrainingError
 from training.types.config import TypesConfig
 from training.types.regions import dataset_regions, labelled_regions, synthetic_regions
 from training.types.run import TYPES_RUN_FILE, run_train_types
+from qc.defect_types import NOT_A_DEFECT
 from training.types.station_view import DetectorView, on_defect
 
 FAST = TypesConfig(steps=3, batch_size=4, width=4, crop_px=32)
@@ -34,9 +35,13 @@ def test_the_station_view_is_the_detectors_region_on_the_defect_with_its_heatmap
     mask = np.zeros(image.shape[:2], np.uint8)
     mask[42:47, 34:44] = 255  # the ground truth: smaller than what the heatmap lights up
     view = DetectorView.open(tiny_model_dir, threads=1)
-    (region,) = view.regions(image, mask, "hole", "img-1")
-    assert region.type == "hole" and region.group == "img-1"
-    # The station's regions: decide() on the detector's result, the speck off the defect left out.
+    regions = view.regions(image, mask, "hole", "img-1")
+    (region,) = [r for r in regions if r.type == "hole"]
+    (false_alarm,) = [r for r in regions if r.type != "hole"]
+    assert region.group == false_alarm.group == "img-1"
+    # The dark patch off the defect is what the station would type too: learnt as not a defect.
+    assert false_alarm.type == NOT_A_DEFECT and false_alarm.box[2:] != region.box[2:]
+    # The station's regions: decide() on the detector's result.
     result = view.detector.infer(image)
     decision = decide(result, view.detector.card)
     assert decision.verdict == "fail" and len(decision.defects) == 2

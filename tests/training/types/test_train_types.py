@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from qc.card import load_card, sha256_file
 from qc.contract import MODEL_FILE, TYPES_FILE
 from qc.decision import Defect
-from qc.defect_types import load_type_classifier
+from qc.defect_types import GEOMETRY, NOT_A_DEFECT, load_type_classifier
 from qc.imageio import write_image_atomic
 from training.config import TrainingError
 from training.types.config import TypesConfig
@@ -57,6 +58,38 @@ def test_a_type_name_that_is_not_an_identifier_is_refused_naming_it(tmp_path, rn
         dataset_regions(tmp_path, min_area_px=1)
 
 
+def test_the_false_alarm_type_is_reserved_and_is_not_a_defect_type(tmp_path, rng):
+    write_labelled(tmp_path, NOT_A_DEFECT, "a", rng)
+    with pytest.raises(TrainingError, match=f"'{NOT_A_DEFECT}' is reserved"):
+        dataset_regions(tmp_path, min_area_px=1)
+    shutil.rmtree(tmp_path / "train")
+    write_labelled(tmp_path, "hole", "a", rng)
+    regions = dataset_regions(tmp_path, min_area_px=1)
+    false_alarm = replace(regions[0], type=NOT_A_DEFECT)
+    with pytest.raises(TrainingError, match=r"only one defect type \(hole\)"):
+        check_types(regions + [false_alarm])
+
+
+def test_a_run_made_before_geometry_features_still_exports_a_head_that_reads_crops_alone(tiny_model_dir, tmp_path, rng):
+    data = tmp_path / "data"
+    for i in range(2):
+        write_labelled(data, "hole", f"h{i}", rng)
+        write_labelled(data, "slub", f"s{i}", rng, blobs=((5, 30, 40, 3),))
+    run = tmp_path / "run"
+    run_train_types([data], 0, run, FAST.model_copy(update={"geometry": False}), "qc train-types geometry=false")
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    head = export_types(run, model, command="qc export")
+    assert head.geometry == []
+    classifier = load_type_classifier(model, load_card(model))
+    assert [i.name for i in classifier._session.get_inputs()] == ["crops"]
+    heat = np.zeros((64, 64), np.float32)
+    heat[10:18, 10:18] = 1
+    image = rng.integers(60, 200, (64, 64, 3), dtype=np.uint8)
+    (labelled,) = classifier.classify(image, heat, [Defect(box=(10, 10, 8, 8), area_px=64, peak_score=1, mean_score=1)], 0.5)
+    assert 0.0 < labelled.type_confidence <= 1.0
+
+
 def test_data_with_one_type_only_is_refused(tmp_path, rng):
     write_labelled(tmp_path, "hole", "a", rng)
     with pytest.raises(TrainingError, match=r"only one defect type \(hole\)"):
@@ -78,6 +111,14 @@ def test_synthetic_regions_cover_the_generator_types_and_are_reproducible():
     again = synthetic_regions(1, seed=3, size_px=128, min_area_px=6)
     assert len({r.type for r in regions}) >= 15  # a tiny tile may hide one type's only region
     assert all(np.array_equal(a.patch, b.patch) and a.box == b.box for a, b in zip(regions, again))
+
+
+def test_synthetic_images_drawn_by_two_processes_are_those_drawn_by_one():
+    one = synthetic_regions(1, seed=4, size_px=96, min_area_px=6, panel_share=1.0)
+    two = synthetic_regions(1, seed=4, size_px=96, min_area_px=6, panel_share=1.0, workers=2)
+    assert len(one) == len(two) and {r.image_size for r in one} >= {(96, 96)}
+    assert all(np.array_equal(a.patch, b.patch) and a.box == b.box and a.type == b.type and a.image_size == b.image_size
+               for a, b in zip(one, two))
 
 
 def test_min_confidence_is_the_lowest_threshold_that_keeps_labels_precise():
@@ -104,6 +145,7 @@ def test_a_types_run_exports_into_a_model_folder_beside_the_untouched_detector(t
     card = load_card(model)
     assert card.type_head == head and card.onnx_sha256 == detector_sha == sha256_file(model / MODEL_FILE)
     assert head.onnx_sha256 == sha256_file(model / TYPES_FILE) and head.max_abs_diff_parity <= 1e-3
+    assert head.geometry == list(GEOMETRY) == record["geometry"]  # the graph reads the regions' geometry
     classifier = load_type_classifier(model, card)
     image = rng.integers(60, 200, (64, 64, 3), dtype=np.uint8)
     heat = np.zeros((64, 64), np.float32)
