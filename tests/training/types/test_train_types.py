@@ -35,6 +35,14 @@ def write_labelled(root, kind: str, stem: str, rng, *, blobs=((10, 10, 8, 8),), 
         write_image_atomic(root / "ground_truth" / kind / f"{stem}_mask.png", m)
 
 
+def write_holes_and_slubs(root, rng, count: int):
+    """``count`` images of square holes and of long thin slubs under root/train/."""
+    for i in range(count):
+        write_labelled(root, "hole", f"h{i}", rng)
+        write_labelled(root, "slub", f"s{i}", rng, blobs=((5, 30, 40, 3),))
+    return root
+
+
 def test_regions_are_the_mask_components_of_train_images_only(tmp_path, rng):
     root = tmp_path / "data"
     write_labelled(root, "hole", "a", rng, blobs=((5, 5, 6, 6), (40, 40, 10, 4)))
@@ -71,10 +79,7 @@ def test_the_false_alarm_type_is_reserved_and_is_not_a_defect_type(tmp_path, rng
 
 
 def test_a_run_made_before_geometry_features_still_exports_a_head_that_reads_crops_alone(tiny_model_dir, tmp_path, rng):
-    data = tmp_path / "data"
-    for i in range(2):
-        write_labelled(data, "hole", f"h{i}", rng)
-        write_labelled(data, "slub", f"s{i}", rng, blobs=((5, 30, 40, 3),))
+    data = write_holes_and_slubs(tmp_path / "data", rng, 2)
     run = tmp_path / "run"
     run_train_types([data], 0, run, FAST.model_copy(update={"geometry": False}), "qc train-types geometry=false")
     model = tmp_path / "model"
@@ -130,10 +135,7 @@ def test_min_confidence_is_the_lowest_threshold_that_keeps_labels_precise():
 
 
 def test_a_types_run_exports_into_a_model_folder_beside_the_untouched_detector(tiny_model_dir, tmp_path, rng):
-    data = tmp_path / "data"
-    for i in range(3):
-        write_labelled(data, "hole", f"h{i}", rng)
-        write_labelled(data, "slub", f"s{i}", rng, blobs=((5, 30, 40, 3),))
+    data = write_holes_and_slubs(tmp_path / "data", rng, 3)
     run = tmp_path / "run"
     result = run_train_types([data], 0, run, FAST, "qc train-types --data data --out run")
     record = json.loads((run / TYPES_RUN_FILE).read_text())
