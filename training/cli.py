@@ -90,6 +90,7 @@ BENCH_SCRIPTS = {
     "synth": "bench_synth.py",
     "api": "bench_api.py",
     "types": "bench_types.py",
+    "line": "bench_line.py",
 }
 
 
@@ -198,7 +199,7 @@ def add_commands(groups: CommandGroups) -> None:
         "bench",
         help="benchmarks: aitex (accuracy protocol), inference, edge, synth, api, types",
         description="aitex runs the accuracy protocol of docs/architecture.md (extra words are training "
-        "config overrides); inference, edge, synth, api and types run bench/bench_<suite>.py (extra words are "
+        "config overrides); inference, edge, synth, api, types and line run bench/bench_<suite>.py (extra words are "
         "its arguments, e.g. `qc bench inference -- models/default --threads 2`).",
     )
     p.add_argument("suite", choices=["aitex", *BENCH_SCRIPTS])

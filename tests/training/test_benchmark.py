@@ -66,3 +66,19 @@ def test_bench_aitex_without_data_names_the_option_and_the_variable(monkeypatch,
     monkeypatch.delenv("QC_AITEX_DIR", raising=False)
     assert main(["bench", "aitex"]) == 2
     assert "--data" in (err := capsys.readouterr().err) and "QC_AITEX_DIR" in err
+
+
+def test_bench_line_measures_the_shipped_model_on_good_and_defective_panels_by_fabric(tmp_path, capsys):
+    from qc.cli import main
+
+    out = tmp_path / "line.json"
+    assert main(["bench", "line", "--", "--panels", "3", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    overall = result["overall"]
+    assert overall["good"] == 3 and 1 <= overall["defective"] <= 3
+    assert 0.0 <= overall["false_reject_rate"] <= 1.0 and 0.0 <= overall["recall"] <= 1.0
+    assert sum(row["good"] for row in result["by_fabric"].values()) == 3  # every panel counted under its fabric
+    # The what-if only ever passes failed units: it cannot reject more good ones or catch more defects.
+    what_if = result["what_if_head_passes_its_false_alarms"]
+    assert what_if["false_reject_rate"] <= overall["false_reject_rate"] and what_if["recall"] <= overall["recall"]
+    assert "FRR" in capsys.readouterr().out
