@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge.storage.query import DEFECT_TYPE_PATTERN
 from edge.text_fields import Name, Note, Printable
 from edge.units import ReviewOut, UnitOut
 from qc.decision import Defect
+from qc.defect_types import NOT_A_DEFECT
 from qc.severity import Severity
 
 
@@ -30,6 +31,16 @@ class ReviewIn(_In):
         "where a type is given, else the worst class the station graded among its defects, else major"
     )
     note: Note | None = Field(None, description="free text; tabs and line breaks are kept")
+
+    @field_validator("defect_type")
+    @classmethod
+    def _not_the_reserved_type(cls, value: str | None) -> str | None:
+        # The type heads' name for a detector's false alarm: a review filed under it would become a
+        # training folder `qc train-types` refuses. A unit without a defect is reviewed as a pass.
+        if value == NOT_A_DEFECT:
+            raise ValueError(f"{NOT_A_DEFECT!r} is reserved for the type head's false alarms; review a unit "
+                             f"without a defect with verdict 'pass'")
+        return value
 
 
 class UnitPage(BaseModel):

@@ -153,3 +153,13 @@ def test_the_reviewed_type_is_graded_at_the_units_region_sizes_by_the_stations_o
     # A type the table does not name takes its default rule (major).
     assert api.post(f"/api/v1/units/{short.id}/review", json={"verdict": "fail", "defect_type": "lint"},
                     headers=op).json()["severity"] == "major"
+
+
+def test_a_review_under_the_type_heads_reserved_false_alarm_name_is_refused_naming_it(api, auth, stained):
+    lot_id, unit = stained
+    before = counted(api, lot_id, unit.id)
+    response = api.post(f"/api/v1/units/{unit.id}/review", json={"verdict": "fail", "defect_type": "not_a_defect"},
+                        headers=auth["operator"])
+    assert response.status_code == 422 and "not_a_defect" in response.text and "reserved" in response.text
+    assert api.get(f"/api/v1/units/{unit.id}").json()["review"] is None  # nothing recorded
+    assert counted(api, lot_id, unit.id) == before
