@@ -97,11 +97,15 @@ def box_geometry(box: tuple[int, int, int, int], fill: float, height: int, width
 
 
 def region_geometry(
-    heatmap: np.ndarray, boxes: list[tuple[int, int, int, int]], region_threshold: float
+    heatmap: np.ndarray,
+    boxes: list[tuple[int, int, int, int]],
+    region_threshold: float,
+    image_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """(N, len(GEOMETRY)) float32: per box, box_geometry with the fill of the region hint (heatmap
-    >= region_threshold) inside the box."""
-    height, width = heatmap.shape
+    >= region_threshold) inside the box. ``image_size`` (height, width): the whole image's, where
+    ``heatmap`` is a cut of it (training's patches); default the heatmap's own."""
+    height, width = image_size or heatmap.shape
     out = np.empty((len(boxes), len(GEOMETRY)), np.float32)
     for i, (x, y, w, h) in enumerate(boxes):
         inside = heatmap[y : y + h, x : x + w]

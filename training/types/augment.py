@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from qc.defect_types import GEOMETRY, box_geometry, region_crops
+from qc.defect_types import GEOMETRY, region_crops, region_geometry
 from training.types.regions import LabelledRegion
 
 HINT_THRESHOLD = 0.5  # the mask (0/1) plays the heatmap
@@ -38,10 +38,7 @@ def jitter_hint(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
 
 def geometry_of(region: LabelledRegion, hint: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """The region's qc.defect_types.GEOMETRY row, ``box`` being in its patch, ``hint`` 0/1 there."""
-    x, y, w, h = box
-    inside = hint[y : y + h, x : x + w]
-    fill = float((inside >= HINT_THRESHOLD).mean()) if inside.size else 0.0
-    return box_geometry(box, fill, *region.image_size)
+    return region_geometry(hint, [box], HINT_THRESHOLD, image_size=region.image_size)[0]
 
 
 def training_crop(rng: np.random.Generator, region: LabelledRegion, crop_px: int) -> tuple[np.ndarray, np.ndarray]:
