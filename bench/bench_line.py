@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from qc.decision import decide  # noqa: E402
-from qc.defect_types import NOT_A_DEFECT, region_crops, region_geometry  # noqa: E402
+from qc.defect_types import NOT_A_DEFECT  # noqa: E402
 from qc.inference import resolve_model_dir  # noqa: E402
 from qc.inspection_model import InspectionModel  # noqa: E402
 from qc.metrics import auroc  # noqa: E402
@@ -45,11 +45,7 @@ def all_false_alarms(model: InspectionModel, image: np.ndarray, heatmap: np.ndar
     head = model.type_classifier
     if head is None or NOT_A_DEFECT not in head.types:
         return False
-    boxes = [d.box for d in decision.defects]
-    probabilities = head.probabilities(
-        region_crops(image, heatmap, boxes, decision.pixel_threshold, head.crop_px),
-        region_geometry(heatmap, boxes, decision.pixel_threshold),
-    )
+    probabilities = head.region_probabilities(image, heatmap, [d.box for d in decision.defects], decision.pixel_threshold)
     return bool((probabilities.argmax(1) == head.types.index(NOT_A_DEFECT)).all())
 
 

@@ -246,7 +246,6 @@ def bench_line(model_dir: Path, frames: int, *, label: str | None = None, seed: 
     from edge.config import load_config
     from edge.line.defect_grading import DefectGrading
     from qc.decision import decide
-    from qc.defect_types import region_crops, region_geometry
     from qc.inspection_model import InspectionModel
     from qc.synth import FABRIC_DEFECTS, generate_panel
 
@@ -275,10 +274,7 @@ def bench_line(model_dir: Path, frames: int, *, label: str | None = None, seed: 
             peak_top.append(None)
             continue
         boxes = [d.box for d in decision.defects]
-        top = classifier.probabilities(
-            region_crops(sample.image, result.heatmap, boxes, decision.pixel_threshold, classifier.crop_px),
-            region_geometry(result.heatmap, boxes, decision.pixel_threshold),
-        ).argmax(1)
+        top = classifier.region_probabilities(sample.image, result.heatmap, boxes, decision.pixel_threshold).argmax(1)
         overlap = [truth_pixels_in_box(sample.mask, box) for box in boxes]
         best = int(np.argmax(overlap))
         located_top.append(classifier.types[top[best]] if overlap[best] > 0 else "(off the defect)")

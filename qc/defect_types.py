@@ -168,6 +168,14 @@ class TypeClassifier:
             for k, p in zip(best, probabilities)
         ]
 
+    def region_probabilities(
+        self, image_rgb: np.ndarray, heatmap: np.ndarray, boxes: list[tuple[int, int, int, int]], pixel_threshold: float
+    ) -> np.ndarray:
+        """(N, len(types)) probabilities of the regions at ``boxes``: their crops and geometry cut
+        from the image and heatmap as the head learnt them (the hint: heatmap >= pixel_threshold)."""
+        crops = region_crops(image_rgb, heatmap, boxes, pixel_threshold, self.crop_px)
+        return self.probabilities(crops, region_geometry(heatmap, boxes, pixel_threshold))
+
     def classify(
         self, image_rgb: np.ndarray, heatmap: np.ndarray, defects: list[Defect], pixel_threshold: float
     ) -> list[Defect]:
@@ -175,12 +183,10 @@ class TypeClassifier:
         at the pixel threshold the regions were found with."""
         if not defects:
             return []
-        boxes = [d.box for d in defects]
-        crops = region_crops(image_rgb, heatmap, boxes, pixel_threshold, self.crop_px)
-        geometry = region_geometry(heatmap, boxes, pixel_threshold)
+        probabilities = self.region_probabilities(image_rgb, heatmap, [d.box for d in defects], pixel_threshold)
         return [
             defect.model_copy(update={"type": kind, "type_confidence": confidence})
-            for defect, (kind, confidence) in zip(defects, self.label(self.probabilities(crops, geometry)))
+            for defect, (kind, confidence) in zip(defects, self.label(probabilities))
         ]
 
 

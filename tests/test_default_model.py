@@ -31,7 +31,7 @@ def test_shipped_model_inspects_a_simulated_line_frame(default_model_dir):
 
 def test_shipped_model_has_a_type_head_that_names_synthetic_defects(default_model_dir):
     from qc.card import load_card
-    from qc.defect_types import GEOMETRY, NOT_A_DEFECT, load_type_classifier, region_crops, region_geometry
+    from qc.defect_types import GEOMETRY, NOT_A_DEFECT, load_type_classifier
     from qc.synth import DEFECTS, generate_sample
 
     card = load_card(default_model_dir)
@@ -45,8 +45,7 @@ def test_shipped_model_has_a_type_head_that_names_synthetic_defects(default_mode
             sample = generate_sample(np.random.default_rng([99, seed]), defect=kind, seam=False)
             heat = sample.mask.astype(np.float32) / 255  # a perfect detector's heatmap
             defects = find_defects(heat, 0.5, min_area_px=6)
-            crops = region_crops(sample.image, heat, [defects[0].box], 0.5, classifier.crop_px)
-            probabilities = classifier.probabilities(crops, region_geometry(heat, [defects[0].box], 0.5))
+            probabilities = classifier.region_probabilities(sample.image, heat, [defects[0].box], 0.5)
             top_right += classifier.types[int(probabilities.argmax())] == kind
             labels.append(classifier.classify(sample.image, heat, defects[:1], 0.5)[0].type)
         assert top_right >= 4, f"the head's top type was right for {top_right} of 5 synthetic {kind}s"
