@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from qc.atomic import write_text_atomic
 from qc.contract import CARD_FILE, MODEL_FILE, TYPES_FILE
@@ -104,6 +104,22 @@ class TypeHeadRecord(_Strict):
     max_abs_diff_parity: float = Field(0.0, description="torch vs onnxruntime, largest probability difference")
 
 
+class PositionRecord(_Strict):
+    """A fixed camera's per-column heat factors (qc/position.py), applied before the thresholds."""
+
+    width: int = Field(gt=0, description="image width the factors are for; other widths are left as they are")
+    scale: list[float] = Field(description="one factor in (0, 1] per column, left to right")
+    data: str = Field(description="which good images the factors were fitted on (never test/)")
+
+    @model_validator(mode="after")
+    def _one_factor_per_column(self) -> "PositionRecord":
+        if len(self.scale) != self.width:
+            raise ValueError(f"position.scale has {len(self.scale)} factors for width {self.width}")
+        if not all(0.0 < v <= 1.0 for v in self.scale):
+            raise ValueError("position.scale factors must lie in (0, 1]: a column is quieted, never made hotter")
+        return self
+
+
 class ModelCard(_Strict):
     schema_version: int = CARD_SCHEMA_VERSION
     name: str
@@ -127,6 +143,9 @@ class ModelCard(_Strict):
     )
     type_head: TypeHeadRecord | None = Field(
         None, description="defect-type classifier beside the detector; None: every region is 'defect'"
+    )
+    position: PositionRecord | None = Field(
+        None, description="a fixed camera's per-column heat factors; None: every column counts alike"
     )
 
 

@@ -116,6 +116,8 @@ class Inferencer:
     ) -> None:
         self.model_dir = resolve_model_dir(model_dir)
         self.card: ModelCard = verify_files(self.model_dir)
+        position = self.card.position
+        self._position_scale = np.asarray(position.scale, np.float32) if position is not None else None
         self.batch_size = max(1, batch_size)
         self._session = open_session(self.model_dir / self.card.onnx_file, threads=threads, provider=provider)
         self.provider = self._session.get_providers()[0]
@@ -188,7 +190,7 @@ class Inferencer:
             blender.add(boxes, heats)
             score = max(score, float(scores.max()))
         blended = blender.result()
-        heatmap, score = postprocess(rgb, np.clip(blended, 0.0, 1.0, out=blended), score)
+        heatmap, score = postprocess(rgb, np.clip(blended, 0.0, 1.0, out=blended), score, self._position_scale)
         return InferenceResult(
             heatmap=heatmap,
             score=score,

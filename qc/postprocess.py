@@ -2,6 +2,8 @@
 station (qc.inference), calibration and evaluation (training.calibrate) can never disagree.
 
 1. Saturated flat padding at the image border is cleared and the image re-scored (qc.padding).
+   For a fixed camera, columns hot on every good image are quieted and the image re-scored
+   (qc.position).
 2. The heatmap is smoothed with a Gaussian of ``HEATMAP_SIGMA_PX``. The image score is *not*
    taken from the smoothed map: it stays the raw map's hottest 5x5 average, so a defect a few
    pixels wide keeps its full score.
@@ -22,6 +24,7 @@ import cv2
 import numpy as np
 
 from qc.padding import suppress_padding
+from qc.position import apply_position_scale
 
 HEATMAP_SIGMA_PX = 4.0
 
@@ -33,12 +36,16 @@ def smooth_heatmap(heatmap: np.ndarray, sigma_px: float = HEATMAP_SIGMA_PX) -> n
     return cv2.GaussianBlur(heatmap, (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT)
 
 
-def postprocess(image_rgb: np.ndarray, heatmap: np.ndarray, score: float) -> tuple[np.ndarray, float]:
+def postprocess(
+    image_rgb: np.ndarray, heatmap: np.ndarray, score: float, position_scale: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
     """(raw heatmap in 0..1, raw image score) -> (the heatmap the station shows and thresholds, score).
 
-    The raw heatmap is cleared over padding in place (qc.padding): a large image's map is not
-    copied for that.
+    The raw heatmap is cleared over padding in place (qc.padding), then, for a model with a fixed
+    camera's column factors (the card's ``position``), scaled per column in place (qc.position): a
+    large image's map is not copied for either.
     """
     heatmap, score = suppress_padding(image_rgb, heatmap, score)
+    heatmap, score = apply_position_scale(heatmap, score, position_scale)
     shown = smooth_heatmap(heatmap)
     return np.clip(shown, 0.0, 1.0, out=shown), score

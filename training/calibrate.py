@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from qc.card import Calibration, Thresholds
+from qc.position import MAX_FIT_IMAGES, fit_position_scale, fixed_camera
 from qc.postprocess import postprocess
 from qc.tiling import TileGrid
 from training.config import CalibrationConfig, ExportConfig
@@ -36,7 +37,12 @@ MAX_PIXELS_PER_IMAGE = 1 << 18
 
 @torch.no_grad()
 def infer_image(
-    net: DefectUNet, image: np.ndarray, export: ExportConfig, *, batch_size: int = 8
+    net: DefectUNet,
+    image: np.ndarray,
+    export: ExportConfig,
+    *,
+    batch_size: int = 8,
+    position_scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """(heatmap (H, W) float32, score) for one uint8 RGB image, tiled like qc.inference does."""
     grid = TileGrid.for_image(image.shape[0], image.shape[1], export.tile_px, export.overlap_px)
@@ -50,7 +56,35 @@ def infer_image(
         scores.append(out.score.float().cpu().numpy())
     # The station post-processes the same way (qc.inference), so thresholds mean the same.
     heatmap = np.clip(grid.blend(np.concatenate(heats)), 0.0, 1.0)
-    return postprocess(image, heatmap, float(np.concatenate(scores).max()))
+    return postprocess(image, heatmap, float(np.concatenate(scores).max()), position_scale)
+
+
+def fit_position(
+    net: DefectUNet,
+    trained_on: list[np.ndarray],
+    held_back: list[np.ndarray],
+    config: CalibrationConfig,
+    export: ExportConfig,
+    *,
+    source: object,
+) -> dict | None:
+    """A fixed camera's column factors (qc/position.py) for the card, or None when the images are not
+    from one (``config.position``).
+
+    Fitted on the good images trained on, never the held-back ones: those then calibrate the
+    thresholds with the factors applied, as the station applies them, without having shaped them.
+    """
+    sizes = [image.shape[:2] for image in trained_on + held_back]
+    if not fixed_camera(sizes, config.position):
+        return None
+    picked = np.unique(np.linspace(0, len(trained_on) - 1, MAX_FIT_IMAGES).round().astype(int))
+    scale = fit_position_scale([infer_image(net, trained_on[i], export)[0] for i in picked])
+    return {
+        "width": len(scale),
+        "scale": scale,
+        "data": f"{len(picked)} good images trained on from {source}",
+        "quieted": sum(v < 0.99 for v in scale),
+    }
 
 
 def with_odds_margin(value: float, factor: float) -> float:
@@ -79,15 +113,18 @@ def calibrate(
     *,
     data_description: str,
     seed: int = 0,
+    position_scale: np.ndarray | None = None,
 ) -> tuple[Thresholds, dict]:
-    """Thresholds from held-back good images, and a summary of the score distribution for run.json."""
+    """Thresholds from held-back good images, and a summary of the score distribution for run.json.
+
+    ``position_scale``: a fixed camera's column factors (qc.position), applied as the station will."""
     if not good_images:
         raise ValueError("calibration needs at least one held-back good image")
     net.eval()
     rng = np.random.default_rng(seed)
     scores, pixel_samples = [], []
     for image in good_images:
-        heatmap, score = infer_image(net, image, export)
+        heatmap, score = infer_image(net, image, export, position_scale=position_scale)
         scores.append(score)
         flat = heatmap.ravel()
         if flat.size > MAX_PIXELS_PER_IMAGE:
@@ -141,6 +178,7 @@ def calibrate_for_recall(
     *,
     data_description: str,
     seed: int = 0,
+    position_scale: np.ndarray | None = None,
 ) -> tuple[Thresholds, dict]:
     """Image threshold at a target recall on held-back labelled defect images (from train/, never
     test/); the pixel threshold and the good-score summary as in ``calibrate``.
@@ -151,9 +189,12 @@ def calibrate_for_recall(
     """
     if not defect_images:
         raise ValueError("recall calibration needs at least one held-back labelled defect image")
-    thresholds, summary = calibrate(net, good_images, config, export, data_description=data_description, seed=seed)
-    defect_scores = np.asarray([infer_image(net, image, export)[1] for image in defect_images], np.float64)
-    good_scores = np.asarray([infer_image(net, image, export)[1] for image in good_images], np.float64)
+    thresholds, summary = calibrate(
+        net, good_images, config, export, data_description=data_description, seed=seed, position_scale=position_scale
+    )
+    score = lambda image: infer_image(net, image, export, position_scale=position_scale)[1]  # noqa: E731
+    defect_scores = np.asarray([score(image) for image in defect_images], np.float64)
+    good_scores = np.asarray([score(image) for image in good_images], np.float64)
     image_t = min(config.max_threshold, recall_threshold(defect_scores, config.target_recall))
     frr = float(np.mean(good_scores >= image_t))
     recall = float(np.mean(defect_scores >= image_t))

@@ -92,6 +92,7 @@ BENCH_SCRIPTS = {
     "types": "bench_types.py",
     "line": "bench_line.py",
     "memory-bank": "bench_memory_bank.py",
+    "position": "bench_position.py",
 }
 
 

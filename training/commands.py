@@ -20,7 +20,7 @@ from qc.card import Thresholds
 from qc.overrides import ConfigError
 from training import distributed
 from training.augment import train_augmenter
-from training.calibrate import calibrate, calibrate_for_recall
+from training.calibrate import calibrate, calibrate_for_recall, fit_position
 from training.checkpoint import FORMAT, differing_keys, load_for_resume, save_atomic
 from training.config import TrainConfig, TrainingError, load_config
 from training.data import (
@@ -303,6 +303,12 @@ def _calibrate(
         if split.own_val_good
         else f"{len(split.val_good)} good images held back from {split.good[0].parent} (seed {config.seed})"
     )
+    position = fit_position(
+        net, data.train_images, data.val_images, config.calibration, config.export, source=split.good[0].parent
+    )
+    if position:
+        log(f"position: {position['quieted']} of {position['width']} columns quieted ({position['data']})")
+    position_scale = np.asarray(position["scale"], np.float32) if position else None
     if split.by_recall:
         val_defects = split.val_defects
         thresholds, summary = calibrate_for_recall(
@@ -315,6 +321,7 @@ def _calibrate(
             f"{'of' if split.own_val_defects else 'held back from'} {val_defects[0].path.parent.parent} "
             f"({', '.join(sorted({d.defect_type for d in val_defects}))})",
             seed=config.seed,
+            position_scale=position_scale,
         )
     else:
         thresholds, summary = calibrate(
@@ -324,10 +331,11 @@ def _calibrate(
             config.export,
             data_description=good_description,
             seed=config.seed,
+            position_scale=position_scale,
         )
     np.savez_compressed(out_dir / PARITY_FILE, **parity_crops(data.val_images, config))
     _say_calibration(config, thresholds, summary)
-    return {"thresholds": thresholds.model_dump(mode="json"), **summary}
+    return {"thresholds": thresholds.model_dump(mode="json"), **summary, "position": position}
 
 
 def _say_calibration(config: TrainConfig, thresholds: Thresholds, summary: dict) -> None:

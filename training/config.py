@@ -166,6 +166,12 @@ class CalibrationConfig(Strict):
     )
     pixel_floor: float = Field(0.5, ge=0.5, lt=1.0, description="the pixel threshold never goes below this")
     max_threshold: float = Field(0.99, gt=0.5, lt=1.0, description="thresholds are capped here")
+    # Not on/off: YAML reads those as booleans.
+    position: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="quiet columns hot on every good image (qc/position.py): 'auto' for line-scan strips "
+        "of one size (at least 4x wider than tall), 'always' for any images of one size, 'never'",
+    )
 
 
 class ExportConfig(Strict):

@@ -19,6 +19,7 @@ import torch
 from qc.atomic import write_bytes_atomic
 from qc.card import (
     BackboneRecord,
+    PositionRecord,
     ExportParity,
     InputSpec,
     ModelCard,
@@ -163,6 +164,13 @@ def check_parity(net: DefectUNet, onnx_path: Path, batches: list[np.ndarray], im
     )
 
 
+def position_record(position: dict | None) -> PositionRecord | None:
+    """The card's part of the run's position factors (the run also keeps how many were quieted)."""
+    if not position:
+        return None
+    return PositionRecord(width=position["width"], scale=position["scale"], data=position["data"])
+
+
 def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, command: str) -> ModelCard:
     """Export ``run_dir`` to ``out_dir``/{model.onnx, model.json}; nothing lands there unless parity holds."""
     run = load_run(run_dir)
@@ -206,6 +214,7 @@ def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, command
         quantization=None,
         export_command=command,
         backbone=backbone,
+        position=position_record(record["calibration"].get("position")),
     )
     write_card(card, out_dir)
     return card

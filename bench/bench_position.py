@@ -1,0 +1,127 @@
+"""``qc bench position``: what position-aware normalisation (qc/position.py) does to trained models.
+
+For each model a ``qc bench aitex --work-dir WORK_DIR --seeds ...`` run kept (WORK_DIR/run<fabric>_seed<n>,
+WORK_DIR/models/aitex<fabric>_seed<n>/bench, WORK_DIR/fabric<fabric>), this does after the fact what
+``qc train`` now does after training: fit the column factors on the good strips the model trained
+on (training.calibrate.fit_position), calibrate the thresholds again on the held-back strips with
+the factors applied (training.calibrate.calibrate), and write both into a copy of the model's card.
+Then ``qc eval``'s path (qc.evaluate) measures the model as kept and the copy, on the same test
+strips: strip-, tile- and pixel-level AUROC, the false-reject rate and recall at each card's
+threshold. The network is the same in both: only the station's post-processing and thresholds differ.
+
+Run: qc bench position -- --work WORK_DIR [--json bench/results/position.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from qc.card import load_card, write_card  # noqa: E402
+from qc.evaluate import evaluate_model  # noqa: E402
+from training.benchmark import machine  # noqa: E402
+from training.calibrate import calibrate, fit_position  # noqa: E402
+from training.data import find_training_images, load_images, split_train_val  # noqa: E402
+from training.export import load_run, position_record  # noqa: E402
+
+FIGURES = ("image_auroc", "tile_auroc", "pixel_auroc", "false_reject_rate", "recall")
+
+
+def kept_runs(work: Path) -> list[tuple[str, int]]:
+    found = []
+    for run in sorted(work.glob("run*_seed*")):
+        match = re.fullmatch(r"run(\w+?)_seed(\d+)", run.name)
+        if match and (run / "run.json").is_file():
+            found.append((match[1], int(match[2])))
+    return found
+
+
+def refit(work: Path, fabric: str, seed: int, out_model: Path) -> dict:
+    """The kept model's card with column factors and thresholds calibrated with them, in ``out_model``."""
+    run = load_run(work / f"run{fabric}_seed{seed}")
+    data = work / f"fabric{fabric}"
+    config = run.config
+    trained_on, held_back = split_train_val(
+        find_training_images(data), val_fraction=config.data.val_fraction,
+        min_val_images=config.data.min_val_images, seed=config.seed,
+    )
+    trained_images, held_images = load_images(trained_on), load_images(held_back)
+    position = fit_position(run.net, trained_images, held_images, config.calibration, config.export, source=data)
+    scale = np.asarray(position["scale"], np.float32) if position else None
+    thresholds, _ = calibrate(
+        run.net, held_images, config.calibration, config.export,
+        data_description=f"{len(held_back)} good images held back from {data / 'train' / 'good'} (seed {config.seed})",
+        seed=config.seed, position_scale=scale,
+    )
+    model = work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
+    shutil.copytree(model, out_model)
+    card = load_card(model).model_copy(update={"thresholds": thresholds, "position": position_record(position)})
+    write_card(card, out_model)
+    return {"quieted_columns": position["quieted"] if position else 0, "threshold": thresholds.image}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, required=True, help="a `qc bench aitex --work-dir` folder")
+    parser.add_argument("--fabrics", default=None, help="comma-separated fabric codes (default: every kept run)")
+    parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "position.json")
+    args = parser.parse_args()
+    wanted = set(args.fabrics.split(",")) if args.fabrics else None
+    runs = [(f, s) for f, s in kept_runs(args.work) if wanted is None or f in wanted]
+    if not runs:
+        raise SystemExit(f"{args.work}: no kept qc bench aitex runs (run<fabric>_seed<n>/run.json)")
+    rows = []
+    print(f"{'fabric':>6} {'seed':>4} {'':>6} " + " ".join(f"{k:>17}" for k in FIGURES) + "  threshold")
+    with tempfile.TemporaryDirectory(prefix="qc-bench-position-") as tmp:
+        for fabric, seed in runs:
+            data = args.work / f"fabric{fabric}"
+            kept = args.work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
+            copy = Path(tmp) / f"aitex{fabric}_seed{seed}"
+            refit_record = refit(args.work, fabric, seed, copy)
+            before, after = evaluate_model(kept, data), evaluate_model(copy, data)
+            row = {"fabric": fabric, "seed": seed, **refit_record,
+                   "kept_threshold": before["image_threshold"],
+                   "kept": {k: before.get(k) for k in FIGURES}, "position": {k: after.get(k) for k in FIGURES}}
+            rows.append(row)
+            for name, threshold in (("kept", row["kept_threshold"]), ("position", row["threshold"])):
+                cells = " ".join(f"{row[name][k]:>17.3f}" for k in FIGURES)
+                print(f"{fabric:>6} {seed:>4} {name[:6]:>6} {cells}  {threshold:.4f}", flush=True)
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"work": str(args.work), "machine": machine(), "rows": rows,
+                                             "summary": summary(rows)}, indent=1) + "\n", encoding="utf-8")
+    print(format_summary(summary(rows)))
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    out = []
+    for fabric in dict.fromkeys(r["fabric"] for r in rows):
+        runs = [r for r in rows if r["fabric"] == fabric]
+        entry = {"fabric": fabric, "runs": len(runs)}
+        for name in ("kept", "position"):
+            entry[name] = {k: {"mean": float(np.mean([r[name][k] for r in runs])),
+                               "min": float(np.min([r[name][k] for r in runs]))} for k in FIGURES}
+        out.append(entry)
+    return out
+
+
+def format_summary(entries: list[dict]) -> str:
+    lines = [f"{'fabric':>6} {'runs':>4} {'':>8} " + " ".join(f"{k:>17}" for k in FIGURES) + "   (mean [min])"]
+    for e in entries:
+        for name in ("kept", "position"):
+            cells = " ".join(f"{e[name][k]['mean']:.3f} [{e[name][k]['min']:.3f}]".rjust(17) for k in FIGURES)
+            lines.append(f"{e['fabric']:>6} {e['runs']:>4} {name:>8} {cells}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Position-aware normalisation (qc/position.py): columns hot on every good image are quieted, a
+defect elsewhere keeps its heat, another camera's width is left alone, and the card checks it."""
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from qc.card import PositionRecord
+from qc.position import apply_position_scale, fit_position_scale, fixed_camera
+
+
+def good_map(rng, width=400):
+    heat = rng.uniform(0.0, 0.05, (40, width)).astype(np.float32)
+    heat[:, 100:110] = 0.8  # a machine bed's edge the network fires on in every strip
+    return heat
+
+
+def test_a_column_hot_on_every_good_image_is_quieted_and_a_defect_elsewhere_keeps_its_heat(rng):
+    scale = np.asarray(fit_position_scale([good_map(rng) for _ in range(5)]), np.float32)
+    assert scale.shape == (400,) and scale.max() == 1.0
+    assert scale[100:110].max() < 0.15  # about 1.5 x typical / 0.8
+    assert (scale[250:] == 1.0).all()  # far from the hot columns nothing changes
+    unit = good_map(rng)
+    unit[20:25, 300:305] = 0.9  # a defect
+    scaled, score = apply_position_scale(unit.copy(), 0.9, scale)
+    assert scaled[:, 100:110].max() < 0.12 and scaled[22, 302] == np.float32(0.9)
+    assert score == pytest.approx(0.9, abs=0.01)  # now the defect, not the bed, scores the unit
+
+
+def test_another_width_is_left_as_it_is(rng):
+    scale = np.asarray(fit_position_scale([good_map(rng)]), np.float32)
+    other = good_map(rng, width=300)
+    same, score = apply_position_scale(other, 0.8, scale)
+    assert same is other and score == 0.8
+    assert apply_position_scale(other, 0.8, None)[1] == 0.8
+
+
+def test_images_of_several_widths_have_no_profile(rng):
+    with pytest.raises(ValueError, match="one width"):
+        fit_position_scale([good_map(rng), good_map(rng, width=300)])
+
+
+def test_only_a_fixed_camera_gets_a_profile():
+    strips, tiles = [(256, 4096)] * 3, [(256, 256)] * 3
+    assert fixed_camera(strips, "auto") and not fixed_camera(tiles, "auto")
+    assert fixed_camera(tiles, "always") and not fixed_camera(strips, "never")
+    assert not fixed_camera([(256, 4096), (256, 4000)], "always")  # two cameras, or a cropped strip
+    assert not fixed_camera([], "auto")
+
+
+def test_the_card_refuses_factors_that_do_not_fit_their_width_or_heat_a_column():
+    PositionRecord(width=3, scale=[1.0, 0.5, 0.2], data="3 good strips")
+    with pytest.raises(ValidationError, match="2 factors for width 3"):
+        PositionRecord(width=3, scale=[1.0, 0.5], data="x")
+    with pytest.raises(ValidationError, match="never made hotter"):
+        PositionRecord(width=2, scale=[1.0, 1.5], data="x")
+    with pytest.raises(ValidationError, match="never made hotter"):
+        PositionRecord(width=2, scale=[1.0, 0.0], data="x")
