@@ -47,7 +47,19 @@ def test_bench_runs_each_seed_and_writes_the_summary(tmp_path, capsys):
     for seed in (0, 1):  # each seed trained its own run with that seed
         record = json.loads((tmp_path / "work" / f"run06_seed{seed}" / "run.json").read_text())
         assert record["seed"] == seed
+        # AITEX strips are line-scan strips of one size: training fitted column factors for them
+        assert record["calibration"]["position"]["width"] == 4096
     assert "over seeds" in capsys.readouterr().out
+
+    # qc bench position refits the kept models' factors and thresholds and measures both cards
+    out = tmp_path / "position.json"
+    assert main(["bench", "position", "--", "--work", str(tmp_path / "work"), "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["fabric"], r["seed"]) for r in rows] == [("06", 0), ("06", 1)]
+    for r in rows:
+        assert r["kept"]["image_auroc"] == pytest.approx(result["rows"][r["seed"]]["image_auroc"])  # same model, same eval
+        assert 0.0 <= r["position"]["false_reject_rate"] <= 1.0 and 0 <= r["quieted_columns"] <= 4096
+    assert "(mean [min])" in capsys.readouterr().out
 
 
 def test_bad_seed_lists_are_refused(capsys):
