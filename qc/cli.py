@@ -159,7 +159,7 @@ def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
             for m in list_models(args.root):
                 print(f"{'*' if m.current else ' '} {m.name:<20} {m.version:<12} {m.path}")
         elif args.models_command == "show":
-            print(json.dumps(load_card(args.path).model_dump(mode="json"), indent=2))
+            print(json.dumps(_card_for_reading(load_card(args.path)), indent=2))
         elif args.models_command == "verify":
             card = verify_model(args.path)
             print(f"ok: {card.name} {card.version} (sha256 {card.onnx_sha256[:12]}…)")
@@ -169,6 +169,17 @@ def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
     except ModelRefused as exc:
         raise UserError(str(exc)) from exc
     return EXIT_OK
+
+
+def _card_for_reading(card) -> dict:
+    """The card as JSON, with a fixed camera's one factor per column (thousands) summarised."""
+    shown = card.model_dump(mode="json")
+    if card.position is not None:
+        scale = card.position.scale
+        shown["position"]["scale"] = (
+            f"{len(scale)} factors, {sum(v < 1.0 for v in scale)} below 1, smallest {min(scale):.3f}"
+        )
+    return shown
 
 
 def _add_data_command(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:

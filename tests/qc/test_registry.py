@@ -59,3 +59,18 @@ def test_a_promote_the_disk_refuses_keeps_the_old_pointer(registry, monkeypatch)
         promote(registry, "denim", "1.1.0")
     assert (registry / "denim" / "CURRENT").read_text().strip() == "1.0.0"
     assert not [p for p in (registry / "denim").iterdir() if p.name.startswith(".")]
+
+
+def test_show_summarises_a_fixed_camera_s_column_factors(registry, capsys):
+    import json
+
+    from qc.card import PositionRecord, load_card, write_card
+    from qc.cli import main
+
+    model = registry / "denim" / "1.0.0"
+    card = load_card(model)
+    write_card(card.model_copy(update={"position": PositionRecord(width=4, scale=[1.0, 0.5, 0.25, 1.0], data="4 strips")}), model)
+    assert main(["models", "show", str(model)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["position"]["scale"] == "4 factors, 2 below 1, smallest 0.250"
+    assert shown["position"]["width"] == 4 and shown["thresholds"] == json.loads(card.model_dump_json())["thresholds"]
