@@ -67,7 +67,7 @@ def measure(maps: list[np.ndarray], scores: np.ndarray, labels: np.ndarray, mask
     }
 
 
-def test_split(root: Path) -> tuple[list, np.ndarray, list]:
+def held_out_split(root: Path) -> tuple[list, np.ndarray, list]:
     records = open_dataset(root).select(split="test")
     images = [to_rgb_uint8(read_image(r.path)) for r in records]
     masks = []
@@ -88,7 +88,7 @@ def bench_fabric(extractor, root: Path, fabric: str, seed: int, size: int, train
     fit_s = time.perf_counter() - started
     cross_fitted = [image_score(station_map(im, distance_map(extractor, bank, im, leave_out=i))) for i, im in enumerate(train)]
     reference = max(cross_fitted)
-    images, labels, masks = test_split(root)
+    images, labels, masks = held_out_split(root)
     started = time.perf_counter()
     maps = [station_map(im, distance_map(extractor, bank, im)) for im in images]
     n_tiles = sum(len(TileGrid.for_image(im.shape[0], im.shape[1], TILE_PX, OVERLAP_PX).boxes) for im in images)

@@ -47,13 +47,12 @@ def fit_position_scale(heatmaps: list[np.ndarray]) -> list[float]:
 def fixed_camera(sizes: list[tuple[int, int]], mode: str) -> bool:
     """Whether images of these (height, width) come from a fixed camera whose columns mean places.
 
-    ``auto``: every image the same size and line-scan strips (at least 4 times wider than tall);
-    ``always``: every image the same size; ``never``.
+    ``auto``: every image as wide as the others and a line-scan strip (at least 4 times wider than
+    tall; strips may differ in length); ``always``: every image as wide as the others; ``never``.
     """
-    if mode == "never" or not sizes or len(set(sizes)) != 1:
+    if mode == "never" or not sizes or len({width for _, width in sizes}) != 1:
         return False
-    height, width = sizes[0]
-    return mode == "always" or width >= 4 * height
+    return mode == "always" or all(width >= 4 * height for height, width in sizes)
 
 
 def apply_position_scale(heatmap: np.ndarray, score: float, scale: np.ndarray | None) -> tuple[np.ndarray, float]:

@@ -170,7 +170,7 @@ class CalibrationConfig(Strict):
     position: Literal["auto", "always", "never"] = Field(
         "auto",
         description="quiet columns hot on every good image (qc/position.py): 'auto' for line-scan strips "
-        "of one size (at least 4x wider than tall), 'always' for any images of one size, 'never'",
+        "of one width (each at least 4x wider than tall), 'always' for any images of one width, 'never'",
     )
 
 

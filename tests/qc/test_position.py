@@ -45,6 +45,8 @@ def test_only_a_fixed_camera_gets_a_profile():
     assert fixed_camera(strips, "auto") and not fixed_camera(tiles, "auto")
     assert fixed_camera(tiles, "always") and not fixed_camera(strips, "never")
     assert not fixed_camera([(256, 4096), (256, 4000)], "always")  # two cameras, or a cropped strip
+    assert fixed_camera([(256, 4096), (512, 4096)], "auto")  # strips of another length, the same camera
+    assert not fixed_camera([(256, 4096), (2048, 4096)], "auto")  # not a strip: a whole frame
     assert not fixed_camera([], "auto")
 
 
