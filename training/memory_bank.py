@@ -7,12 +7,14 @@
 
 No training: fitting is a forward pass and a coreset. Issue 12 asks whether such a head, or its map
 combined with the trained network's, beats the trained network alone; bench/bench_memory_bank.py
-answers on the AITEX dev fabrics. Nothing here is exported yet: a station cannot run it.
+answers on the AITEX dev fabrics (bench/results/memory_bank.json: better on 06 only, and combined
+no better than either). Nothing here is exported: a station cannot run it.
 
 The coreset is greedy k-centre (each pick is the vector farthest from those already picked), not a
 random sample: a rare but normal patch (a selvage, a pattern repeat) is exactly what a random
-sample drops and what then fires on every good image. On AITEX 04 (one seed, 4000 of 233k vectors)
-greedy scored image AUROC 0.825 where a random sample of the same size scored 0.675.
+sample drops and what then fires on every good image. On AITEX 04 (one seed, 4000 of 233k vectors,
+measured by a throw-away script before the bench existed) greedy scored image AUROC 0.825 where a
+random sample of the same size scored 0.675.
 """
 
 from __future__ import annotations
