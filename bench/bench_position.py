@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 
 from qc.card import load_card, write_card  # noqa: E402
 from qc.evaluate import evaluate_model  # noqa: E402
+from qc.position import quieted_columns  # noqa: E402
 from training.benchmark import machine  # noqa: E402
 from training.calibrate import calibrate, fit_position  # noqa: E402
 from training.data import find_training_images, load_images, split_train_val  # noqa: E402
@@ -67,7 +68,7 @@ def refit(work: Path, fabric: str, seed: int, out_model: Path) -> dict:
     shutil.copytree(model, out_model)
     card = load_card(model).model_copy(update={"thresholds": thresholds, "position": position_record(position)})
     write_card(card, out_model)
-    return {"quieted_columns": position["quieted"] if position else 0, "threshold": thresholds.image}
+    return {"quieted_columns": quieted_columns(position["scale"]) if position else 0, "threshold": thresholds.image}
 
 
 def main() -> None:

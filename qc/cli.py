@@ -173,11 +173,13 @@ def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _card_for_reading(card) -> dict:
     """The card as JSON, with a fixed camera's one factor per column (thousands) summarised."""
+    from qc.position import quieted_columns
+
     shown = card.model_dump(mode="json")
     if card.position is not None:
         scale = card.position.scale
         shown["position"]["scale"] = (
-            f"{len(scale)} factors, {sum(v < 1.0 for v in scale)} below 1, smallest {min(scale):.3f}"
+            f"{len(scale)} factors, {quieted_columns(scale)} below 1, smallest {min(scale):.3f}"
         )
     return shown
 

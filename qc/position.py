@@ -21,7 +21,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-SCORE_WINDOW_PX = 5  # the image score's local average (qc.padding), so profile and score agree
+from qc.padding import SCORE_WINDOW_PX  # the image score's local average: profile and score agree
+
 TOLERANCE = 1.5  # x the median column's heat: columns up to that are left alone
 SPREAD_PX = 65  # a column's allowance covers its neighbours: heat shifts a little from strip to strip
 MAX_FIT_IMAGES = 64  # enough to see every hot column; bounds the time it costs after training
@@ -42,6 +43,10 @@ def fit_position_scale(heatmaps: list[np.ndarray]) -> list[float]:
     hottest = cv2.dilate(hottest[None, :], np.ones((1, SPREAD_PX), np.uint8))[0]
     allowed = max(TOLERANCE * float(np.median(hottest)), 1e-6)
     return [round(v, 5) for v in (allowed / np.maximum(hottest, allowed)).tolist()]
+
+
+def quieted_columns(scale: list[float]) -> int:
+    return sum(v < 1.0 for v in scale)
 
 
 def fixed_camera(sizes: list[tuple[int, int]], mode: str) -> bool:

@@ -68,7 +68,7 @@ def fit_position(
     *,
     source: object,
 ) -> dict | None:
-    """A fixed camera's column factors (qc/position.py) for the card, or None when the images are not
+    """A fixed camera's column factors (qc/position.py): the card's ``position`` fields, or None when the images are not
     from one (``config.position``).
 
     Fitted on the good images trained on, never the held-back ones: those then calibrate the
@@ -83,7 +83,6 @@ def fit_position(
         "width": len(scale),
         "scale": scale,
         "data": f"{len(picked)} good images trained on from {source}",
-        "quieted": sum(v < 0.99 for v in scale),
     }
 
 

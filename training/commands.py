@@ -18,6 +18,7 @@ import torch
 from qc.atomic import write_text_atomic
 from qc.card import Thresholds
 from qc.overrides import ConfigError
+from qc.position import quieted_columns
 from training import distributed
 from training.augment import train_augmenter
 from training.calibrate import calibrate, calibrate_for_recall, fit_position
@@ -307,7 +308,7 @@ def _calibrate(
         net, data.train_images, data.val_images, config.calibration, config.export, source=split.good[0].parent
     )
     if position:
-        log(f"position: {position['quieted']} of {position['width']} columns quieted ({position['data']})")
+        log(f"position: {quieted_columns(position['scale'])} of {position['width']} columns quieted ({position['data']})")
     position_scale = np.asarray(position["scale"], np.float32) if position else None
     if split.by_recall:
         val_defects = split.val_defects

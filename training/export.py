@@ -165,10 +165,8 @@ def check_parity(net: DefectUNet, onnx_path: Path, batches: list[np.ndarray], im
 
 
 def position_record(position: dict | None) -> PositionRecord | None:
-    """The card's part of the run's position factors (the run also keeps how many were quieted)."""
-    if not position:
-        return None
-    return PositionRecord(width=position["width"], scale=position["scale"], data=position["data"])
+    """The card's record of the run's position factors, if it has any."""
+    return PositionRecord.model_validate(position) if position else None
 
 
 def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, command: str) -> ModelCard:
