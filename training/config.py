@@ -24,6 +24,12 @@ class DataConfig(Strict):
     anomaly_probability: float = Field(
         0.5, ge=0.0, le=1.0, description="fraction of training crops given a synthetic anomaly"
     )
+    crops_per: Literal["image", "area"] = Field(
+        "image",
+        description="'image': every training image gives crops equally often; 'area': in proportion "
+        "to its pixels, so in a mix of sizes a 4096x256 strip is not trained on as little as a "
+        "256x256 tile",
+    )
     redraw_blank: float = Field(
         0.8, ge=0.0, le=1.0, description="probability that a blank crop (flat padding) is drawn again"
     )

@@ -279,6 +279,8 @@ class AnomalyBatches:
     defects: list[DefectSample] = field(default_factory=list)
     weak_spots: dict[int, tuple[int, int]] = field(default_factory=dict)
     """defect index -> (y, x) of the network's hottest spot on an image-label-only defect."""
+    _area_share: np.ndarray | None = field(default=None, repr=False)
+    """cumulative share of the pixels up to each image, for data.crops_per: area (built on first use)"""
 
     def sample_defect(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
         crop_px = self.data.crop_px
@@ -313,8 +315,16 @@ class AnomalyBatches:
         return images, masks, np.array([t[2] for t in triples], bool)
 
     def random_train_crop(self, rng: np.random.Generator) -> np.ndarray:
-        image = self.images[int(rng.integers(len(self.images)))]
+        image = self.images[self.pick_image(rng)]
         return train_crop(rng, image, crop_px=self.data.crop_px, rotate=self.data.rotate)
+
+    def pick_image(self, rng: np.random.Generator) -> int:
+        if self.data.crops_per == "image":
+            return int(rng.integers(len(self.images)))
+        if self._area_share is None:
+            areas = np.array([image.shape[0] * image.shape[1] for image in self.images], np.float64)
+            self._area_share = np.cumsum(areas / areas.sum())
+        return min(int(np.searchsorted(self._area_share, rng.random(), side="right")), len(self.images) - 1)
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         crop_px = self.data.crop_px

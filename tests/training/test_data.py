@@ -105,6 +105,20 @@ def test_blank_padding_is_mostly_drawn_again():
     assert blank_share(1.0) < blank_share(0.0) / 2
 
 
+
+@pytest.mark.parametrize("crops_per, strip_share", [("image", 1 / 5), ("area", 4 / 5)])
+def test_crops_per_image_or_per_pixel(crops_per, strip_share):
+    """One 64x1024 strip beside four 64x64 tiles: a fifth of the crops, or four fifths (its pixels).
+    The strip is dark and the tiles light, so each crop tells where it came from."""
+    rng = np.random.default_rng(0)
+    strip = np.full((64, 1024, 3), 40, np.uint8)
+    tiles = [np.full((64, 64, 3), 200, np.uint8) for _ in range(4)]
+    data = DataConfig(crop_px=32, anomaly_probability=0.0, redraw_blank=0.0, crops_per=crops_per)
+    batches = AnomalyBatches([strip, *tiles], data, AnomalyConfig(), np.random.default_rng(2))
+    images, _ = batches.next_batch(2000)
+    from_strip = float((images.mean(axis=(1, 2, 3)) < 0.5).mean())
+    assert abs(from_strip - strip_share) < 0.04
+
 def test_hot_spots_are_the_hottest_separate_peaks():
     heat = np.zeros((64, 256), np.float32)
     heat[10, 20] = 0.9
