@@ -21,7 +21,18 @@ from training.config import NetConfig
 from training.net import HEAD_PRIOR_LOGIT, SegmentationNet, conv_bn_relu, upsample2_to
 
 
-class PretrainedUNet(SegmentationNet):
+class FrozenBackboneNet(SegmentationNet):
+    """A segmentation network holding a frozen pretrained ``backbone`` (set by the subclass)."""
+
+    backbone: Lite0Features
+
+    def train(self, mode: bool = True) -> "FrozenBackboneNet":
+        super().train(mode)
+        self.backbone.eval()  # frozen: its batch-norm statistics are ImageNet's, never updated
+        return self
+
+
+class PretrainedUNet(FrozenBackboneNet):
     """The segmentation network of training/net.py with a frozen pretrained encoder.
 
     Lite0's stride-16 features are decoded through its stride-8 and stride-4 features (one fusing
@@ -43,11 +54,6 @@ class PretrainedUNet(SegmentationNet):
         self.head = nn.Conv2d(w4, 1, 1)
         nn.init.constant_(self.head.bias, HEAD_PRIOR_LOGIT)
         self.score_pool_px = config.score_pool_px
-
-    def train(self, mode: bool = True) -> "PretrainedUNet":
-        super().train(mode)
-        self.backbone.eval()  # frozen: its batch-norm statistics are ImageNet's, never updated
-        return self
 
     def logits(self, image: torch.Tensor) -> torch.Tensor:
         stride4, stride8, stride16 = self.backbone(image)

@@ -22,11 +22,12 @@ from torch import nn
 
 from training.backbone import STAGE_CHANNELS, Lite0Features
 from training.config import NetConfig
-from training.net import HEAD_PRIOR_LOGIT, INPUT_MEAN, INPUT_STD, DownBlock, SegmentationNet, UpBlock
+from training.feature_net import FrozenBackboneNet
+from training.net import HEAD_PRIOR_LOGIT, INPUT_MEAN, INPUT_STD, DownBlock, UpBlock
 from training.net import conv_bn_relu, upsample2_to
 
 
-class HybridUNet(SegmentationNet):
+class HybridUNet(FrozenBackboneNet):
     """RGB 0..1 [N, 3, H, W] -> ModelOutputs; any H, W >= 1, like DefectUNet.
 
     Needs four levels (strides 2, 4, 8, 16: ``channel_multipliers`` of length 4), so that the
@@ -57,11 +58,6 @@ class HybridUNet(SegmentationNet):
         self.head = nn.Conv2d(widths[0], 1, 1)
         nn.init.constant_(self.head.bias, HEAD_PRIOR_LOGIT)
         self.score_pool_px = config.score_pool_px
-
-    def train(self, mode: bool = True) -> "HybridUNet":
-        super().train(mode)
-        self.backbone.eval()  # frozen: its batch-norm statistics are ImageNet's, never updated
-        return self
 
     def logits(self, image: torch.Tensor) -> torch.Tensor:
         _, pre8, pre16 = self.backbone(image)
