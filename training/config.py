@@ -114,6 +114,9 @@ class NetConfig(Strict):
     def _odd_pool(self) -> "NetConfig":
         if self.score_pool_px % 2 == 0:
             raise ValueError("score_pool_px must be odd (the pooled map keeps the heatmap's size)")
+        if self.backbone == "lite0_unet" and len(self.channel_multipliers) != 4:
+            # The U-Net's levels at strides 8 and 16 are where Lite0's features join it.
+            raise ValueError("backbone lite0_unet needs 4 channel_multipliers (strides 2, 4, 8, 16)")
         return self
 
 

@@ -36,8 +36,6 @@ class HybridUNet(FrozenBackboneNet):
 
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
-        if len(config.channel_multipliers) != 4:
-            raise ValueError("net.backbone lite0_unet needs 4 channel_multipliers (strides 2, 4, 8, 16)")
         widths = [config.base_channels * m for m in config.channel_multipliers]
         _, c8, c16 = STAGE_CHANNELS
         norm = config.norm

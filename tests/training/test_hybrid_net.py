@@ -57,8 +57,9 @@ def test_training_moves_the_unet_and_never_the_backbone():
 
 
 def test_three_levels_are_refused_with_the_reason():
-    with pytest.raises(ValueError, match="needs 4 channel_multipliers"):
-        HybridUNet(NetConfig(backbone="lite0_unet", channel_multipliers=[1, 2, 4]))
+    with pytest.raises(ValueError, match="lite0_unet needs 4 channel_multipliers"):
+        NetConfig(backbone="lite0_unet", channel_multipliers=[1, 2, 4])
+    assert isinstance(build_network(NetConfig(**SMALL)), HybridUNet)
 
 
 def test_trains_exports_and_runs_at_the_station(tiny_dataset, tiny_config_path, tmp_path):
