@@ -279,8 +279,12 @@ class AnomalyBatches:
     defects: list[DefectSample] = field(default_factory=list)
     weak_spots: dict[int, tuple[int, int]] = field(default_factory=dict)
     """defect index -> (y, x) of the network's hottest spot on an image-label-only defect."""
-    _area_share: np.ndarray | None = field(default=None, repr=False)
-    """cumulative share of the pixels up to each image, for data.crops_per: area (built on first use)"""
+    _area_share: np.ndarray = field(init=False, repr=False)
+    """cumulative share of the pixels up to each image, for data.crops_per: area"""
+
+    def __post_init__(self) -> None:
+        areas = np.array([image.shape[0] * image.shape[1] for image in self.images], np.float64)
+        self._area_share = np.cumsum(areas / areas.sum()) if len(areas) else areas
 
     def sample_defect(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
         crop_px = self.data.crop_px
@@ -321,9 +325,6 @@ class AnomalyBatches:
     def pick_image(self, rng: np.random.Generator) -> int:
         if self.data.crops_per == "image":
             return int(rng.integers(len(self.images)))
-        if self._area_share is None:
-            areas = np.array([image.shape[0] * image.shape[1] for image in self.images], np.float64)
-            self._area_share = np.cumsum(areas / areas.sum())
         return min(int(np.searchsorted(self._area_share, rng.random(), side="right")), len(self.images) - 1)
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

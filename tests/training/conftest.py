@@ -74,3 +74,21 @@ def tiny_export(tmp_path_factory, tiny_run) -> Path:
 
     out = tmp_path_factory.mktemp("models") / "tiny-fabric" / "0.0.1"
     return run_export(tiny_run, out, name=None, version=None, command="qc export (tests)")
+
+
+def train_two_steps_checking_the_backbone_stays_frozen(net) -> None:
+    """Two AdamW steps on random images; the frozen backbone stays in eval mode (its batch norms keep
+    ImageNet's statistics) and its state, running statistics included, is bit-identical after."""
+    import torch
+
+    frozen = {k: v.clone() for k, v in net.backbone.state_dict().items()}
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-2)
+    net.train()
+    assert not net.backbone.training
+    for _ in range(2):
+        loss = net.logits(torch.rand(2, 3, 64, 64)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for key, value in net.backbone.state_dict().items():
+        assert torch.equal(value, frozen[key]), key
