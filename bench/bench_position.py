@@ -2,14 +2,15 @@
 
 For each model a ``qc bench aitex --work-dir WORK_DIR --seeds ...`` run kept (WORK_DIR/run<fabric>_seed<n>,
 WORK_DIR/models/aitex<fabric>_seed<n>/bench, WORK_DIR/fabric<fabric>), this does after the fact what
-``qc train`` now does after training: fit the column factors on the good strips the model trained
-on (training.calibrate.fit_position), calibrate the thresholds again on the held-back strips with
-the factors applied (training.calibrate.calibrate), and write both into a copy of the model's card.
-Then ``qc eval``'s path (qc.evaluate) measures the model as kept and the copy, on the same test
-strips: strip-, tile- and pixel-level AUROC, the false-reject rate and recall at each card's
-threshold. The network is the same in both: only the station's post-processing and thresholds differ.
+``qc train`` now does after training (training.good_evidence, training.calibrate): fit the column
+factors on the good strips the model trained on, score those strips with factors fitted without
+each (``--image-scores-from all_good``, training's default), calibrate the thresholds again with
+the factors applied, and write both into a copy of the model's card. Then ``qc eval``'s path
+(qc.evaluate) measures the model as kept and the copy, on the same test strips: strip-, tile- and
+pixel-level AUROC, the false-reject rate and recall at each card's threshold. The network is the
+same in both: only the station's post-processing and thresholds differ.
 
-Run: qc bench position -- --work WORK_DIR [--json bench/results/position.json]
+Run: qc bench position -- --work WORK_DIR [--json bench/results/position.json] [--image-scores-from held_back]
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from qc.card import load_card, write_card  # noqa: E402
 from qc.evaluate import evaluate_model  # noqa: E402
 from qc.position import quieted_columns  # noqa: E402
 from training.benchmark import machine  # noqa: E402
-from training.calibrate import calibrate, fit_position  # noqa: E402
+from training.calibrate import calibrate  # noqa: E402
+from training.good_evidence import good_evidence  # noqa: E402
 from training.data import find_training_images, load_images, split_train_val  # noqa: E402
 from training.export import load_run, position_record  # noqa: E402
 
@@ -47,22 +49,24 @@ def kept_runs(work: Path) -> list[tuple[str, int]]:
     return found
 
 
-def refit(work: Path, fabric: str, seed: int, out_model: Path) -> dict:
+def refit(work: Path, fabric: str, seed: int, out_model: Path, image_scores_from: str) -> dict:
     """The kept model's card with column factors and thresholds calibrated with them, in ``out_model``."""
     run = load_run(work / f"run{fabric}_seed{seed}")
     data = work / f"fabric{fabric}"
     config = run.config
+    calibration = config.calibration.model_copy(update={"image_scores_from": image_scores_from})
     trained_on, held_back = split_train_val(
         find_training_images(data), val_fraction=config.data.val_fraction,
         min_val_images=config.data.min_val_images, seed=config.seed,
     )
     trained_images, held_images = load_images(trained_on), load_images(held_back)
-    position = fit_position(run.net, trained_images, held_images, config.calibration, config.export, source=data)
+    fit, trained_on_scores = good_evidence(run.net, trained_images, held_images, calibration, config.export, source=data)
+    position = fit.record if fit else None
     scale = np.asarray(position["scale"], np.float32) if position else None
     thresholds, _ = calibrate(
-        run.net, held_images, config.calibration, config.export,
+        run.net, held_images, calibration, config.export,
         data_description=f"{len(held_back)} good images held back from {data / 'train' / 'good'} (seed {config.seed})",
-        seed=config.seed, position_scale=scale,
+        seed=config.seed, position_scale=scale, trained_on_scores=trained_on_scores,
     )
     model = work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
     shutil.copytree(model, out_model)
@@ -76,6 +80,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="a `qc bench aitex --work-dir` folder")
     parser.add_argument("--fabrics", default=None, help="comma-separated fabric codes (default: every kept run)")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "position.json")
+    parser.add_argument(
+        "--image-scores-from", choices=("all_good", "held_back"), default="all_good",
+        help="the refitted thresholds' calibration.image_scores_from (training's default: all_good)",
+    )
     args = parser.parse_args()
     wanted = set(args.fabrics.split(",")) if args.fabrics else None
     runs = [(f, s) for f, s in kept_runs(args.work) if wanted is None or f in wanted]
@@ -88,7 +96,7 @@ def main() -> None:
             data = args.work / f"fabric{fabric}"
             kept = args.work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
             copy = Path(tmp) / f"aitex{fabric}_seed{seed}"
-            refit_record = refit(args.work, fabric, seed, copy)
+            refit_record = refit(args.work, fabric, seed, copy, args.image_scores_from)
             before, after = evaluate_model(kept, data), evaluate_model(copy, data)
             row = {"fabric": fabric, "seed": seed, **refit_record,
                    "kept_threshold": before["image_threshold"],
@@ -98,7 +106,8 @@ def main() -> None:
                 cells = " ".join(f"{row[name][k]:>17.3f}" for k in FIGURES)
                 print(f"{fabric:>6} {seed:>4} {name[:6]:>6} {cells}  {threshold:.4f}", flush=True)
             args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({"work": str(args.work), "machine": machine(), "rows": rows,
+            args.json.write_text(json.dumps({"work": str(args.work), "machine": machine(),
+                                             "image_scores_from": args.image_scores_from, "rows": rows,
                                              "summary": summary(rows)}, indent=1) + "\n", encoding="utf-8")
     print(format_summary(summary(rows)))
 

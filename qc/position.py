@@ -39,7 +39,15 @@ def fit_position_scale(heatmaps: list[np.ndarray]) -> list[float]:
     widths = {h.shape[1] for h in heatmaps}
     if len(widths) != 1:
         raise ValueError(f"a position profile needs images of one width, got {sorted(widths)}")
-    hottest = np.max([column_heat(h) for h in heatmaps], axis=0)
+    return scale_from_column_heats([column_heat(h) for h in heatmaps])
+
+
+def scale_from_column_heats(heats: list[np.ndarray]) -> list[float]:
+    """``fit_position_scale`` from each image's ``column_heat``: calibration refits without one image
+    at a time from these, not from the maps."""
+    if not heats:
+        raise ValueError("a position profile needs at least one good image")
+    hottest = np.max(heats, axis=0)
     hottest = cv2.dilate(hottest[None, :], np.ones((1, SPREAD_PX), np.uint8))[0]
     allowed = max(TOLERANCE * float(np.median(hottest)), 1e-6)
     return [round(v, 5) for v in (allowed / np.maximum(hottest, allowed)).tolist()]

@@ -46,6 +46,14 @@ def postprocess(
     large image's map is not copied for either.
     """
     heatmap, score = suppress_padding(image_rgb, heatmap, score)
+    return after_padding(heatmap, score, position_scale)
+
+
+def after_padding(
+    heatmap: np.ndarray, score: float, position_scale: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """The steps after padding (column factors, smoothing): calibration applies different factors to
+    one padding-cleared map (training.calibrate), without clearing the padding again."""
     heatmap, score = apply_position_scale(heatmap, score, position_scale)
     shown = smooth_heatmap(heatmap)
     return np.clip(shown, 0.0, 1.0, out=shown), score

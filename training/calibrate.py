@@ -1,6 +1,7 @@
-"""Threshold calibration on the good images held back from training (never on test/).
+"""Threshold calibration on good images (never on test/): the ones held back from training and,
+for the image threshold, the cross-fitted scores of the ones trained on (training.good_evidence).
 
-Image threshold. With n held-back good scores and a target false-reject rate r:
+Image threshold. With n good scores and a target false-reject rate r:
 - if n >= 1/r, the empirical (1 - r) quantile is estimable and is used ("good-quantile");
 - otherwise (the usual case: a few dozen good images and r = 1 %) the quantile would just be the
   maximum, and the maximum of n samples sits only at about the 1 - 1/(n+1) quantile, so a margin is
@@ -25,65 +26,11 @@ import numpy as np
 import torch
 
 from qc.card import Calibration, Thresholds
-from qc.position import MAX_FIT_IMAGES, fit_position_scale, fixed_camera
-from qc.postprocess import postprocess
-from qc.tiling import TileGrid
 from training.config import CalibrationConfig, ExportConfig
-from training.data import to_tensor_layout
 from training.net import DefectUNet
+from training.station_scoring import infer_image
 
 MAX_PIXELS_PER_IMAGE = 1 << 18
-
-
-@torch.no_grad()
-def infer_image(
-    net: DefectUNet,
-    image: np.ndarray,
-    export: ExportConfig,
-    *,
-    batch_size: int = 8,
-    position_scale: np.ndarray | None = None,
-) -> tuple[np.ndarray, float]:
-    """(heatmap (H, W) float32, score) for one uint8 RGB image, tiled like qc.inference does."""
-    grid = TileGrid.for_image(image.shape[0], image.shape[1], export.tile_px, export.overlap_px)
-    tiles = grid.cut(image)
-    device = next(net.parameters()).device
-    heats, scores = [], []
-    for start in range(0, len(tiles), batch_size):
-        batch = torch.from_numpy(to_tensor_layout(tiles[start : start + batch_size])).to(device)
-        out = net(batch)
-        heats.append(out.heatmap[:, 0].float().cpu().numpy())
-        scores.append(out.score.float().cpu().numpy())
-    # The station post-processes the same way (qc.inference), so thresholds mean the same.
-    heatmap = np.clip(grid.blend(np.concatenate(heats)), 0.0, 1.0)
-    return postprocess(image, heatmap, float(np.concatenate(scores).max()), position_scale)
-
-
-def fit_position(
-    net: DefectUNet,
-    trained_on: list[np.ndarray],
-    held_back: list[np.ndarray],
-    config: CalibrationConfig,
-    export: ExportConfig,
-    *,
-    source: object,
-) -> dict | None:
-    """A fixed camera's column factors (qc/position.py): the card's ``position`` fields, or None when the images are not
-    from one (``config.position``).
-
-    Fitted on the good images trained on, never the held-back ones: those then calibrate the
-    thresholds with the factors applied, as the station applies them, without having shaped them.
-    """
-    sizes = [image.shape[:2] for image in trained_on + held_back]
-    if not fixed_camera(sizes, config.position):
-        return None
-    picked = np.unique(np.linspace(0, len(trained_on) - 1, MAX_FIT_IMAGES).round().astype(int))
-    scale = fit_position_scale([infer_image(net, trained_on[i], export)[0] for i in picked])
-    return {
-        "width": len(scale),
-        "scale": scale,
-        "data": f"{len(picked)} good images trained on from {source}",
-    }
 
 
 def with_odds_margin(value: float, factor: float) -> float:
@@ -113,10 +60,14 @@ def calibrate(
     data_description: str,
     seed: int = 0,
     position_scale: np.ndarray | None = None,
+    trained_on_scores: np.ndarray | None = None,
 ) -> tuple[Thresholds, dict]:
     """Thresholds from held-back good images, and a summary of the score distribution for run.json.
 
-    ``position_scale``: a fixed camera's column factors (qc.position), applied as the station will."""
+    ``position_scale``: a fixed camera's column factors (qc.position), applied as the station will.
+    ``trained_on_scores``: the cross-fitted scores of good images trained on (training.good_evidence);
+    the image threshold is then set from both samples, the pixel threshold still from the held-back
+    maps alone."""
     if not good_images:
         raise ValueError("calibration needs at least one held-back good image")
     net.eval()
@@ -131,8 +82,14 @@ def calibrate(
         pixel_samples.append(flat)
     scores_np = np.asarray(scores, np.float64)
     pixels = np.concatenate(pixel_samples)
+    trained_np = np.asarray([] if trained_on_scores is None else trained_on_scores, np.float64)
 
-    image_t, image_method = image_threshold(scores_np, config)
+    image_t, image_method = image_threshold(np.concatenate([scores_np, trained_np]), config)
+    if trained_np.size:
+        image_method += (
+            f" over {len(scores_np)} held-back and {trained_np.size} trained-on good images "
+            "(each scored with column factors fitted without it)"
+        )
     pixel_stat = float(np.quantile(pixels, config.pixel_quantile))
     pixel_t = min(config.max_threshold, max(config.pixel_floor, with_odds_margin(pixel_stat, config.odds_margin)))
     thresholds = Thresholds(
@@ -145,7 +102,7 @@ def calibrate(
             ),
             target_false_reject_rate=config.target_false_reject_rate,
             data=data_description,
-            n_images=len(good_images),
+            n_images=len(good_images) + trained_np.size,
         ),
     )
     summary = {
@@ -158,6 +115,14 @@ def calibrate(
         # Above max_threshold the held-back good images themselves would fail: say so, loudly.
         "held_back_rejected": float(np.mean(scores_np >= image_t)),
     }
+    if trained_np.size:
+        summary["trained_on_scores"] = {
+            "n": int(trained_np.size),
+            "min": float(trained_np.min()),
+            "median": float(np.median(trained_np)),
+            "max": float(trained_np.max()),
+            "rejected": float(np.mean(trained_np >= image_t)),
+        }
     return thresholds, summary
 
 

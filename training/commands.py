@@ -21,7 +21,8 @@ from qc.overrides import ConfigError
 from qc.position import quieted_columns
 from training import distributed
 from training.augment import train_augmenter
-from training.calibrate import calibrate, calibrate_for_recall, fit_position
+from training.calibrate import calibrate, calibrate_for_recall
+from training.good_evidence import good_evidence
 from training.checkpoint import FORMAT, differing_keys, load_for_resume, save_atomic
 from training.config import TrainConfig, TrainingError, load_config
 from training.data import (
@@ -304,9 +305,13 @@ def _calibrate(
         if split.own_val_good
         else f"{len(split.val_good)} good images held back from {split.good[0].parent} (seed {config.seed})"
     )
-    position = fit_position(
-        net, data.train_images, data.val_images, config.calibration, config.export, source=split.good[0].parent
+    calibration = config.calibration
+    if split.by_recall:  # the image threshold comes from the defects: no trained-on good scores needed
+        calibration = calibration.model_copy(update={"image_scores_from": "held_back"})
+    fit, trained_on_scores = good_evidence(
+        net, data.train_images, data.val_images, calibration, config.export, source=split.good[0].parent
     )
+    position = fit.record if fit else None
     if position:
         log(f"position: {quieted_columns(position['scale'])} of {position['width']} columns quieted ({position['data']})")
     position_scale = np.asarray(position["scale"], np.float32) if position else None
@@ -333,6 +338,7 @@ def _calibrate(
             data_description=good_description,
             seed=config.seed,
             position_scale=position_scale,
+            trained_on_scores=trained_on_scores,
         )
     np.savez_compressed(out_dir / PARITY_FILE, **parity_crops(data.val_images, config))
     _say_calibration(config, thresholds, summary)
@@ -342,11 +348,13 @@ def _calibrate(
 def _say_calibration(config: TrainConfig, thresholds: Thresholds, summary: dict) -> None:
     log(
         f"calibrated ({config.calibration.mode}): image threshold {thresholds.image:.4f}, pixel threshold "
-        f"{thresholds.pixel:.4f} (held-back good scores up to {summary['good_scores']['max']:.4f})"
+        f"{thresholds.pixel:.4f} (held-back good scores up to {summary['good_scores']['max']:.4f}"
+        + (f", trained-on up to {trained['max']:.4f})" if (trained := summary.get("trained_on_scores")) else ")")
     )
-    if summary.get("held_back_rejected", 0.0) > 0:
+    rejected = max(summary.get("held_back_rejected", 0.0), (trained or {}).get("rejected", 0.0))
+    if rejected > 0:
         log(
-            f"WARNING: {summary['held_back_rejected']:.0%} of the held-back good images score at or above the "
+            f"WARNING: {rejected:.0%} of the held-back or trained-on good images score at or above the "
             f"image threshold (capped at calibration.max_threshold {config.calibration.max_threshold:g}): this "
             "model would reject good units of this fabric; more training, more good images or another "
             "net.backbone may help, and `qc eval` on labelled images shows by how much"

@@ -176,6 +176,13 @@ class CalibrationConfig(Strict):
     )
     pixel_floor: float = Field(0.5, ge=0.5, lt=1.0, description="the pixel threshold never goes below this")
     max_threshold: float = Field(0.99, gt=0.5, lt=1.0, description="thresholds are capped here")
+    image_scores_from: Literal["all_good", "held_back"] = Field(
+        "all_good",
+        description="mode false_reject_rate: set the image threshold from the held-back good images and up "
+        "to 64 good images trained on, each scored with column factors fitted without it ('all_good'), or "
+        "from the held-back ones alone ('held_back'); a few held-back images cannot show how far good "
+        "scores spread",
+    )
     # Not on/off: YAML reads those as booleans.
     position: Literal["auto", "always", "never"] = Field(
         "auto",

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from training import distributed
 from training.averaging import WeightAverage
-from training.calibrate import infer_image
+from training.station_scoring import infer_image
 from training.checkpoint import FORMAT, capture_rng, restore_rng, save_atomic
 from training.config import OptimConfig, TrainConfig
 from training.data import AnomalyBatches, hot_spots

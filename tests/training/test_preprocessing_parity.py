@@ -3,7 +3,7 @@
 import numpy as np
 
 from qc.inference import Inferencer, to_input_tensor
-from training.calibrate import infer_image
+from training.station_scoring import infer_image
 from training.data import to_tensor_layout
 from training.export import load_run
 

@@ -59,7 +59,7 @@ def test_run_writes_checkpoint_and_record_without_reading_test(tiny_run, tiny_da
     assert len(record["files"]["val"]) == 2 and len(record["files"]["train"]) == 6
     assert all(name.startswith("train/good/") for name in record["files"]["train"] + record["files"]["val"])
     thresholds = record["calibration"]["thresholds"]
-    assert thresholds["pixel"] >= 0.5 and thresholds["calibration"]["n_images"] == 2
+    assert thresholds["pixel"] >= 0.5 and thresholds["calibration"]["n_images"] == 2 + 6  # held back + trained on
     checkpoint = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
     assert checkpoint["config"]["net"]["base_channels"] == 4
 

@@ -1,0 +1,99 @@
+"""The good images trained on widen the image threshold's sample (training/good_evidence.py): each is
+scored as the station would score an unseen strip, with the column factors fitted without it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from qc.position import apply_position_scale
+from training.calibrate import calibrate, with_odds_margin
+from training.config import CalibrationConfig, ExportConfig
+from training.good_evidence import fit_position, good_evidence, trained_on_scores
+from training.net import ModelOutputs
+from training.station_scoring import station_map
+
+EXPORT = ExportConfig(tile_px=64, overlap_px=16)
+
+
+class FiresOnBright(torch.nn.Module):
+    """Heat = pixel brightness: where a strip is bright is where the 'network' fires."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> ModelOutputs:
+        heat = x.mean(dim=1, keepdim=True) + self.anchor
+        return ModelOutputs(heatmap=heat, score=heat.amax(dim=(1, 2, 3)))
+
+
+def strips(n: int, *, lone_band_in: int | None = None) -> list[np.ndarray]:
+    """Dim line-scan strips (32 x 800) with a bright band at columns 20-26 in every one (the
+    station's), and optionally a bright band at columns 600-606 in one strip only (that strip's)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        strip = rng.integers(40, 60, size=(32, 800, 3)).astype(np.uint8)
+        strip[:, 20:26] = 200
+        if i == lone_band_in:
+            strip[:, 600:606] = 220
+        out.append(strip)
+    return out
+
+
+def test_a_strip_is_scored_with_factors_fitted_without_it():
+    net = FiresOnBright().eval()
+    trained_on = strips(5, lone_band_in=2)
+    fit = fit_position(net, trained_on, strips(2), CalibrationConfig(), EXPORT, source="test strips")
+    assert fit is not None and fit.picked == [0, 1, 2, 3, 4]
+    full_scale = np.asarray(fit.record["scale"], np.float32)
+    assert full_scale[20:26].max() < 1.0 and full_scale[600:606].max() < 1.0  # both bands quieted for the station
+
+    scores = trained_on_scores(net, trained_on, EXPORT, fit)
+    heat, score = station_map(net, trained_on[2], EXPORT)
+    with_full_factors = apply_position_scale(heat, score, full_scale)[1]
+    # Its own band, unseen by the factors fitted without it, keeps its heat; the shared band stays quiet.
+    assert scores[2] > 0.8 > with_full_factors
+    assert max(np.delete(scores, 2)) < 0.5
+
+
+def test_calibration_sets_the_image_threshold_from_both_samples():
+    net = FiresOnBright().eval()
+    trained_on, held_back = strips(5, lone_band_in=2), strips(2)
+    config = CalibrationConfig()
+    fit, scores = good_evidence(net, trained_on, held_back, config, EXPORT, source="test strips")
+    assert fit is not None and scores is not None and len(scores) == 5
+    scale = np.asarray(fit.record["scale"], np.float32)
+    thresholds, summary = calibrate(
+        net, held_back, config, EXPORT, data_description="2 strips", position_scale=scale, trained_on_scores=scores
+    )
+    assert summary["good_scores"]["max"] < 0.5 < summary["trained_on_scores"]["max"]
+    assert thresholds.image == min(config.max_threshold, with_odds_margin(float(scores.max()), config.odds_margin))
+    assert thresholds.calibration.n_images == 7 and "5 trained-on" in thresholds.calibration.method
+
+    held_only = config.model_copy(update={"image_scores_from": "held_back"})
+    fit, none = good_evidence(net, trained_on, held_back, held_only, EXPORT, source="test strips")
+    assert fit is not None and none is None
+    alone, _ = calibrate(net, held_back, held_only, EXPORT, data_description="2 strips", position_scale=scale)
+    assert alone.image < thresholds.image and alone.calibration.n_images == 2
+
+
+def test_images_of_no_fixed_camera_are_scored_without_factors():
+    net = FiresOnBright().eval()
+    rng = np.random.default_rng(1)
+    tiles = [rng.integers(40, 60, size=(64, 64 + 8 * i, 3)).astype(np.uint8) for i in range(3)]
+    fit, scores = good_evidence(net, tiles, tiles[:1], CalibrationConfig(), EXPORT, source="tiles")
+    assert fit is None
+    assert np.allclose(scores, [station_map(net, tile, EXPORT)[1] for tile in tiles])
+
+
+def test_training_records_the_trained_on_scores(tiny_run):
+    record = json.loads((tiny_run / "run.json").read_text())
+    calibration = record["calibration"]
+    trained = calibration["trained_on_scores"]
+    assert trained["n"] >= 1 and 0.0 <= trained["min"] <= trained["max"] <= 1.0
+    assert calibration["thresholds"]["calibration"]["n_images"] == trained["n"] + 2  # + the 2 held back
+    assert calibration["thresholds"]["image"] >= min(0.99, with_odds_margin(trained["max"], 2.0)) - 1e-9
