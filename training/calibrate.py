@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from qc.card import Calibration, Thresholds
 from training.config import CalibrationConfig, ExportConfig
@@ -86,9 +85,8 @@ def calibrate(
 
     image_t, image_method = image_threshold(np.concatenate([scores_np, trained_np]), config)
     if trained_np.size:
-        image_method += (
-            f" over {len(scores_np)} held-back and {trained_np.size} trained-on good images "
-            "(each scored with column factors fitted without it)"
+        image_method += f" over {len(scores_np)} held-back and {trained_np.size} trained-on good images" + (
+            " (each scored with column factors fitted without it)" if position_scale is not None else ""
         )
     pixel_stat = float(np.quantile(pixels, config.pixel_quantile))
     pixel_t = min(config.max_threshold, max(config.pixel_floor, with_odds_margin(pixel_stat, config.odds_margin)))

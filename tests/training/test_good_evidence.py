@@ -97,3 +97,16 @@ def test_training_records_the_trained_on_scores(tiny_run):
     assert trained["n"] >= 1 and 0.0 <= trained["min"] <= trained["max"] <= 1.0
     assert calibration["thresholds"]["calibration"]["n_images"] == trained["n"] + 2  # + the 2 held back
     assert calibration["thresholds"]["image"] >= min(0.99, with_odds_margin(trained["max"], 2.0)) - 1e-9
+
+
+def test_an_unknown_source_of_image_scores_is_refused_with_the_choices(tmp_path):
+    import pytest
+
+    from qc.overrides import ConfigError
+    from training.config import load_config
+
+    config = tmp_path / "c.yaml"
+    config.write_text("seed: 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"calibration.image_scores_from: Input should be 'all_good' or 'held_back'"):
+        load_config(config, ["calibration.image_scores_from=everything"])
+    assert load_config(config, []).calibration.image_scores_from == "all_good"
