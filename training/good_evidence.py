@@ -80,6 +80,7 @@ def trained_on_scores(
     picked = position.picked if position else picked_trained_on(len(trained_on))
     scores = []
     for k, i in enumerate(picked):
+        # Inferred again rather than kept from the fit: 64 line-scan strips' maps would hold 256 MB.
         heatmap, score = station_map(net, trained_on[i], export)
         if position is not None:
             heatmap, score = apply_position_scale(heatmap, score, position.scale_without(k))

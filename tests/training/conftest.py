@@ -30,6 +30,25 @@ def striped_fabric(rng: np.random.Generator, height: int = 64, width: int = 80) 
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def fires_on_bright():
+    """A stand-in network (a torch module) whose heatmap is the pixel brightness: it fires exactly
+    where an image is bright, so a test knows where its hottest spot is."""
+    import torch
+
+    from qc.contract import ModelOutputs
+
+    class FiresOnBright(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x: torch.Tensor) -> ModelOutputs:
+            heat = x.mean(dim=1, keepdim=True) + self.anchor
+            return ModelOutputs(heatmap=heat, score=heat.amax(dim=(1, 2, 3)))
+
+    return FiresOnBright()
+
+
 def write_png(path: Path, image: np.ndarray) -> None:
     import cv2
 

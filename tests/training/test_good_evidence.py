@@ -6,28 +6,16 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import torch
 
 from qc.position import apply_position_scale
 from training.calibrate import calibrate, with_odds_margin
 from training.config import CalibrationConfig, ExportConfig
 from training.good_evidence import fit_position, good_evidence, trained_on_scores
-from training.net import ModelOutputs
 from training.station_scoring import station_map
 
+from .conftest import fires_on_bright
+
 EXPORT = ExportConfig(tile_px=64, overlap_px=16)
-
-
-class FiresOnBright(torch.nn.Module):
-    """Heat = pixel brightness: where a strip is bright is where the 'network' fires."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.anchor = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, x: torch.Tensor) -> ModelOutputs:
-        heat = x.mean(dim=1, keepdim=True) + self.anchor
-        return ModelOutputs(heatmap=heat, score=heat.amax(dim=(1, 2, 3)))
 
 
 def strips(n: int, *, lone_band_in: int | None = None) -> list[np.ndarray]:
@@ -45,7 +33,7 @@ def strips(n: int, *, lone_band_in: int | None = None) -> list[np.ndarray]:
 
 
 def test_a_strip_is_scored_with_factors_fitted_without_it():
-    net = FiresOnBright().eval()
+    net = fires_on_bright().eval()
     trained_on = strips(5, lone_band_in=2)
     fit = fit_position(net, trained_on, strips(2), CalibrationConfig(), EXPORT, source="test strips")
     assert fit is not None and fit.picked == [0, 1, 2, 3, 4]
@@ -61,7 +49,7 @@ def test_a_strip_is_scored_with_factors_fitted_without_it():
 
 
 def test_calibration_sets_the_image_threshold_from_both_samples():
-    net = FiresOnBright().eval()
+    net = fires_on_bright().eval()
     trained_on, held_back = strips(5, lone_band_in=2), strips(2)
     config = CalibrationConfig()
     fit, scores = good_evidence(net, trained_on, held_back, config, EXPORT, source="test strips")
@@ -82,7 +70,7 @@ def test_calibration_sets_the_image_threshold_from_both_samples():
 
 
 def test_images_of_no_fixed_camera_are_scored_without_factors():
-    net = FiresOnBright().eval()
+    net = fires_on_bright().eval()
     rng = np.random.default_rng(1)
     tiles = [rng.integers(40, 60, size=(64, 64 + 8 * i, 3)).astype(np.uint8) for i in range(3)]
     fit, scores = good_evidence(net, tiles, tiles[:1], CalibrationConfig(), EXPORT, source="tiles")

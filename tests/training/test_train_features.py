@@ -17,7 +17,7 @@ import torch
 
 from training.config import TrainConfig, TrainingError
 
-from .conftest import striped_fabric, write_png, write_tiny_dataset
+from .conftest import fires_on_bright, striped_fabric, write_png, write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -435,7 +435,6 @@ def test_rotate_false_never_turns_a_fabric_with_a_direction():
 
 
 def test_training_locates_weak_positives_on_the_network_hottest_spot(tmp_path):
-    from qc.contract import ModelOutputs
     from training.data import AnomalyBatches, find_labelled_defects, load_defects
     from training.train import find_weak_spots, train_network
 
@@ -448,19 +447,8 @@ def test_training_locates_weak_positives_on_the_network_hottest_spot(tmp_path):
     train_network(config, feed, device=torch.device("cpu"), log=lambda _: None)
     assert sorted(feed.weak_spots) == [1, 2]  # the two image-label-only defects, not the masked one
 
-    class FiresOnBright(torch.nn.Module):
-        """A network whose heatmap is the pixel brightness: its hottest spot is the bright streak."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.anchor = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, x: torch.Tensor) -> ModelOutputs:
-            heat = x.mean(dim=1, keepdim=True) + self.anchor
-            return ModelOutputs(heatmap=heat, score=heat.amax(dim=(1, 2, 3)))
-
     feed.weak_spots.clear()
-    find_weak_spots(FiresOnBright(), feed, config)
+    find_weak_spots(fires_on_bright(), feed, config)
     assert sorted(feed.weak_spots) == [1, 2]
     assert all(40 <= y < 46 and 10 <= x < 50 for y, x in feed.weak_spots.values())
 
