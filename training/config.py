@@ -123,7 +123,7 @@ class NetConfig(Strict):
 class OptimConfig(Strict):
     batch_size: int = Field(16, ge=1, description="crops per optimisation step")
     steps: int = Field(4000, ge=1, description="optimisation steps; training stops at this or the time budget")
-    time_budget_s: float = Field(420.0, gt=0, description="wall-clock limit of the training loop, in s")
+    time_budget_s: float = Field(270.0, gt=0, description="wall-clock limit of the training loop, in s")
     lr: float = Field(3e-3, gt=0, description="peak AdamW learning rate")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
     warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of progress spent warming up")
