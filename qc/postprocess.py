@@ -1,5 +1,5 @@
 """What the station does to a model's raw output before anyone sees it, in one place, so the
-station (qc.inference), calibration and evaluation (training.calibrate) can never disagree.
+station (qc.inference), calibration and evaluation (training.station_scoring) can never disagree.
 
 1. Saturated flat padding at the image border is cleared and the image re-scored (qc.padding).
    For a fixed camera, columns hot on every good image are quieted and the image re-scored
@@ -53,7 +53,7 @@ def after_padding(
     heatmap: np.ndarray, score: float, position_scale: np.ndarray | None = None
 ) -> tuple[np.ndarray, float]:
     """The steps after padding (column factors, smoothing): calibration applies different factors to
-    one padding-cleared map (training.calibrate), without clearing the padding again."""
+    one padding-cleared map (training.good_evidence), without clearing the padding again."""
     heatmap, score = apply_position_scale(heatmap, score, position_scale)
     shown = smooth_heatmap(heatmap)
     return np.clip(shown, 0.0, 1.0, out=shown), score

@@ -83,7 +83,7 @@ def trained_on_scores(
         # Inferred again rather than kept from the fit: 64 line-scan strips' maps would hold 256 MB.
         heatmap, score = station_map(net, trained_on[i], export)
         if position is not None:
-            heatmap, score = apply_position_scale(heatmap, score, position.scale_without(k))
+            score = apply_position_scale(heatmap, score, position.scale_without(k))[1]
         scores.append(score)
     return np.asarray(scores, np.float64)
 

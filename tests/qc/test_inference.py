@@ -35,7 +35,7 @@ def test_heatmap_has_the_image_resolution_and_finds_the_spot(tiny_model_dir, sha
 
 
 def test_streamed_inference_equals_blending_the_whole_image_at_once(tiny_model_dir, rng):
-    """The station blends tiles batch by batch; training.calibrate cuts the whole image and blends
+    """The station blends tiles batch by batch; training.station_scoring cuts the whole image and blends
     all its tiles at once. Thresholds are calibrated on the latter, so both must give one heatmap."""
     inferencer = Inferencer(tiny_model_dir, threads=1, batch_size=3)
     image = rng.integers(0, 256, (150, 410, 3), dtype=np.uint8)
