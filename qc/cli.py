@@ -56,6 +56,7 @@ def cmd_synth(args: argparse.Namespace, argv: list[str]) -> int:
             size_px=args.size,
             overwrite=args.overwrite,
             panels=args.panels,
+            train_defects=args.train_defects,
         )
     except (FileExistsError, ValueError) as exc:
         raise UserError(str(exc)) from exc
@@ -199,7 +200,7 @@ def _add_data_command(sub: argparse._SubParsersAction) -> argparse._SubParsersAc
     d.add_argument("--skip-bad", action="store_true", help="leave bad files out and report them")
     d.add_argument("src", type=Path)
     d.add_argument("out", type=Path)
-    d = data.add_parser("merge", help="the train/good images of several datasets as one (never test/)")
+    d = data.add_parser("merge", help="the training images (train/good and labelled train/<type>) of several datasets as one (never test/)")
     d.add_argument("sources", type=Path, nargs="+", help="MVTec-layout datasets")
     d.add_argument("--out", type=Path, required=True, help="new dataset folder")
     d.add_argument("--copy", action="store_true", help="copy the files instead of linking them")
@@ -222,6 +223,10 @@ def _add_synth_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=256, help="image side in px")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument("--panels", type=int, default=0, help="also whole garment frames of the simulated line")
+    p.add_argument(
+        "--train-defects", type=int, default=0,
+        help="labelled defect images (with masks) in train/<type>/, for supervised training; half are panels with --panels",
+    )
     p.set_defaults(handler=cmd_synth)
 
 

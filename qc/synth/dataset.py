@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from qc.synth.defects import DEFECTS
+from qc.synth.defects import DEFECTS, FABRIC_DEFECTS
 from qc.synth.fabrics import FABRICS
 from qc.synth.generator import generate_sample
 from qc.synth.panels import generate_panel
@@ -17,6 +17,10 @@ _SPLITS = ("train", "test", "ground_truth")
 # Stream ids mixed into the seed so each split draws independent images.
 _TRAIN_GOOD, _TEST_GOOD, _TEST_DEFECT = 0, 1, 2
 _TRAIN_PANEL, _TEST_PANEL = 3, 4
+_TRAIN_DEFECT, _TRAIN_DEFECT_PANEL = 5, 6
+# Labelled training defects share ground_truth/<type>/ with the test split's: their stems carry this
+# prefix so a training mask can never overwrite (or be read as) a test image's.
+TRAIN_DEFECT_PREFIX = "train_"
 PANEL_SIZE_PX = (480, 640)  # what the simulated line camera sends (edge config default)
 
 
@@ -41,6 +45,7 @@ def write_mvtec_dataset(
     test_count: int | None = None,
     overwrite: bool = False,
     panels: int = 0,
+    train_defects: int = 0,
 ) -> dict:
     """Write `count` good training tiles and a labelled test split under `out`; return the counts.
 
@@ -51,7 +56,10 @@ def write_mvtec_dataset(
     to train/good, and as many test frames (a third with a defect), so a model for the simulated
     station learns that the belt and panel edges are normal. About a third of the good tiles carry a
     seam (generate_sample's default), so seams are learnt as normal cloth; seam defects always sit on
-    one. Same arguments, same bytes. A non-empty `out` is refused unless overwrite=True, which first
+    one. ``train_defects`` adds that many labelled defect images to train/<type>/ (masks in
+ground_truth/<type>/train_*_mask.png), spread evenly over the defect types, drawn from their own
+seed streams so none repeats a test image; with ``panels``, half of them are whole line frames
+(fabric defect types only: seam defects need a seam). Same arguments, same bytes. A non-empty `out` is refused unless overwrite=True, which first
     removes its train/, test/ and ground_truth/ folders (stale images would corrupt the splits).
     """
     if count < 1:
@@ -61,6 +69,8 @@ def write_mvtec_dataset(
     defect_count = max(count // 4, len(DEFECTS)) if test_count is None else test_count
     if defect_count < 0:
         raise ValueError(f"test_count must not be negative, got {test_count}")
+    if train_defects < 0:
+        raise ValueError(f"train_defects must not be negative, got {train_defects}")
     root = Path(out)
     if root.exists() and any(root.iterdir()):
         if not overwrite:
@@ -107,13 +117,42 @@ def write_mvtec_dataset(
             _write_png(root / "ground_truth" / kind / f"panel_{index:04d}_mask.png", sample.mask)
         panel_test["defect" if sample.defect_type else "good"] += 1
 
+    train_per_type = _write_train_defects(root, seed, shape, train_defects, with_panels=panels > 0)
+
     return {
         "root": str(root),
         "seed": seed,
         "size_px": size_px,
         "fabrics": list(FABRICS),
-        "train": {"good": count},
+        "train": {"good": count, **{name: n for name, n in train_per_type.items() if n}},
         "test": {"good": good_test_count, **{name: n for name, n in per_type.items() if n}},
         "ground_truth": {name: n for name, n in per_type.items() if n},
         "panels": {"train_good": panels, "test": panel_test},
     }
+
+
+def _write_train_defects(root: Path, seed: int, shape: tuple[int, int], count: int, *, with_panels: bool) -> dict:
+    """``count`` labelled defect images in train/<type>/ (half of them line frames when ``with_panels``)."""
+    per_type = dict.fromkeys(DEFECTS, 0)
+    panel_count = count // 2 if with_panels else 0
+
+    def write(defect: str, image: np.ndarray, mask: np.ndarray, kind: str) -> None:
+        stem = f"{TRAIN_DEFECT_PREFIX}{kind}{per_type[defect]:04d}"
+        _write_png(root / "train" / defect / f"{stem}.png", image)
+        _write_png(root / "ground_truth" / defect / f"{stem}_mask.png", mask)
+        per_type[defect] += 1
+
+    for index in range(count - panel_count):
+        defect = DEFECTS[index % len(DEFECTS)]
+        fabric = FABRICS[(index + index // len(DEFECTS)) % len(FABRICS)]
+        sample = generate_sample(_image_rng(seed, _TRAIN_DEFECT, index), size_px=shape, fabric=fabric, defect=defect)
+        write(defect, sample.image, sample.mask, "")
+    for index in range(panel_count):
+        defect = FABRIC_DEFECTS[index % len(FABRIC_DEFECTS)]
+        sample = generate_panel(
+            _image_rng(seed, _TRAIN_DEFECT_PANEL, index), size_px=PANEL_SIZE_PX, defect_probability=1.0, defect=defect
+        )
+        if sample.defect_type is None:  # this type found no room on this panel: skip, as the test split does
+            continue
+        write(sample.defect_type, sample.image, sample.mask, "panel_")
+    return per_type

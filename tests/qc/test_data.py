@@ -229,3 +229,27 @@ def test_merge_takes_train_good_of_each_source_and_never_test(tmp_path, rng):
         merge_datasets([tmp_path / "a"], tmp_path / "m")
     with pytest.raises(DatasetError, match="no train/good"):
         merge_datasets([tmp_path / "a" / "test"], tmp_path / "other")
+
+
+def test_merge_carries_labelled_training_defects_with_their_masks(tmp_path, rng):
+    from qc.data.merge import merge_datasets
+
+    def write(path, shape):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), rng.integers(0, 255, shape, dtype=np.uint8))
+
+    for name in ("a", "b"):
+        write(tmp_path / name / "train" / "good" / "0001.png", (16, 16))
+        write(tmp_path / name / "test" / "hole" / "0000.png", (16, 16))
+        write(tmp_path / name / "ground_truth" / "hole" / "0000_mask.png", (16, 16))
+    write(tmp_path / "a" / "train" / "hole" / "t0.png", (16, 16))
+    write(tmp_path / "a" / "ground_truth" / "hole" / "t0_mask.png", (16, 16))
+    write(tmp_path / "b" / "train" / "stain" / "t0.png", (16, 16))  # image label only: no mask
+    summary = merge_datasets([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
+    m = tmp_path / "m"
+    assert summary["train_good"] == 2 and summary["train_defects"] == 2
+    assert sorted(p.name for p in (m / "train" / "hole").iterdir()) == ["a__t0.png"]
+    assert sorted(p.name for p in (m / "train" / "stain").iterdir()) == ["b__t0.png"]
+    # Only training defects' masks come along, under the merged names; the test split's stay out.
+    assert sorted(str(p.relative_to(m)) for p in (m / "ground_truth").rglob("*.png")) == ["ground_truth/hole/a__t0_mask.png"]
+    assert not (m / "test").exists()

@@ -337,3 +337,33 @@ def test_a_panel_draws_the_fabric_defect_type_asked_for():
     assert plain.image.tobytes() == again.image.tobytes() and plain.defect_type == again.defect_type
     with pytest.raises(ValueError, match="unknown fabric defect 'open_seam'"):
         generate_panel(np.random.default_rng(0), defect="open_seam")  # a seam defect needs a seam
+
+
+def test_labelled_training_defects_have_masks_and_never_repeat_a_test_image(tmp_path):
+    root = tmp_path / "ds"
+    summary = write_mvtec_dataset(root, count=2, seed=5, size_px=64, test_count=len(DEFECTS), train_defects=len(DEFECTS))
+    assert {k: v for k, v in summary["train"].items() if k != "good"} == dict.fromkeys(DEFECTS, 1)
+    test_bytes = {p.read_bytes() for p in (root / "test").glob("*/*.png")}
+    for defect in DEFECTS:
+        (image_path,) = (root / "train" / defect).glob("*.png")
+        mask_path = root / "ground_truth" / defect / f"{image_path.stem}_mask.png"
+        mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
+        assert image_path.stem.startswith("train_") and mask.shape == (64, 64) and (mask == 255).any()
+        assert image_path.read_bytes() not in test_bytes
+    # The test split is the same bytes with or without training defects beside it.
+    write_mvtec_dataset(tmp_path / "plain", count=2, seed=5, size_px=64, test_count=len(DEFECTS))
+    assert _tree_digest(root / "test") == _tree_digest(tmp_path / "plain" / "test")
+    with pytest.raises(ValueError, match="train_defects"):
+        write_mvtec_dataset(tmp_path / "bad", count=1, seed=0, train_defects=-1)
+
+
+def test_labelled_training_defects_are_half_line_panels_with_panels(tmp_path):
+    summary = write_mvtec_dataset(tmp_path / "ds", count=1, seed=2, size_px=64, test_count=0, panels=1, train_defects=8)
+    frames = sorted((tmp_path / "ds" / "train").glob("*/train_panel_*.png"))
+    tiles = [p for p in (tmp_path / "ds" / "train").glob("*/train_*.png") if "panel" not in p.name]
+    assert len(tiles) == 4 and 1 <= len(frames) <= 4  # a type that finds no room on a frame is skipped
+    assert sum(v for k, v in summary["train"].items() if k != "good") == len(tiles) + len(frames)
+    for frame in frames:
+        assert frame.parent.name in FABRIC_DEFECTS
+        assert cv2.imread(str(frame)).shape[:2] == (480, 640)
+        assert (tmp_path / "ds" / "ground_truth" / frame.parent.name / f"{frame.stem}_mask.png").is_file()
