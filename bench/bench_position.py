@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from qc.card import load_card, write_card  # noqa: E402
+from qc.card import Thresholds, load_card, write_card  # noqa: E402
 from qc.evaluate import evaluate_model  # noqa: E402
 from qc.position import quieted_columns  # noqa: E402
 from training.benchmark import machine  # noqa: E402
@@ -49,10 +49,8 @@ def kept_runs(work: Path) -> list[tuple[str, int]]:
     return found
 
 
-def refit(work: Path, fabric: str, seed: int, out_model: Path, image_scores_from: str) -> dict:
-    """The kept model's card with column factors and thresholds calibrated with them, in ``out_model``."""
-    run = load_run(work / f"run{fabric}_seed{seed}")
-    data = work / f"fabric{fabric}"
+def recalibrate(run, data: Path, image_scores_from: str) -> tuple[Thresholds, dict | None]:
+    """A kept run's thresholds and column factors calibrated again as ``qc train`` does, for its net as it is now."""
     config = run.config
     calibration = config.calibration.model_copy(update={"image_scores_from": image_scores_from})
     trained_on, held_back = split_train_val(
@@ -68,6 +66,13 @@ def refit(work: Path, fabric: str, seed: int, out_model: Path, image_scores_from
         data_description=f"{len(held_back)} good images held back from {data / 'train' / 'good'} (seed {config.seed})",
         seed=config.seed, position_scale=scale, trained_on_scores=trained_on_scores,
     )
+    return thresholds, position
+
+
+def refit(work: Path, fabric: str, seed: int, out_model: Path, image_scores_from: str) -> dict:
+    """The kept model's card with column factors and thresholds calibrated with them, in ``out_model``."""
+    run = load_run(work / f"run{fabric}_seed{seed}")
+    thresholds, position = recalibrate(run, work / f"fabric{fabric}", image_scores_from)
     model = work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
     shutil.copytree(model, out_model)
     card = load_card(model).model_copy(update={"thresholds": thresholds, "position": position_record(position)})

@@ -82,6 +82,9 @@ def differing_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(k for k in a.keys() | b.keys() if a.get(k, object()) != b.get(k, object()))
 
 
+INFERENCE_ONLY_NET_KEYS = {"test_time_flips"}
+
+
 def load_for_resume(path: Path, config: TrainConfig) -> dict[str, Any]:
     """Read a resumable checkpoint; refuse one of another network architecture, naming the keys."""
     path = Path(path)
@@ -98,7 +101,8 @@ def load_for_resume(path: Path, config: TrainConfig) -> dict[str, Any]:
         )
     old_net = payload["config"].get("net", {})
     new_net = config.model_dump(mode="json")["net"]
-    changed = differing_keys(old_net, new_net)
+    # Test-time flips change how the trained weights are run, not the weights.
+    changed = [k for k in differing_keys(old_net, new_net) if k not in INFERENCE_ONLY_NET_KEYS]
     if changed:
         details = ", ".join(
             f"net.{k}: {flatten(old_net).get(k, '(absent)')!r} in the checkpoint, "

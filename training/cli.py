@@ -93,6 +93,7 @@ BENCH_SCRIPTS = {
     "line": "bench_line.py",
     "memory-bank": "bench_memory_bank.py",
     "position": "bench_position.py",
+    "flips": "bench_flips.py",
 }
 
 

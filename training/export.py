@@ -55,6 +55,12 @@ class TrainedRun:
     parity_odd: np.ndarray  # (1, h, w, 3) uint8, a non-square crop
 
 
+def single_pass_if_unnamed(config: dict) -> dict:
+    """A run from before ``net.test_time_flips`` existed was calibrated on single-pass maps: it
+    stays single-pass, whatever today's default is."""
+    return {**config, "net": {"test_time_flips": "none", **config.get("net", {})}}
+
+
 def load_run(run_dir: Path) -> TrainedRun:
     """Rebuild the trained network and its record; any missing or broken file raises TrainingError."""
     run_dir = Path(run_dir)
@@ -64,7 +70,7 @@ def load_run(run_dir: Path) -> TrainedRun:
             raise TrainingError(f"{path} is missing: is {run_dir} a finished `qc train` run?")
     try:
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        config = TrainConfig.model_validate(checkpoint["config"])
+        config = TrainConfig.model_validate(single_pass_if_unnamed(checkpoint["config"]))
         net = build_network(config.net)
         net.load_state_dict(checkpoint["state_dict"])
     except Exception as exc:  # torch raises many types for a truncated or foreign file

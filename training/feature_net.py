@@ -54,6 +54,7 @@ class PretrainedUNet(FrozenBackboneNet):
         self.head = nn.Conv2d(w4, 1, 1)
         nn.init.constant_(self.head.bias, HEAD_PRIOR_LOGIT)
         self.score_pool_px = config.score_pool_px
+        self.test_time_flips = config.test_time_flips
 
     def logits(self, image: torch.Tensor) -> torch.Tensor:
         stride4, stride8, stride16 = self.backbone(image)

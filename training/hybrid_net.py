@@ -56,6 +56,7 @@ class HybridUNet(FrozenBackboneNet):
         self.head = nn.Conv2d(widths[0], 1, 1)
         nn.init.constant_(self.head.bias, HEAD_PRIOR_LOGIT)
         self.score_pool_px = config.score_pool_px
+        self.test_time_flips = config.test_time_flips
 
     def logits(self, image: torch.Tensor) -> torch.Tensor:
         _, pre8, pre16 = self.backbone(image)

@@ -43,6 +43,26 @@ def test_onnxruntime_matches_torch_on_fresh_inputs(tiny_export, tiny_run):
         assert np.abs(score - expected.score.numpy()).max() <= 1e-4
 
 
+def test_the_exported_graph_averages_the_test_time_flips(tiny_export, tiny_run):
+    net = load_run(tiny_run).net
+    assert net.test_time_flips == "vertical"  # the default: the parity above covered the flipped graph
+    session = ort.InferenceSession(str(tiny_export / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).random((1, 3, 64, 96), dtype=np.float32)
+    heat, _ = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
+    net.test_time_flips = "none"
+    with torch.no_grad():
+        single_pass = net(torch.from_numpy(x)).heatmap.numpy()
+    assert np.abs(heat - single_pass).max() > 1e-3
+
+
+def test_a_run_from_before_test_time_flips_stays_single_pass(tmp_path, tiny_run):
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
+    del checkpoint["config"]["net"]["test_time_flips"]  # as written before the setting existed
+    torch.save(checkpoint, run / "checkpoint.pt")
+    assert load_run(run).net.test_time_flips == "none"
+
+
 def test_the_station_inferencer_loads_the_export(tiny_export):
     from qc.inference import Inferencer
 

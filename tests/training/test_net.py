@@ -6,7 +6,6 @@ from qc.contract import ModelOutputs
 from training.config import NetConfig
 from training.net import DefectUNet
 
-
 import pytest
 
 
@@ -36,3 +35,27 @@ def test_one_hot_pixel_does_not_make_a_high_score_but_a_patch_does():
 def test_exported_size_budget():
     params = sum(p.numel() for p in DefectUNet(NetConfig()).parameters())
     assert params * 4 < 10e6 / 2, f"{params} parameters is too many for a < 10 MB model"
+
+
+@pytest.mark.parametrize(
+    "flips, mirrors",
+    [("none", []), ("vertical", [(-2,)]), ("horizontal", [(-1,)]), ("all", [(-2,), (-1,), (-2, -1)])],
+)
+def test_test_time_flips_average_the_mirrored_heatmaps(flips, mirrors):
+    torch.manual_seed(0)
+    net = DefectUNet(NetConfig(test_time_flips=flips)).eval()
+    image = torch.rand(2, 3, 48, 80)
+    with torch.no_grad():
+        out = net(image)
+        maps = [torch.sigmoid(net.logits(image))]
+        maps += [torch.flip(torch.sigmoid(net.logits(torch.flip(image, dims))), dims) for dims in mirrors]
+    expected = torch.stack(maps).mean(dim=0)
+    assert torch.allclose(out.heatmap, expected, atol=1e-6)
+    assert torch.allclose(out.score, net.score(expected), atol=1e-6)
+    if mirrors:  # a randomly initialised net is not mirror-symmetric: the average is not the single pass
+        assert not torch.allclose(out.heatmap, maps[0], atol=1e-4)
+
+
+def test_an_unknown_test_time_flip_is_refused_naming_the_choices():
+    with pytest.raises(ValueError, match="'none', 'vertical', 'horizontal' or 'all'"):
+        NetConfig(test_time_flips="diagonal")

@@ -103,6 +103,9 @@ def test_resume_from_another_architecture_names_the_keys(tmp_path, config_path, 
         run_train(config_path, dataset, run, ["net.base_channels=8"], "qc train", resume=True)
     with pytest.raises(TrainingError, match=r"net\.channel_multipliers"):  # resume=true in the config works too
         run_train(config_path, dataset, run, ["net.channel_multipliers=[1,3]", "resume=true"], "qc train")
+    # How the station runs the weights is no architecture: a run may resume with other test-time flips.
+    run_train(config_path, dataset, run, ["net.test_time_flips=all"], "qc train", resume=True)
+    assert json.loads((run / "run.json").read_text())["config"]["net"]["test_time_flips"] == "all"
 
 
 def test_an_unfinished_run_is_not_overwritten_and_a_finished_one_not_resumed(
