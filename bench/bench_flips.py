@@ -21,12 +21,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-import numpy as np  # noqa: E402
-
 sys.path.insert(0, str(REPO / "bench"))  # its sibling bench_position.py knows the kept runs
 
-from bench_position import FIGURES, kept_runs, recalibrate  # noqa: E402
+from bench_position import FIGURES, mean_and_worst, recalibrate, selected_runs  # noqa: E402
 from qc.card import load_card, sha256_file, write_card  # noqa: E402
 from qc.contract import MODEL_FILE  # noqa: E402
 from qc.evaluate import evaluate_model  # noqa: E402
@@ -63,10 +60,7 @@ def main() -> None:
     unknown = [v for v in variants if v not in TEST_TIME_FLIPS]
     if unknown:
         raise SystemExit(f"unknown --flips {', '.join(unknown)}; choose from {', '.join(TEST_TIME_FLIPS)}")
-    wanted = set(args.fabrics.split(",")) if args.fabrics else None
-    runs = [(f, s) for f, s in kept_runs(args.work) if wanted is None or f in wanted]
-    if not runs:
-        raise SystemExit(f"{args.work}: no kept qc bench aitex runs (run<fabric>_seed<n>/run.json)")
+    runs = selected_runs(args.work, args.fabrics)
     rows = []
     print(f"{'fabric':>6} {'seed':>4} {'flips':>10} " + " ".join(f"{k:>17}" for k in FIGURES) + "  threshold")
     with tempfile.TemporaryDirectory(prefix="qc-bench-flips-") as tmp:
@@ -96,9 +90,8 @@ def summary(rows: list[dict]) -> list[dict]:
     for fabric in dict.fromkeys(r["fabric"] for r in rows):
         runs = [r for r in rows if r["fabric"] == fabric]
         for arm in runs[0]["arms"]:
-            out.append({"fabric": fabric, "arm": arm, "runs": len(runs), **{
-                k: {"mean": float(np.mean([r["arms"][arm][k] for r in runs])),
-                    "min": float(np.min([r["arms"][arm][k] for r in runs]))} for k in FIGURES}})
+            out.append({"fabric": fabric, "arm": arm, "runs": len(runs),
+                        **mean_and_worst([r["arms"][arm] for r in runs])})
     return out
 
 

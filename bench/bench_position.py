@@ -49,6 +49,15 @@ def kept_runs(work: Path) -> list[tuple[str, int]]:
     return found
 
 
+def selected_runs(work: Path, fabrics: str | None) -> list[tuple[str, int]]:
+    """The kept runs of the comma-separated ``fabrics`` (all when None); none found ends the bench."""
+    wanted = set(fabrics.split(",")) if fabrics else None
+    runs = [(f, s) for f, s in kept_runs(work) if wanted is None or f in wanted]
+    if not runs:
+        raise SystemExit(f"{work}: no kept qc bench aitex runs (run<fabric>_seed<n>/run.json)")
+    return runs
+
+
 def recalibrate(run, data: Path, image_scores_from: str) -> tuple[Thresholds, dict | None]:
     """A kept run's thresholds and column factors calibrated again as ``qc train`` does, for its net as it is now."""
     config = run.config
@@ -90,10 +99,7 @@ def main() -> None:
         help="the refitted thresholds' calibration.image_scores_from (training's default: all_good)",
     )
     args = parser.parse_args()
-    wanted = set(args.fabrics.split(",")) if args.fabrics else None
-    runs = [(f, s) for f, s in kept_runs(args.work) if wanted is None or f in wanted]
-    if not runs:
-        raise SystemExit(f"{args.work}: no kept qc bench aitex runs (run<fabric>_seed<n>/run.json)")
+    runs = selected_runs(args.work, args.fabrics)
     rows = []
     print(f"{'fabric':>6} {'seed':>4} {'':>6} " + " ".join(f"{k:>17}" for k in FIGURES) + "  threshold")
     with tempfile.TemporaryDirectory(prefix="qc-bench-position-") as tmp:
@@ -117,14 +123,19 @@ def main() -> None:
     print(format_summary(summary(rows)))
 
 
+def mean_and_worst(figures: list[dict]) -> dict:
+    """Each of FIGURES over several runs: its mean and its minimum."""
+    return {k: {"mean": float(np.mean([f[k] for f in figures])), "min": float(np.min([f[k] for f in figures]))}
+            for k in FIGURES}
+
+
 def summary(rows: list[dict]) -> list[dict]:
     out = []
     for fabric in dict.fromkeys(r["fabric"] for r in rows):
         runs = [r for r in rows if r["fabric"] == fabric]
         entry = {"fabric": fabric, "runs": len(runs)}
         for name in ("kept", "position"):
-            entry[name] = {k: {"mean": float(np.mean([r[name][k] for r in runs])),
-                               "min": float(np.min([r[name][k] for r in runs]))} for k in FIGURES}
+            entry[name] = mean_and_worst([r[name] for r in runs])
         out.append(entry)
     return out
 
