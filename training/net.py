@@ -98,11 +98,12 @@ class SegmentationNet(nn.Module):
     Training optimises ``logits`` on the image as it is; ``forward`` (what calibration, validation
     and the exported graph run) averages the heatmaps of the image and its mirror images named by
     ``test_time_flips``. A network's false alarms are specks that mostly change when the fabric is
-    mirrored; a defect is found either way, so the average keeps it and halves the specks: on the
+    mirrored; a defect is found either way, so the average keeps it and dilutes the specks: on the
     12 AITEX dev networks of the committed configuration, recalibrated either way, one vertical
     mirror raised strip-level image AUROC from 0.850 to 0.898 on average and the worst seed from
-    0.56 to 0.68 (``qc bench flips``, bench/results/flips.json). Each mirror costs one more pass of
-    the network.
+    0.56 to 0.68 (``qc bench flips``, bench/results/flips.json). Networks trained from scratch with
+    the flips scored lower (bench/results/aitex_flips.json), so the default is "none". Each mirror
+    costs one more pass of the network.
     """
 
     score_pool_px: int

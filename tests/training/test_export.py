@@ -43,15 +43,22 @@ def test_onnxruntime_matches_torch_on_fresh_inputs(tiny_export, tiny_run):
         assert np.abs(score - expected.score.numpy()).max() <= 1e-4
 
 
-def test_the_exported_graph_averages_the_test_time_flips(tiny_export, tiny_run):
-    net = load_run(tiny_run).net
-    assert net.test_time_flips == "vertical"  # the default: the parity above covered the flipped graph
-    session = ort.InferenceSession(str(tiny_export / "model.onnx"), providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(1).random((1, 3, 64, 96), dtype=np.float32)
+def test_an_export_with_test_time_flips_averages_the_mirror_image_in_the_graph(tmp_path, tiny_run):
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
+    checkpoint["config"]["net"]["test_time_flips"] = "vertical"
+    torch.save(checkpoint, run / "checkpoint.pt")
+    model = run_export(run, tmp_path / "m" / "1", name=None, version=None, command="x")  # parity held
+    net = load_run(run).net
+    assert net.test_time_flips == "vertical"
+    session = ort.InferenceSession(str(model / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).random((2, 3, 64, 96), dtype=np.float32)
     heat, _ = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
-    net.test_time_flips = "none"
     with torch.no_grad():
+        flipped = net(torch.from_numpy(x)).heatmap.numpy()
+        net.test_time_flips = "none"
         single_pass = net(torch.from_numpy(x)).heatmap.numpy()
+    assert np.abs(heat - flipped).max() <= 1e-4
     assert np.abs(heat - single_pass).max() > 1e-3
 
 
