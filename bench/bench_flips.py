@@ -67,8 +67,9 @@ def main() -> None:
         for fabric, seed in runs:
             data = args.work / f"fabric{fabric}"
             kept = args.work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
-            kept_flips = load_run(args.work / f"run{fabric}_seed{seed}").config.net.test_time_flips
-            arms = {f"kept ({kept_flips})": (kept, load_card(kept).thresholds.image)}
+            card = load_card(kept)  # its training config says how the kept model runs (absent: before flips)
+            kept_flips = card.training.config.get("net", {}).get("test_time_flips", "none")
+            arms = {f"kept ({kept_flips})": (kept, card.thresholds.image)}
             for flips in variants:
                 model = Path(tmp) / f"aitex{fabric}_seed{seed}_{flips}"
                 arms[flips] = (model, with_flips(args.work, fabric, seed, flips, model))

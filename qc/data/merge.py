@@ -3,10 +3,10 @@ fabrics (the shipped default model learns from synthetic fabric and the real dev
 
 Only ``train/`` is taken from each source, never ``test/``: a merged dataset must not leak the
 held-out images its sources are evaluated on. That is ``train/good`` and any labelled training
-defects, ``train/<type>/`` with their masks ``ground_truth/<type>/<stem>_mask.png`` (a defect without
-a mask stays an image-label-only defect, as in its source). Files are linked, not copied (the AITEX strips are
-large and must not be duplicated), under names prefixed with their source, so two sources with an
-``0001.png`` each stay apart.
+defects, ``train/<type>/`` with their masks ``ground_truth/<type>/<stem>_mask.png`` (a defect
+without a mask stays an image-label-only defect, as in its source). Files are linked, not copied
+(the AITEX strips are large and must not be duplicated), under names prefixed with their source, so
+two sources with an ``0001.png`` each stay apart.
 """
 
 from __future__ import annotations

@@ -57,10 +57,11 @@ def write_mvtec_dataset(
     station learns that the belt and panel edges are normal. About a third of the good tiles carry a
     seam (generate_sample's default), so seams are learnt as normal cloth; seam defects always sit on
     one. ``train_defects`` adds that many labelled defect images to train/<type>/ (masks in
-ground_truth/<type>/train_*_mask.png), spread evenly over the defect types, drawn from their own
-seed streams so none repeats a test image; with ``panels``, half of them are whole line frames
-(fabric defect types only: seam defects need a seam). Same arguments, same bytes. A non-empty `out` is refused unless overwrite=True, which first
-    removes its train/, test/ and ground_truth/ folders (stale images would corrupt the splits).
+    ground_truth/<type>/train_*_mask.png), spread evenly over the defect types, drawn from their own
+    seed streams so none repeats a test image; with ``panels``, half of them are whole line frames
+    (fabric defect types only: seam defects need a seam). Same arguments, same bytes. A non-empty
+    `out` is refused unless overwrite=True, which first removes its train/, test/ and ground_truth/
+    folders (stale images would corrupt the splits).
     """
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
