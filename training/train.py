@@ -35,7 +35,7 @@ from training.config import OptimConfig, TrainConfig
 from training.data import AnomalyBatches, hot_spots
 from training.distributed import Distributed
 from training.export import CHECKPOINT_FILE
-from training.net import DefectUNet
+from training.net import DefectUNet, single_pass
 from training.networks import build_network
 from training.validation import EarlyStopping, ValidationSet, score_validation
 
@@ -344,7 +344,8 @@ class _Training:
         net, average, state = self.learner.net, self.learner.average, self.state
         # The weights that would ship: the average when there is one.
         with average.swapped_in(net) if average is not None else contextlib.nullcontext():
-            metrics = score_validation(net, self.validation)
+            with single_pass(net):
+                metrics = score_validation(net, self.validation)
             improved = self.learner.stopper.update(metrics["signal"], state.step, net)
         self.model.train()
         state.validations.append({"step": state.step, "elapsed_s": round(elapsed, 2), **metrics})
@@ -408,10 +409,11 @@ class _Training:
 
     def mine(self) -> None:
         """Search, with the network as it is now, where its crops should go: hard negatives, weak positives."""
-        if self.config.data.hard_negative_fraction > 0:
-            mine_hard_negatives(self.learner.net, self.batches, self.config)
-        if self.has_weak:
-            find_weak_spots(self.learner.net, self.batches, self.config)
+        with single_pass(self.learner.net):
+            if self.config.data.hard_negative_fraction > 0:
+                mine_hard_negatives(self.learner.net, self.batches, self.config)
+            if self.has_weak:
+                find_weak_spots(self.learner.net, self.batches, self.config)
         # From the end, as for validation: a search that took 30 s on a loaded 2-core
         # machine, counted from its start, ran again at every step and training stalled.
         self.state.last_mined_s = self.state.elapsed()

@@ -4,7 +4,7 @@ import torch
 
 from qc.contract import ModelOutputs
 from training.config import NetConfig
-from training.net import DefectUNet
+from training.net import DefectUNet, single_pass
 
 import pytest
 
@@ -59,3 +59,18 @@ def test_test_time_flips_average_the_mirrored_heatmaps(flips, mirrors):
 def test_an_unknown_test_time_flip_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match="'none', 'vertical', 'horizontal' or 'all'"):
         NetConfig(test_time_flips="diagonal")
+
+
+def test_single_pass_runs_the_plain_network_and_gives_the_flips_back_even_on_error():
+    torch.manual_seed(0)
+    net = DefectUNet(NetConfig(test_time_flips="all")).eval()
+    image = torch.rand(1, 3, 32, 48)
+    with torch.no_grad(), single_pass(net):
+        plain = net(image).heatmap
+        assert torch.allclose(plain, torch.sigmoid(net.logits(image)))
+    assert net.test_time_flips == "all"
+    with pytest.raises(RuntimeError), single_pass(net):
+        raise RuntimeError("a search failed")
+    assert net.test_time_flips == "all"
+    with single_pass(torch.nn.Conv2d(3, 1, 1)):  # a module without flips passes through untouched
+        pass

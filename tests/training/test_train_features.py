@@ -456,6 +456,26 @@ def test_training_locates_weak_positives_on_the_network_hottest_spot(tmp_path):
     assert all(40 <= y < 46 and 10 <= x < 50 for y, x in feed.weak_spots.values())
 
 
+def test_mining_and_validation_run_single_pass_while_the_network_keeps_its_flips(monkeypatch):
+    from training.net import SegmentationNet
+    from training.train import train_network
+
+    seen: list[str] = []
+    forward = SegmentationNet.forward
+    monkeypatch.setattr(SegmentationNet, "forward", lambda net, image: (seen.append(net.test_time_flips), forward(net, image))[1])
+    config = tiny_config(steps=3)
+    config.net.test_time_flips = "vertical"
+    config.data.hard_negative_fraction = 0.5
+    config.data.hard_negative_every_s = 1e-6  # search before every step
+    feed, vset = feed_and_validation(config)
+    result = train_network(config, feed, device=torch.device("cpu"), log=lambda _: None, validation=vset)
+    assert len(result.validations) == 3 and len(seen) > 3  # both searches ran, through forward
+    assert set(seen) == {"none"}
+    assert result.net.test_time_flips == "vertical"  # what calibration and export then run
+    heatmap = result.net.eval()(torch.rand(1, 3, 32, 32)).heatmap
+    assert seen[-1] == "vertical" and heatmap.shape == (1, 1, 32, 32)
+
+
 def test_a_val_split_of_the_user_calibrates_and_train_good_is_all_trained_on(tmp_path, config_path):
     from training.commands import run_train
 
