@@ -110,7 +110,7 @@ class NetConfig(Strict):
         5, ge=1, description="odd side of the local average taken before the image score's max, in px"
     )
     test_time_flips: Literal["none", "vertical", "horizontal", "all"] = Field(
-        "none",
+        "vertical",
         description="mirror images the station also runs, their heatmaps averaged with the image's: 'vertical' "
         "(top-bottom, one more pass), 'horizontal', 'all' (both and both together: three more), 'none'. "
         "Each pass costs one more run of the network per tile",

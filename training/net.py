@@ -124,8 +124,9 @@ class SegmentationNet(nn.Module):
     mirrored; a defect is found either way, so the average keeps it and dilutes the specks: on the
     12 AITEX dev networks of the committed configuration, recalibrated either way, one vertical
     mirror raised strip-level image AUROC from 0.850 to 0.898 on average and the worst seed from
-    0.56 to 0.68 (``qc bench flips``, bench/results/flips.json). Networks trained from scratch with
-    the flips scored lower (bench/results/aitex_flips.json), so the default is "none". Each mirror
+    0.56 to 0.68 (``qc bench flips``, bench/results/flips.json); on three fresh seeds trained as
+    the default does (mining and validation single pass), 0.864 -> 0.903 against the same networks
+    run single pass (bench/results/flips_fresh.json), so "vertical" is the default. Each mirror
     costs one more pass of the network.
     """
 
