@@ -43,6 +43,30 @@ def test_onnxruntime_matches_torch_on_fresh_inputs(tiny_export, tiny_run):
         assert np.abs(score - expected.score.numpy()).max() <= 1e-4
 
 
+def test_the_graph_runs_instance_norms_without_the_group_norm_reshapes(tiny_export, tiny_run):
+    import onnx
+
+    from training.export import with_instance_norms
+
+    net = load_run(tiny_run).net
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert norms, "the tiny network normalises per instance with GroupNorm"
+    for norm in norms:  # trained scale and shift, so a copy that dropped them would show
+        torch.nn.init.normal_(norm.weight, 1.0, 0.3), torch.nn.init.normal_(norm.bias, 0.0, 0.3)
+    swapped = with_instance_norms(net)
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in swapped.modules())
+    assert sum(isinstance(m, torch.nn.InstanceNorm2d) for m in swapped.modules()) == len(norms)
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in net.modules()), "the trained net is untouched"
+    x = torch.rand(2, 3, 64, 80)
+    with torch.no_grad():
+        assert torch.allclose(swapped(x).heatmap, net(x).heatmap, atol=1e-5)
+    graph = onnx.load(str(tiny_export / "model.onnx")).graph
+    producers = {out: node.op_type for node in graph.node for out in node.output}
+    instance_norms = [node for node in graph.node if node.op_type == "InstanceNormalization"]
+    assert len(instance_norms) == len(norms)
+    assert all(producers.get(node.input[0]) != "Reshape" for node in instance_norms)
+
+
 def test_an_export_with_test_time_flips_averages_the_mirror_image_in_the_graph(tmp_path, tiny_run):
     run = shutil.copytree(tiny_run, tmp_path / "run")
     checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
