@@ -8,12 +8,11 @@ same, or nothing is written.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import copy
 
 import numpy as np
 import torch
