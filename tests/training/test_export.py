@@ -52,7 +52,8 @@ def test_the_graph_runs_instance_norms_without_the_group_norm_reshapes(tiny_expo
     norms = [m for m in net.modules() if isinstance(m, torch.nn.GroupNorm)]
     assert norms, "the tiny network normalises per instance with GroupNorm"
     for norm in norms:  # trained scale and shift, so a copy that dropped them would show
-        torch.nn.init.normal_(norm.weight, 1.0, 0.3), torch.nn.init.normal_(norm.bias, 0.0, 0.3)
+        torch.nn.init.normal_(norm.weight, 1.0, 0.3)
+        torch.nn.init.normal_(norm.bias, 0.0, 0.3)
     swapped = with_instance_norms(net)
     assert not any(isinstance(m, torch.nn.GroupNorm) for m in swapped.modules())
     assert sum(isinstance(m, torch.nn.InstanceNorm2d) for m in swapped.modules()) == len(norms)
