@@ -74,4 +74,6 @@ def test_training_validates_and_ships_the_average_not_the_last_weights():
     # the last validation scored exactly the weights that were returned (single pass, as training validates)
     with single_pass(results[0.9].net):
         rescored = score_validation(results[0.9].net, vset)["signal"]
-    assert results[0.9].validations[-1]["signal"] == pytest.approx(rescored)
+    # (to float32 rounding: the rescoring may run other convolution kernels than training did)
+    assert results[0.9].validations[-1]["signal"] == pytest.approx(rescored, abs=1e-5)
+    assert abs(results[0.0].validations[-1]["signal"] - rescored) > 1e-4  # the live weights score apart
