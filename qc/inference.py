@@ -12,7 +12,7 @@ import numpy as np
 from qc.card import ModelCard, ModelRefused, verify_files
 from qc.contract import BACKBONE_METADATA_KEY, INPUT_NAME, OUTPUT_NAMES
 from qc.imageio import to_rgb_uint8
-from qc.postprocess import postprocess
+from qc.postprocess import postprocess, scored_map
 from qc.tiling import Blender, TileGrid, min_side_px
 
 log = logging.getLogger("qc.inference")
@@ -175,11 +175,8 @@ class Inferencer:
             scores.append(score)
         return np.concatenate(heats), np.concatenate(scores)
 
-    def infer(self, image: np.ndarray) -> InferenceResult:
-        """Tiles are cut, run and blended a batch at a time: a large image costs its heatmap and
-        the post-processing, not a copy of every tile and tile map (qc.tiling)."""
-        started = time.perf_counter()
-        rgb = to_rgb_uint8(image)
+    def _blend(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
+        """The network's tile maps blended into one map of the image (0..1) and its tiles' top score."""
         grid = TileGrid.for_image(
             rgb.shape[0], rgb.shape[1], self.card.tiling.tile_px, self.card.tiling.overlap_px
         )
@@ -190,7 +187,22 @@ class Inferencer:
             blender.add(boxes, heats)
             score = max(score, float(scores.max()))
         blended = blender.result()
-        heatmap, score = postprocess(rgb, np.clip(blended, 0.0, 1.0, out=blended), score, self._position_scale)
+        return np.clip(blended, 0.0, 1.0, out=blended), score
+
+    def scored_map(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The map the image score is taken from (padding cleared, column factors applied, not yet
+        smoothed for display) and that score: for benches that compare ways of scoring it."""
+        rgb = to_rgb_uint8(image)
+        blended, score = self._blend(rgb)
+        return scored_map(rgb, blended, score, self._position_scale)
+
+    def infer(self, image: np.ndarray) -> InferenceResult:
+        """Tiles are cut, run and blended a batch at a time: a large image costs its heatmap and
+        the post-processing, not a copy of every tile and tile map (qc.tiling)."""
+        started = time.perf_counter()
+        rgb = to_rgb_uint8(image)
+        blended, score = self._blend(rgb)
+        heatmap, score = postprocess(rgb, blended, score, self._position_scale)
         return InferenceResult(
             heatmap=heatmap,
             score=score,

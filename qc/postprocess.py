@@ -49,6 +49,14 @@ def postprocess(
     return after_padding(heatmap, score, position_scale)
 
 
+def scored_map(
+    image_rgb: np.ndarray, heatmap: np.ndarray, score: float, position_scale: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """The steps before smoothing (padding, column factors): the map the image score is taken from."""
+    heatmap, score = suppress_padding(image_rgb, heatmap, score)
+    return apply_position_scale(heatmap, score, position_scale)
+
+
 def after_padding(
     heatmap: np.ndarray, score: float, position_scale: np.ndarray | None = None
 ) -> tuple[np.ndarray, float]:

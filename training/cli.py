@@ -94,6 +94,7 @@ BENCH_SCRIPTS = {
     "memory-bank": "bench_memory_bank.py",
     "position": "bench_position.py",
     "flips": "bench_flips.py",
+    "image-score": "bench_image_score.py",
 }
 
 

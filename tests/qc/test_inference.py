@@ -2,12 +2,13 @@ import json
 import shutil
 import tracemalloc
 
+import cv2
 import numpy as np
 import pytest
 
 from qc.card import ModelRefused
 from qc.inference import Inferencer, resolve_model_dir, to_input_tensor
-from qc.postprocess import postprocess
+from qc.postprocess import postprocess, smooth_heatmap
 from qc.tiling import TileGrid
 
 
@@ -48,6 +49,22 @@ def test_streamed_inference_equals_blending_the_whole_image_at_once(tiny_model_d
     assert expected.max() > 0.5  # the comparison sees real heat, not two blank maps
     np.testing.assert_allclose(result.heatmap, expected, atol=1e-6)
     assert result.score == pytest.approx(expected_score, abs=1e-6)
+
+
+def test_the_scored_map_is_the_shown_map_before_smoothing(tiny_model_dir, rng):
+    """Benches that compare image-score rules (bench/bench_image_score.py) read the map the station
+    scores: the shown heatmap is that map smoothed, and the score is its hottest 5x5 average."""
+    inferencer = Inferencer(tiny_model_dir, threads=1, batch_size=3)
+    image = rng.integers(0, 256, (150, 410, 3), dtype=np.uint8)
+    image[:, :60] = 255  # padding: cleared in the scored map as in the shown one
+    image[60:90, 200:240] = 10
+    raw, raw_score = inferencer.scored_map(image)
+    result = inferencer.infer(image)
+    assert raw.shape == result.heatmap.shape and raw[:, :50].max() == 0.0
+    np.testing.assert_allclose(np.clip(smooth_heatmap(raw), 0, 1), result.heatmap, atol=1e-6)
+    assert raw_score == pytest.approx(result.score, abs=1e-6)
+    assert raw_score == pytest.approx(float(cv2.blur(raw, (5, 5), borderType=cv2.BORDER_REPLICATE).max()), abs=1e-6)
+    assert raw.max() > result.heatmap.max()  # smoothing lowers the peaks: the two maps differ
 
 
 @pytest.mark.parametrize("grey_level", [0, 128])  # 0: all padding, the costliest post-processing

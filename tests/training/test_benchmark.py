@@ -75,6 +75,16 @@ def test_bench_runs_each_seed_and_writes_the_summary(tmp_path, capsys):
     with pytest.raises(SystemExit, match="unknown --flips diagonal"):
         main(["bench", "flips", "--", "--work", str(tmp_path / "work"), "--flips", "diagonal"])
 
+    # qc bench image-score scores the kept models' maps by each rule; the station's own rule (max5)
+    # ranks the strips exactly as qc eval did
+    out = tmp_path / "image_score.json"
+    assert main(["bench", "image-score", "--", "--work", str(tmp_path / "work"), "--json", str(out)]) == 0
+    scored = json.loads(out.read_text())
+    for r in scored["rows"]:
+        assert r["rules"]["max5"]["image_auroc"] == pytest.approx(result["rows"][r["seed"]]["image_auroc"])
+        assert all(0.0 <= v["tile_auroc"] <= 1.0 for v in r["rules"].values())
+    assert set(scored["summary"][0]) >= {"fabric", "runs", "max5", "top200"}
+
 
 def test_bad_seed_lists_are_refused(capsys):
     from qc.cli import main
