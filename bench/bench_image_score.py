@@ -4,10 +4,10 @@ strips from good ones best, on the same trained networks.
 The station scores an image by the hottest 5x5 local average of its map (qc.padding). A speck of
 false heat scores like a defect of any size, so broader evidence might rank better: a wider local
 average, or the mean of the hottest pixels of the 5x5-averaged map (a line or a patch has many hot
-pixels, a speck few); a narrower average might keep defects of a few pixels. For each model a ``qc bench aitex --work-dir WORK_DIR`` run kept (see
-bench_position.py for the layout), every test strip's map is taken exactly as the station scores
-it (Inferencer.scored_map: tiles blended, padding cleared, the card's column factors applied) and
-scored by each rule; strip-level AUROC and tile-level AUROC (256-px tiles, a tile defective when its
+pixels, a speck few); a narrower average might keep defects of a few pixels. For each model a
+``qc bench aitex --work-dir WORK_DIR`` run kept (see bench_position.py for the layout), every test
+strip's map is taken exactly as the station scores it (Inferencer.scored_map: tiles blended, padding
+cleared, the card's column factors applied) and scored by each rule; strip-level AUROC and tile-level AUROC (256-px tiles, a tile defective when its
 mask has >= 16 px, the rule applied to the tile's map) are printed per rule. Thresholds are not
 refitted: AUROC needs none. The rule ``max5`` ranks strips exactly as ``qc eval`` does; its tile
 AUROC differs from ``qc bench aitex``'s, which takes each tile's maximum of the smoothed map.
@@ -34,7 +34,7 @@ from bench_position import selected_runs  # noqa: E402
 from qc.data import open_dataset  # noqa: E402
 from qc.imageio import read_image, read_mask  # noqa: E402
 from qc.inference import Inferencer  # noqa: E402
-from qc.metrics import TILE_MIN_DEFECT_PX, TILE_PX, auroc  # noqa: E402
+from qc.metrics import auroc, labelled_tiles  # noqa: E402
 from qc.padding import SCORE_WINDOW_PX  # noqa: E402
 from training.benchmark import machine  # noqa: E402
 
@@ -71,16 +71,6 @@ RULES: dict[str, Rule] = {
 }
 
 
-def tiles_of(heatmap: np.ndarray, mask: np.ndarray) -> list[tuple[bool, np.ndarray]]:
-    """Non-overlapping tiles as qc.metrics.tile_labels_and_scores cuts them: (defective, tile map)."""
-    out = []
-    for y in range(0, heatmap.shape[0], TILE_PX):
-        for x in range(0, heatmap.shape[1], TILE_PX):
-            defective = int((mask[y : y + TILE_PX, x : x + TILE_PX] > 0).sum()) >= TILE_MIN_DEFECT_PX
-            out.append((defective, heatmap[y : y + TILE_PX, x : x + TILE_PX]))
-    return out
-
-
 def score_model(model_dir: Path, data: Path) -> dict:
     """Strip- and tile-level AUROC of every rule for one model on its fabric's test strips."""
     inferencer = Inferencer(model_dir)
@@ -94,8 +84,9 @@ def score_model(model_dir: Path, data: Path) -> dict:
             strip_scores[name].append(rule(heatmap))
         if defective and not record.masks:
             continue  # a defect without a mask counts at strip level only, as in qc.evaluate
-        mask = np.maximum.reduce([read_mask(m) for m in record.masks]) if defective else np.zeros(heatmap.shape, np.uint8)
-        for label, tile in tiles_of(heatmap, mask):
+        good = np.zeros(heatmap.shape, np.uint8)
+        mask = np.maximum.reduce([read_mask(m) for m in record.masks]) if defective else good
+        for label, tile in labelled_tiles(heatmap, mask):
             tile_labels.append(label)
             for name, rule in RULES.items():
                 tile_scores[name].append(rule(tile))

@@ -84,12 +84,21 @@ def tile_labels_and_scores(
     heatmap's maximum inside it. Eight good strips make strip-level AUROC jumpy; a 4096x256 strip
     gives 16 tiles, so tile-level figures rest on ~16 times more samples (the accuracy protocol).
     """
-    labels, scores = [], []
+    tiles = labelled_tiles(heatmap, mask, tile_px=tile_px, min_defect_px=min_defect_px)
+    labels, scores = zip(*((label, float(tile.max())) for label, tile in tiles))
+    return np.array(labels, bool), np.array(scores, np.float64)
+
+
+def labelled_tiles(
+    heatmap: np.ndarray, mask: np.ndarray, *, tile_px: int = TILE_PX, min_defect_px: int = TILE_MIN_DEFECT_PX
+) -> list[tuple[bool, np.ndarray]]:
+    """The non-overlapping tiles of the protocol: (defective, the heatmap's view of the tile) each."""
+    tiles = []
     for y in range(0, heatmap.shape[0], tile_px):
         for x in range(0, heatmap.shape[1], tile_px):
-            labels.append(int((mask[y : y + tile_px, x : x + tile_px] > 0).sum()) >= min_defect_px)
-            scores.append(float(heatmap[y : y + tile_px, x : x + tile_px].max()))
-    return np.array(labels, bool), np.array(scores, np.float64)
+            window = (slice(y, y + tile_px), slice(x, x + tile_px))
+            tiles.append((int((mask[window] > 0).sum()) >= min_defect_px, heatmap[window]))
+    return tiles
 
 
 def pixel_metrics(
