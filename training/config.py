@@ -99,8 +99,11 @@ class NetConfig(Strict):
         [64, 48, 32], min_length=3, max_length=3,
         description="with backbone lite0: decoder channels at strides 16, 8 and 4",
     )
-    norm: Literal["instance", "batch"] = Field(
-        "instance", description="feature normalisation: per image ('instance') or per batch ('batch')"
+    norm: Literal["instance", "batch", "stem_instance"] = Field(
+        "instance",
+        description="feature normalisation: per image ('instance'), per batch ('batch'), or per image in "
+        "the first block and per batch after it ('stem_instance': deep features that do not depend on the "
+        "whole tile's statistics; measured on one seed, README)",
     )
     base_channels: int = Field(12, ge=4, description="channels at the first (half-resolution) level")
     channel_multipliers: list[int] = Field(

@@ -168,7 +168,10 @@ class DefectUNet(SegmentationNet):
         self.register_buffer("mean", torch.tensor(INPUT_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(INPUT_STD).view(1, 3, 1, 1), persistent=False)
         norm = config.norm
-        self.stem = DownBlock(3, widths[0], norm=norm)
+        if norm == "stem_instance":  # per-image norms in the stem only (make_norm), per-batch after it
+            self.stem, norm = DownBlock(3, widths[0], norm="instance"), "batch"
+        else:
+            self.stem = DownBlock(3, widths[0], norm=norm)
         self.down = nn.ModuleList(DownBlock(a, b, norm=norm) for a, b in zip(widths[:-1], widths[1:]))
         self.context = conv_bn_relu(widths[-1], widths[-1], norm=norm)
         self.up = nn.ModuleList(

@@ -9,7 +9,16 @@ from training.net import DefectUNet, single_pass
 import pytest
 
 
-@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_stem_instance_norms_the_first_block_per_image_and_the_rest_per_batch():
+    net = DefectUNet(NetConfig(norm="stem_instance"))
+    stem = [type(m) for m in net.stem.modules() if isinstance(m, (torch.nn.GroupNorm, torch.nn.BatchNorm2d))]
+    rest = [type(m) for name, m in net.named_modules()
+            if not name.startswith("stem") and isinstance(m, (torch.nn.GroupNorm, torch.nn.BatchNorm2d))]
+    assert stem == [torch.nn.GroupNorm, torch.nn.GroupNorm]
+    assert rest and set(rest) == {torch.nn.BatchNorm2d}
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch", "stem_instance"])
 def test_shapes_and_ranges_for_any_size(norm):
     net = DefectUNet(NetConfig(norm=norm)).eval()
     with torch.no_grad():
