@@ -7,8 +7,9 @@ average, or the mean of the hottest pixels of the 5x5-averaged map (a line or a 
 pixels, a speck few); a narrower average might keep defects of a few pixels. For each model a
 ``qc bench aitex --work-dir WORK_DIR`` run kept (see bench_position.py for the layout), every test
 strip's map is taken exactly as the station scores it (Inferencer.scored_map: tiles blended, padding
-cleared, the card's column factors applied) and scored by each rule; strip-level AUROC and tile-level AUROC (256-px tiles, a tile defective when its
-mask has >= 16 px, the rule applied to the tile's map) are printed per rule. Thresholds are not
+cleared, the card's column factors applied) and scored by each rule; strip-level AUROC and
+tile-level AUROC (256-px tiles, a tile defective when its mask has >= 16 px, the rule applied to
+the tile's map) are printed per rule. Thresholds are not
 refitted: AUROC needs none. The rule ``max5`` ranks strips exactly as ``qc eval`` does; its tile
 AUROC differs from ``qc bench aitex``'s, which takes each tile's maximum of the smoothed map.
 
