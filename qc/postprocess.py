@@ -45,8 +45,8 @@ def postprocess(
     camera's column factors (the card's ``position``), scaled per column in place (qc.position): a
     large image's map is not copied for either.
     """
-    heatmap, score = suppress_padding(image_rgb, heatmap, score)
-    return after_padding(heatmap, score, position_scale)
+    heatmap, score = scored_map(image_rgb, heatmap, score, position_scale)
+    return shown_heatmap(heatmap), score
 
 
 def scored_map(
@@ -63,5 +63,10 @@ def after_padding(
     """The steps after padding (column factors, smoothing): calibration applies different factors to
     one padding-cleared map (training.good_evidence), without clearing the padding again."""
     heatmap, score = apply_position_scale(heatmap, score, position_scale)
-    shown = smooth_heatmap(heatmap)
-    return np.clip(shown, 0.0, 1.0, out=shown), score
+    return shown_heatmap(heatmap), score
+
+
+def shown_heatmap(scored: np.ndarray) -> np.ndarray:
+    """The scored map as the station shows and thresholds it: smoothed, within 0..1."""
+    shown = smooth_heatmap(scored)
+    return np.clip(shown, 0.0, 1.0, out=shown)
