@@ -11,6 +11,7 @@ pixel-level AUROC, the false-reject rate and recall at each card's threshold. Th
 same in both: only the station's post-processing and thresholds differ.
 
 Run: qc bench position -- --work WORK_DIR [--json bench/results/position.json] [--image-scores-from held_back]
+     [--column-factors odds]
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np  # noqa: E402
 
 from qc.card import Thresholds, load_card, write_card  # noqa: E402
 from qc.evaluate import evaluate_model  # noqa: E402
-from qc.position import quieted_columns  # noqa: E402
+from qc.position import ColumnFactors, quieted_columns  # noqa: E402
 from training.benchmark import machine  # noqa: E402
 from training.calibrate import calibrate  # noqa: E402
 from training.good_evidence import good_evidence  # noqa: E402
@@ -58,10 +59,12 @@ def selected_runs(work: Path, fabrics: str | None) -> list[tuple[str, int]]:
     return runs
 
 
-def recalibrate(run, data: Path, image_scores_from: str) -> tuple[Thresholds, dict | None]:
+def recalibrate(run, data: Path, image_scores_from: str, column_factors: str) -> tuple[Thresholds, dict | None]:
     """A kept run's thresholds and column factors calibrated again as ``qc train`` does, for its net as it is now."""
     config = run.config
-    calibration = config.calibration.model_copy(update={"image_scores_from": image_scores_from})
+    calibration = config.calibration.model_copy(
+        update={"image_scores_from": image_scores_from, "column_factors": column_factors}
+    )
     trained_on, held_back = split_train_val(
         find_training_images(data), val_fraction=config.data.val_fraction,
         min_val_images=config.data.min_val_images, seed=config.seed,
@@ -69,7 +72,7 @@ def recalibrate(run, data: Path, image_scores_from: str) -> tuple[Thresholds, di
     trained_images, held_images = load_images(trained_on), load_images(held_back)
     fit, trained_on_scores = good_evidence(run.net, trained_images, held_images, calibration, config.export, source=data)
     position = fit.record if fit else None
-    scale = np.asarray(position["scale"], np.float32) if position else None
+    scale = ColumnFactors.from_record(position)
     thresholds, _ = calibrate(
         run.net, held_images, calibration, config.export,
         data_description=f"{len(held_back)} good images held back from {data / 'train' / 'good'} (seed {config.seed})",
@@ -78,10 +81,10 @@ def recalibrate(run, data: Path, image_scores_from: str) -> tuple[Thresholds, di
     return thresholds, position
 
 
-def refit(work: Path, fabric: str, seed: int, out_model: Path, image_scores_from: str) -> dict:
+def refit(work: Path, fabric: str, seed: int, out_model: Path, image_scores_from: str, column_factors: str) -> dict:
     """The kept model's card with column factors and thresholds calibrated with them, in ``out_model``."""
     run = load_run(work / f"run{fabric}_seed{seed}")
-    thresholds, position = recalibrate(run, work / f"fabric{fabric}", image_scores_from)
+    thresholds, position = recalibrate(run, work / f"fabric{fabric}", image_scores_from, column_factors)
     model = work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
     shutil.copytree(model, out_model)
     card = load_card(model).model_copy(update={"thresholds": thresholds, "position": position_record(position)})
@@ -98,6 +101,10 @@ def main() -> None:
         "--image-scores-from", choices=("all_good", "held_back"), default="all_good",
         help="the refitted thresholds' calibration.image_scores_from (training's default: all_good)",
     )
+    parser.add_argument(
+        "--column-factors", choices=("heat", "odds"), default="heat",
+        help="the refitted factors' calibration.column_factors: what each factor multiplies (qc/position.py)",
+    )
     args = parser.parse_args()
     runs = selected_runs(args.work, args.fabrics)
     rows = []
@@ -107,7 +114,7 @@ def main() -> None:
             data = args.work / f"fabric{fabric}"
             kept = args.work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
             copy = Path(tmp) / f"aitex{fabric}_seed{seed}"
-            refit_record = refit(args.work, fabric, seed, copy, args.image_scores_from)
+            refit_record = refit(args.work, fabric, seed, copy, args.image_scores_from, args.column_factors)
             before, after = evaluate_model(kept, data), evaluate_model(copy, data)
             row = {"fabric": fabric, "seed": seed, **refit_record,
                    "kept_threshold": before["image_threshold"],
@@ -118,7 +125,8 @@ def main() -> None:
                 print(f"{fabric:>6} {seed:>4} {name[:6]:>6} {cells}  {threshold:.4f}", flush=True)
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({"work": str(args.work), "machine": machine(),
-                                             "image_scores_from": args.image_scores_from, "rows": rows,
+                                             "image_scores_from": args.image_scores_from,
+                                             "column_factors": args.column_factors, "rows": rows,
                                              "summary": summary(rows)}, indent=1) + "\n", encoding="utf-8")
     print(format_summary(summary(rows)))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -109,6 +109,9 @@ class PositionRecord(_Strict):
 
     width: int = Field(gt=0, description="image width the factors are for; other widths are left as they are")
     scale: list[float] = Field(description="one factor in (0, 1] per column, left to right")
+    applies_to: Literal["heat", "odds"] = Field(
+        "heat", description="what a factor multiplies: the heat (cards before the choice) or its odds h / (1 - h)"
+    )
     data: str = Field(description="which good images the factors were fitted on (never test/)")
 
     @model_validator(mode="after")

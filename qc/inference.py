@@ -12,6 +12,7 @@ import numpy as np
 from qc.card import ModelCard, ModelRefused, verify_files
 from qc.contract import BACKBONE_METADATA_KEY, INPUT_NAME, OUTPUT_NAMES
 from qc.imageio import to_rgb_uint8
+from qc.position import ColumnFactors
 from qc.postprocess import postprocess, scored_map
 from qc.tiling import Blender, TileGrid, min_side_px
 
@@ -117,7 +118,7 @@ class Inferencer:
         self.model_dir = resolve_model_dir(model_dir)
         self.card: ModelCard = verify_files(self.model_dir)
         position = self.card.position
-        self._position_scale = np.asarray(position.scale, np.float32) if position is not None else None
+        self._position_scale = ColumnFactors.from_record(position)
         self.batch_size = max(1, batch_size)
         self._session = open_session(self.model_dir / self.card.onnx_file, threads=threads, provider=provider)
         self.provider = self._session.get_providers()[0]

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from qc.padding import suppress_padding
-from qc.position import apply_position_scale
+from qc.position import ColumnFactors, apply_position_scale
 
 HEATMAP_SIGMA_PX = 4.0
 
@@ -37,7 +37,7 @@ def smooth_heatmap(heatmap: np.ndarray, sigma_px: float = HEATMAP_SIGMA_PX) -> n
 
 
 def postprocess(
-    image_rgb: np.ndarray, heatmap: np.ndarray, score: float, position_scale: np.ndarray | None = None
+    image_rgb: np.ndarray, heatmap: np.ndarray, score: float, position_scale: ColumnFactors | None = None
 ) -> tuple[np.ndarray, float]:
     """(raw heatmap in 0..1, raw image score) -> (the heatmap the station shows and thresholds, score).
 
@@ -50,7 +50,7 @@ def postprocess(
 
 
 def scored_map(
-    image_rgb: np.ndarray, heatmap: np.ndarray, score: float, position_scale: np.ndarray | None = None
+    image_rgb: np.ndarray, heatmap: np.ndarray, score: float, position_scale: ColumnFactors | None = None
 ) -> tuple[np.ndarray, float]:
     """The steps before smoothing (padding, column factors): the map the image score is taken from."""
     heatmap, score = suppress_padding(image_rgb, heatmap, score)
@@ -58,7 +58,7 @@ def scored_map(
 
 
 def after_padding(
-    heatmap: np.ndarray, score: float, position_scale: np.ndarray | None = None
+    heatmap: np.ndarray, score: float, position_scale: ColumnFactors | None = None
 ) -> tuple[np.ndarray, float]:
     """The steps after padding (column factors, smoothing): calibration applies different factors to
     one padding-cleared map (training.good_evidence), without clearing the padding again."""

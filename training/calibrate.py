@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from qc.card import Calibration, Thresholds
+from qc.position import ColumnFactors
 from training.config import CalibrationConfig, ExportConfig
 from training.net import DefectUNet
 from training.station_scoring import infer_image
@@ -58,7 +59,7 @@ def calibrate(
     *,
     data_description: str,
     seed: int = 0,
-    position_scale: np.ndarray | None = None,
+    position_scale: ColumnFactors | None = None,
     trained_on_scores: np.ndarray | None = None,
 ) -> tuple[Thresholds, dict]:
     """Thresholds from held-back good images, and a summary of the score distribution for run.json.
@@ -140,7 +141,7 @@ def calibrate_for_recall(
     *,
     data_description: str,
     seed: int = 0,
-    position_scale: np.ndarray | None = None,
+    position_scale: ColumnFactors | None = None,
 ) -> tuple[Thresholds, dict]:
     """Image threshold at a target recall on held-back labelled defect images (from train/, never
     test/); the pixel threshold and the good-score summary as in ``calibrate``.

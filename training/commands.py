@@ -18,7 +18,7 @@ import torch
 from qc.atomic import write_text_atomic
 from qc.card import Thresholds
 from qc.overrides import ConfigError
-from qc.position import quieted_columns
+from qc.position import ColumnFactors, quieted_columns
 from training import distributed
 from training.augment import train_augmenter
 from training.calibrate import calibrate, calibrate_for_recall
@@ -314,7 +314,7 @@ def _calibrate(
     position = fit.record if fit else None
     if position:
         log(f"position: {quieted_columns(position['scale'])} of {position['width']} columns quieted ({position['data']})")
-    position_scale = np.asarray(position["scale"], np.float32) if position else None
+    position_scale = ColumnFactors.from_record(position)
     if split.by_recall:
         val_defects = split.val_defects
         thresholds, summary = calibrate_for_recall(

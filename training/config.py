@@ -198,6 +198,12 @@ class CalibrationConfig(Strict):
         description="quiet columns hot on every good image (qc/position.py): 'auto' for line-scan strips "
         "of one width (each at least 4x wider than tall), 'always' for any images of one width, 'never'",
     )
+    column_factors: Literal["heat", "odds"] = Field(
+        "heat",
+        description="what a column factor multiplies (qc/position.py): the heat, which halves a defect in a "
+        "column where good strips peaked at twice the allowance, or its odds h / (1 - h), which quiets faint "
+        "heat alike and leaves heat near 1 near 1",
+    )
 
 
 class ExportConfig(Strict):

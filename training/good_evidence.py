@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qc.position import MAX_FIT_IMAGES, apply_position_scale, column_heat, fixed_camera, scale_from_column_heats
+from qc.position import (
+    MAX_FIT_IMAGES,
+    ColumnFactors,
+    apply_position_scale,
+    column_heat,
+    fixed_camera,
+    scale_from_column_heats,
+)
 from training.config import CalibrationConfig, ExportConfig
 from training.net import DefectUNet
 from training.station_scoring import infer_image, station_map
@@ -31,14 +38,16 @@ def picked_trained_on(count: int) -> list[int]:
 class PositionFit:
     """A fixed camera's column factors and what they were fitted from."""
 
-    record: dict  # the card's ``position`` fields: width, scale, data
+    record: dict  # the card's ``position`` fields: width, scale, applies_to, data
     picked: list[int]  # the trained-on images fitted on (indices)
     column_heats: list[np.ndarray]  # each one's hottest local heat per column (qc.position.column_heat)
 
-    def scale_without(self, k: int) -> np.ndarray:
+    def scale_without(self, k: int) -> ColumnFactors:
         """The factors fitted on every picked image but the k-th: that image then scores as an unseen one would."""
         others = self.column_heats[:k] + self.column_heats[k + 1 :]
-        return np.asarray(scale_from_column_heats(others) if others else [1.0] * self.record["width"], np.float32)
+        applies_to = self.record["applies_to"]
+        scale = scale_from_column_heats(others, applies_to) if others else [1.0] * self.record["width"]
+        return ColumnFactors(np.asarray(scale, np.float32), applies_to)
 
 
 def fit_position(
@@ -61,8 +70,13 @@ def fit_position(
         return None
     picked = picked_trained_on(len(trained_on))
     heats = [column_heat(infer_image(net, trained_on[i], export)[0]) for i in picked]
-    scale = scale_from_column_heats(heats)
-    record = {"width": len(scale), "scale": scale, "data": f"{len(picked)} good images trained on from {source}"}
+    scale = scale_from_column_heats(heats, config.column_factors)
+    record = {
+        "width": len(scale),
+        "scale": scale,
+        "applies_to": config.column_factors,
+        "data": f"{len(picked)} good images trained on from {source}",
+    }
     return PositionFit(record, picked, heats)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from qc.padding import suppress_padding
+from qc.position import ColumnFactors
 from qc.postprocess import after_padding
 from qc.tiling import TileGrid
 from training.config import ExportConfig
@@ -38,7 +39,7 @@ def infer_image(
     export: ExportConfig,
     *,
     batch_size: int = 8,
-    position_scale: np.ndarray | None = None,
+    position_scale: ColumnFactors | None = None,
 ) -> tuple[np.ndarray, float]:
     """(heatmap (H, W) float32, score) for one uint8 RGB image as the station shows and scores it."""
     # The station post-processes the same way (qc.inference), so thresholds mean the same.

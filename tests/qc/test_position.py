@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from qc.card import PositionRecord
-from qc.position import apply_position_scale, fit_position_scale, fixed_camera
+from qc.position import ColumnFactors, apply_position_scale, fit_position_scale, fixed_camera
 
 
 def good_map(rng, width=400):
@@ -16,10 +16,10 @@ def good_map(rng, width=400):
 
 
 def test_a_column_hot_on_every_good_image_is_quieted_and_a_defect_elsewhere_keeps_its_heat(rng):
-    scale = np.asarray(fit_position_scale([good_map(rng) for _ in range(5)]), np.float32)
-    assert scale.shape == (400,) and scale.max() == 1.0
-    assert scale[100:110].max() < 0.15  # about 1.5 x typical / 0.8
-    assert (scale[250:] == 1.0).all()  # far from the hot columns nothing changes
+    scale = ColumnFactors(np.asarray(fit_position_scale([good_map(rng) for _ in range(5)]), np.float32))
+    assert scale.scale.shape == (400,) and scale.scale.max() == 1.0
+    assert scale.scale[100:110].max() < 0.15  # about 1.5 x typical / 0.8
+    assert (scale.scale[250:] == 1.0).all()  # far from the hot columns nothing changes
     unit = good_map(rng)
     unit[20:25, 300:305] = 0.9  # a defect
     scaled, score = apply_position_scale(unit.copy(), 0.9, scale)
@@ -28,7 +28,7 @@ def test_a_column_hot_on_every_good_image_is_quieted_and_a_defect_elsewhere_keep
 
 
 def test_another_width_is_left_as_it_is(rng):
-    scale = np.asarray(fit_position_scale([good_map(rng)]), np.float32)
+    scale = ColumnFactors(np.asarray(fit_position_scale([good_map(rng)]), np.float32))
     other = good_map(rng, width=300)
     same, score = apply_position_scale(other, 0.8, scale)
     assert same is other and score == 0.8
@@ -58,3 +58,34 @@ def test_the_card_refuses_factors_that_do_not_fit_their_width_or_heat_a_column()
         PositionRecord(width=2, scale=[1.0, 1.5], data="x")
     with pytest.raises(ValidationError, match="never made hotter"):
         PositionRecord(width=2, scale=[1.0, 0.0], data="x")
+
+
+def test_odds_factors_quiet_a_hot_column_alike_and_leave_a_strong_defect_in_a_mildly_hot_one_strong(rng):
+    goods = [good_map(rng) for _ in range(5)]
+    for g in goods:
+        g[:, 300:305] = 0.12  # mild heat where good strips are a little livelier
+    heat = ColumnFactors(np.asarray(fit_position_scale(goods), np.float32), "heat")
+    odds = ColumnFactors(np.asarray(fit_position_scale(goods, "odds"), np.float32), "odds")
+    unit = good_map(rng)
+    unit[:, 300:305] = 0.12
+    unit[20:25, 300:305] = 0.99  # a defect in the mildly hot column
+    by_heat, _ = apply_position_scale(unit.copy(), 0.99, heat)
+    by_odds, score = apply_position_scale(unit.copy(), 0.99, odds)
+    # The machine bed's column, hot on every good image, is quieted either way.
+    assert by_heat[:, 100:110].max() < 0.12 and by_odds[:, 100:110].max() < 0.12
+    # The mild column's good heat is quieted alike; the defect in it is halved by heat factors only.
+    assert by_odds[0, 302] == pytest.approx(by_heat[0, 302], rel=0.15) and by_odds[0, 302] < 0.1
+    assert by_heat[22, 302] < 0.6 and by_odds[22, 302] > 0.95 and score > 0.95
+    # Heat 0 and 1 are fixed points of the odds scaling.
+    edge = np.zeros((2, 400), np.float32)
+    edge[1] = 1.0
+    assert apply_position_scale(edge, 1.0, odds)[0].tolist() == [[0.0] * 400, [1.0] * 400]
+
+
+def test_a_card_from_before_the_choice_scales_the_heat():
+    record = PositionRecord(width=2, scale=[1.0, 0.5], data="2 good strips")
+    assert record.applies_to == "heat" and ColumnFactors.from_record(record).applies_to == "heat"
+    assert ColumnFactors.from_record({"width": 2, "scale": [1.0, 0.5], "data": "x"}).applies_to == "heat"
+    assert ColumnFactors.from_record(None) is None
+    with pytest.raises(ValidationError, match="applies_to"):
+        PositionRecord(width=2, scale=[1.0, 0.5], data="x", applies_to="logits")
