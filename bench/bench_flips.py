@@ -36,7 +36,10 @@ def with_flips(work: Path, fabric: str, seed: int, flips: str, out_model: Path) 
     """The kept network run with ``flips``, exported and calibrated into ``out_model``; its image threshold."""
     run = load_run(work / f"run{fabric}_seed{seed}")
     run.net.test_time_flips = flips
-    thresholds, position = recalibrate(run, work / f"fabric{fabric}", run.config.calibration.image_scores_from)
+    calibration = run.config.calibration
+    thresholds, position = recalibrate(
+        run, work / f"fabric{fabric}", calibration.image_scores_from, calibration.column_factors
+    )
     kept = work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
     shutil.copytree(kept, out_model)
     export_onnx(run.net, out_model / MODEL_FILE, tile_px=run.config.export.tile_px, opset=run.config.export.opset)

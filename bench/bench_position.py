@@ -11,7 +11,7 @@ pixel-level AUROC, the false-reject rate and recall at each card's threshold. Th
 same in both: only the station's post-processing and thresholds differ.
 
 Run: qc bench position -- --work WORK_DIR [--json bench/results/position.json] [--image-scores-from held_back]
-     [--column-factors odds]
+     [--column-factors heat]
 """
 
 from __future__ import annotations
@@ -102,8 +102,9 @@ def main() -> None:
         help="the refitted thresholds' calibration.image_scores_from (training's default: all_good)",
     )
     parser.add_argument(
-        "--column-factors", choices=("heat", "odds"), default="heat",
-        help="the refitted factors' calibration.column_factors: what each factor multiplies (qc/position.py)",
+        "--column-factors", choices=("heat", "odds"), default="odds",
+        help="the refitted factors' calibration.column_factors: what each factor multiplies (qc/position.py; "
+        "training's default: odds)",
     )
     args = parser.parse_args()
     runs = selected_runs(args.work, args.fabrics)

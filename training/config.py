@@ -199,10 +199,10 @@ class CalibrationConfig(Strict):
         "of one width (each at least 4x wider than tall), 'always' for any images of one width, 'never'",
     )
     column_factors: Literal["heat", "odds"] = Field(
-        "heat",
-        description="what a column factor multiplies (qc/position.py): the heat, which halves a defect in a "
-        "column where good strips peaked at twice the allowance, or its odds h / (1 - h), which quiets faint "
-        "heat alike and leaves heat near 1 near 1",
+        "odds",
+        description="what a column factor multiplies (qc/position.py): the odds h / (1 - h), which quiets faint "
+        "heat as much as 'heat' does and leaves heat near 1 near 1, or the heat itself, which also halves a "
+        "defect in a column where good strips peaked at twice the allowance (bench/results/position_odds.json)",
     )
 
 

@@ -34,7 +34,7 @@ def test_line_scan_strips_get_column_factors_that_calibration_card_and_station_s
     model = run_export(run, tmp_path / "models" / "strips" / "0.0.1", name=None, version=None, command="qc export (tests)")
     card = verify_files(model)
     assert card.position is not None and card.position.scale == position["scale"]
-    assert card.position.applies_to == position["applies_to"] == "heat"  # calibration.column_factors' default
+    assert card.position.applies_to == position["applies_to"] == "odds"  # calibration.column_factors' default
 
     strip = read_image(sorted((data / "train" / "good").iterdir())[0])
     with_factors = Inferencer(model).infer(strip)
