@@ -24,7 +24,7 @@ from qc.position import (
 )
 from training.config import CalibrationConfig, ExportConfig
 from training.net import DefectUNet
-from training.station_scoring import infer_image, station_map
+from training.station_scoring import station_map
 
 
 def picked_trained_on(count: int) -> list[int]:
@@ -69,7 +69,10 @@ def fit_position(
     if not fixed_camera(sizes, config.position):
         return None
     picked = picked_trained_on(len(trained_on))
-    heats = [column_heat(infer_image(net, trained_on[i], export)[0]) for i in picked]
+    # Profiled on the map the station scores (padding cleared, not yet smoothed), so a good strip's
+    # heat never exceeds its own column's profile: with factors on the odds, heat above the profile
+    # would be quieted less than in proportion (the smoothed map's peaks of thin hot lines are lower).
+    heats = [column_heat(station_map(net, trained_on[i], export)[0]) for i in picked]
     scale = scale_from_column_heats(heats, config.column_factors)
     record = {
         "width": len(scale),
