@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
 from qc.atomic import write_text_atomic
 from qc.contract import CARD_FILE, MODEL_FILE, TYPES_FILE
+from qc.position import AppliesTo
 from qc.strict import Strict as _Strict
 
 CARD_SCHEMA_VERSION = 1
@@ -109,7 +110,7 @@ class PositionRecord(_Strict):
 
     width: int = Field(gt=0, description="image width the factors are for; other widths are left as they are")
     scale: list[float] = Field(description="one factor in (0, 1] per column, left to right")
-    applies_to: Literal["heat", "odds"] = Field(
+    applies_to: AppliesTo = Field(
         "heat", description="what a factor multiplies: the heat (cards before the choice) or its odds h / (1 - h)"
     )
     data: str = Field(description="which good images the factors were fitted on (never test/)")

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, model_validator
 
 from qc.overrides import ConfigError, apply_overrides, format_validation_error, load_yaml_mapping
+from qc.position import AppliesTo
 from qc.strict import Strict
 
 
@@ -198,7 +199,7 @@ class CalibrationConfig(Strict):
         description="quiet columns hot on every good image (qc/position.py): 'auto' for line-scan strips "
         "of one width (each at least 4x wider than tall), 'always' for any images of one width, 'never'",
     )
-    column_factors: Literal["heat", "odds"] = Field(
+    column_factors: AppliesTo = Field(
         "odds",
         description="what a column factor multiplies (qc/position.py): the odds h / (1 - h), which quiets faint "
         "heat as much as 'heat' does and leaves heat near 1 near 1, or the heat itself, which also halves a "

@@ -16,21 +16,21 @@ def good_map(rng, width=400):
 
 
 def test_a_column_hot_on_every_good_image_is_quieted_and_a_defect_elsewhere_keeps_its_heat(rng):
-    scale = ColumnFactors(np.asarray(fit_position_scale([good_map(rng) for _ in range(5)]), np.float32))
-    assert scale.scale.shape == (400,) and scale.scale.max() == 1.0
-    assert scale.scale[100:110].max() < 0.15  # about 1.5 x typical / 0.8
-    assert (scale.scale[250:] == 1.0).all()  # far from the hot columns nothing changes
+    factors = ColumnFactors(np.asarray(fit_position_scale([good_map(rng) for _ in range(5)]), np.float32))
+    assert factors.scale.shape == (400,) and factors.scale.max() == 1.0
+    assert factors.scale[100:110].max() < 0.15  # about 1.5 x typical / 0.8
+    assert (factors.scale[250:] == 1.0).all()  # far from the hot columns nothing changes
     unit = good_map(rng)
     unit[20:25, 300:305] = 0.9  # a defect
-    scaled, score = apply_position_scale(unit.copy(), 0.9, scale)
+    scaled, score = apply_position_scale(unit.copy(), 0.9, factors)
     assert scaled[:, 100:110].max() < 0.12 and scaled[22, 302] == np.float32(0.9)
     assert score == pytest.approx(0.9, abs=0.01)  # now the defect, not the bed, scores the unit
 
 
 def test_another_width_is_left_as_it_is(rng):
-    scale = ColumnFactors(np.asarray(fit_position_scale([good_map(rng)]), np.float32))
+    factors = ColumnFactors(np.asarray(fit_position_scale([good_map(rng)]), np.float32))
     other = good_map(rng, width=300)
-    same, score = apply_position_scale(other, 0.8, scale)
+    same, score = apply_position_scale(other, 0.8, factors)
     assert same is other and score == 0.8
     assert apply_position_scale(other, 0.8, None)[1] == 0.8
 
