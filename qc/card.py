@@ -36,6 +36,9 @@ class InputSpec(_Strict):
 class TilingSpec(_Strict):
     tile_px: int = Field(gt=0, description="tile side used to cut large images")
     overlap_px: int = Field(ge=0, description="overlap between neighbouring tiles")
+    fill_padding: bool = Field(
+        False, description="tiles are cut with the image's padding mirrored over by cloth (qc.padding.fill_padding)"
+    )
 
 
 class Calibration(_Strict):

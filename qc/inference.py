@@ -12,6 +12,7 @@ import numpy as np
 from qc.card import ModelCard, ModelRefused, verify_files
 from qc.contract import BACKBONE_METADATA_KEY, INPUT_NAME, OUTPUT_NAMES
 from qc.imageio import to_rgb_uint8
+from qc.padding import fill_padding
 from qc.position import ColumnFactors
 from qc.postprocess import postprocess, scored_map
 from qc.tiling import Blender, TileGrid, min_side_px
@@ -183,7 +184,8 @@ class Inferencer:
         )
         blender = Blender(grid)
         score = -np.inf
-        for boxes, tiles in grid.batches(rgb, self.batch_size):
+        source = fill_padding(rgb) if self.card.tiling.fill_padding else rgb
+        for boxes, tiles in grid.batches(source, self.batch_size):
             heats, scores = self._infer_batch(tiles)
             blender.add(boxes, heats)
             score = max(score, float(scores.max()))

@@ -1,4 +1,5 @@
-"""Blank padding is never a defect: the heatmap is cleared there and beside it.
+"""Blank padding is never a defect: the heatmap is cleared there and beside it (suppress_padding);
+for a model whose card asks for it, the network is fed mirrored cloth there (fill_padding).
 
 Line-scan strips end in flat, saturated white padding. The network has
 seen few such edges, and its hottest false alarms on real strips sit exactly where fabric meets
@@ -76,6 +77,48 @@ def _flat_and_saturated_rows(grey_u8: np.ndarray) -> np.ndarray:
     var -= np.multiply(mean, mean, out=mean)
     np.maximum(var, 0.0, out=var)
     return ((var < FLAT_STD**2) & saturated).astype(np.uint8)
+
+
+def fill_padding(image_rgb: np.ndarray) -> np.ndarray:
+    """The image with its padding (padding_mask) painted over by the cloth's own mirror image, for
+    the network to look at; the image itself when it has none.
+
+    The network normalises each tile by the tile's own statistics, so a tile that is partly flat
+    white padding squashes the cloth's contrast, and it went blind there: on AITEX 00 cut
+    selvages 20 to 50 px from the padding scored 0.00 in every tile that held some padding and 0.5
+    to 1.0 in tiles starting at the cloth's edge. Mirrored cloth keeps a tile's statistics the
+    cloth's own (measured as an option, not the default: README, Benchmarks).
+    The heatmap over the padding is still cleared afterwards (suppress_padding, on the original).
+
+    Each row's padding at its two ends is mirrored from that row's cloth (line-scan strips are
+    padded at their ends); rows that are padding from end to end (a frame padded at the top or
+    bottom) are then mirrored from the columns. Padding left inside a row stays as it is.
+    """
+    mask = padding_mask(image_rgb)
+    if mask is None:
+        return image_rgb
+    filled, cloth_rows = _mirror_row_ends(image_rgb, mask)
+    if cloth_rows.any() and not cloth_rows.all():
+        columns_mask = np.broadcast_to(~cloth_rows[None, :], (mask.shape[1], mask.shape[0]))
+        filled_t, _ = _mirror_row_ends(filled.transpose(1, 0, 2), columns_mask)
+        filled = np.ascontiguousarray(filled_t.transpose(1, 0, 2))
+    return filled
+
+
+def _mirror_row_ends(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(copy of image with each row's masked ends mirrored from its unmasked span, rows with any
+    unmasked pixel)."""
+    filled = np.array(image, copy=True, order="C")
+    cloth = ~mask
+    cloth_rows = cloth.any(axis=1)
+    width = mask.shape[1]
+    first = np.argmax(cloth, axis=1)
+    last = width - 1 - np.argmax(cloth[:, ::-1], axis=1)
+    for row in np.flatnonzero(cloth_rows & ((first > 0) | (last < width - 1))):
+        a, b = int(first[row]), int(last[row])
+        # "symmetric" reflects again as often as needed when the padding is wider than the cloth.
+        filled[row] = np.pad(image[row, a : b + 1], ((a, width - 1 - b), (0, 0)), mode="symmetric")
+    return filled, cloth_rows
 
 
 def suppress_padding(image_rgb: np.ndarray, heatmap: np.ndarray, score: float) -> tuple[np.ndarray, float]:

@@ -18,6 +18,7 @@ import torch
 from qc.atomic import write_text_atomic
 from qc.card import Thresholds
 from qc.overrides import ConfigError
+from qc.padding import fill_padding
 from qc.position import ColumnFactors, quieted_columns
 from training import distributed
 from training.augment import train_augmenter
@@ -285,9 +286,10 @@ def _batches_and_validation(
         data_rng,
         augment=train_augmenter(config.data.augment, rotate=config.data.rotate),
         defects=data.defect_samples,
+        fill_padding=config.export.fill_padding,
     )
     validation = build_validation_set(
-        data.val_images,
+        [fill_padding(image) for image in data.val_images] if config.export.fill_padding else data.val_images,
         crops=config.data.validation_crops,
         crop_px=config.data.crop_px,
         anomalies=config.anomalies,

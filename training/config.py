@@ -211,6 +211,11 @@ class ExportConfig(Strict):
     tile_px: int = Field(256, ge=32, description="tile side used at inference (written to the card), in px")
     overlap_px: int = Field(32, ge=0, description="overlap between inference tiles, in px")
     opset: int = Field(18, ge=17, le=18, description="ONNX opset the model is exported with")
+    fill_padding: bool = Field(
+        False,
+        description="feed the network the padding mirrored over by cloth (qc.padding.fill_padding): training's "
+        "crops, calibration and the station (written to the card's tiling); measured, not the default",
+    )
 
     @model_validator(mode="after")
     def _overlap_below_tile(self) -> "ExportConfig":

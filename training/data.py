@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from qc import padding
 from qc.imageio import IMAGE_SUFFIXES, ImageReadError, read_image, read_mask
 # The contract's preprocessing has one definition, the station's: training feeds the network
 # exactly what onnxruntime will be fed.
@@ -281,8 +282,15 @@ class AnomalyBatches:
     """defect index -> (y, x) of the network's hottest spot on an image-label-only defect."""
     _area_share: np.ndarray = field(init=False, repr=False)
     """cumulative share of the pixels up to each image, for data.crops_per: area"""
+    fill_padding: bool = False
+    """``export.fill_padding``: crops are cut from the images with their padding mirrored over by
+    cloth, as the station's network then sees them (qc.padding.fill_padding)."""
+    crop_sources: list[np.ndarray] = field(init=False, repr=False)
+    """What training crops are cut from: ``images``, or with ``fill_padding`` their filled copies.
+    Mining scores ``images`` themselves, through the station's own path."""
 
     def __post_init__(self) -> None:
+        self.crop_sources = [padding.fill_padding(image) for image in self.images] if self.fill_padding else self.images
         areas = np.array([image.shape[0] * image.shape[1] for image in self.images], np.float64)
         self._area_share = np.cumsum(areas / areas.sum()) if len(areas) else areas
 
@@ -319,7 +327,7 @@ class AnomalyBatches:
         return images, masks, np.array([t[2] for t in triples], bool)
 
     def random_train_crop(self, rng: np.random.Generator) -> np.ndarray:
-        image = self.images[self.pick_image(rng)]
+        image = self.crop_sources[self.pick_image(rng)]
         return train_crop(rng, image, crop_px=self.data.crop_px, rotate=self.data.rotate)
 
     def pick_image(self, rng: np.random.Generator) -> int:
@@ -333,7 +341,7 @@ class AnomalyBatches:
             # Rare normal structure (a selvage, a padding edge, a slub) is where a detector trained on
             # random crops fires; showing it again, as good or as the ground of an anomaly, fixes that.
             i, y, x = self.hard_spots[int(rng.integers(len(self.hard_spots)))]
-            crop = augment(rng, crop_around(rng, self.images[i], y, x, crop_px), rotate=self.data.rotate)
+            crop = augment(rng, crop_around(rng, self.crop_sources[i], y, x, crop_px), rotate=self.data.rotate)
         else:
             crop = self.random_train_crop(rng)
         # Blank crops (padding, background) teach nothing after the first few: most are drawn again,

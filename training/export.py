@@ -222,7 +222,11 @@ def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, command
         onnx_sha256=sha256_file(out_dir / MODEL_FILE),
         opset=run.config.export.opset,
         input=InputSpec(tile_px=run.config.export.tile_px),
-        tiling=TilingSpec(tile_px=run.config.export.tile_px, overlap_px=run.config.export.overlap_px),
+        tiling=TilingSpec(
+            tile_px=run.config.export.tile_px,
+            overlap_px=run.config.export.overlap_px,
+            fill_padding=run.config.export.fill_padding,
+        ),
         thresholds=thresholds,
         defect_classes=[],
         training=TrainingRecord(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from qc.padding import suppress_padding
+from qc.padding import fill_padding, suppress_padding
 from qc.position import ColumnFactors
 from qc.postprocess import after_padding
 from qc.tiling import TileGrid
@@ -21,7 +21,7 @@ def station_map(net: DefectUNet, image: np.ndarray, export: ExportConfig, *, bat
     """(heatmap (H, W) float32, score) for one uint8 RGB image, tiled like qc.inference does, with the
     padding cleared: the station's map before column factors and smoothing."""
     grid = TileGrid.for_image(image.shape[0], image.shape[1], export.tile_px, export.overlap_px)
-    tiles = grid.cut(image)
+    tiles = grid.cut(fill_padding(image) if export.fill_padding else image)
     device = next(net.parameters()).device
     heats, scores = [], []
     for start in range(0, len(tiles), batch_size):

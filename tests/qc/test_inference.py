@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from qc.card import ModelRefused
+from qc.card import ModelRefused, load_card, write_card
 from qc.inference import Inferencer, resolve_model_dir, to_input_tensor
 from qc.postprocess import postprocess, smooth_heatmap
 from qc.tiling import TileGrid
@@ -65,6 +65,27 @@ def test_the_scored_map_is_the_shown_map_before_smoothing(tiny_model_dir, rng):
     assert raw_score == pytest.approx(result.score, abs=1e-6)
     assert raw_score == pytest.approx(float(cv2.blur(raw, (5, 5), borderType=cv2.BORDER_REPLICATE).max()), abs=1e-6)
     assert raw.max() > result.heatmap.max()  # smoothing lowers the peaks: the two maps differ
+
+
+@pytest.mark.parametrize("fill_padding", [False, True])
+def test_the_card_says_whether_the_network_sees_the_padding(tiny_model_dir, tmp_path, rng, fill_padding):
+    """A card with ``tiling.fill_padding`` has its tiles cut from the image with the padding mirrored
+    over by cloth (qc.padding.fill_padding); either way the heatmap over the padding is cleared."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    card = load_card(model_dir)
+    write_card(card.model_copy(update={"tiling": card.tiling.model_copy(update={"fill_padding": fill_padding})}), model_dir)
+    inferencer = Inferencer(model_dir, threads=1, batch_size=3)
+    seen = []
+    run_batch = inferencer._infer_batch
+    inferencer._infer_batch = lambda tiles: (seen.append(tiles.copy()), run_batch(tiles))[1]
+    image = rng.integers(20, 160, (150, 410, 3), dtype=np.uint8)
+    image[:, :200] = 255
+    image[70:80, 300:310] = 0  # a dark spot in the cloth: the stand-in network's defect
+    result = inferencer.infer(image)
+    saw_padding = max(int(tiles.max()) for tiles in seen) == 255
+    assert saw_padding is not fill_padding
+    assert result.heatmap[:, :150].max() == 0.0 and result.heatmap[75, 305] > 0.5
 
 
 @pytest.mark.parametrize("grey_level", [0, 128])  # 0: all padding, the costliest post-processing

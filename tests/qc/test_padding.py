@@ -1,6 +1,6 @@
 import numpy as np
 
-from qc.padding import padding_mask, suppress_padding
+from qc.padding import fill_padding, padding_mask, suppress_padding
 
 
 def _strip(rng):
@@ -21,6 +21,34 @@ def test_flat_cloth_and_flat_defects_inside_the_cloth_are_not_padding(rng):
     assert padding_mask(cloth) is None
     smooth_grey = np.full((64, 400, 3), 128, np.uint8)  # a plain, noiseless mid-grey fabric
     assert padding_mask(smooth_grey) is None
+
+
+def test_padding_is_painted_over_by_the_cloth_beside_it_mirrored(rng):
+    """What the network is fed: a tile partly of flat white padding, normalised by its own
+    statistics, left the network blind to the cloth beside the padding (qc.padding.fill_padding)."""
+    strip = _strip(rng)
+    cloth_from = int(np.flatnonzero(~padding_mask(strip)[0])[0])  # the padding's margin is painted over too
+    filled = fill_padding(strip)
+    np.testing.assert_array_equal(filled[:, cloth_from:], strip[:, cloth_from:])
+    for k in range(cloth_from):
+        np.testing.assert_array_equal(filled[:, cloth_from - 1 - k], strip[:, cloth_from + k])
+    assert filled.max() < 160 and (strip == 255).any()  # the original is left as it was
+
+
+def test_an_image_without_padding_is_fed_as_it_is(rng):
+    cloth = rng.integers(60, 160, (64, 400, 3), dtype=np.uint8)
+    assert fill_padding(cloth) is cloth
+
+
+def test_padding_wider_than_the_cloth_and_whole_rows_of_it_are_filled_too(rng):
+    image = rng.integers(60, 160, (64, 400, 3), dtype=np.uint8)
+    image[:, :340] = 255  # padding six times wider than the cloth: mirrored again and again
+    image[:12] = 255  # and the top rows padding from end to end: mirrored from the columns
+    mask = padding_mask(image)
+    assert mask[:20].all()  # whole rows
+    filled = fill_padding(image)
+    assert filled.max() < 160
+    np.testing.assert_array_equal(filled[~mask], image[~mask])
 
 
 def test_suppression_clears_padding_and_rescores(rng):

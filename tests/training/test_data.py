@@ -106,6 +106,21 @@ def test_blank_padding_is_mostly_drawn_again():
 
 
 
+@pytest.mark.parametrize("fill_padding", [False, True])
+def test_crops_show_padding_only_without_export_fill_padding(fill_padding):
+    """With ``export.fill_padding`` the station's network sees a strip's white end mirrored over by
+    cloth (qc.padding), so training's crops are cut from the same; mining's images stay as they are."""
+    rng = np.random.default_rng(0)
+    strip = striped_fabric(rng, 64, 512)
+    strip[:, :200] = 255  # the flat white end of a line-scan strip
+    data = DataConfig(crop_px=32, anomaly_probability=0.0, redraw_blank=0.0)
+    batches = AnomalyBatches([strip], data, AnomalyConfig(), np.random.default_rng(1), fill_padding=fill_padding)
+    images, _ = batches.next_batch(400)
+    blank_share = float((images.std(axis=(1, 2, 3)) * 255 < 2).mean())
+    assert (blank_share == 0.0) if fill_padding else (blank_share > 0.2)
+    assert batches.images[0] is strip and (strip[:, :200] == 255).all()
+
+
 @pytest.mark.parametrize("crops_per, strip_share", [("image", 1 / 5), ("area", 4 / 5)])
 def test_crops_per_image_or_per_pixel(crops_per, strip_share):
     """One 64x1024 strip beside four 64x64 tiles: a fifth of the crops, or four fifths (its pixels).
