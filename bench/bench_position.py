@@ -11,7 +11,7 @@ pixel-level AUROC, the false-reject rate and recall at each card's threshold. Th
 same in both: only the station's post-processing and thresholds differ.
 
 Run: qc bench position -- --work WORK_DIR [--json bench/results/position.json] [--image-scores-from held_back]
-     [--column-factors heat]
+     [--column-factors heat] [--fill-padding]
 """
 
 from __future__ import annotations
@@ -59,9 +59,13 @@ def selected_runs(work: Path, fabrics: str | None) -> list[tuple[str, int]]:
     return runs
 
 
-def recalibrate(run, data: Path, image_scores_from: str, column_factors: str) -> tuple[Thresholds, dict | None]:
-    """A kept run's thresholds and column factors calibrated again as ``qc train`` does, for its net as it is now."""
+def recalibrate(
+    run, data: Path, image_scores_from: str, column_factors: str, fill_padding: bool = False
+) -> tuple[Thresholds, dict | None]:
+    """A kept run's thresholds and column factors calibrated again as ``qc train`` does, for its net as it is now
+    (with ``fill_padding``, fed as ``export.fill_padding`` feeds it)."""
     config = run.config
+    export = config.export.model_copy(update={"fill_padding": fill_padding})
     calibration = config.calibration.model_copy(
         update={"image_scores_from": image_scores_from, "column_factors": column_factors}
     )
@@ -70,24 +74,30 @@ def recalibrate(run, data: Path, image_scores_from: str, column_factors: str) ->
         min_val_images=config.data.min_val_images, seed=config.seed,
     )
     trained_images, held_images = load_images(trained_on), load_images(held_back)
-    fit, trained_on_scores = good_evidence(run.net, trained_images, held_images, calibration, config.export, source=data)
+    fit, trained_on_scores = good_evidence(run.net, trained_images, held_images, calibration, export, source=data)
     position = fit.record if fit else None
     scale = ColumnFactors.from_record(position)
     thresholds, _ = calibrate(
-        run.net, held_images, calibration, config.export,
+        run.net, held_images, calibration, export,
         data_description=f"{len(held_back)} good images held back from {data / 'train' / 'good'} (seed {config.seed})",
         seed=config.seed, position_scale=scale, trained_on_scores=trained_on_scores,
     )
     return thresholds, position
 
 
-def refit(work: Path, fabric: str, seed: int, out_model: Path, image_scores_from: str, column_factors: str) -> dict:
-    """The kept model's card with column factors and thresholds calibrated with them, in ``out_model``."""
+def refit(
+    work: Path, fabric: str, seed: int, out_model: Path, image_scores_from: str, column_factors: str,
+    fill_padding: bool = False,
+) -> dict:
+    """The kept model's card with column factors and thresholds calibrated with them, in ``out_model``
+    (with ``fill_padding``, its tiling says so: the station feeds the padding mirrored over by cloth)."""
     run = load_run(work / f"run{fabric}_seed{seed}")
-    thresholds, position = recalibrate(run, work / f"fabric{fabric}", image_scores_from, column_factors)
+    thresholds, position = recalibrate(run, work / f"fabric{fabric}", image_scores_from, column_factors, fill_padding)
     model = work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
     shutil.copytree(model, out_model)
-    card = load_card(model).model_copy(update={"thresholds": thresholds, "position": position_record(position)})
+    card = load_card(model)
+    tiling = card.tiling.model_copy(update={"fill_padding": fill_padding})
+    card = card.model_copy(update={"thresholds": thresholds, "position": position_record(position), "tiling": tiling})
     write_card(card, out_model)
     return {"quieted_columns": quieted_columns(position["scale"]) if position else 0, "threshold": thresholds.image}
 
@@ -106,6 +116,10 @@ def main() -> None:
         help="the refitted factors' calibration.column_factors: what each factor multiplies (qc/position.py; "
         "training's default: odds)",
     )
+    parser.add_argument(
+        "--fill-padding", action="store_true",
+        help="the refitted card's tiling.fill_padding: calibrated and run with the padding mirrored over by cloth",
+    )
     args = parser.parse_args()
     runs = selected_runs(args.work, args.fabrics)
     rows = []
@@ -115,7 +129,9 @@ def main() -> None:
             data = args.work / f"fabric{fabric}"
             kept = args.work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
             copy = Path(tmp) / f"aitex{fabric}_seed{seed}"
-            refit_record = refit(args.work, fabric, seed, copy, args.image_scores_from, args.column_factors)
+            refit_record = refit(
+                args.work, fabric, seed, copy, args.image_scores_from, args.column_factors, args.fill_padding
+            )
             before, after = evaluate_model(kept, data), evaluate_model(copy, data)
             row = {"fabric": fabric, "seed": seed, **refit_record,
                    "kept_threshold": before["image_threshold"],
@@ -127,7 +143,8 @@ def main() -> None:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({"work": str(args.work), "machine": machine(),
                                              "image_scores_from": args.image_scores_from,
-                                             "column_factors": args.column_factors, "rows": rows,
+                                             "column_factors": args.column_factors,
+                                             "fill_padding": args.fill_padding, "rows": rows,
                                              "summary": summary(rows)}, indent=1) + "\n", encoding="utf-8")
     print(format_summary(summary(rows)))
 
