@@ -60,12 +60,12 @@ def selected_runs(work: Path, fabrics: str | None) -> list[tuple[str, int]]:
 
 
 def recalibrate(
-    run, data: Path, image_scores_from: str, column_factors: str, fill_padding: bool = False
+    run, data: Path, image_scores_from: str, column_factors: str, fill_padding: bool | None = None
 ) -> tuple[Thresholds, dict | None]:
-    """A kept run's thresholds and column factors calibrated again as ``qc train`` does, for its net as it is now
-    (with ``fill_padding``, fed as ``export.fill_padding`` feeds it)."""
+    """A kept run's thresholds and column factors calibrated again as ``qc train`` does, for its net as it is now,
+    fed as ``export.fill_padding`` says: ``fill_padding``, or the run's own when None."""
     config = run.config
-    export = config.export.model_copy(update={"fill_padding": fill_padding})
+    export = config.export if fill_padding is None else config.export.model_copy(update={"fill_padding": fill_padding})
     calibration = config.calibration.model_copy(
         update={"image_scores_from": image_scores_from, "column_factors": column_factors}
     )
@@ -87,11 +87,14 @@ def recalibrate(
 
 def refit(
     work: Path, fabric: str, seed: int, out_model: Path, image_scores_from: str, column_factors: str,
-    fill_padding: bool = False,
+    fill_padding: bool | None = None,
 ) -> dict:
-    """The kept model's card with column factors and thresholds calibrated with them, in ``out_model``
-    (with ``fill_padding``, its tiling says so: the station feeds the padding mirrored over by cloth)."""
+    """The kept model's card with column factors and thresholds calibrated with them, in ``out_model``;
+    its tiling says whether the station feeds the padding mirrored over by cloth (``fill_padding``, or
+    as the run was trained when None)."""
     run = load_run(work / f"run{fabric}_seed{seed}")
+    if fill_padding is None:
+        fill_padding = run.config.export.fill_padding
     thresholds, position = recalibrate(run, work / f"fabric{fabric}", image_scores_from, column_factors, fill_padding)
     model = work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
     shutil.copytree(model, out_model)
@@ -117,8 +120,9 @@ def main() -> None:
         "training's default: odds)",
     )
     parser.add_argument(
-        "--fill-padding", action="store_true",
-        help="the refitted card's tiling.fill_padding: calibrated and run with the padding mirrored over by cloth",
+        "--fill-padding", action="store_const", const=True, default=None,
+        help="calibrate and run the refitted cards with the padding mirrored over by cloth (tiling.fill_padding; "
+        "default: as each run was trained)",
     )
     args = parser.parse_args()
     runs = selected_runs(args.work, args.fabrics)
