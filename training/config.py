@@ -40,6 +40,9 @@ class DataConfig(Strict):
     hard_negative_every_s: float = Field(
         30.0, gt=0, description="seconds between searches for hard negatives on the training images"
     )
+    hard_negative_every_steps: int = Field(
+        200, ge=1, description="with optim.schedule steps: steps between searches for hard negatives"
+    )
     augment: Literal["none", "light", "default"] = Field(
         "none",
         description="albumentations preset on good crops before anomaly pasting (training/augment.py); "
@@ -134,6 +137,15 @@ class OptimConfig(Strict):
     batch_size: int = Field(16, ge=1, description="crops per optimisation step")
     steps: int = Field(4000, ge=1, description="optimisation steps; training stops at this or the time budget")
     time_budget_s: float = Field(270.0, gt=0, description="wall-clock limit of the training loop, in s")
+    schedule: Literal["time", "steps"] = Field(
+        "time",
+        description="what paces the run: 'time' (the budget stops it, and the learning rate, validations and "
+        "hard-negative searches follow the clock as well as the steps) or 'steps' (no budget: they follow the "
+        "step count alone, so the same config and seed train the same network on any machine, however loaded)",
+    )
+    validate_every_steps: int = Field(
+        200, ge=1, description="with schedule steps: steps between scorings of the validation crops"
+    )
     lr: float = Field(3e-3, gt=0, description="peak AdamW learning rate")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
     warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of progress spent warming up")

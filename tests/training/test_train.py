@@ -87,3 +87,42 @@ def test_hard_negatives_are_found_where_the_network_fires_on_good_images():
     torch.nn.init.constant_(net.head.bias, -9.0)  # fires nowhere
     mine_hard_negatives(net, feed, config)
     assert feed.hard_spots == []
+
+
+def test_a_step_paced_run_ignores_the_clock_and_repeats_exactly(monkeypatch):
+    # Searches and validations every few steps, a budget that would have stopped a time-paced run
+    # at once, and a slow first run: the step schedule makes the same network both times.
+    import time
+
+    import training.train as loop
+    from training.config import AnomalyConfig
+    from training.validation import build_validation_set
+
+    search = loop.mine_hard_negatives
+
+    def run(pause_s: float):
+        config = tiny_config(steps=24, time_budget_s=0.001, schedule="steps", validate_every_steps=5)
+        config.data.hard_negative_fraction, config.data.hard_negative_every_steps = 0.5, 7
+        config.export.tile_px, config.export.overlap_px = 64, 16
+        data, drawn, searched_after = batches(config), [], []
+        draw = data.next_batch_with_weak
+        data.next_batch_with_weak = lambda size: (drawn.append(1), time.sleep(pause_s), draw(size))[2]
+        monkeypatch.setattr(loop, "mine_hard_negatives", lambda *a: (searched_after.append(len(drawn)), search(*a)))
+        validation = build_validation_set(
+            [striped_fabric(np.random.default_rng(9))], crops=8, crop_px=32, anomalies=AnomalyConfig(), seed=0
+        )
+        result = train_network(config, data, device=torch.device("cpu"), log=lambda _: None, validation=validation)
+        return result, searched_after
+
+    (slow, slow_searches), (fast, fast_searches) = run(0.02), run(0.0)
+    assert slow.stopped_by == fast.stopped_by == "steps" and slow.steps_done == fast.steps_done == 24
+    assert [v["step"] for v in slow.validations] == [v["step"] for v in fast.validations] == [5, 10, 15, 20, 24]
+    assert slow_searches == fast_searches == [7, 14, 21]  # after that many steps, however long they took
+    for name, weight in slow.net.state_dict().items():
+        assert torch.equal(weight, fast.net.state_dict()[name]), name
+
+
+def test_a_time_paced_run_still_stops_at_its_budget_with_steps_paced_options_beside():
+    config = tiny_config(steps=10_000, time_budget_s=0.5, schedule="time", validate_every_steps=1)
+    result = train_network(config, batches(config), device=torch.device("cpu"), log=lambda _: None)
+    assert result.stopped_by == "time_budget" and result.steps_done < 10_000
