@@ -135,7 +135,9 @@ class NetConfig(Strict):
 
 class OptimConfig(Strict):
     batch_size: int = Field(16, ge=1, description="crops per optimisation step")
-    steps: int = Field(4000, ge=1, description="optimisation steps; training stops at this or the time budget")
+    steps: int = Field(
+        4000, ge=1, description="optimisation steps; training stops at this (or the time budget, with schedule time)"
+    )
     time_budget_s: float = Field(270.0, gt=0, description="wall-clock limit of the training loop, in s")
     schedule: Literal["time", "steps"] = Field(
         "time",

@@ -356,13 +356,18 @@ class _Training:
         return float(self.state.step) if self.by_steps else elapsed
 
     def validation_due(self, now: float) -> bool:
-        state, optim = self.state, self.config.optim
+        state = self.state
         return (
             self.ctx.is_main
             and self.validation is not None
             and state.step > state.resumed_from
-            and now - state.last_validated_s >= (optim.validate_every_steps if self.by_steps else optim.validate_every_s)
+            and now - state.last_validated_s >= self.validate_every
         )
+
+    @property
+    def validate_every(self) -> float:
+        optim = self.config.optim
+        return optim.validate_every_steps if self.by_steps else optim.validate_every_s
 
     def validate(self, elapsed: float) -> None:
         net, average, state = self.learner.net, self.learner.average, self.state
