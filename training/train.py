@@ -369,6 +369,11 @@ class _Training:
         optim = self.config.optim
         return optim.validate_every_steps if self.by_steps else optim.validate_every_s
 
+    @property
+    def mine_every(self) -> float:
+        data = self.config.data
+        return data.hard_negative_every_steps if self.by_steps else data.hard_negative_every_s
+
     def validate(self, elapsed: float) -> None:
         net, average, state = self.learner.net, self.learner.average, self.state
         # The weights that would ship: the average when there is one.
@@ -393,8 +398,7 @@ class _Training:
                 int(not self.by_steps and elapsed >= optim.time_budget_s),
                 int(self.learner.stopper.should_stop),
                 int((data.hard_negative_fraction > 0 or self.has_weak)
-                    and self.clock(elapsed) - state.last_mined_s
-                    >= (data.hard_negative_every_steps if self.by_steps else data.hard_negative_every_s)),
+                    and self.clock(elapsed) - state.last_mined_s >= self.mine_every),
                 int(self.run_dir is not None and state.step > state.resumed_from
                     and elapsed - state.last_checkpoint_s >= optim.checkpoint_every_s),
             ],
