@@ -6,8 +6,8 @@ fraction, so a run cut short by its budget still ends on a decayed learning rate
 ``optim.schedule: steps`` there is no budget and everything follows the step count: the same config
 and seed then train the same network on a fast or a loaded machine, so two configurations can be
 compared on the same networks' draws (a time-paced run's step count, and with it the network,
-changes with the machine's load: the same seeds of AITEX 00 scored 0.893/0.857/0.839 image AUROC one
-day and 0.821/0.821/0.750 the next).
+changes with the machine's load: the same seeds of AITEX 00 scored 0.893/0.857/0.839 image AUROC in
+one session and 0.821/0.821/0.750 in the next).
 
 Around the optimisation step: a moving average of the weights, which validation scores and which
 ships (training/averaging.py), resumable checkpoints (training/checkpoint.py), TensorBoard scalars,
