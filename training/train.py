@@ -216,9 +216,9 @@ class _LoopState:
     validations: list[dict[str, float]] = field(default_factory=list)
     first_loss: float = float("nan")
     smoothed_loss: float = float("nan")
-    # Readings of the schedule's clock (training seconds, or steps with optim.schedule steps; the
-    # checkpoint keeps the names of the time-only days). 0 at the start: the first search waits
-    # until the network learnt.
+    # Readings of the schedule's clock: training seconds, or steps with optim.schedule steps (the
+    # names, kept in checkpoints, predate the step schedule). 0 at the start: the first search
+    # waits until the network learnt.
     last_mined_s: float = 0.0
     last_checkpoint_s: float = 0.0  # always in seconds: a checkpoint changes no number of the run
     last_validated_s: float = 0.0
@@ -534,7 +534,8 @@ def train_network(
     """Train a DefectUNet on ``batches``.
 
     ``run_dir``: where checkpoints (rank 0, every ``optim.checkpoint_every_s``) and TensorBoard logs
-    go; None writes neither. ``validation``: crops scored every ``optim.validate_every_s`` (rank 0).
+    go; None writes neither. ``validation``: crops scored every ``optim.validate_every_s`` (every
+    ``optim.validate_every_steps`` with ``optim.schedule`` steps; rank 0).
     ``resume``: a payload from training.checkpoint.load_for_resume to continue from.
     ``progress_bar``: None picks tqdm when stderr is a terminal.
     """
