@@ -18,6 +18,16 @@ from qc.strict import Strict
 
 class DataConfig(Strict):
     crop_px: int = Field(128, ge=32, description="side of the random square crops trained on, in px")
+    large_crop_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of training steps whose crops are data.large_crop_px wide, fewer of them "
+        "at as many pixels per batch: the per-image norms then also learn a station tile's statistics",
+    )
+    large_crop_px: int = Field(
+        256, ge=32, description="side of those larger crops, in px (the station's tile, export.tile_px, by default)"
+    )
     val_fraction: float = Field(
         0.1, gt=0.0, lt=1.0, description="fraction of train/good held back for threshold calibration"
     )
@@ -103,11 +113,17 @@ class NetConfig(Strict):
         [64, 48, 32], min_length=3, max_length=3,
         description="with backbone lite0: decoder channels at strides 16, 8 and 4",
     )
-    norm: Literal["instance", "batch", "stem_instance"] = Field(
+    norm: Literal["instance", "batch", "stem_instance", "local_instance"] = Field(
         "instance",
-        description="feature normalisation: per image ('instance'), per batch ('batch'), or per image in "
+        description="feature normalisation: per image ('instance'), per batch ('batch'), per image in "
         "the first block and per batch after it ('stem_instance': deep features that do not depend on the "
-        "whole tile's statistics; on AITEX better maps on 06, worse image scores: README)",
+        "whole tile's statistics; on AITEX better maps on 06, worse image scores: README), or per image "
+        "over a window of net.norm_window_px around each position ('local_instance', from-scratch U-Net "
+        "only: features that depend on the cloth around them, not on the rest of the tile)",
+    )
+    norm_window_px: int = Field(
+        128, ge=8, description="with norm local_instance: side of the window, in image px, each feature is "
+        "normalised over (the training crop's side by default)",
     )
     base_channels: int = Field(12, ge=4, description="channels at the first (half-resolution) level")
     channel_multipliers: list[int] = Field(
@@ -130,6 +146,8 @@ class NetConfig(Strict):
         if self.backbone == "lite0_unet" and len(self.channel_multipliers) != 4:
             # The U-Net's levels at strides 8 and 16 are where Lite0's features join it.
             raise ValueError("backbone lite0_unet needs 4 channel_multipliers (strides 2, 4, 8, 16)")
+        if self.norm == "local_instance" and self.backbone != "none":
+            raise ValueError("norm local_instance is built for the from-scratch U-Net only (backbone none)")
         return self
 
 

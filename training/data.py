@@ -294,8 +294,7 @@ class AnomalyBatches:
         areas = np.array([image.shape[0] * image.shape[1] for image in self.images], np.float64)
         self._area_share = np.cumsum(areas / areas.sum()) if len(areas) else areas
 
-    def sample_defect(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
-        crop_px = self.data.crop_px
+    def sample_defect(self, rng: np.random.Generator, crop_px: int) -> tuple[np.ndarray, np.ndarray, bool]:
         index = int(rng.integers(len(self.defects)))
         defect = self.defects[index]
         image = pad_to(defect.image, crop_px, crop_px)
@@ -314,49 +313,64 @@ class AnomalyBatches:
         )
         return crop, mask, defect.mask is None
 
-    def sample_with_weak(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
+    def sample_with_weak(self, rng: np.random.Generator, crop_px: int) -> tuple[np.ndarray, np.ndarray, bool]:
         if self.defects and rng.random() < self.data.real_defect_fraction:
-            return self.sample_defect(rng)
-        return (*self.sample(rng), False)
+            return self.sample_defect(rng, crop_px)
+        return (*self.sample(rng, crop_px), False)
+
+    def batch_shape(self, batch_size: int) -> tuple[int, int]:
+        """(crops, side) of the next batch: ``data.crop_px`` crops, or with ``data.large_crop_share``
+        now and then ``data.large_crop_px`` crops at as many pixels per batch (at least one crop).
+
+        The per-image norms make what the network sees depend on the whole input's statistics, so a
+        network trained on 128-px crops alone met the station's 256-px tiles as something new: a
+        synthetic line that scored 0.62 as a 128-px crop scored 0.002 as a tile.
+        """
+        data = self.data
+        if data.large_crop_share <= 0 or self.rng.random() >= data.large_crop_share:
+            return batch_size, data.crop_px
+        crops = max(1, round(batch_size * data.crop_px**2 / data.large_crop_px**2))
+        return crops, data.large_crop_px
 
     def next_batch_with_weak(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Like next_batch, plus a bool [B] flag of weak positives (image label only)."""
-        triples = [self.sample_with_weak(self.rng) for _ in range(batch_size)]
+        """Like next_batch, plus a bool [B] flag of weak positives (image label only); its size and
+        side come from batch_shape."""
+        crops, crop_px = self.batch_shape(batch_size)
+        triples = [self.sample_with_weak(self.rng, crop_px) for _ in range(crops)]
         images = to_tensor_layout(np.stack([t[0] for t in triples]))
         masks = np.stack([t[1] for t in triples])[:, None].astype(np.float32) / np.float32(255)
         return images, masks, np.array([t[2] for t in triples], bool)
 
-    def random_train_crop(self, rng: np.random.Generator) -> np.ndarray:
+    def random_train_crop(self, rng: np.random.Generator, crop_px: int) -> np.ndarray:
         image = self.crop_sources[self.pick_image(rng)]
-        return train_crop(rng, image, crop_px=self.data.crop_px, rotate=self.data.rotate)
+        return train_crop(rng, image, crop_px=crop_px, rotate=self.data.rotate)
 
     def pick_image(self, rng: np.random.Generator) -> int:
         if self.data.crops_per == "image":
             return int(rng.integers(len(self.images)))
         return min(int(np.searchsorted(self._area_share, rng.random(), side="right")), len(self.images) - 1)
 
-    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        crop_px = self.data.crop_px
+    def sample(self, rng: np.random.Generator, crop_px: int) -> tuple[np.ndarray, np.ndarray]:
         if self.hard_spots and rng.random() < self.data.hard_negative_fraction:
             # Rare normal structure (a selvage, a padding edge, a slub) is where a detector trained on
             # random crops fires; showing it again, as good or as the ground of an anomaly, fixes that.
             i, y, x = self.hard_spots[int(rng.integers(len(self.hard_spots)))]
             crop = augment(rng, crop_around(rng, self.crop_sources[i], y, x, crop_px), rotate=self.data.rotate)
         else:
-            crop = self.random_train_crop(rng)
+            crop = self.random_train_crop(rng, crop_px)
         # Blank crops (padding, background) teach nothing after the first few: most are drawn again,
         # so a strip that is one third padding does not spend a third of the training time on it.
         if rng.random() < self.data.redraw_blank and is_blank(crop):
-            crop = self.random_train_crop(rng)
+            crop = self.random_train_crop(rng, crop_px)
         if self.augment is not None:
             crop = self.augment(rng, crop)
         if rng.random() >= self.data.anomaly_probability:
             return crop, np.zeros(crop.shape[:2], np.uint8)
-        donor = self.random_train_crop(rng)
+        donor = self.random_train_crop(rng, crop_px)
         return add_anomaly(rng, crop, donor, self.anomalies)
 
     def next_batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        pairs = [self.sample(self.rng) for _ in range(batch_size)]
+        pairs = [self.sample(self.rng, self.data.crop_px) for _ in range(batch_size)]
         images = to_tensor_layout(np.stack([p[0] for p in pairs]))
         masks = np.stack([p[1] for p in pairs])[:, None].astype(np.float32) / np.float32(255)
         return images, masks

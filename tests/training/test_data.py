@@ -134,6 +134,31 @@ def test_crops_per_image_or_per_pixel(crops_per, strip_share):
     from_strip = float((images.mean(axis=(1, 2, 3)) < 0.5).mean())
     assert abs(from_strip - strip_share) < 0.04
 
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+def test_a_share_of_batches_has_large_crops_at_the_same_pixels(share):
+    """data.large_crop_share: that share of batches holds large_crop_px crops, a quarter as many at
+    twice the side, masks beside them; none without it."""
+    rng = np.random.default_rng(0)
+    images = [striped_fabric(rng, 100, 300) for _ in range(3)]  # 100 px high: mirror-padded to 128
+    data = DataConfig(crop_px=64, large_crop_px=128, large_crop_share=share, anomaly_probability=0.5)
+    batches = AnomalyBatches(images, data, AnomalyConfig(), np.random.default_rng(3))
+    shapes = []
+    for _ in range(200):
+        x, y, weak = batches.next_batch_with_weak(16)
+        assert y.shape == (x.shape[0], 1, *x.shape[2:]) and weak.shape == (x.shape[0],)
+        shapes.append(x.shape)
+    assert set(shapes) <= {(16, 3, 64, 64), (4, 3, 128, 128)}
+    large = sum(shape[2] == 128 for shape in shapes) / len(shapes)
+    assert abs(large - share) < 0.1
+
+
+def test_large_crops_keep_at_least_one_crop_a_batch():
+    data = DataConfig(crop_px=32, large_crop_px=256, large_crop_share=1.0)
+    images = [striped_fabric(np.random.default_rng(0), 256, 256)]
+    batches = AnomalyBatches(images, data, AnomalyConfig(), np.random.default_rng(0))
+    assert batches.batch_shape(4) == (1, 256)
+
+
 def test_hot_spots_are_the_hottest_separate_peaks():
     heat = np.zeros((64, 256), np.float32)
     heat[10, 20] = 0.9

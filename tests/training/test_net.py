@@ -18,7 +18,7 @@ def test_stem_instance_norms_the_first_block_per_image_and_the_rest_per_batch():
     assert rest and set(rest) == {torch.nn.BatchNorm2d}
 
 
-@pytest.mark.parametrize("norm", ["instance", "batch", "stem_instance"])
+@pytest.mark.parametrize("norm", ["instance", "batch", "stem_instance", "local_instance"])
 def test_shapes_and_ranges_for_any_size(norm):
     net = DefectUNet(NetConfig(norm=norm)).eval()
     with torch.no_grad():

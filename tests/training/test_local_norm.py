@@ -1,0 +1,102 @@
+"""net.norm local_instance: per-image norms over a window, so the map does not depend on far cloth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from training.config import NetConfig
+from training.export import export_onnx
+from training.local_norm import LocalNorm
+from training.net import DefectUNet
+
+
+def far_change(norm: str) -> tuple[float, float]:
+    """Largest change of the map near a dark band and beyond 400 px from it, band added or not."""
+    torch.manual_seed(0)
+    net = DefectUNet(NetConfig(norm=norm)).eval()
+    for parameter in net.parameters():  # away from the initial scales, so every layer matters
+        parameter.data += 0.05 * torch.randn_like(parameter)
+    cloth = torch.rand(1, 3, 128, 640)
+    with_band = cloth.clone()
+    with_band[..., :96] = 0.05  # a dark machine bed at one side of the tile
+    with torch.no_grad():
+        change = (net(cloth).heatmap - net(with_band).heatmap).abs()[0, 0]
+    return float(change[:, 96:160].max()), float(change[:, 500:].max())
+
+
+def test_a_dark_band_changes_the_local_norm_map_near_it_only():
+    near, far = far_change("local_instance")
+    assert near > 1e-3  # the band is seen where it is
+    assert far < near / 50
+    # Whole-tile instance norms: the band moves the map everywhere (the default model's lost fibre).
+    near_instance, far_instance = far_change("instance")
+    assert far_instance > near_instance / 10
+
+
+def test_window_statistics_match_a_direct_window_average():
+    """Mean: the 9x9 window's (clipped at the border). Spread: the window's mean squared departure
+    of each feature from its own window mean (robust where the two moments nearly cancel)."""
+    torch.manual_seed(1)
+    x = torch.randn(1, 2, 40, 56) * 3 + 1
+    norm = LocalNorm(2, window=8)  # coarse cells of 1 px: an exact 9x9 box, clipped at the border
+
+    def window(t, y, xx):
+        return t[0, :, max(0, y - 4) : y + 5, max(0, xx - 4) : xx + 5]
+
+    direct_mean = torch.stack(
+        [torch.stack([window(x, y, xx).mean(dim=(1, 2)) for xx in range(56)], dim=-1) for y in range(40)], dim=-2
+    )[None]
+    mean, var = norm.statistics(x)
+    assert torch.allclose(mean, direct_mean, atol=1e-5)
+    departure = (x - direct_mean) ** 2
+    for y, xx in [(0, 0), (20, 30), (39, 55), (4, 50)]:
+        assert torch.allclose(var[0, :, y, xx], window(departure, y, xx).mean(dim=(1, 2)), atol=1e-4)
+    # Where the window mean hardly moves it is the window's variance.
+    assert torch.allclose(var[0, :, 20, 30], window(x, 20, 30).var(dim=(1, 2), unbiased=False), rtol=0.15)
+    out = norm(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_flat_cloth_is_not_blown_up_into_noise():
+    norm = LocalNorm(1, window=16)
+    flat = torch.full((1, 1, 48, 48), 2.0)
+    flat[..., 24, 24] += 1e-3  # rounding-sized wobble on a flat belt
+    with torch.no_grad():
+        assert float(norm(flat).abs().max()) < 0.05
+
+
+def test_coarse_statistics_follow_the_image_at_any_size():
+    norm = LocalNorm(3, window=64)  # 8-px cells, 9 cells across
+    assert norm.cells * norm.coarse == 72
+    for size in [(64, 64), (37, 101), (5, 9)]:
+        x = torch.rand(2, 3, *size)
+        mean, var = norm.statistics(x)
+        assert mean.shape == x.shape and var.shape == x.shape and bool((var >= 0).all())
+    flat = torch.full((1, 3, 50, 70), 0.7)
+    mean, var = norm.statistics(flat)
+    assert torch.allclose(mean, flat, atol=1e-6) and float(var.max()) < 1e-6
+
+
+def test_the_exported_graph_matches_torch_at_other_sizes(tmp_path):
+    import onnxruntime as ort
+
+    torch.manual_seed(2)
+    net = DefectUNet(NetConfig(norm="local_instance", test_time_flips="none")).eval()
+    for parameter in net.parameters():
+        parameter.data += 0.05 * torch.randn_like(parameter)
+    path = tmp_path / "local.onnx"
+    export_onnx(net, path, tile_px=64, opset=18)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in [(1, 3, 64, 64), (2, 3, 83, 117), (1, 3, 64, 300)]:
+        image = torch.rand(*shape)
+        with torch.no_grad():
+            expected = net(image).heatmap.numpy()
+        got = session.run(None, {session.get_inputs()[0].name: image.numpy()})[0]
+        assert np.abs(got - expected).max() < 1e-4
+
+
+def test_local_norms_are_for_the_from_scratch_network_only():
+    with pytest.raises(ValueError, match="local_instance is built for the from-scratch U-Net"):
+        NetConfig(norm="local_instance", backbone="lite0")
