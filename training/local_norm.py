@@ -62,11 +62,12 @@ class LocalNorm(nn.Module):
         """The mean of every feature over its window, at x's resolution."""
         size = x.shape[-2:]
         if self.coarse > 1:
-            # Edge-padded to whole cells rather than pooled with ceil_mode: torch and onnxruntime
-            # need not agree on what a part-cell at the border averages. (No branch on the size:
-            # the exported graph has dynamic height and width.)
-            pad_h, pad_w = -size[0] % self.coarse, -size[1] % self.coarse
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+            # Edge-padded rather than pooled with ceil_mode: torch and onnxruntime need not agree on
+            # what a part-cell at the border averages. Padded by coarse - 1 whatever the size (the
+            # pooling drops what is left over), so a part-cell averages its pixels with copies of
+            # the border ones, and the graph holds no arithmetic on the size.
+            pad = self.coarse - 1
+            x = F.pad(x, (0, pad, 0, pad), mode="replicate")
             x = F.avg_pool2d(x, self.coarse, stride=self.coarse)
         return upsample_to(box_mean(x, self.cells), self.coarse, size)
 

@@ -79,15 +79,20 @@ def test_coarse_statistics_follow_the_image_at_any_size():
     assert torch.allclose(mean, flat, atol=1e-6) and float(var.max()) < 1e-6
 
 
-def test_the_exported_graph_matches_torch_at_other_sizes(tmp_path):
+# The dynamo exporter takes about a minute over the full network's local norms: two levels show it.
+@pytest.mark.parametrize(
+    "exporter, multipliers", [("torchscript", [1, 2, 4, 6]), ("dynamo", [1, 2])], ids=["torchscript", "dynamo"]
+)
+def test_the_exported_graph_matches_torch_at_other_sizes(tmp_path, exporter, multipliers):
     import onnxruntime as ort
 
     torch.manual_seed(2)
-    net = DefectUNet(NetConfig(norm="local_instance", test_time_flips="none")).eval()
+    config = NetConfig(norm="local_instance", test_time_flips="none", channel_multipliers=multipliers)
+    net = DefectUNet(config).eval()
     for parameter in net.parameters():
         parameter.data += 0.05 * torch.randn_like(parameter)
     path = tmp_path / "local.onnx"
-    export_onnx(net, path, tile_px=64, opset=18)
+    export_onnx(net, path, tile_px=64, opset=18, exporter=exporter)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for shape in [(1, 3, 64, 64), (2, 3, 83, 117), (1, 3, 64, 300)]:
         image = torch.rand(*shape)
