@@ -13,8 +13,6 @@ Targets (issue 7): list p99 <= 100 ms, summary p99 <= 300 ms.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import threading
@@ -31,6 +29,7 @@ from edge.config import EdgeConfig  # noqa: E402
 from edge.storage.store import UnitStore, new_unit_id  # noqa: E402
 from edge.storage.tables import derived_columns, units_table  # noqa: E402
 from edge.units import NewUnit  # noqa: E402
+from qc.machine import machine  # noqa: E402
 
 DEFECT_TYPES = ["defect", "hole", "stain", "broken_end", "knot"]
 
@@ -85,7 +84,7 @@ def main() -> None:
             for batch in bulk_rows(args.units, now - timedelta(minutes=1), rng):
                 conn.execute(units_table.insert(), batch)
         print(f"filled {args.units} units in {time.perf_counter() - started:.1f} s; "
-              f"{platform.machine()} {os.cpu_count()} cores")
+              f"{machine()}")
 
         stop = threading.Event()
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import threading
@@ -34,6 +33,7 @@ from edge.line.pipeline import Pipeline  # noqa: E402
 from edge.line.sources import Frame  # noqa: E402
 from edge.storage.store import UnitStore  # noqa: E402
 from qc.inspection_model import InspectionModel  # noqa: E402
+from qc.machine import machine  # noqa: E402
 from qc.synth import generate_panel  # noqa: E402
 
 
@@ -116,7 +116,7 @@ def main() -> None:
     bare_cpu_ms, pipe_cpu_ms = bare[2] * 1000 / bare[0], pipe[2] * 1000 / max(pipe[0], 1)
     p50, p99 = np.percentile(latencies, [50, 99]) if latencies else (float("nan"),) * 2
     print(f"model {inferencer.name} {inferencer.version}; frames {width}x{height}; "
-          f"{platform.machine()} {os.cpu_count()} cores; onnxruntime threads {args.threads}; "
+          f"{machine()}; onnxruntime threads {args.threads}; "
           f"{args.rounds} rounds")
     print(f"bare onnxruntime (Inferencer.infer): {bare_fps:.2f} frames/s")
     print(f"pipeline: {pipe_fps:.2f} units/s over {pipe[1]:.1f} s, {pipe[0]} units, "

@@ -27,7 +27,7 @@ from bench_position import FIGURES, mean_and_worst, recalibrate, selected_runs  
 from qc.card import load_card, sha256_file, write_card  # noqa: E402
 from qc.contract import MODEL_FILE  # noqa: E402
 from qc.evaluate import evaluate_model  # noqa: E402
-from training.benchmark import machine  # noqa: E402
+from qc.machine import machine  # noqa: E402
 from training.export import export_onnx, load_run, position_record, simplify_onnx  # noqa: E402
 from training.net import TEST_TIME_FLIPS  # noqa: E402
 

@@ -37,7 +37,7 @@ from qc.imageio import read_image, read_mask  # noqa: E402
 from qc.inference import Inferencer  # noqa: E402
 from qc.metrics import auroc, labelled_tiles  # noqa: E402
 from qc.padding import SCORE_WINDOW_PX  # noqa: E402
-from training.benchmark import machine  # noqa: E402
+from qc.machine import machine  # noqa: E402
 
 Rule = Callable[[np.ndarray], float]
 

@@ -13,8 +13,6 @@ machine it ran on.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qc.inference import Inferencer, to_input_tensor  # noqa: E402
+from qc.machine import machine  # noqa: E402
 
 
 def timed_calls(fn, seconds: float, min_calls: int = 10) -> np.ndarray:
@@ -50,7 +49,7 @@ def main() -> None:
     tile = inferencer.card.input.tile_px
     rng = np.random.default_rng(0)
     print(f"model {inferencer.name} {inferencer.version} ({inferencer.model_dir}), tile {tile} px")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; onnxruntime threads: {args.threads}")
+    print(f"machine: {machine()}; onnxruntime threads: {args.threads}")
     engines = {"onnxruntime fp32": inferencer._run}
     if args.int8:
         engines["onnxruntime int8"] = Inferencer(args.int8, threads=args.threads)._run

@@ -42,7 +42,8 @@ from qc.metrics import auroc, pixel_metrics, tile_labels_and_scores  # noqa: E40
 from qc.padding import SCORE_WINDOW_PX, suppress_padding  # noqa: E402
 from qc.tiling import TileGrid  # noqa: E402
 from training.backbone import Lite0Features, load_pretrained  # noqa: E402
-from training.benchmark import TRAIN_GOOD, eligible_fabrics, machine  # noqa: E402
+from qc.machine import machine  # noqa: E402
+from training.benchmark import TRAIN_GOOD, eligible_fabrics  # noqa: E402
 from training.memory_bank import distance_map, fit_memory_bank  # noqa: E402
 
 TILE_PX, OVERLAP_PX = 256, 32  # configs/train/default.yaml's export tiling

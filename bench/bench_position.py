@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 from qc.card import Thresholds, load_card, write_card  # noqa: E402
 from qc.evaluate import evaluate_model  # noqa: E402
 from qc.position import ColumnFactors, quieted_columns  # noqa: E402
-from training.benchmark import machine  # noqa: E402
+from qc.machine import machine  # noqa: E402
 from training.calibrate import calibrate  # noqa: E402
 from training.good_evidence import good_evidence  # noqa: E402
 from training.data import find_training_images, load_images, split_train_val  # noqa: E402

@@ -11,8 +11,6 @@ a noisy draw (8 good test strips; on fabric 06 two runs of the same configuratio
 
 from __future__ import annotations
 
-import platform
-import os
 import shlex
 import shutil
 import tempfile
@@ -23,6 +21,7 @@ from typing import Any
 from qc.data import open_dataset
 from qc.data.convert import convert_aitex
 from qc.evaluate import evaluate_model
+from qc.machine import machine
 from training.commands import run_export, run_train, write_json_atomic
 
 MIN_DEFECT_STRIPS = 5
@@ -33,10 +32,6 @@ COLUMNS = ("image_auroc", "tile_auroc", "pixel_auroc", "aupro", "false_reject_ra
 def eligible_fabrics(aitex_root: Path) -> list[str]:
     fabrics = open_dataset(aitex_root, "aitex").fabrics()
     return [f for f, row in fabrics.items() if row["defect"] >= MIN_DEFECT_STRIPS and row["good"] > TRAIN_GOOD]
-
-
-def machine() -> str:
-    return f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}"
 
 
 def bench_fabric(

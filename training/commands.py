@@ -18,6 +18,7 @@ import torch
 from qc.atomic import write_text_atomic
 from qc.card import Thresholds
 from qc.overrides import ConfigError
+from qc.machine import cpu_model
 from qc.padding import fill_padding
 from qc.position import ColumnFactors, quieted_columns
 from training import distributed
@@ -56,7 +57,7 @@ def log(line: str) -> None:
 
 
 def hardware_string(device: torch.device) -> str:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     return (
         f"{platform.platform()}; {os.cpu_count()} CPUs; torch {torch.__version__} on {device.type} "
         f"({name})"
