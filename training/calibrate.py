@@ -23,12 +23,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from torch import nn
 
 from qc.card import Calibration, Thresholds
 from qc.position import ColumnFactors
 from training.config import CalibrationConfig, ExportConfig
-from training.net import DefectUNet
-from training.station_scoring import infer_image
+from training.station_scoring import TileScorer, as_tile_scorer, infer_image
 
 MAX_PIXELS_PER_IMAGE = 1 << 18
 
@@ -52,7 +52,7 @@ def image_threshold(scores: np.ndarray, config: CalibrationConfig) -> tuple[floa
 
 
 def calibrate(
-    net: DefectUNet,
+    net: nn.Module | TileScorer,
     good_images: list[np.ndarray],
     config: CalibrationConfig,
     export: ExportConfig,
@@ -70,7 +70,9 @@ def calibrate(
     maps alone."""
     if not good_images:
         raise ValueError("calibration needs at least one held-back good image")
-    net.eval()
+    if isinstance(net, nn.Module):
+        net.eval()
+    net = as_tile_scorer(net)  # once: its device is looked up once
     rng = np.random.default_rng(seed)
     scores, pixel_samples = [], []
     for image in good_images:
@@ -133,7 +135,7 @@ def recall_threshold(defect_scores: np.ndarray, target_recall: float) -> float:
 
 
 def calibrate_for_recall(
-    net: DefectUNet,
+    net: nn.Module | TileScorer,
     good_images: list[np.ndarray],
     defect_images: list[np.ndarray],
     config: CalibrationConfig,

@@ -44,6 +44,7 @@ from training.data import (
 from training.distributed import Distributed
 from training.export import CHECKPOINT_FILE, PARITY_FILE, RUN_FILE, export_run
 from training.networks import backbone_record
+from training.onnx_scoring import fastest_tile_scorer
 from training.train import TENSORBOARD_DIR, TrainResult, pick_device, train_network
 from training.validation import ValidationSet, build_validation_set
 
@@ -311,38 +312,40 @@ def _calibrate(
     calibration = config.calibration
     if split.by_recall:  # the image threshold comes from the defects: no trained-on good scores needed
         calibration = calibration.model_copy(update={"image_scores_from": "held_back"})
-    fit, trained_on_scores = good_evidence(
-        net, data.train_images, data.val_images, calibration, config.export, source=split.good[0].parent
-    )
-    position = fit.record if fit else None
-    if position:
-        log(f"position: {quieted_columns(position['scale'])} of {position['width']} columns quieted ({position['data']})")
-    position_scale = ColumnFactors.from_record(position)
-    if split.by_recall:
-        val_defects = split.val_defects
-        thresholds, summary = calibrate_for_recall(
-            net,
-            data.val_images,
-            data.val_defect_images,
-            config.calibration,
-            config.export,
-            data_description=f"{good_description}; {len(val_defects)} labelled defect images "
-            f"{'of' if split.own_val_defects else 'held back from'} {val_defects[0].path.parent.parent} "
-            f"({', '.join(sorted({d.defect_type for d in val_defects}))})",
-            seed=config.seed,
-            position_scale=position_scale,
+    # Every image is scored by the graph the station will run, on the CPU (training.onnx_scoring).
+    with fastest_tile_scorer(net.eval(), config.export) as scorer:
+        fit, trained_on_scores = good_evidence(
+            scorer, data.train_images, data.val_images, calibration, config.export, source=split.good[0].parent
         )
-    else:
-        thresholds, summary = calibrate(
-            net,
-            data.val_images,
-            config.calibration,
-            config.export,
-            data_description=good_description,
-            seed=config.seed,
-            position_scale=position_scale,
-            trained_on_scores=trained_on_scores,
-        )
+        position = fit.record if fit else None
+        if position:
+            log(f"position: {quieted_columns(position['scale'])} of {position['width']} columns quieted ({position['data']})")
+        position_scale = ColumnFactors.from_record(position)
+        if split.by_recall:
+            val_defects = split.val_defects
+            thresholds, summary = calibrate_for_recall(
+                scorer,
+                data.val_images,
+                data.val_defect_images,
+                config.calibration,
+                config.export,
+                data_description=f"{good_description}; {len(val_defects)} labelled defect images "
+                f"{'of' if split.own_val_defects else 'held back from'} {val_defects[0].path.parent.parent} "
+                f"({', '.join(sorted({d.defect_type for d in val_defects}))})",
+                seed=config.seed,
+                position_scale=position_scale,
+            )
+        else:
+            thresholds, summary = calibrate(
+                scorer,
+                data.val_images,
+                config.calibration,
+                config.export,
+                data_description=good_description,
+                seed=config.seed,
+                position_scale=position_scale,
+                trained_on_scores=trained_on_scores,
+            )
     np.savez_compressed(out_dir / PARITY_FILE, **parity_crops(data.val_images, config))
     _say_calibration(config, thresholds, summary)
     return {"thresholds": thresholds.model_dump(mode="json"), **summary, "position": position}

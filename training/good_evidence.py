@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from torch import nn
 
 from qc.position import (
     MAX_FIT_IMAGES,
@@ -23,8 +24,7 @@ from qc.position import (
     scale_from_column_heats,
 )
 from training.config import CalibrationConfig, ExportConfig
-from training.net import DefectUNet
-from training.station_scoring import station_map
+from training.station_scoring import TileScorer, station_map
 
 
 def picked_trained_on(count: int) -> list[int]:
@@ -32,6 +32,32 @@ def picked_trained_on(count: int) -> list[int]:
     if count == 0:
         return []
     return np.unique(np.linspace(0, count - 1, min(count, MAX_FIT_IMAGES)).round().astype(int)).tolist()
+
+
+MAX_KEPT_MAP_BYTES = 256 << 20
+"""The picked trained-on images' maps are kept from the column fit to the scores when they fit in this
+(ten AITEX strips: 42 MB); 64 line-scan strips' maps would not, and are inferred twice instead."""
+
+
+class PickedMaps:
+    """The station maps of the picked trained-on images, by pick: each inferred once and kept for its
+    second use when all fit in MAX_KEPT_MAP_BYTES (calibration's largest cost is this inference)."""
+
+    def __init__(self, net: nn.Module | TileScorer, trained_on: list[np.ndarray], export: ExportConfig) -> None:
+        self.net, self.trained_on, self.export = net, trained_on, export
+        self.picked = picked_trained_on(len(trained_on))
+        pixels = sum(trained_on[i].shape[0] * trained_on[i].shape[1] for i in self.picked)
+        self.keep = pixels * np.dtype(np.float32).itemsize <= MAX_KEPT_MAP_BYTES
+        self.kept: dict[int, tuple[np.ndarray, float]] = {}
+
+    def __call__(self, k: int) -> tuple[np.ndarray, float]:
+        """(heatmap, score) of the k-th picked image; a kept one is handed over and forgotten."""
+        if k in self.kept:
+            return self.kept.pop(k)
+        result = station_map(self.net, self.trained_on[self.picked[k]], self.export)
+        if self.keep:
+            self.kept[k] = result
+        return result
 
 
 @dataclass(frozen=True)
@@ -51,13 +77,14 @@ class PositionFit:
 
 
 def fit_position(
-    net: DefectUNet,
+    net: nn.Module | TileScorer,
     trained_on: list[np.ndarray],
     held_back: list[np.ndarray],
     config: CalibrationConfig,
     export: ExportConfig,
     *,
     source: object,
+    maps: PickedMaps | None = None,
 ) -> PositionFit | None:
     """A fixed camera's column factors (qc/position.py), or None when the images are not from one
     (``config.position``).
@@ -68,11 +95,12 @@ def fit_position(
     sizes = [image.shape[:2] for image in trained_on + held_back]
     if not fixed_camera(sizes, config.position):
         return None
-    picked = picked_trained_on(len(trained_on))
+    maps = maps or PickedMaps(net, trained_on, export)
+    picked = maps.picked
     # Profiled on the map the station scores (padding cleared, not yet smoothed), so a good strip's
     # heat never exceeds its own column's profile: with factors on the odds, heat above the profile
     # would be quieted less than in proportion (the smoothed map's peaks of thin hot lines are lower).
-    heats = [column_heat(station_map(net, trained_on[i], export)[0]) for i in picked]
+    heats = [column_heat(maps(k)[0]) for k in range(len(picked))]
     scale = scale_from_column_heats(heats, config.column_factors)
     record = {
         "width": len(scale),
@@ -84,7 +112,12 @@ def fit_position(
 
 
 def trained_on_scores(
-    net: DefectUNet, trained_on: list[np.ndarray], export: ExportConfig, position: PositionFit | None
+    net: nn.Module | TileScorer,
+    trained_on: list[np.ndarray],
+    export: ExportConfig,
+    position: PositionFit | None,
+    *,
+    maps: PickedMaps | None = None,
 ) -> np.ndarray:
     """Station scores of (up to MAX_FIT_IMAGES of) the good images trained on, for the image threshold.
 
@@ -94,11 +127,10 @@ def trained_on_scores(
     matter: fitted on these very images, they quiet exactly their hot spots. So each image is scored
     with factors refitted without it (cross-fitting), as an image of the next roll would be.
     """
-    picked = position.picked if position else picked_trained_on(len(trained_on))
+    maps = maps or PickedMaps(net, trained_on, export)
     scores = []
-    for k, i in enumerate(picked):
-        # Inferred again rather than kept from the fit: 64 line-scan strips' maps would hold 256 MB.
-        heatmap, score = station_map(net, trained_on[i], export)
+    for k in range(len(maps.picked)):
+        heatmap, score = maps(k)
         if position is not None:
             score = apply_position_scale(heatmap, score, position.scale_without(k))[1]
         scores.append(score)
@@ -106,7 +138,7 @@ def trained_on_scores(
 
 
 def good_evidence(
-    net: DefectUNet,
+    net: nn.Module | TileScorer,
     trained_on: list[np.ndarray],
     held_back: list[np.ndarray],
     config: CalibrationConfig,
@@ -116,6 +148,9 @@ def good_evidence(
 ) -> tuple[PositionFit | None, np.ndarray | None]:
     """What the good images trained on add to calibration: a fixed camera's column factors (or None)
     and, with ``config.image_scores_from`` all_good, their cross-fitted scores (or None)."""
-    position = fit_position(net, trained_on, held_back, config, export, source=source)
-    scores = trained_on_scores(net, trained_on, export, position) if config.image_scores_from == "all_good" else None
+    maps = PickedMaps(net, trained_on, export)
+    position = fit_position(net, trained_on, held_back, config, export, source=source, maps=maps)
+    scores = (
+        trained_on_scores(net, trained_on, export, position, maps=maps) if config.image_scores_from == "all_good" else None
+    )
     return position, scores

@@ -4,8 +4,11 @@ thresholds calibrated here and maps validated during training mean the same on t
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import torch
+from torch import nn
 
 from qc.padding import fill_padding, suppress_padding
 from qc.position import ColumnFactors
@@ -13,28 +16,50 @@ from qc.postprocess import after_padding
 from qc.tiling import TileGrid
 from training.config import ExportConfig
 from training.data import to_tensor_layout
-from training.net import DefectUNet
 
 
-@torch.no_grad()
-def station_map(net: DefectUNet, image: np.ndarray, export: ExportConfig, *, batch_size: int = 8) -> tuple[np.ndarray, float]:
+class TileScorer(Protocol):
+    """A network as the station runs it: float32 tiles (N, 3, T, T) in 0..1 -> heatmaps (N, T, T)
+    and scores (N,). A torch module (``torch_tile_scorer``) or its ONNX graph (training.onnx_scoring)."""
+
+    def __call__(self, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def torch_tile_scorer(net: nn.Module) -> TileScorer:
+    """``net`` (in eval mode, as the caller left it) as a TileScorer, on the device its weights are on."""
+    device = next(net.parameters()).device
+
+    @torch.no_grad()
+    def score(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = net(torch.from_numpy(tiles).to(device))
+        return out.heatmap[:, 0].float().cpu().numpy(), out.score.float().cpu().numpy()
+
+    return score
+
+
+def as_tile_scorer(net: nn.Module | TileScorer) -> TileScorer:
+    return torch_tile_scorer(net) if isinstance(net, nn.Module) else net
+
+
+def station_map(
+    net: nn.Module | TileScorer, image: np.ndarray, export: ExportConfig, *, batch_size: int = 8
+) -> tuple[np.ndarray, float]:
     """(heatmap (H, W) float32, score) for one uint8 RGB image, tiled like qc.inference does, with the
     padding cleared: the station's map before column factors and smoothing."""
     grid = TileGrid.for_image(image.shape[0], image.shape[1], export.tile_px, export.overlap_px)
     tiles = grid.cut(fill_padding(image) if export.fill_padding else image)
-    device = next(net.parameters()).device
+    score_tiles = as_tile_scorer(net)
     heats, scores = [], []
     for start in range(0, len(tiles), batch_size):
-        batch = torch.from_numpy(to_tensor_layout(tiles[start : start + batch_size])).to(device)
-        out = net(batch)
-        heats.append(out.heatmap[:, 0].float().cpu().numpy())
-        scores.append(out.score.float().cpu().numpy())
+        heat, score = score_tiles(to_tensor_layout(tiles[start : start + batch_size]))
+        heats.append(heat)
+        scores.append(score)
     heatmap = np.clip(grid.blend(np.concatenate(heats)), 0.0, 1.0)
     return suppress_padding(image, heatmap, float(np.concatenate(scores).max()))
 
 
 def infer_image(
-    net: DefectUNet,
+    net: nn.Module | TileScorer,
     image: np.ndarray,
     export: ExportConfig,
     *,

@@ -106,3 +106,42 @@ def test_an_unknown_source_of_image_scores_is_refused_with_the_choices(tmp_path)
     with pytest.raises(ConfigError, match=r"calibration.image_scores_from: Input should be 'all_good' or 'held_back'"):
         load_config(config, ["calibration.image_scores_from=everything"])
     assert load_config(config, []).calibration.image_scores_from == "all_good"
+
+
+class CountingScorer:
+    """fires_on_bright as a TileScorer that counts the tiles it is asked to score."""
+
+    def __init__(self) -> None:
+        from training.station_scoring import torch_tile_scorer
+
+        self.inner = torch_tile_scorer(fires_on_bright().eval())
+        self.tiles = 0
+
+    def __call__(self, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.tiles += len(tiles)
+        return self.inner(tiles)
+
+
+def tiles_per_strip() -> int:
+    from qc.tiling import TileGrid
+
+    return len(TileGrid.for_image(32, 800, EXPORT.tile_px, EXPORT.overlap_px).cut(strips(1)[0]))
+
+
+def test_each_trained_on_strip_is_inferred_once_for_the_fit_and_the_scores():
+    scorer = CountingScorer()
+    fit, scores = good_evidence(scorer, strips(5, lone_band_in=2), strips(2), CalibrationConfig(), EXPORT, source="s")
+    assert fit is not None and len(scores) == 5
+    assert scorer.tiles == 5 * tiles_per_strip()
+
+
+def test_maps_too_large_to_keep_are_inferred_again_with_the_same_scores(monkeypatch):
+    from training import good_evidence as evidence
+
+    kept = CountingScorer()
+    _, kept_scores = good_evidence(kept, strips(5, lone_band_in=2), strips(2), CalibrationConfig(), EXPORT, source="s")
+    monkeypatch.setattr(evidence, "MAX_KEPT_MAP_BYTES", 32 * 800 * 4)  # one strip's map, not five
+    again = CountingScorer()
+    _, scores = good_evidence(again, strips(5, lone_band_in=2), strips(2), CalibrationConfig(), EXPORT, source="s")
+    assert again.tiles == 2 * kept.tiles
+    np.testing.assert_array_equal(scores, kept_scores)
