@@ -114,12 +114,12 @@ class NetConfig(Strict):
         description="with backbone lite0: decoder channels at strides 16, 8 and 4",
     )
     norm: Literal["instance", "batch", "stem_instance", "local_instance"] = Field(
-        "instance",
-        description="feature normalisation: per image ('instance'), per batch ('batch'), per image in "
-        "the first block and per batch after it ('stem_instance': deep features that do not depend on the "
-        "whole tile's statistics; on AITEX better maps on 06, worse image scores: README), or per image "
-        "over a window of net.norm_window_px around each position ('local_instance', from-scratch U-Net "
-        "only: features that depend on the cloth around them, not on the rest of the tile)",
+        "local_instance",
+        description="feature normalisation: per image over a window of net.norm_window_px around each "
+        "position ('local_instance': features that depend on the cloth around them, not on the rest of the "
+        "tile), per image ('instance', over the whole tile), per batch ('batch'), or per image in the first "
+        "block and per batch after it ('stem_instance', from-scratch U-Net only: deep features that do not "
+        "depend on the whole tile's statistics; on AITEX better maps on 06, worse image scores: README)",
     )
     norm_window_px: int = Field(
         128, ge=8, description="with norm local_instance: side of the window, in image px, each feature is "
@@ -146,8 +146,8 @@ class NetConfig(Strict):
         if self.backbone == "lite0_unet" and len(self.channel_multipliers) != 4:
             # The U-Net's levels at strides 8 and 16 are where Lite0's features join it.
             raise ValueError("backbone lite0_unet needs 4 channel_multipliers (strides 2, 4, 8, 16)")
-        if self.norm == "local_instance" and self.backbone != "none":
-            raise ValueError("norm local_instance is built for the from-scratch U-Net only (backbone none)")
+        if self.norm == "stem_instance" and self.backbone != "none":
+            raise ValueError("norm stem_instance is built for the from-scratch U-Net only (net.backbone none)")
         return self
 
 
@@ -156,7 +156,7 @@ class OptimConfig(Strict):
     steps: int = Field(
         4000, ge=1, description="optimisation steps; training stops at this (or the time budget, with schedule time)"
     )
-    time_budget_s: float = Field(270.0, gt=0, description="wall-clock limit of the training loop, in s")
+    time_budget_s: float = Field(255.0, gt=0, description="wall-clock limit of the training loop, in s")
     schedule: Literal["time", "steps"] = Field(
         "time",
         description="what paces the run: 'time' (the budget stops it, and the learning rate, validations and "

@@ -18,7 +18,7 @@ from torch import nn
 
 from training.backbone import STAGE_CHANNELS, Lite0Features
 from training.config import NetConfig
-from training.net import HEAD_PRIOR_LOGIT, SegmentationNet, conv_bn_relu, upsample2_to
+from training.net import HEAD_PRIOR_LOGIT, SegmentationNet, conv_bn_relu, norm_at_stride, upsample2_to
 
 
 class FrozenBackboneNet(SegmentationNet):
@@ -47,10 +47,9 @@ class PretrainedUNet(FrozenBackboneNet):
         self.backbone.requires_grad_(False)
         c4, c8, c16 = STAGE_CHANNELS
         w16, w8, w4 = config.decoder_channels
-        norm = config.norm
-        self.context = conv_bn_relu(c16, w16, norm=norm)
-        self.fuse8 = conv_bn_relu(w16 + c8, w8, norm=norm)
-        self.fuse4 = conv_bn_relu(w8 + c4, w4, norm=norm)
+        self.context = conv_bn_relu(c16, w16, norm=norm_at_stride(config, 16))
+        self.fuse8 = conv_bn_relu(w16 + c8, w8, norm=norm_at_stride(config, 8))
+        self.fuse4 = conv_bn_relu(w8 + c4, w4, norm=norm_at_stride(config, 4))
         self.head = nn.Conv2d(w4, 1, 1)
         nn.init.constant_(self.head.bias, HEAD_PRIOR_LOGIT)
         self.score_pool_px = config.score_pool_px

@@ -17,6 +17,8 @@ AITEX strip then fails at the capped threshold, so it is an option, not the defa
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -24,7 +26,7 @@ from training.backbone import STAGE_CHANNELS, Lite0Features
 from training.config import NetConfig
 from training.feature_net import FrozenBackboneNet
 from training.net import HEAD_PRIOR_LOGIT, INPUT_MEAN, INPUT_STD, DownBlock, UpBlock
-from training.net import conv_bn_relu, upsample2_to
+from training.net import conv_bn_relu, norm_at_stride, upsample2_to
 
 
 class HybridUNet(FrozenBackboneNet):
@@ -38,19 +40,21 @@ class HybridUNet(FrozenBackboneNet):
         super().__init__()
         widths = [config.base_channels * m for m in config.channel_multipliers]
         _, c8, c16 = STAGE_CHANNELS
-        norm = config.norm
+        norm = functools.partial(norm_at_stride, config)  # by stride: local norms' windows depend on it
         self.register_buffer("mean", torch.tensor(INPUT_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(INPUT_STD).view(1, 3, 1, 1), persistent=False)
         self.backbone = Lite0Features()
         self.backbone.requires_grad_(False)
-        self.stem = DownBlock(3, widths[0], norm=norm)
-        self.down = nn.ModuleList(DownBlock(a, b, norm=norm) for a, b in zip(widths[:-1], widths[1:]))
-        self.context = conv_bn_relu(widths[3] + c16, widths[3], norm=norm)
+        self.stem = DownBlock(3, widths[0], norm=norm(2))
+        self.down = nn.ModuleList(
+            DownBlock(a, b, norm=norm(2 ** (level + 2))) for level, (a, b) in enumerate(zip(widths[:-1], widths[1:]))
+        )
+        self.context = conv_bn_relu(widths[3] + c16, widths[3], norm=norm(16))
         self.up = nn.ModuleList(
             [
-                UpBlock(widths[3], widths[2] + c8, widths[2], norm=norm),
-                UpBlock(widths[2], widths[1], widths[1], norm=norm),
-                UpBlock(widths[1], widths[0], widths[0], norm=norm),
+                UpBlock(widths[3], widths[2] + c8, widths[2], norm=norm(8)),
+                UpBlock(widths[2], widths[1], widths[1], norm=norm(4)),
+                UpBlock(widths[1], widths[0], widths[0], norm=norm(2)),
             ]
         )
         self.head = nn.Conv2d(widths[0], 1, 1)

@@ -32,7 +32,7 @@ Norm = str | Callable[[int], nn.Module]
 
 
 def make_norm(kind: Norm, channels: int) -> nn.Module:
-    """A factory is called (DefectUNet's local norms, whose window depends on the level).
+    """A factory is called (local norms, whose window depends on the stride: ``norm_at_stride``).
 
     "instance" normalises each feature map by its own image's statistics (GroupNorm with one
     channel per group). A defect is a local departure from the fabric's own texture, so features
@@ -46,6 +46,14 @@ def make_norm(kind: Norm, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     raise ValueError(f"norm {kind!r} is built per level by DefectUNet only (net.backbone none)")
+
+
+def norm_at_stride(config: NetConfig, stride: int) -> Norm:
+    """The norm of features ``stride`` image px apart: with net.norm local_instance, local norms
+    over a window of net.norm_window_px image px (so of norm_window_px / stride feature px)."""
+    if config.norm == "local_instance":
+        return functools.partial(LocalNorm, window=max(1, config.norm_window_px // stride))
+    return config.norm
 
 
 def conv_bn_relu(in_ch: int, out_ch: int, *, norm: Norm, stride: int = 1) -> nn.Sequential:
@@ -182,13 +190,8 @@ class DefectUNet(SegmentationNet):
         # The norm of each level (stride 2 at level 0, doubling per level), and the stem's.
         if config.norm == "stem_instance":  # per-image norms in the stem only, per-batch after it
             norms: list[Norm] = ["batch"] * len(widths)
-        elif config.norm == "local_instance":
-            norms = [
-                functools.partial(LocalNorm, window=max(1, config.norm_window_px // 2 ** (level + 1)))
-                for level in range(len(widths))
-            ]
         else:
-            norms = [config.norm] * len(widths)
+            norms = [norm_at_stride(config, 2 ** (level + 1)) for level in range(len(widths))]
         self.stem = DownBlock(3, widths[0], norm="instance" if config.norm == "stem_instance" else norms[0])
         self.down = nn.ModuleList(
             DownBlock(a, b, norm=norm) for a, b, norm in zip(widths[:-1], widths[1:], norms[1:])

