@@ -95,6 +95,7 @@ BENCH_SCRIPTS = {
     "position": "bench_position.py",
     "flips": "bench_flips.py",
     "image-score": "bench_image_score.py",
+    "norms": "bench_norms.py",
 }
 
 
@@ -201,7 +202,7 @@ def add_commands(groups: CommandGroups) -> None:
 
     p = groups.top.add_parser(
         "bench",
-        help="benchmarks: aitex (accuracy protocol), inference, edge, synth, api, types",
+        help="benchmarks: aitex (accuracy protocol), inference, edge, synth, api, types, norms, ...",
         description="aitex runs the accuracy protocol of docs/architecture.md (extra words are training "
         "config overrides); inference, edge, synth, api, types and line run bench/bench_<suite>.py (extra words are "
         "its arguments, e.g. `qc bench inference -- models/default --threads 2`).",

@@ -137,3 +137,17 @@ def test_bench_memory_bank_fits_cross_fits_and_scores_a_fabric(tmp_path, capsys)
         assert 0.0 <= memory[key] <= 1.0
     assert "trained" not in row  # no --trained folder: the memory alone
     assert "(mean [min])" in capsys.readouterr().out
+
+
+def test_bench_norms_times_an_exported_tile_per_norm_and_flip_setting(tmp_path, capsys):
+    from qc.cli import main
+
+    out = tmp_path / "norms.json"
+    args = ["--norms", "instance,local_instance", "--flips", "none", "--seconds", "0.05", "--json", str(out),
+            "--config", str(REPO / "configs/train/default.yaml")]
+    assert main(["bench", "norms", "--", *args]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["norm"], r["flips"], r["exporter"]) for r in rows] == [
+        ("instance", "none", "torchscript"), ("local_instance", "none", "torchscript")]
+    assert all(r["tile_px"] == 256 and r["calls"] >= 10 and 0 < r["p50_ms"] <= r["p99_ms"] for r in rows)
+    assert "norm local_instance" in capsys.readouterr().out
