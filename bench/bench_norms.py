@@ -1,13 +1,16 @@
 """What a 256x256 tile costs in onnxruntime with each norm and each test-time flip setting.
 
     .venv/bin/qc bench norms -- [--config configs/train/default.yaml] [--norms instance,local_instance]
-        [--flips none,vertical] [--exporters torchscript] [--threads 2] [--seconds 3] [--json OUT]
+        [--flips none,vertical] [--exporters torchscript] [--threads 2] [--seconds 3] [--rounds 5]
+        [--json OUT]
 
 Builds the configuration's network once per (norm, flips, exporter), exports it as training does
-(training/export.py; --exporters torchscript,dynamo compares the two exporters' graphs) and times
-the graph on one tile at batch 1: p50 and p99 ms per call. The weights are freshly initialised: a
-graph's time does not depend on its weights, so no training run is needed to compare the variants
-(needs the train extra, for torch). Run it on an otherwise idle machine; the figures are for the
+(training/export.py: the export, then onnxslim's folding, so the graph timed is the graph that
+ships; --exporters torchscript,dynamo compares the two exporters' graphs) and times the graphs on
+one tile at batch 1, each in a process of its own as a station runs it, in turns (--rounds), so a
+slow minute of a shared host is spread over all of them: p50 and p99 ms per call. The weights are freshly initialised: a graph's time does not depend
+on its weights, so no training run is needed to compare the variants (needs the train extra, for
+torch). Run it on an otherwise idle machine; the figures are for the
 machine it ran on.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,30 +34,59 @@ from qc.contract import INPUT_NAME  # noqa: E402
 from qc.machine import machine  # noqa: E402
 
 
-def tile_time_ms(config_path: Path, norm: str, flips: str, exporter: str, threads: int, seconds: float) -> dict:
-    import onnxruntime as ort
+def export_variant(config_path: Path, norm: str, flips: str, exporter: str, folder: Path) -> tuple[Path, int]:
+    """The configuration's network with fresh weights, exported as training does; its path and tile side."""
     import torch
 
     from training.config import load_config
-    from training.export import export_onnx
+    from training.export import export_onnx, simplify_onnx
     from training.networks import build_network
 
     overrides = [f"net.norm={norm}", f"net.test_time_flips={flips}", f"export.exporter={exporter}"]
     config = load_config(config_path, overrides)
     torch.manual_seed(0)
     net = build_network(config.net).eval()
-    tile = config.export.tile_px
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        export_onnx(net, path, tile_px=tile, opset=config.export.opset, exporter=config.export.exporter)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    path = folder / f"{norm}_{flips}_{exporter}.onnx"
+    export_onnx(net, path, tile_px=config.export.tile_px, opset=config.export.opset, exporter=config.export.exporter)
+    simplify_onnx(path)  # the graph a station runs is the simplified one
+    return path, config.export.tile_px
+
+
+def time_in_own_process(path: Path, tile: int, threads: int, seconds: float) -> np.ndarray:
+    """Call times (ms) of one graph, in a fresh process that holds nothing but its session.
+
+    Timed inside this process, after torch has exported the variants and beside their other sessions,
+    a graph ran up to 1.7 times slower than alone (28 against 48 ms), as a station never runs it.
+    """
+    out = subprocess.run(
+        [sys.executable, __file__, "--time-onnx", str(path), "--tile", str(tile), "--threads", str(threads),
+         "--seconds", str(seconds)], check=True, capture_output=True, text=True,
+    ).stdout
+    return np.array(json.loads(out.strip().splitlines()[-1]))
+
+
+def time_onnx(path: Path, tile: int, threads: int, seconds: float) -> list[float]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).random((1, 3, tile, tile), dtype=np.float32)
-    times = timed_calls(lambda: session.run(None, {INPUT_NAME: x}), seconds)
-    return {"norm": norm, "flips": flips, "exporter": exporter, "tile_px": tile, "calls": len(times),
-            "p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+    return timed_calls(lambda: session.run(None, {INPUT_NAME: x}), seconds).tolist()
+
+
+def interleaved_times(paths: list[Path], tile: int, threads: int, seconds: float, rounds: int) -> list[np.ndarray]:
+    """Each graph's call times (ms), timed in turns: ``rounds`` slices of ``seconds / rounds`` each.
+
+    A shared 2-core host slows down for minutes at a time; timing the variants one after the other
+    would charge that to whichever ran then, while turns spread it over all of them.
+    """
+    times: list[list[np.ndarray]] = [[] for _ in paths]
+    for _ in range(rounds):
+        for i, path in enumerate(paths):
+            times[i].append(time_in_own_process(path, tile, threads, seconds / rounds))
+    return [np.concatenate(t) for t in times]
 
 
 def main() -> None:
@@ -63,23 +96,34 @@ def main() -> None:
     parser.add_argument("--flips", default="none,vertical")
     parser.add_argument("--exporters", default="torchscript")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=3.0, help="timing per variant, over all rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="turns the variants are timed in")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--time-onnx", type=Path, default=None, help=argparse.SUPPRESS)  # the child's job
+    parser.add_argument("--tile", type=int, default=256, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.time_onnx:
+        print(json.dumps(time_onnx(args.time_onnx, args.tile, args.threads, args.seconds)))
+        return
 
     print(f"machine: {machine()}; onnxruntime threads: {args.threads}; config {args.config}")
+    variants = [(norm, flips, exporter) for norm in args.norms.split(",") for flips in args.flips.split(",")
+                for exporter in args.exporters.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        built = [export_variant(args.config, *v, Path(tmp)) for v in variants]
+        tile = built[0][1]
+        times = interleaved_times([path for path, _ in built], tile, args.threads, args.seconds, args.rounds)
     rows = []
-    for norm in args.norms.split(","):
-        for flips in args.flips.split(","):
-            for exporter in args.exporters.split(","):
-                row = tile_time_ms(args.config, norm, flips, exporter, args.threads, args.seconds)
-                rows.append(row)
-                print(f"norm {norm:15s} flips {flips:9s} {exporter:11s} tile {row['tile_px']} px: "
-                      f"p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  ({row['calls']} calls)")
+    for (norm, flips, exporter), t in zip(variants, times):
+        row = {"norm": norm, "flips": flips, "exporter": exporter, "tile_px": tile, "calls": len(t),
+               "p50_ms": float(np.percentile(t, 50)), "p99_ms": float(np.percentile(t, 99))}
+        rows.append(row)
+        print(f"norm {norm:15s} flips {flips:9s} {exporter:11s} tile {tile} px: "
+              f"p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  ({row['calls']} calls)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": machine(), "threads": args.threads, "config": str(args.config),
-                                         "rows": rows}, indent=1) + "\n")
+                                         "rounds": args.rounds, "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
