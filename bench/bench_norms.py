@@ -2,16 +2,17 @@
 
     .venv/bin/qc bench norms -- [--config configs/train/default.yaml] [--norms instance,local_instance]
         [--flips none,vertical] [--exporters torchscript] [--threads 2] [--seconds 3] [--rounds 5]
-        [--json OUT]
+        [--profile CALLS] [--json OUT]
 
 Builds the configuration's network once per (norm, flips, exporter), exports it as training does
 (training/export.py: the export, then onnxslim's folding, so the graph timed is the graph that
 ships; --exporters torchscript,dynamo compares the two exporters' graphs) and times the graphs on
 one tile at batch 1, each in a process of its own as a station runs it, in turns (--rounds), so a
-slow minute of a shared host is spread over all of them: p50 and p99 ms per call. The weights are freshly initialised: a graph's time does not depend
-on its weights, so no training run is needed to compare the variants (needs the train extra, for
-torch). Run it on an otherwise idle machine; the figures are for the
-machine it ran on.
+slow minute of a shared host is spread over all of them: p50 and p99 ms per call. --profile adds
+onnxruntime's kernel time per call by operator type, to show where a graph's time goes. The weights
+are freshly initialised: a graph's time does not depend on its weights, so no training run is
+needed to compare the variants (needs the train extra, for torch). Run it on an otherwise idle
+machine; the figures are for the machine it ran on.
 """
 
 from __future__ import annotations
@@ -65,15 +66,46 @@ def time_in_own_process(path: Path, tile: int, threads: int, seconds: float) -> 
     return np.array(json.loads(out.strip().splitlines()[-1]))
 
 
-def time_onnx(path: Path, tile: int, threads: int, seconds: float) -> list[float]:
+def onnx_session(path: Path, threads: int, profile_dir: Path | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    if profile_dir is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile_dir / "profile")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def time_onnx(path: Path, tile: int, threads: int, seconds: float) -> list[float]:
+    session = onnx_session(path, threads)
     x = np.random.default_rng(0).random((1, 3, tile, tile), dtype=np.float32)
     return timed_calls(lambda: session.run(None, {INPUT_NAME: x}), seconds).tolist()
+
+
+def profile_onnx(path: Path, tile: int, threads: int, calls: int) -> dict[str, float]:
+    """Kernel ms per call by operator type, from onnxruntime's profile of ``calls`` calls."""
+    with tempfile.TemporaryDirectory() as tmp:
+        session = onnx_session(path, threads, Path(tmp))
+        x = np.random.default_rng(0).random((1, 3, tile, tile), dtype=np.float32)
+        for _ in range(calls):
+            session.run(None, {INPUT_NAME: x})
+        events = json.loads(Path(session.end_profiling()).read_text())
+    per_op: dict[str, float] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            per_op[op] = per_op.get(op, 0.0) + event["dur"] / 1000.0 / calls
+    return dict(sorted(per_op.items(), key=lambda item: -item[1]))
+
+
+def profile_in_own_process(path: Path, tile: int, threads: int, calls: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--profile-onnx", str(path), "--tile", str(tile), "--threads", str(threads),
+         "--calls", str(calls)], check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def interleaved_times(paths: list[Path], tile: int, threads: int, seconds: float, rounds: int) -> list[np.ndarray]:
@@ -98,12 +130,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=3.0, help="timing per variant, over all rounds")
     parser.add_argument("--rounds", type=int, default=5, help="turns the variants are timed in")
+    parser.add_argument("--profile", type=int, default=0, metavar="CALLS",
+                        help="also profile each graph over CALLS calls: kernel ms per call by operator type")
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--time-onnx", type=Path, default=None, help=argparse.SUPPRESS)  # the child's job
+    # The children's jobs: time or profile one graph in a process of its own.
+    parser.add_argument("--time-onnx", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--profile-onnx", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=int, default=50, help=argparse.SUPPRESS)
     parser.add_argument("--tile", type=int, default=256, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.time_onnx:
         print(json.dumps(time_onnx(args.time_onnx, args.tile, args.threads, args.seconds)))
+        return
+    if args.profile_onnx:
+        print(json.dumps(profile_onnx(args.profile_onnx, args.tile, args.threads, args.calls)))
         return
 
     print(f"machine: {machine()}; onnxruntime threads: {args.threads}; config {args.config}")
@@ -113,13 +153,20 @@ def main() -> None:
         built = [export_variant(args.config, *v, Path(tmp)) for v in variants]
         tile = built[0][1]
         times = interleaved_times([path for path, _ in built], tile, args.threads, args.seconds, args.rounds)
+        profiles = [profile_in_own_process(path, tile, args.threads, args.profile) if args.profile else None
+                    for path, _ in built]
     rows = []
-    for (norm, flips, exporter), t in zip(variants, times):
+    for (norm, flips, exporter), t, ops in zip(variants, times, profiles):
         row = {"norm": norm, "flips": flips, "exporter": exporter, "tile_px": tile, "calls": len(t),
                "p50_ms": float(np.percentile(t, 50)), "p99_ms": float(np.percentile(t, 99))}
-        rows.append(row)
         print(f"norm {norm:15s} flips {flips:9s} {exporter:11s} tile {tile} px: "
               f"p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  ({row['calls']} calls)")
+        if ops is not None:
+            row["kernel_ms_by_op"] = ops
+            total = sum(ops.values())
+            print(f"    kernels {total:.1f} ms a call (profiled): " + ", ".join(
+                f"{op} {ms:.2f} ({100 * ms / total:.0f}%)" for op, ms in list(ops.items())[:8]))
+        rows.append(row)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": machine(), "threads": args.threads, "config": str(args.config),

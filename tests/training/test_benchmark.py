@@ -151,3 +151,18 @@ def test_bench_norms_times_an_exported_tile_per_norm_and_flip_setting(tmp_path, 
         ("instance", "none", "torchscript"), ("local_instance", "none", "torchscript")]
     assert all(r["tile_px"] == 256 and r["calls"] >= 10 and 0 < r["p50_ms"] <= r["p99_ms"] for r in rows)
     assert "norm local_instance" in capsys.readouterr().out
+
+
+def test_bench_norms_profile_shows_where_a_local_norm_graph_spends_its_time(tmp_path, capsys):
+    from qc.cli import main
+
+    out = tmp_path / "norms.json"
+    args = ["--norms", "instance,local_instance", "--flips", "none", "--seconds", "0.05", "--rounds", "1",
+            "--profile", "3", "--json", str(out), "--config", str(REPO / "configs/train/default.yaml")]
+    assert main(["bench", "norms", "--", *args]) == 0
+    whole_tile, local = (row["kernel_ms_by_op"] for row in json.loads(out.read_text())["rows"])
+    assert "Conv" in whole_tile and "Conv" in local
+    assert "InstanceNormalization" in whole_tile and "InstanceNormalization" not in local
+    assert {"Pad", "Sqrt"} <= set(local) and not {"Pad", "Sqrt"} & set(whole_tile)  # the window statistics
+    assert all(ms >= 0 for ms in local.values()) and sum(local.values()) > 0
+    assert "kernels" in capsys.readouterr().out
