@@ -11,7 +11,7 @@ pixel-level AUROC, the false-reject rate and recall at each card's threshold. Th
 same in both: only the station's post-processing and thresholds differ.
 
 Run: qc bench position -- --work WORK_DIR [--json bench/results/position.json] [--image-scores-from held_back]
-     [--column-factors heat] [--fill-padding]
+     [--column-factors heat] [--fill-padding] [--max-threshold 0.999]
 """
 
 from __future__ import annotations
@@ -60,15 +60,18 @@ def selected_runs(work: Path, fabrics: str | None) -> list[tuple[str, int]]:
 
 
 def recalibrate(
-    run, data: Path, image_scores_from: str, column_factors: str, fill_padding: bool | None = None
+    run, data: Path, image_scores_from: str, column_factors: str, fill_padding: bool | None = None,
+    max_threshold: float | None = None,
 ) -> tuple[Thresholds, dict | None]:
     """A kept run's thresholds and column factors calibrated again as ``qc train`` does, for its net as it is now,
-    fed as ``export.fill_padding`` says: ``fill_padding``, or the run's own when None."""
+    fed as ``export.fill_padding`` says: ``fill_padding``, or the run's own when None; thresholds capped at
+    ``max_threshold``, or the run's own cap when None."""
     config = run.config
     export = config.export if fill_padding is None else config.export.model_copy(update={"fill_padding": fill_padding})
-    calibration = config.calibration.model_copy(
-        update={"image_scores_from": image_scores_from, "column_factors": column_factors}
-    )
+    update = {"image_scores_from": image_scores_from, "column_factors": column_factors}
+    if max_threshold is not None:
+        update["max_threshold"] = max_threshold
+    calibration = config.calibration.model_validate({**config.calibration.model_dump(), **update})
     trained_on, held_back = split_train_val(
         find_training_images(data), val_fraction=config.data.val_fraction,
         min_val_images=config.data.min_val_images, seed=config.seed,
@@ -87,7 +90,7 @@ def recalibrate(
 
 def refit(
     work: Path, fabric: str, seed: int, out_model: Path, image_scores_from: str, column_factors: str,
-    fill_padding: bool | None = None,
+    fill_padding: bool | None = None, max_threshold: float | None = None,
 ) -> dict:
     """The kept model's card with column factors and thresholds calibrated with them, in ``out_model``;
     its tiling says whether the station feeds the padding mirrored over by cloth (``fill_padding``, or
@@ -95,7 +98,9 @@ def refit(
     run = load_run(work / f"run{fabric}_seed{seed}")
     if fill_padding is None:
         fill_padding = run.config.export.fill_padding
-    thresholds, position = recalibrate(run, work / f"fabric{fabric}", image_scores_from, column_factors, fill_padding)
+    thresholds, position = recalibrate(
+        run, work / f"fabric{fabric}", image_scores_from, column_factors, fill_padding, max_threshold
+    )
     model = work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
     shutil.copytree(model, out_model)
     card = load_card(model)
@@ -124,7 +129,13 @@ def main() -> None:
         help="calibrate and run the refitted cards with the padding mirrored over by cloth (tiling.fill_padding; "
         "default: as each run was trained)",
     )
+    parser.add_argument(
+        "--max-threshold", type=float, default=None,
+        help="the refitted thresholds' calibration.max_threshold, the cap (default: as each run was trained)",
+    )
     args = parser.parse_args()
+    if args.max_threshold is not None and not 0.5 < args.max_threshold < 1.0:
+        parser.error(f"--max-threshold {args.max_threshold:g}: a threshold cap lies between 0.5 and 1 (exclusive)")
     runs = selected_runs(args.work, args.fabrics)
     rows = []
     print(f"{'fabric':>6} {'seed':>4} {'':>6} " + " ".join(f"{k:>17}" for k in FIGURES) + "  threshold")
@@ -134,7 +145,8 @@ def main() -> None:
             kept = args.work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
             copy = Path(tmp) / f"aitex{fabric}_seed{seed}"
             refit_record = refit(
-                args.work, fabric, seed, copy, args.image_scores_from, args.column_factors, args.fill_padding
+                args.work, fabric, seed, copy, args.image_scores_from, args.column_factors, args.fill_padding,
+                args.max_threshold,
             )
             before, after = evaluate_model(kept, data), evaluate_model(copy, data)
             row = {"fabric": fabric, "seed": seed, **refit_record,
@@ -148,7 +160,8 @@ def main() -> None:
             args.json.write_text(json.dumps({"work": str(args.work), "machine": machine(),
                                              "image_scores_from": args.image_scores_from,
                                              "column_factors": args.column_factors,
-                                             "fill_padding": args.fill_padding, "rows": rows,
+                                             "fill_padding": args.fill_padding,
+                                             "max_threshold": args.max_threshold, "rows": rows,
                                              "summary": summary(rows)}, indent=1) + "\n", encoding="utf-8")
     print(format_summary(summary(rows)))
 

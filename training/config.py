@@ -217,7 +217,10 @@ class CalibrationConfig(Strict):
         0.9999, gt=0.5, lt=1.0, description="quantile of held-back good heatmap pixels for the pixel threshold"
     )
     pixel_floor: float = Field(0.5, ge=0.5, lt=1.0, description="the pixel threshold never goes below this")
-    max_threshold: float = Field(0.99, gt=0.5, lt=1.0, description="thresholds are capped here")
+    max_threshold: float = Field(
+        0.999, gt=0.5, lt=1.0,
+        description="thresholds are capped here; a good score at or above it is falsely rejected whatever the margin",
+    )
     image_scores_from: Literal["all_good", "held_back"] = Field(
         "all_good",
         description="mode false_reject_rate: set the image threshold from the held-back good images and up "

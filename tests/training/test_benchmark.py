@@ -60,6 +60,17 @@ def test_bench_runs_each_seed_and_writes_the_summary(tmp_path, capsys):
         assert r["kept"]["image_auroc"] == pytest.approx(result["rows"][r["seed"]]["image_auroc"])  # same model, same eval
         assert 0.0 <= r["position"]["false_reject_rate"] <= 1.0 and 0 <= r["quieted_columns"] <= 4096
     assert "(mean [min])" in capsys.readouterr().out
+    # --max-threshold caps the refitted thresholds and changes nothing else
+    out = tmp_path / "position_cap.json"
+    assert main(["bench", "position", "--", "--work", str(tmp_path / "work"), "--max-threshold", "0.6",
+                 "--json", str(out)]) == 0
+    capped = json.loads(out.read_text())
+    assert capped["max_threshold"] == 0.6
+    for r, uncapped in zip(capped["rows"], rows):
+        assert r["threshold"] == pytest.approx(min(0.6, uncapped["threshold"]), abs=1e-4)
+    with pytest.raises(SystemExit):
+        main(["bench", "position", "--", "--work", str(tmp_path / "work"), "--max-threshold", "1.5"])
+    assert "--max-threshold 1.5" in capsys.readouterr().err
 
     # qc bench flips runs the same networks with other test-time flips, exported and calibrated again
     out = tmp_path / "flips.json"
