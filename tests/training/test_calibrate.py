@@ -41,19 +41,24 @@ def test_calibrate_on_images_larger_and_smaller_than_a_tile():
     assert summary["held_back_rejected"] == 0.0
 
 
-def test_good_scores_near_one_still_get_a_threshold_above_them():
-    """Saturated heat (good strips at 0.993) is calibrated above the good scores, not capped under them."""
+def calibrate_a_net_that_scores_everywhere(logit: float):
+    """Calibration of a network whose heat is sigmoid(``logit``) on every pixel of two good images."""
     import torch
 
     rng = np.random.default_rng(1)
     images = [striped_fabric(rng, 80, 90), striped_fabric(rng, 70, 64)]
     net = DefectUNet(NetConfig(base_channels=4, channel_multipliers=[1, 2])).eval()
     with torch.no_grad():
-        net.head.bias.fill_(5.0)  # sigmoid ~ 0.9933 everywhere
+        net.head.bias.fill_(logit)
         net.head.weight.zero_()
-    thresholds, summary = calibrate(
+    return calibrate(
         net, images, CalibrationConfig(), ExportConfig(tile_px=64, overlap_px=16), data_description="two images"
     )
+
+
+def test_good_scores_near_one_still_get_a_threshold_above_them():
+    """Saturated heat (good strips at 0.993) is calibrated above the good scores, not capped under them."""
+    thresholds, summary = calibrate_a_net_that_scores_everywhere(5.0)  # sigmoid ~ 0.9933
     assert 0.9933 < thresholds.image < CalibrationConfig().max_threshold
     assert summary["held_back_rejected"] == 0.0
 
@@ -61,16 +66,6 @@ def test_good_scores_near_one_still_get_a_threshold_above_them():
 def test_a_model_that_fires_on_every_good_image_is_reported_not_hidden():
     """Good scores above max_threshold: the capped threshold fails the held-back images themselves,
     which the summary (and so `qc train`'s log) must say."""
-    import torch
-
-    rng = np.random.default_rng(1)
-    images = [striped_fabric(rng, 80, 90), striped_fabric(rng, 70, 64)]
-    net = DefectUNet(NetConfig(base_channels=4, channel_multipliers=[1, 2])).eval()
-    with torch.no_grad():
-        net.head.bias.fill_(9.0)  # sigmoid ~ 0.9999 everywhere
-        net.head.weight.zero_()
-    thresholds, summary = calibrate(
-        net, images, CalibrationConfig(), ExportConfig(tile_px=64, overlap_px=16), data_description="two images"
-    )
+    thresholds, summary = calibrate_a_net_that_scores_everywhere(9.0)  # sigmoid ~ 0.9999
     assert thresholds.image == CalibrationConfig().max_threshold
     assert summary["held_back_rejected"] == 1.0
