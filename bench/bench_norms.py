@@ -53,17 +53,18 @@ def export_variant(config_path: Path, norm: str, flips: str, exporter: str, fold
     return path, config.export.tile_px
 
 
-def time_in_own_process(path: Path, tile: int, threads: int, seconds: float) -> np.ndarray:
-    """Call times (ms) of one graph, in a fresh process that holds nothing but its session.
+def in_own_process(job: str, path: Path, tile: int, threads: int, *extra: str):
+    """What this script's ``job`` (--time-onnx, --profile-onnx) prints for one graph, run in a fresh
+    process that holds nothing but that graph's session.
 
     Timed inside this process, after torch has exported the variants and beside their other sessions,
-    a graph ran up to 1.7 times slower than alone (28 against 48 ms), as a station never runs it.
+    a graph ran up to 1.7 times slower than alone (48 against 28 ms), as a station never runs it.
     """
     out = subprocess.run(
-        [sys.executable, __file__, "--time-onnx", str(path), "--tile", str(tile), "--threads", str(threads),
-         "--seconds", str(seconds)], check=True, capture_output=True, text=True,
+        [sys.executable, __file__, job, str(path), "--tile", str(tile), "--threads", str(threads), *extra],
+        check=True, capture_output=True, text=True,
     ).stdout
-    return np.array(json.loads(out.strip().splitlines()[-1]))
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def onnx_session(path: Path, threads: int, profile_dir: Path | None = None):
@@ -100,14 +101,6 @@ def profile_onnx(path: Path, tile: int, threads: int, calls: int) -> dict[str, f
     return dict(sorted(per_op.items(), key=lambda item: -item[1]))
 
 
-def profile_in_own_process(path: Path, tile: int, threads: int, calls: int) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--profile-onnx", str(path), "--tile", str(tile), "--threads", str(threads),
-         "--calls", str(calls)], check=True, capture_output=True, text=True,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def interleaved_times(paths: list[Path], tile: int, threads: int, seconds: float, rounds: int) -> list[np.ndarray]:
     """Each graph's call times (ms), timed in turns: ``rounds`` slices of ``seconds / rounds`` each.
 
@@ -117,7 +110,8 @@ def interleaved_times(paths: list[Path], tile: int, threads: int, seconds: float
     times: list[list[np.ndarray]] = [[] for _ in paths]
     for _ in range(rounds):
         for i, path in enumerate(paths):
-            times[i].append(time_in_own_process(path, tile, threads, seconds / rounds))
+            timed = in_own_process("--time-onnx", path, tile, threads, "--seconds", str(seconds / rounds))
+            times[i].append(np.array(timed))
     return [np.concatenate(t) for t in times]
 
 
@@ -153,8 +147,8 @@ def main() -> None:
         built = [export_variant(args.config, *v, Path(tmp)) for v in variants]
         tile = built[0][1]
         times = interleaved_times([path for path, _ in built], tile, args.threads, args.seconds, args.rounds)
-        profiles = [profile_in_own_process(path, tile, args.threads, args.profile) if args.profile else None
-                    for path, _ in built]
+        profiles = [in_own_process("--profile-onnx", path, tile, args.threads, "--calls", str(args.profile))
+                    if args.profile else None for path, _ in built]
     rows = []
     for (norm, flips, exporter), t, ops in zip(variants, times, profiles):
         row = {"norm": norm, "flips": flips, "exporter": exporter, "tile_px": tile, "calls": len(t),

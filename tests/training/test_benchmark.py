@@ -154,8 +154,8 @@ def test_bench_norms_times_an_exported_tile_per_norm_and_flip_setting(tmp_path, 
     from qc.cli import main
 
     out = tmp_path / "norms.json"
-    args = ["--norms", "instance,local_instance", "--flips", "none", "--seconds", "0.05", "--rounds", "2", "--json", str(out),
-            "--config", str(REPO / "configs/train/default.yaml")]
+    args = ["--norms", "instance,local_instance", "--flips", "none", "--seconds", "0.05", "--rounds", "2",
+            "--json", str(out), "--config", str(REPO / "configs/train/default.yaml")]
     assert main(["bench", "norms", "--", *args]) == 0
     rows = json.loads(out.read_text())["rows"]
     assert [(r["norm"], r["flips"], r["exporter"]) for r in rows] == [
