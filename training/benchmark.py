@@ -11,6 +11,7 @@ a noisy draw (8 good test strips; on fabric 06 two runs of the same configuratio
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 import tempfile
@@ -18,11 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from qc.card import load_card
 from qc.data import open_dataset
 from qc.data.convert import convert_aitex
 from qc.evaluate import evaluate_model
 from qc.machine import machine
 from training.commands import run_export, run_train, write_json_atomic
+from training.export import RUN_FILE
 
 MIN_DEFECT_STRIPS = 5
 TRAIN_GOOD = 12
@@ -55,12 +58,21 @@ def bench_fabric(
     row.update(
         train_s=trained - started,
         onboarding_s=onboarded - started,
+        steps=steps_done(run_dir),
+        image_threshold=load_card(model_dir).thresholds.image,
         test_good=report["images"]["good"],
         test_defect=report["images"]["defect"],
         recall_per_type=report["recall_per_type"],
         machine=machine(),
     )
     return row
+
+
+def steps_done(run_dir: Path) -> int:
+    """How many optimisation steps a run made: a time-paced run makes as many as the machine
+    allows in its budget, so two runs' figures compare only beside their step counts."""
+    record = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    return int(record["training"]["steps_done"])
 
 
 def run_aitex_benchmark(
@@ -103,7 +115,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for fabric in dict.fromkeys(r["fabric"] for r in rows):
         runs = [r for r in rows if r["fabric"] == fabric]
         summary: dict[str, Any] = {"fabric": fabric, "runs": len(runs)}
-        for key in (*COLUMNS, "onboarding_s"):
+        for key in (*COLUMNS, "onboarding_s", "steps"):
             values = [r[key] for r in runs if r.get(key) is not None]
             summary[key] = (
                 {"mean": sum(values) / len(values), "min": min(values), "max": max(values)} if values else None
@@ -128,13 +140,14 @@ def format_summary(summary: list[dict[str, Any]]) -> str:
 def format_table(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'fabric':>6} {'seed':>4} {'img AUROC':>9} {'tile AUROC':>10} {'px AUROC':>8} {'AUPRO':>6} {'FRR':>5} "
-        f"{'recall':>6} {'onboard s':>9}  machine"
+        f"{'recall':>6} {'onboard s':>9} {'steps':>5}  machine"
     )
     lines = [head]
     for r in rows:
         fmt = lambda v: "  n/a" if v is None else f"{v:.3f}"  # noqa: E731
         lines.append(
             f"{r['fabric']:>6} {'-' if r.get('seed') is None else r['seed']:>4} {fmt(r['image_auroc']):>9} {fmt(r.get('tile_auroc')):>10} {fmt(r['pixel_auroc']):>8} {fmt(r['aupro']):>6} "
-            f"{fmt(r['false_reject_rate']):>5} {fmt(r['recall']):>6} {r['onboarding_s']:>9.0f}  {r['machine']}"
+            f"{fmt(r['false_reject_rate']):>5} {fmt(r['recall']):>6} {r['onboarding_s']:>9.0f} "
+            f"{r.get('steps', '-'):>5}  {r['machine']}"
         )
     return "\n".join(lines)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import AITEX_DEV
-from training.benchmark import format_summary, summarise
+from training.benchmark import format_summary, format_table, summarise
 
 REPO = Path(__file__).resolve().parents[2]
 AITEX = AITEX_DEV
@@ -28,6 +28,14 @@ def test_summary_gives_mean_min_max_per_fabric_and_skips_missing_figures():
     assert summary[0]["onboarding_s"]["max"] == 20.0 and summary[0]["aupro"] is None
     table = format_summary(summary)
     assert "0.750 [0.600-0.900]" in table and "n/a" in table
+    assert summary[0]["steps"] is None  # rows written before the step count was recorded
+
+
+def test_a_time_paced_runs_step_count_is_summarised_and_shown_beside_its_figures():
+    rows = [{**row("00", 0, 0.6), "steps": 700, "machine": "m"}, {**row("00", 1, 0.9), "steps": 1100, "machine": "m"}]
+    assert summarise(rows)[0]["steps"] == pytest.approx({"mean": 900, "min": 700, "max": 1100})
+    table = format_table(rows).splitlines()
+    assert table[0].split()[-2:] == ["steps", "machine"] and table[1].split()[-2:] == ["700", "m"]
 
 
 @pytest.mark.skipif(not AITEX.is_dir(), reason=f"{AITEX_DEV} is not present")
@@ -41,6 +49,8 @@ def test_bench_runs_each_seed_and_writes_the_summary(tmp_path, capsys):
     result = json.loads(out.read_text())
     assert [(r["fabric"], r["seed"]) for r in result["rows"]] == [("06", 0), ("06", 1)]
     assert all(r["test_good"] == 8 and r["test_defect"] == 6 for r in result["rows"])
+    assert all(r["steps"] == 2 for r in result["rows"])  # optim.steps=2 ends each run before its budget
+    assert all(0.0 < r["image_threshold"] <= 0.999 for r in result["rows"])  # the card's, under the cap
     summary = result["summary"][0]
     assert summary["runs"] == 2
     assert summary["image_auroc"]["min"] <= summary["image_auroc"]["mean"] <= summary["image_auroc"]["max"]
