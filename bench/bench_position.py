@@ -33,7 +33,10 @@ from qc.card import Thresholds, load_card, write_card  # noqa: E402
 from qc.evaluate import evaluate_model  # noqa: E402
 from qc.position import ColumnFactors, quieted_columns  # noqa: E402
 from qc.machine import machine  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+
 from training.calibrate import calibrate  # noqa: E402
+from training.config import CalibrationConfig  # noqa: E402
 from training.good_evidence import good_evidence  # noqa: E402
 from training.data import find_training_images, load_images, split_train_val  # noqa: E402
 from training.export import load_run, position_record  # noqa: E402
@@ -134,8 +137,11 @@ def main() -> None:
         help="the refitted thresholds' calibration.max_threshold, the cap (default: as each run was trained)",
     )
     args = parser.parse_args()
-    if args.max_threshold is not None and not 0.5 < args.max_threshold < 1.0:
-        parser.error(f"--max-threshold {args.max_threshold:g}: a threshold cap lies between 0.5 and 1 (exclusive)")
+    if args.max_threshold is not None:
+        try:  # the cap's bounds are calibration.max_threshold's own
+            CalibrationConfig(max_threshold=args.max_threshold)
+        except ValidationError as exc:
+            parser.error(f"--max-threshold {args.max_threshold:g}: {exc.errors()[0]['msg']}")
     runs = selected_runs(args.work, args.fabrics)
     rows = []
     print(f"{'fabric':>6} {'seed':>4} {'':>6} " + " ".join(f"{k:>17}" for k in FIGURES) + "  threshold")
