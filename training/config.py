@@ -125,6 +125,11 @@ class NetConfig(Strict):
         128, ge=8, description="with norm local_instance: side of the window, in image px, each feature is "
         "normalised over (the training crop's side by default)",
     )
+    output_stride: Literal[2, 4] = Field(
+        2, description="from-scratch U-Net: the stride of the map the head reads (2: the decoder climbs to half "
+        "resolution; 4: it stops a level earlier, about a quarter less work per tile, the heatmap upsampled x4 "
+        "instead of x2; the station smooths it with a Gaussian of 4 px anyway)",
+    )
     base_channels: int = Field(12, ge=4, description="channels at the first (half-resolution) level")
     channel_multipliers: list[int] = Field(
         [1, 2, 4, 6], min_length=2, description="channel multiplier of each level, fine to coarse"
@@ -146,6 +151,8 @@ class NetConfig(Strict):
         if self.backbone == "lite0_unet" and len(self.channel_multipliers) != 4:
             # The U-Net's levels at strides 8 and 16 are where Lite0's features join it.
             raise ValueError("backbone lite0_unet needs 4 channel_multipliers (strides 2, 4, 8, 16)")
+        if self.output_stride != 2 and self.backbone != "none":
+            raise ValueError("output_stride 4 is built for the from-scratch U-Net only (net.backbone none)")
         if self.norm == "stem_instance" and self.backbone != "none":
             raise ValueError("norm stem_instance is built for the from-scratch U-Net only (net.backbone none)")
         return self

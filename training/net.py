@@ -18,7 +18,7 @@ from torch import nn
 
 from qc.contract import ModelOutputs
 from training.config import NetConfig
-from training.local_norm import LocalNorm
+from training.local_norm import LocalNorm, upsample_to
 
 # Fixed input statistics rather than per-dataset ones: one exported graph serves any fabric, and the
 # client never normalises (the ONNX contract: normalisation lives inside the graph).
@@ -197,10 +197,14 @@ class DefectUNet(SegmentationNet):
             DownBlock(a, b, norm=norm) for a, b, norm in zip(widths[:-1], widths[1:], norms[1:])
         )
         self.context = conv_bn_relu(widths[-1], widths[-1], norm=norms[-1])
+        # The decoder climbs back to the level of the output stride (level 0: stride 2).
+        top = config.output_stride.bit_length() - 2
+        self.output_stride = config.output_stride
         self.up = nn.ModuleList(
-            UpBlock(widths[i + 1], widths[i], widths[i], norm=norms[i]) for i in reversed(range(len(widths) - 1))
+            UpBlock(widths[i + 1], widths[i], widths[i], norm=norms[i])
+            for i in reversed(range(top, len(widths) - 1))
         )
-        self.head = nn.Conv2d(widths[0], 1, 1)
+        self.head = nn.Conv2d(widths[top], 1, 1)
         # Start from "almost every pixel is good" (RetinaNet's prior init): otherwise the first few
         # hundred steps are spent only pulling the background from p=0.5 down to its base rate.
         nn.init.constant_(self.head.bias, HEAD_PRIOR_LOGIT)
@@ -216,4 +220,6 @@ class DefectUNet(SegmentationNet):
         x = self.context(skips.pop())
         for block in self.up:
             x = block(x, skips.pop())
-        return upsample2_to(self.head(x), image.shape[-2:])
+        if self.output_stride == 2:
+            return upsample2_to(self.head(x), image.shape[-2:])
+        return upsample_to(self.head(x), self.output_stride, image.shape[-2:])

@@ -81,13 +81,16 @@ def test_coarse_statistics_follow_the_image_at_any_size():
 
 # The dynamo exporter takes about a minute over the full network's local norms: two levels show it.
 @pytest.mark.parametrize(
-    "exporter, multipliers", [("torchscript", [1, 2, 4, 6]), ("dynamo", [1, 2])], ids=["torchscript", "dynamo"]
+    "exporter, multipliers, output_stride",
+    [("torchscript", [1, 2, 4, 6], 2), ("torchscript", [1, 2, 4, 6], 4), ("dynamo", [1, 2], 2)],
+    ids=["torchscript", "torchscript-stride4", "dynamo"],
 )
-def test_the_exported_graph_matches_torch_at_other_sizes(tmp_path, exporter, multipliers):
+def test_the_exported_graph_matches_torch_at_other_sizes(tmp_path, exporter, multipliers, output_stride):
     import onnxruntime as ort
 
     torch.manual_seed(2)
-    config = NetConfig(norm="local_instance", test_time_flips="none", channel_multipliers=multipliers)
+    config = NetConfig(norm="local_instance", test_time_flips="none", channel_multipliers=multipliers,
+                       output_stride=output_stride)
     net = DefectUNet(config).eval()
     for parameter in net.parameters():
         parameter.data += 0.05 * torch.randn_like(parameter)

@@ -83,3 +83,24 @@ def test_single_pass_runs_the_plain_network_and_gives_the_flips_back_even_on_err
     assert net.test_time_flips == "all"
     with single_pass(torch.nn.Conv2d(3, 1, 1)):  # a module without flips passes through untouched
         pass
+
+
+def test_output_stride_4_stops_the_decoder_a_level_early_and_keeps_any_size():
+    full = DefectUNet(NetConfig(output_stride=2))
+    short = DefectUNet(NetConfig(output_stride=4, test_time_flips="none"))
+    assert len(short.up) == len(full.up) - 1
+    assert short.head.in_channels == 2 * full.head.in_channels  # the stride-4 level's width
+    seen = []
+    hook = short.head.register_forward_hook(lambda module, inputs, output: seen.append(output.shape))
+    with torch.no_grad():
+        out = short.eval()(torch.rand(1, 3, 83, 117))
+    hook.remove()
+    assert seen == [(1, 1, 21, 30)]  # 83 -> 42 -> 21, 117 -> 59 -> 30: the head reads stride 4
+    assert out.heatmap.shape == (1, 1, 83, 117)
+
+
+def test_output_stride_4_is_refused_for_the_pretrained_backbones():
+    with pytest.raises(ValueError, match="output_stride 4 is built for the from-scratch U-Net only"):
+        NetConfig(backbone="lite0", output_stride=4)
+    with pytest.raises(ValueError):
+        NetConfig(output_stride=8)
