@@ -197,8 +197,8 @@ class DefectUNet(SegmentationNet):
             DownBlock(a, b, norm=norm) for a, b, norm in zip(widths[:-1], widths[1:], norms[1:])
         )
         self.context = conv_bn_relu(widths[-1], widths[-1], norm=norms[-1])
-        # The decoder climbs back to the level of the output stride (level 0: stride 2).
-        top = config.output_stride.bit_length() - 2
+        # The decoder climbs back to the level of the output stride (level 0 is stride 2, level 1 stride 4).
+        top = {2: 0, 4: 1}[config.output_stride]
         self.output_stride = config.output_stride
         self.up = nn.ModuleList(
             UpBlock(widths[i + 1], widths[i], widths[i], norm=norms[i])
@@ -220,6 +220,5 @@ class DefectUNet(SegmentationNet):
         x = self.context(skips.pop())
         for block in self.up:
             x = block(x, skips.pop())
-        if self.output_stride == 2:
-            return upsample2_to(self.head(x), image.shape[-2:])
+        # The same exact-factor resize as upsample2_to at stride 2 (a scale of 2, then the crop).
         return upsample_to(self.head(x), self.output_stride, image.shape[-2:])
