@@ -125,6 +125,11 @@ class NetConfig(Strict):
         128, ge=8, description="with norm local_instance: side of the window, in image px, each feature is "
         "normalised over (the training crop's side by default)",
     )
+    local_norm_from_stride: Literal[2, 4, 8, 16] = Field(
+        2, description="with norm local_instance: the finest stride (image px between features) that gets local "
+        "norms; finer levels get per-image norms over the whole tile ('instance'), which cost far less at high "
+        "resolution (2: local norms everywhere)",
+    )
     output_stride: Literal[2, 4] = Field(
         2, description="from-scratch U-Net: the stride of the map the head reads (2: the decoder climbs to half "
         "resolution; 4: it stops a level earlier, about a quarter less work per tile, the heatmap upsampled x4 "
@@ -153,6 +158,10 @@ class NetConfig(Strict):
             raise ValueError("backbone lite0_unet needs 4 channel_multipliers (strides 2, 4, 8, 16)")
         if self.output_stride != 2 and self.backbone != "none":
             raise ValueError("output_stride 4 is built for the from-scratch U-Net only (net.backbone none)")
+        if self.local_norm_from_stride != 2 and self.norm != "local_instance":
+            raise ValueError(
+                f"local_norm_from_stride {self.local_norm_from_stride} needs norm local_instance (norm is {self.norm!r})"
+            )
         if self.norm == "stem_instance" and self.backbone != "none":
             raise ValueError("norm stem_instance is built for the from-scratch U-Net only (net.backbone none)")
         return self

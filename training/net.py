@@ -50,7 +50,11 @@ def make_norm(kind: Norm, channels: int) -> nn.Module:
 
 def norm_at_stride(config: NetConfig, stride: int) -> Norm:
     """The norm of features ``stride`` image px apart: with net.norm local_instance, local norms
-    over a window of net.norm_window_px image px (so of norm_window_px / stride feature px)."""
+    over a window of net.norm_window_px image px (so of norm_window_px / stride feature px), and
+    whole-tile instance norms below net.local_norm_from_stride. A local norm's window statistics
+    (pools, resizes, pads) cost per feature pixel, so most of their time goes to the finest levels."""
+    if config.norm == "local_instance" and stride < config.local_norm_from_stride:
+        return "instance"
     if config.norm == "local_instance":
         return functools.partial(LocalNorm, window=max(1, config.norm_window_px // stride))
     return config.norm

@@ -81,16 +81,17 @@ def test_coarse_statistics_follow_the_image_at_any_size():
 
 # The dynamo exporter takes about a minute over the full network's local norms: two levels show it.
 @pytest.mark.parametrize(
-    "exporter, multipliers, output_stride",
-    [("torchscript", [1, 2, 4, 6], 2), ("torchscript", [1, 2, 4, 6], 4), ("dynamo", [1, 2], 2)],
-    ids=["torchscript", "torchscript-stride4", "dynamo"],
+    "exporter, multipliers, output_stride, local_from",
+    [("torchscript", [1, 2, 4, 6], 2, 2), ("torchscript", [1, 2, 4, 6], 4, 2),
+     ("torchscript", [1, 2, 4, 6], 4, 4), ("dynamo", [1, 2], 2, 2)],
+    ids=["torchscript", "torchscript-stride4", "torchscript-local-from-4", "dynamo"],
 )
-def test_the_exported_graph_matches_torch_at_other_sizes(tmp_path, exporter, multipliers, output_stride):
+def test_the_exported_graph_matches_torch_at_other_sizes(tmp_path, exporter, multipliers, output_stride, local_from):
     import onnxruntime as ort
 
     torch.manual_seed(2)
     config = NetConfig(norm="local_instance", test_time_flips="none", channel_multipliers=multipliers,
-                       output_stride=output_stride)
+                       output_stride=output_stride, local_norm_from_stride=local_from)
     net = DefectUNet(config).eval()
     for parameter in net.parameters():
         parameter.data += 0.05 * torch.randn_like(parameter)
@@ -123,3 +124,31 @@ def test_every_network_takes_local_norms_over_the_same_image_window(backbone, st
 def test_norms_in_the_first_block_only_are_for_the_from_scratch_network_only():
     with pytest.raises(ValueError, match="stem_instance is built for the from-scratch U-Net only"):
         NetConfig(norm="stem_instance", backbone="lite0")
+
+
+def test_levels_finer_than_local_norm_from_stride_get_whole_tile_norms():
+    net = DefectUNet(NetConfig(norm="local_instance", local_norm_from_stride=8))
+    levels = {"stem": net.stem, "down0": net.down[0], "up_to_stride_2": net.up[-1], "up_to_stride_4": net.up[-2]}
+    kinds = {name: {type(m).__name__ for m in block.modules()} & {"GroupNorm", "LocalNorm"}
+             for name, block in levels.items()}
+    assert kinds == {"stem": {"GroupNorm"}, "down0": {"GroupNorm"},
+                     "up_to_stride_2": {"GroupNorm"}, "up_to_stride_4": {"GroupNorm"}}
+    # Strides 8 and 16 keep their windows of 128 image px.
+    assert {m.coarse for m in net.modules() if isinstance(m, LocalNorm)} == {128 // 8 // 8, 128 // 16 // 8}
+    # So the map near a far band's side depends on it again, through the fine levels' tile statistics.
+    cloth = torch.rand(1, 3, 128, 640)
+    with_band = cloth.clone()
+    with_band[..., :96] = 0.05
+    torch.manual_seed(0)
+    for parameter in net.parameters():
+        parameter.data += 0.05 * torch.randn_like(parameter)
+    with torch.no_grad():
+        change = (net.eval()(cloth).heatmap - net(with_band).heatmap).abs()[0, 0]
+    assert float(change[:, 500:].max()) > 1e-5
+
+
+def test_local_norm_from_stride_needs_local_norms():
+    with pytest.raises(ValueError, match="local_norm_from_stride 4 needs norm local_instance"):
+        NetConfig(norm="instance", local_norm_from_stride=4)
+    with pytest.raises(ValueError):
+        NetConfig(local_norm_from_stride=3)
