@@ -1,10 +1,11 @@
 """What a 256x256 tile costs in onnxruntime with each norm and each test-time flip setting.
 
     .venv/bin/qc bench norms -- [--config configs/train/default.yaml] [--norms instance,local_instance]
-        [--flips none,vertical] [--exporters torchscript] [--output-strides 2] [--threads 2] [--seconds 3]
-        [--rounds 5] [--profile CALLS] [--json OUT]
+        [--flips none,vertical] [--exporters torchscript] [--output-strides 2] [--local-from-strides 2]
+        [--threads 2] [--seconds 3] [--rounds 5] [--profile CALLS] [--json OUT]
 
-Builds the configuration's network once per (norm, flips, exporter, output stride), exports it as training does
+Builds the configuration's network once per (norm, flips, exporter, output stride, and for local
+norms net.local_norm_from_stride), exports it as training does
 (training/export.py: the export, then onnxslim's folding, so the graph timed is the graph that
 ships; --exporters torchscript,dynamo compares the two exporters' graphs) and times the graphs on
 one tile at batch 1, each in a process of its own as a station runs it, in turns (--rounds), so a
@@ -36,7 +37,7 @@ from qc.machine import machine  # noqa: E402
 
 
 def export_variant(
-    config_path: Path, norm: str, flips: str, exporter: str, output_stride: str, folder: Path
+    config_path: Path, norm: str, flips: str, exporter: str, output_stride: str, local_from: str, folder: Path
 ) -> tuple[Path, int]:
     """The configuration's network with fresh weights, exported as training does; its path and tile side."""
     import torch
@@ -46,11 +47,11 @@ def export_variant(
     from training.networks import build_network
 
     overrides = [f"net.norm={norm}", f"net.test_time_flips={flips}", f"export.exporter={exporter}",
-                 f"net.output_stride={output_stride}"]
+                 f"net.output_stride={output_stride}", f"net.local_norm_from_stride={local_from}"]
     config = load_config(config_path, overrides)
     torch.manual_seed(0)
     net = build_network(config.net).eval()
-    path = folder / f"{norm}_{flips}_{exporter}_stride{output_stride}.onnx"
+    path = folder / f"{norm}_{flips}_{exporter}_stride{output_stride}_local{local_from}.onnx"
     export_onnx(net, path, tile_px=config.export.tile_px, opset=config.export.opset, exporter=config.export.exporter)
     simplify_onnx(path)  # the graph a station runs is the simplified one
     return path, config.export.tile_px
@@ -125,6 +126,8 @@ def main() -> None:
     parser.add_argument("--flips", default="none,vertical")
     parser.add_argument("--exporters", default="torchscript")
     parser.add_argument("--output-strides", default="2", help="net.output_stride values, comma-separated (2,4)")
+    parser.add_argument("--local-from-strides", default="2",
+                        help="net.local_norm_from_stride values for the local_instance rows, comma-separated (2,4,8)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=3.0, help="timing per variant, over all rounds")
     parser.add_argument("--rounds", type=int, default=5, help="turns the variants are timed in")
@@ -145,8 +148,13 @@ def main() -> None:
         return
 
     print(f"machine: {machine()}; onnxruntime threads: {args.threads}; config {args.config}")
-    variants = [(norm, flips, exporter, stride) for norm in args.norms.split(",") for flips in args.flips.split(",")
-                for exporter in args.exporters.split(",") for stride in args.output_strides.split(",")]
+    # Only local norms have a finest local level; the other norms get one row per setting.
+    local_froms = {norm: args.local_from_strides.split(",") if norm == "local_instance" else ["2"]
+                   for norm in args.norms.split(",")}
+    variants = [(norm, flips, exporter, stride, local_from)
+                for norm in args.norms.split(",") for flips in args.flips.split(",")
+                for exporter in args.exporters.split(",") for stride in args.output_strides.split(",")
+                for local_from in local_froms[norm]]
     with tempfile.TemporaryDirectory() as tmp:
         built = [export_variant(args.config, *v, Path(tmp)) for v in variants]
         tile = built[0][1]
@@ -154,11 +162,13 @@ def main() -> None:
         profiles = [in_own_process("--profile-onnx", path, tile, args.threads, "--calls", str(args.profile))
                     if args.profile else None for path, _ in built]
     rows = []
-    for (norm, flips, exporter, stride), t, ops in zip(variants, times, profiles):
-        row = {"norm": norm, "flips": flips, "exporter": exporter, "output_stride": int(stride), "tile_px": tile,
+    for (norm, flips, exporter, stride, local_from), t, ops in zip(variants, times, profiles):
+        row = {"norm": norm, "flips": flips, "exporter": exporter, "output_stride": int(stride),
+               "local_norm_from_stride": int(local_from), "tile_px": tile,
                "calls": len(t),
                "p50_ms": float(np.percentile(t, 50)), "p99_ms": float(np.percentile(t, 99))}
-        print(f"norm {norm:15s} flips {flips:9s} {exporter:11s} stride {stride} tile {tile} px: "
+        print(f"norm {norm:15s} flips {flips:9s} {exporter:11s} stride {stride} local from {local_from:>2s} "
+              f"tile {tile} px: "
               f"p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  ({row['calls']} calls)")
         if ops is not None:
             row["kernel_ms_by_op"] = ops

@@ -164,13 +164,15 @@ def test_bench_norms_times_an_exported_tile_per_norm_and_flip_setting(tmp_path, 
     from qc.cli import main
 
     out = tmp_path / "norms.json"
-    args = ["--norms", "instance,local_instance", "--flips", "none", "--output-strides", "2,4", "--seconds", "0.05",
+    args = ["--norms", "instance,local_instance", "--flips", "none", "--output-strides", "2,4",
+            "--local-from-strides", "2,4", "--seconds", "0.05",
             "--rounds", "2", "--json", str(out), "--config", str(REPO / "configs/train/default.yaml")]
     assert main(["bench", "norms", "--", *args]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["norm"], r["flips"], r["exporter"], r["output_stride"]) for r in rows] == [
-        ("instance", "none", "torchscript", 2), ("instance", "none", "torchscript", 4),
-        ("local_instance", "none", "torchscript", 2), ("local_instance", "none", "torchscript", 4)]
+    assert [(r["norm"], r["flips"], r["exporter"], r["output_stride"], r["local_norm_from_stride"]) for r in rows] == [
+        ("instance", "none", "torchscript", 2, 2), ("instance", "none", "torchscript", 4, 2),
+        ("local_instance", "none", "torchscript", 2, 2), ("local_instance", "none", "torchscript", 2, 4),
+        ("local_instance", "none", "torchscript", 4, 2), ("local_instance", "none", "torchscript", 4, 4)]
     assert all(r["tile_px"] == 256 and r["calls"] >= 10 and 0 < r["p50_ms"] <= r["p99_ms"] for r in rows)
     assert "norm local_instance" in capsys.readouterr().out
 
