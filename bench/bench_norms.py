@@ -2,10 +2,10 @@
 
     .venv/bin/qc bench norms -- [--config configs/train/default.yaml] [--norms instance,local_instance]
         [--flips none,vertical] [--exporters torchscript] [--output-strides 2] [--local-from-strides 2]
-        [--threads 2] [--seconds 3] [--rounds 5] [--profile CALLS] [--json OUT]
+        [--base-channels 12] [--threads 2] [--seconds 3] [--rounds 5] [--profile CALLS] [--json OUT]
 
-Builds the configuration's network once per (norm, flips, exporter, output stride, and for local
-norms net.local_norm_from_stride), exports it as training does
+Builds the configuration's network once per (norm, flips, exporter, output stride, width, and for
+local norms net.local_norm_from_stride), exports it as training does
 (training/export.py: the export, then onnxslim's folding, so the graph timed is the graph that
 ships; --exporters torchscript,dynamo compares the two exporters' graphs) and times the graphs on
 one tile at batch 1, each in a process of its own as a station runs it, in turns (--rounds), so a
@@ -19,6 +19,7 @@ machine; the figures are for the machine it ran on.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -36,25 +37,49 @@ from qc.contract import INPUT_NAME  # noqa: E402
 from qc.machine import machine  # noqa: E402
 
 
-def export_variant(
-    config_path: Path, norm: str, flips: str, exporter: str, output_stride: str, local_from: str, folder: Path
-) -> tuple[Path, int]:
-    """The configuration's network with fresh weights, exported as training does; its path and tile side."""
+# Each variant's settings, by the name its row carries, and the configuration key each one sets.
+SETTINGS = {"norm": "net.norm", "flips": "net.test_time_flips", "exporter": "export.exporter",
+            "output_stride": "net.output_stride", "local_norm_from_stride": "net.local_norm_from_stride",
+            "base_channels": "net.base_channels"}
+
+
+def export_variant(config_path: Path, variant: dict[str, str], folder: Path) -> tuple[Path, int, int]:
+    """The configuration's network with fresh weights, exported as training does; its path, tile
+    side and number of weights."""
     import torch
 
     from training.config import load_config
     from training.export import export_onnx, simplify_onnx
     from training.networks import build_network
 
-    overrides = [f"net.norm={norm}", f"net.test_time_flips={flips}", f"export.exporter={exporter}",
-                 f"net.output_stride={output_stride}", f"net.local_norm_from_stride={local_from}"]
-    config = load_config(config_path, overrides)
+    config = load_config(config_path, [f"{SETTINGS[name]}={value}" for name, value in variant.items()])
     torch.manual_seed(0)
     net = build_network(config.net).eval()
-    path = folder / f"{norm}_{flips}_{exporter}_stride{output_stride}_local{local_from}.onnx"
+    path = folder / ("_".join(f"{name}{value}" for name, value in variant.items()) + ".onnx")
     export_onnx(net, path, tile_px=config.export.tile_px, opset=config.export.opset, exporter=config.export.exporter)
     simplify_onnx(path)  # the graph a station runs is the simplified one
-    return path, config.export.tile_px
+    return path, config.export.tile_px, sum(parameter.numel() for parameter in net.parameters())
+
+
+def variants_of(args: argparse.Namespace) -> list[dict[str, str]]:
+    """Every combination of the asked-for settings; only local norms have a finest local level, so
+    the other norms get one row per combination of the rest."""
+    if args.base_channels is None:
+        from training.config import load_config
+
+        widths = [str(load_config(args.config, []).net.base_channels)]
+    else:
+        widths = args.base_channels.split(",")
+    variants = []
+    for norm in args.norms.split(","):
+        local_froms = args.local_from_strides.split(",") if norm == "local_instance" else ["2"]
+        for flips, exporter, stride, local_from, width in itertools.product(
+            args.flips.split(","), args.exporters.split(","), args.output_strides.split(","), local_froms,
+            widths,
+        ):
+            variants.append({"norm": norm, "flips": flips, "exporter": exporter, "output_stride": stride,
+                             "local_norm_from_stride": local_from, "base_channels": width})
+    return variants
 
 
 def in_own_process(job: str, path: Path, tile: int, threads: int, *extra: str):
@@ -128,6 +153,8 @@ def main() -> None:
     parser.add_argument("--output-strides", default="2", help="net.output_stride values, comma-separated (2,4)")
     parser.add_argument("--local-from-strides", default="2",
                         help="net.local_norm_from_stride values for the local_instance rows, comma-separated (2,4,8)")
+    parser.add_argument("--base-channels", default=None,
+                        help="net.base_channels values, comma-separated (12,8); default: the configuration's")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=3.0, help="timing per variant, over all rounds")
     parser.add_argument("--rounds", type=int, default=5, help="turns the variants are timed in")
@@ -148,27 +175,20 @@ def main() -> None:
         return
 
     print(f"machine: {machine()}; onnxruntime threads: {args.threads}; config {args.config}")
-    # Only local norms have a finest local level; the other norms get one row per setting.
-    local_froms = {norm: args.local_from_strides.split(",") if norm == "local_instance" else ["2"]
-                   for norm in args.norms.split(",")}
-    variants = [(norm, flips, exporter, stride, local_from)
-                for norm in args.norms.split(",") for flips in args.flips.split(",")
-                for exporter in args.exporters.split(",") for stride in args.output_strides.split(",")
-                for local_from in local_froms[norm]]
+    variants = variants_of(args)
     with tempfile.TemporaryDirectory() as tmp:
-        built = [export_variant(args.config, *v, Path(tmp)) for v in variants]
+        built = [export_variant(args.config, variant, Path(tmp)) for variant in variants]
         tile = built[0][1]
-        times = interleaved_times([path for path, _ in built], tile, args.threads, args.seconds, args.rounds)
+        times = interleaved_times([path for path, _, _ in built], tile, args.threads, args.seconds, args.rounds)
         profiles = [in_own_process("--profile-onnx", path, tile, args.threads, "--calls", str(args.profile))
-                    if args.profile else None for path, _ in built]
+                    if args.profile else None for path, _, _ in built]
     rows = []
-    for (norm, flips, exporter, stride, local_from), t, ops in zip(variants, times, profiles):
-        row = {"norm": norm, "flips": flips, "exporter": exporter, "output_stride": int(stride),
-               "local_norm_from_stride": int(local_from), "tile_px": tile,
-               "calls": len(t),
-               "p50_ms": float(np.percentile(t, 50)), "p99_ms": float(np.percentile(t, 99))}
-        print(f"norm {norm:15s} flips {flips:9s} {exporter:11s} stride {stride} local from {local_from:>2s} "
-              f"tile {tile} px: "
+    for variant, (_, _, weights), t, ops in zip(variants, built, times, profiles):
+        row = {name: value if name in ("norm", "flips", "exporter") else int(value) for name, value in variant.items()}
+        row.update(weights=weights, tile_px=tile, calls=len(t), p50_ms=float(np.percentile(t, 50)), p99_ms=float(np.percentile(t, 99)))
+        print(f"norm {variant['norm']:15s} flips {variant['flips']:9s} {variant['exporter']:11s} "
+              f"stride {variant['output_stride']} local from {variant['local_norm_from_stride']:>2s} "
+              f"width {variant['base_channels']:>2s} tile {tile} px: "
               f"p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  ({row['calls']} calls)")
         if ops is not None:
             row["kernel_ms_by_op"] = ops

@@ -173,8 +173,23 @@ def test_bench_norms_times_an_exported_tile_per_norm_and_flip_setting(tmp_path, 
         ("instance", "none", "torchscript", 2, 2), ("instance", "none", "torchscript", 4, 2),
         ("local_instance", "none", "torchscript", 2, 2), ("local_instance", "none", "torchscript", 2, 4),
         ("local_instance", "none", "torchscript", 4, 2), ("local_instance", "none", "torchscript", 4, 4)]
+    assert {r["base_channels"] for r in rows} == {12}  # the configuration's width, unless asked
     assert all(r["tile_px"] == 256 and r["calls"] >= 10 and 0 < r["p50_ms"] <= r["p99_ms"] for r in rows)
     assert "norm local_instance" in capsys.readouterr().out
+
+
+def test_bench_norms_times_each_asked_for_width(tmp_path):
+    from qc.cli import main
+
+    out = tmp_path / "norms.json"
+    args = ["--norms", "local_instance", "--flips", "none", "--base-channels", "12,8", "--seconds", "0.05",
+            "--rounds", "1", "--json", str(out), "--config", str(REPO / "configs/train/default.yaml")]
+    assert main(["bench", "norms", "--", *args]) == 0
+    wide, narrow = json.loads(out.read_text())["rows"]
+    assert (wide["base_channels"], narrow["base_channels"]) == (12, 8)
+    # Two thirds of the channels at every level: about (2/3)^2 of the convolutions' weights.
+    assert 0.4 < narrow["weights"] / wide["weights"] < 0.5
+    assert wide["calls"] >= 1 and narrow["calls"] >= 1
 
 
 def test_bench_norms_profile_shows_where_a_local_norm_graph_spends_its_time(tmp_path, capsys):
