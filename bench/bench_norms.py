@@ -185,7 +185,8 @@ def main() -> None:
     rows = []
     for variant, (_, _, weights), t, ops in zip(variants, built, times, profiles):
         row = {name: value if name in ("norm", "flips", "exporter") else int(value) for name, value in variant.items()}
-        row.update(weights=weights, tile_px=tile, calls=len(t), p50_ms=float(np.percentile(t, 50)), p99_ms=float(np.percentile(t, 99)))
+        row.update(weights=weights, tile_px=tile, calls=len(t),
+                   p50_ms=float(np.percentile(t, 50)), p99_ms=float(np.percentile(t, 99)))
         print(f"norm {variant['norm']:15s} flips {variant['flips']:9s} {variant['exporter']:11s} "
               f"stride {variant['output_stride']} local from {variant['local_norm_from_stride']:>2s} "
               f"width {variant['base_channels']:>2s} tile {tile} px: "

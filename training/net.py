@@ -53,11 +53,11 @@ def norm_at_stride(config: NetConfig, stride: int) -> Norm:
     over a window of net.norm_window_px image px (so of norm_window_px / stride feature px), and
     whole-tile instance norms below net.local_norm_from_stride. A local norm's window statistics
     (pools, resizes, pads) cost per feature pixel, so most of their time goes to the finest levels."""
-    if config.norm == "local_instance" and stride < config.local_norm_from_stride:
+    if config.norm != "local_instance":
+        return config.norm
+    if stride < config.local_norm_from_stride:
         return "instance"
-    if config.norm == "local_instance":
-        return functools.partial(LocalNorm, window=max(1, config.norm_window_px // stride))
-    return config.norm
+    return functools.partial(LocalNorm, window=max(1, config.norm_window_px // stride))
 
 
 def conv_bn_relu(in_ch: int, out_ch: int, *, norm: Norm, stride: int = 1) -> nn.Sequential:
