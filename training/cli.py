@@ -96,6 +96,7 @@ BENCH_SCRIPTS = {
     "flips": "bench_flips.py",
     "image-score": "bench_image_score.py",
     "norms": "bench_norms.py",
+    "hard-negatives": "bench_hard_negatives.py",
 }
 
 

@@ -53,6 +53,13 @@ class DataConfig(Strict):
     hard_negative_every_steps: int = Field(
         200, ge=1, description="with optim.schedule steps: steps between searches for hard negatives"
     )
+    hard_negative_search_tiles: int = Field(
+        256,
+        ge=1,
+        description="station tiles' worth of good images one search for hard negatives scores; more "
+        "images are searched in turns, so the searches' share of the training time stays bounded "
+        "(twelve 4096x256 strips are 228 tiles: all of them every search)",
+    )
     augment: Literal["none", "light", "default"] = Field(
         "none",
         description="albumentations preset on good crops before anomaly pasting (training/augment.py); "

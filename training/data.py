@@ -275,6 +275,8 @@ class AnomalyBatches:
     rng: np.random.Generator
     hard_spots: list[tuple[int, int, int]] = field(default_factory=list)
     """(image index, y, x) where the network last fired on a good image: hard negatives."""
+    hard_search_from: int = 0
+    """the image the next search for hard negatives starts from (training/hard_negatives.py)"""
     augment: Callable[[np.random.Generator, np.ndarray], np.ndarray] | None = None
     """train preset applied to good crops before anomaly pasting (training/augment.py); None: off."""
     defects: list[DefectSample] = field(default_factory=list)

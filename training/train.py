@@ -37,7 +37,8 @@ from training.averaging import WeightAverage
 from training.station_scoring import infer_image
 from training.checkpoint import FORMAT, capture_rng, restore_rng, save_atomic
 from training.config import OptimConfig, TrainConfig
-from training.data import AnomalyBatches, hot_spots
+from training.data import AnomalyBatches
+from training.hard_negatives import mine_hard_negatives
 from training.distributed import Distributed
 from training.export import CHECKPOINT_FILE
 from training.net import DefectUNet, single_pass
@@ -104,10 +105,6 @@ def learning_rate(progress: float, optim: OptimConfig) -> float:
     return optim.lr * (0.02 + 0.98 * cosine)
 
 
-HARD_SPOTS_PER_IMAGE = 8
-HARD_MIN_HEAT = 0.05
-
-
 def training_loss(
     logits: torch.Tensor, masks: torch.Tensor, weak: torch.Tensor, net: DefectUNet, optim: OptimConfig
 ) -> torch.Tensor:
@@ -129,16 +126,6 @@ def find_weak_spots(net: DefectUNet, batches: AnomalyBatches, config: TrainConfi
             heatmap, _ = infer_image(net, defect.image, config.export)
             y, x = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
             batches.weak_spots[index] = (int(y), int(x))
-
-
-def mine_hard_negatives(net: DefectUNet, batches: AnomalyBatches, config: TrainConfig) -> None:
-    """Score the good training images as the station would and remember where the network fires."""
-    net.eval()
-    spots = []
-    for index, image in enumerate(batches.images):
-        heatmap, _ = infer_image(net, image, config.export)
-        spots += [(index, y, x) for y, x in hot_spots(heatmap, count=HARD_SPOTS_PER_IMAGE, min_heat=HARD_MIN_HEAT)]
-    batches.hard_spots = spots
 
 
 def format_duration(seconds: float) -> str:
@@ -277,6 +264,7 @@ def _restore(
         resumed_from=step,
     )
     batches.hard_spots = [tuple(int(v) for v in s) for s in resume["hard_spots"]]
+    batches.hard_search_from = int(resume.get("hard_search_from", 0)) % max(1, len(batches.images))
     batches.weak_spots = {int(k): (int(v[0]), int(v[1])) for k, v in resume["weak_spots"].items()}
     rng_states = resume["rng"]
     if len(rng_states) == ctx.world_size:
@@ -426,6 +414,7 @@ class _Training:
             "last_validated_s": state.last_validated_s,
             "rng": rng_states,
             "hard_spots": [list(s) for s in self.batches.hard_spots],
+            "hard_search_from": self.batches.hard_search_from,
             "weak_spots": {k: list(v) for k, v in self.batches.weak_spots.items()},
             "early_stopping": learner.stopper.state(),
             "weight_average": learner.average.state() if learner.average is not None else None,

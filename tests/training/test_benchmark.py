@@ -205,3 +205,34 @@ def test_bench_norms_profile_shows_where_a_local_norm_graph_spends_its_time(tmp_
     assert {"Pad", "Sqrt"} <= set(local) and not {"Pad", "Sqrt"} & set(whole_tile)  # the window statistics
     assert all(ms >= 0 for ms in local.values()) and sum(local.values()) > 0
     assert "kernels" in capsys.readouterr().out
+
+
+BENCH_SEARCH_CONFIG = """
+seed: 1
+data: {crop_px: 32, val_fraction: 0.25, min_val_images: 2, hard_negative_fraction: 0.5,
+       hard_negative_every_steps: 2, validation_crops: 8}
+net: {base_channels: 4, channel_multipliers: [1, 2], score_pool_px: 3}
+optim: {batch_size: 4, steps: 12, schedule: steps, lr: 0.003, log_every_s: 100}
+export: {tile_px: 64, overlap_px: 16, opset: 18}
+"""
+
+
+def test_bench_hard_negatives_times_the_searches_per_budget(tmp_path, capsys):
+    from qc.cli import main
+
+    from .conftest import write_tiny_dataset
+
+    config = tmp_path / "config.yaml"
+    config.write_text(BENCH_SEARCH_CONFIG, encoding="utf-8")
+    data = write_tiny_dataset(tmp_path / "fabric", n_good=8, seed=3)
+    out = tmp_path / "searches.json"
+    args = ["--data", str(data), "--config", str(config), "--budgets", "2,0", "--json", str(out)]
+    assert main(["bench", "hard-negatives", "--", *args]) == 0
+    result = json.loads(out.read_text())
+    bounded, unbounded = result["rows"]
+    assert result["images"] == 8 and (bounded["search_tiles"], unbounded["search_tiles"]) == (2, 0)
+    assert bounded["searches"] == unbounded["searches"] >= 4  # step-paced: every 2 of the 12 steps, whatever the budget
+    for row in (bounded, unbounded):
+        assert row["steps"] == 12 and 0 < row["search_s"] < row["training_s"]
+        assert 0 < row["search_share"] < 1 and row["train_and_calibrate_s"] >= row["training_s"]
+    assert "search tiles" in capsys.readouterr().out

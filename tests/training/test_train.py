@@ -74,7 +74,7 @@ def test_progress_goes_to_stderr(tmp_path, tiny_dataset, tiny_config_path, capsy
 
 def test_hard_negatives_are_found_where_the_network_fires_on_good_images():
     from training.net import DefectUNet
-    from training.train import mine_hard_negatives
+    from training.hard_negatives import mine_hard_negatives
 
     config = tiny_config()
     config.export.tile_px, config.export.overlap_px = 64, 16
