@@ -24,14 +24,25 @@ from qc.position import (
     scale_from_column_heats,
 )
 from training.config import CalibrationConfig, ExportConfig
-from training.station_scoring import TileScorer, station_map
+from training.station_scoring import TileScorer, station_map, station_tiles
 
 
-def picked_trained_on(count: int) -> list[int]:
-    """Which of ``count`` good images trained on are looked at after training: at most MAX_FIT_IMAGES, evenly spread."""
-    if count == 0:
-        return []
-    return np.unique(np.linspace(0, count - 1, min(count, MAX_FIT_IMAGES)).round().astype(int)).tolist()
+MAX_FIT_TILES = 640
+"""Station tiles' worth of trained-on images looked at after training, beside MAX_FIT_IMAGES: inferring
+them is calibration's largest cost, and thirty 2048x2048 photographs (2430 tiles) took 90 s of a
+5-minute onboarding; 640 tiles are 33 AITEX strips or 7 such photographs (README, Benchmarks)."""
+
+
+def picked_trained_on(tiles: list[int]) -> list[int]:
+    """Which of the good images trained on (their station tiles each) are looked at after training:
+    evenly spread, at most MAX_FIT_IMAGES of them and MAX_FIT_TILES tiles, but at least one."""
+    count = min(len(tiles), MAX_FIT_IMAGES)
+    while count > 0:
+        picked = np.unique(np.linspace(0, len(tiles) - 1, count).round().astype(int)).tolist()
+        if count == 1 or sum(tiles[i] for i in picked) <= MAX_FIT_TILES:
+            return picked
+        count -= 1
+    return []
 
 
 MAX_KEPT_MAP_BYTES = 256 << 20
@@ -45,7 +56,7 @@ class PickedMaps:
 
     def __init__(self, net: nn.Module | TileScorer, trained_on: list[np.ndarray], export: ExportConfig) -> None:
         self.net, self.trained_on, self.export = net, trained_on, export
-        self.picked = picked_trained_on(len(trained_on))
+        self.picked = picked_trained_on([station_tiles(image, export.tile_px, export.overlap_px) for image in trained_on])
         pixels = sum(trained_on[i].shape[0] * trained_on[i].shape[1] for i in self.picked)
         self.keep = pixels * np.dtype(np.float32).itemsize <= MAX_KEPT_MAP_BYTES
         self.kept: dict[int, tuple[np.ndarray, float]] = {}
@@ -119,7 +130,7 @@ def trained_on_scores(
     *,
     maps: PickedMaps | None = None,
 ) -> np.ndarray:
-    """Station scores of (up to MAX_FIT_IMAGES of) the good images trained on, for the image threshold.
+    """Station scores of (up to MAX_FIT_IMAGES and MAX_FIT_TILES of) the good images trained on, for the image threshold.
 
     The network learns from random crops of them with synthetic defects pasted in, never from their
     scores, and measured it does not score them lower than good images it never saw (AITEX dev

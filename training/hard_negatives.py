@@ -11,21 +11,14 @@ where the previous search stopped; the images it skips keep the spots of their l
 
 from __future__ import annotations
 
-import numpy as np
 from torch import nn
 
-from qc.tiling import TileGrid
 from training.config import TrainConfig
 from training.data import AnomalyBatches, hot_spots
-from training.station_scoring import infer_image
+from training.station_scoring import infer_image, station_tiles
 
 HARD_SPOTS_PER_IMAGE = 8
 HARD_MIN_HEAT = 0.05
-
-
-def station_tiles(image: np.ndarray, tile_px: int, overlap_px: int) -> int:
-    """How many tiles the station cuts from ``image``: what scoring it costs."""
-    return len(TileGrid.for_image(image.shape[0], image.shape[1], tile_px, overlap_px).boxes)
 
 
 def images_to_search(tiles: list[int], start: int, budget_tiles: int) -> list[int]:

@@ -41,6 +41,11 @@ def as_tile_scorer(net: nn.Module | TileScorer) -> TileScorer:
     return torch_tile_scorer(net) if isinstance(net, nn.Module) else net
 
 
+def station_tiles(image: np.ndarray, tile_px: int, overlap_px: int) -> int:
+    """How many tiles the station cuts from ``image``: what scoring it costs."""
+    return len(TileGrid.for_image(image.shape[0], image.shape[1], tile_px, overlap_px).boxes)
+
+
 def station_map(
     net: nn.Module | TileScorer, image: np.ndarray, export: ExportConfig, *, batch_size: int = 8
 ) -> tuple[np.ndarray, float]:

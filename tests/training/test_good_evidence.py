@@ -145,3 +145,16 @@ def test_maps_too_large_to_keep_are_inferred_again_with_the_same_scores(monkeypa
     _, scores = good_evidence(again, strips(5, lone_band_in=2), strips(2), CalibrationConfig(), EXPORT, source="s")
     assert again.tiles == 2 * kept.tiles
     np.testing.assert_array_equal(scores, kept_scores)
+
+
+def test_calibration_looks_at_a_bounded_number_of_tiles_evenly_spread():
+    from training.good_evidence import MAX_FIT_IMAGES, MAX_FIT_TILES, picked_trained_on
+
+    assert picked_trained_on([19] * 10) == list(range(10))  # ten AITEX strips: every one, as before
+    strips = picked_trained_on([19] * 64)
+    assert 19 * len(strips) <= MAX_FIT_TILES < 19 * (len(strips) + 1) and strips[0] == 0 and strips[-1] == 63
+    photos = picked_trained_on([81] * 27)  # 2048x2048 photographs
+    assert 81 * len(photos) <= MAX_FIT_TILES < 81 * (len(photos) + 1) and (photos[0], photos[-1]) == (0, 26)
+    assert len(picked_trained_on([1] * 500)) == MAX_FIT_IMAGES
+    assert picked_trained_on([5000, 5000]) == [0]  # one image larger than the budget is still looked at
+    assert picked_trained_on([]) == []

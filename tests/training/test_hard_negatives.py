@@ -10,8 +10,9 @@ import torch
 
 from training.config import AnomalyConfig, DataConfig, NetConfig, TrainConfig
 from training.data import AnomalyBatches
-from training.hard_negatives import images_to_search, mine_hard_negatives, station_tiles
+from training.hard_negatives import images_to_search, mine_hard_negatives
 from training.net import DefectUNet
+from training.station_scoring import station_tiles
 
 from .conftest import striped_fabric, write_tiny_dataset
 
