@@ -55,10 +55,10 @@ def one_run(config: Path, data: Path, out: Path, budget_tiles: int, overrides: l
     return {
         "search_tiles": 0 if budget_tiles == UNBOUNDED_TILES else budget_tiles,
         "steps": record["training"]["steps_done"],
-        "training_s": round(loop_s, 1),
+        "training_s": round(loop_s, 3),
         "searches": timed.count,
-        "search_s": round(timed.seconds, 1),
-        "search_share": round(timed.seconds / max(loop_s, 1e-9), 3),
+        "search_s": round(timed.seconds, 3),  # tiny runs search in milliseconds
+        "search_share": round(timed.seconds / max(loop_s, 1e-9), 4),
         "train_and_calibrate_s": round(record["duration_s"], 1),
     }
 
@@ -81,8 +81,8 @@ def main() -> None:
         for i, budget in enumerate(budgets):
             row = one_run(args.config, args.data, Path(tmp) / f"run{i}", budget, args.overrides)
             rows.append(row)
-            print(f"{row['search_tiles'] or 'all':>12} {row['steps']:>6} {row['training_s']:>10} {row['searches']:>8} "
-                  f"{row['search_s']:>8} {row['search_share']:>6.1%} {row['train_and_calibrate_s']:>17}", flush=True)
+            print(f"{row['search_tiles'] or 'all':>12} {row['steps']:>6} {row['training_s']:>10.1f} {row['searches']:>8} "
+                  f"{row['search_s']:>8.1f} {row['search_share']:>6.1%} {row['train_and_calibrate_s']:>17}", flush=True)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         result = {"data": str(args.data), "images": images, "machine": machine(), "overrides": args.overrides,
