@@ -71,10 +71,10 @@ def test_an_unbounded_search_is_every_image_each_time():
 RESUME_CONFIG = """
 seed: 3
 data: {crop_px: 32, val_fraction: 0.25, min_val_images: 2, hard_negative_fraction: 0.5,
-       hard_negative_every_s: 0.000001, hard_negative_search_tiles: 2, validation_crops: 8}
+       hard_negative_every_steps: 1, hard_negative_search_tiles: 2, validation_crops: 8}
 net: {base_channels: 4, channel_multipliers: [1, 2], score_pool_px: 3}
-optim: {batch_size: 4, steps: 10, time_budget_s: 3600, lr: 0.003, log_every_s: 0.000001,
-        checkpoint_every_s: 0.000001, validate_every_s: 0.000001}
+optim: {batch_size: 4, steps: 10, schedule: steps, lr: 0.003, log_every_s: 0.000001,
+        checkpoint_every_s: 0.000001, validate_every_steps: 1}
 export: {tile_px: 64, overlap_px: 16, opset: 18}
 """
 
@@ -85,7 +85,8 @@ class PowerCut(Exception):
 
 def test_a_resumed_run_searches_on_from_where_it_stopped(tmp_path, monkeypatch):
     # A search before every step, one image each: a resume that started the turns again would crop
-    # other spots and train other weights.
+    # other spots and train other weights. Paced by steps: a time-paced search's due time depends on
+    # how long the resume took to start, so only a step-paced run repeats exactly.
     import training.commands as commands
     import training.hard_negatives as hard_negatives
 
