@@ -14,6 +14,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from qc.synth import BLUR_MARGIN_PX, FABRIC_DEFECTS, apply_defect
 from training.config import AnomalyConfig
 
 MaskMaker = Callable[[np.random.Generator, int, int], np.ndarray]
@@ -251,7 +252,11 @@ def add_anomaly(
     Returns (image, mask) with the mask uint8 0/255 covering exactly the visibly changed pixels
     (holes from pixels that happened to keep their value are closed, within the drawn shape);
     "visibly" is measured against the fabric's own texture contrast (``config.min_contrast``).
+    A ``config.generator_share`` of them come from the fabric generator's defect renderers.
     """
+    # Drawn only when the share is on, so that runs without it keep their exact crops.
+    if config.generator_share > 0.0 and rng.random() < config.generator_share:
+        return add_generator_defect(rng, image, config, attempts=attempts)
     h, w = image.shape[:2]
     base = image.astype(np.float32)
     grey = is_grey(image)
@@ -263,15 +268,46 @@ def add_anomaly(
             fill = np.repeat(channel_mean(fill)[:, :, None], 3, axis=2)
         alpha = blend_alpha(rng, shape, config)
         out = np.clip(np.rint(base * (1.0 - alpha) + fill * alpha), 0, 255).astype(np.uint8)
-        change = cv2.blur(channel_max(np.abs(out.astype(np.float32) - base)), (3, 3))
-        changed = (change >= VISIBLE_CHANGE).astype(np.uint8)
-        closed = cv2.morphologyEx(changed, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-        # Pixels inside the drawn shape that moved by less than VISIBLE_CHANGE are restored, so a
-        # pixel outside the mask is always exactly the original; so are whole regions whose mean
-        # change the weave's own variation would hide.
-        keep = closed & (alpha[:, :, 0] > 0).astype(np.uint8)
-        keep = drop_faint_regions(keep, change, visible)
-        out[~keep] = image[~keep]
+        keep = keep_visible(image, out, alpha[:, :, 0] > 0, visible)
         if keep.sum() >= config.min_changed_px:
             return out, keep.astype(np.uint8) * 255
     return image.copy(), np.zeros((h, w), np.uint8)
+
+
+def add_generator_defect(
+    rng: np.random.Generator, image: np.ndarray, config: AnomalyConfig, *, attempts: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
+    """One defect of the synthetic fabric generator (qc.synth: a hole, a stain, a broken end or pick,
+    a slub, a knot, a crease ...) on ``image``, kept and masked by the same visibility rule as
+    :func:`add_anomaly`'s. Those renderers draw real weaving faults' geometry (a yarn-wide line along
+    the warp, a knot's tight blob) that random shapes and fills reach only by chance."""
+    h, w = image.shape[:2]
+    grey = is_grey(image)
+    visible = config.min_contrast * texture_contrast(image)
+    near = np.ones((2 * BLUR_MARGIN_PX + 1, 2 * BLUR_MARGIN_PX + 1), np.uint8)
+    for _ in range(attempts):
+        name = FABRIC_DEFECTS[int(rng.integers(len(FABRIC_DEFECTS)))]
+        out, mask = apply_defect(name, image, rng)
+        if grey:
+            out = np.repeat(np.rint(channel_mean(out.astype(np.float32))).astype(np.uint8)[:, :, None], 3, axis=2)
+        # The renderer softens the mask's edge within BLUR_MARGIN_PX: that rim is part of the drawing.
+        drawn = cv2.dilate((mask > 0).astype(np.uint8), near) > 0
+        keep = keep_visible(image, out, drawn, visible)
+        if keep.sum() >= config.min_changed_px:
+            return out, keep.astype(np.uint8) * 255
+    return image.copy(), np.zeros((h, w), np.uint8)
+
+
+def keep_visible(image: np.ndarray, out: np.ndarray, drawn: np.ndarray, visible: float) -> np.ndarray:
+    """The bool mask of ``out``'s visibly changed pixels within ``drawn``; every other pixel of
+    ``out`` is set back to ``image``'s (in place), so a pixel outside the mask is the original.
+
+    Visibly: moved by VISIBLE_CHANGE (3x3 mean; holes closed), in a region whose mean change reaches
+    ``visible`` (the weave's own variation would hide a fainter one).
+    """
+    change = cv2.blur(channel_max(np.abs(out.astype(np.float32) - image.astype(np.float32))), (3, 3))
+    changed = (change >= VISIBLE_CHANGE).astype(np.uint8)
+    closed = cv2.morphologyEx(changed, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    keep = drop_faint_regions(closed & drawn.astype(np.uint8), change, visible)
+    out[~keep] = image[~keep]
+    return keep

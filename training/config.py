@@ -100,6 +100,14 @@ class AnomalyConfig(Strict):
         description="an anomaly region is kept (and labelled) when its mean change reaches this "
         "share of the fabric's own detail contrast (0: any region of visibly changed pixels)",
     )
+    generator_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of pasted anomalies drawn by the synthetic fabric generator's defect renderers "
+        "(qc.synth: holes, stains, broken ends and picks, slubs, knots, creases ...) instead of a random "
+        "shape and fill",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "AnomalyConfig":

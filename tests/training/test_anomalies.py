@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.anomalies import FILLS, MASK_SHAPES, add_anomaly, texture_contrast
+from training.anomalies import FILLS, MASK_SHAPES, add_anomaly, add_generator_defect, texture_contrast
 from training.config import AnomalyConfig
 
 from .conftest import striped_fabric
@@ -97,3 +97,56 @@ def test_new_shapes_draw_thin_lines_and_small_spots():
         ys, xs = np.nonzero(mask)
         extent = max(np.ptp(ys), np.ptp(xs)) + 1
         assert mask.sum() <= 6 * extent
+
+
+GENERATOR_ONLY = AnomalyConfig(generator_share=1.0)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_generator_defects_keep_the_same_mask_contract(seed):
+    image = striped_fabric(np.random.default_rng(seed), 96, 96)
+    out, mask = add_anomaly(np.random.default_rng(seed), image, image, GENERATOR_ONLY)
+    assert out.shape == image.shape and out.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
+    inside = mask > 0
+    changed = np.abs(out.astype(int) - image.astype(int)).max(axis=2) > 0
+    assert not changed[~inside].any(), "a pixel outside the mask was modified"
+    if inside.any():
+        # A 3x3 mean of the change decides, with holes closed: a stain's or a crease's shading
+        # leaves some unchanged pixels among changed ones inside its mask.
+        assert inside.sum() >= GENERATOR_ONLY.min_changed_px and changed[inside].mean() > 0.5
+
+
+def test_the_generator_share_draws_the_generators_defect_types():
+    """share 1: what add_generator_defect draws from the same generator after the share's one draw;
+    across seeds, several of the generator's defect renderers are reached."""
+    image = striped_fabric(np.random.default_rng(3), 96, 96)
+    rng = np.random.default_rng(11)
+    rng.random()
+    expected = add_generator_defect(rng, image, GENERATOR_ONLY)
+    out, mask = add_anomaly(np.random.default_rng(11), image, image, GENERATOR_ONLY)
+    assert np.array_equal(out, expected[0]) and np.array_equal(mask, expected[1])
+    ordinary = add_anomaly(np.random.default_rng(11), image, image, AnomalyConfig())
+    assert not np.array_equal(ordinary[1], mask)
+    mixed = AnomalyConfig(generator_share=0.5)
+    from_generator = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        rng.random()
+        generator_defect = add_generator_defect(rng, image, mixed)[1]
+        from_generator += np.array_equal(add_anomaly(np.random.default_rng(seed), image, image, mixed)[1], generator_defect)
+    assert 10 < from_generator < 30  # a coin per anomaly, not all or nothing
+
+
+def test_generator_defects_on_grey_images_stay_grey():
+    image = np.repeat(striped_fabric(np.random.default_rng(7), 96, 96)[:, :, :1], 3, axis=2)
+    drawn = 0
+    for seed in range(20):
+        out, mask = add_anomaly(np.random.default_rng(seed), image, image, GENERATOR_ONLY)
+        assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+        drawn += mask.any()
+    assert drawn >= 15
+
+
+def test_generator_share_outside_zero_to_one_is_refused():
+    with pytest.raises(ValueError, match="generator_share"):
+        AnomalyConfig(generator_share=1.5)
