@@ -53,12 +53,19 @@ def to_rgb_uint8(image: np.ndarray, *, source: str = "image") -> np.ndarray:
     raise ImageReadError(f"{source}: unsupported image shape {image.shape}")
 
 
+def _read_bytes(path: Path, what: str) -> np.ndarray:
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such {what}")
+    try:
+        return np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:  # gone since the check (folder renamed, share unmounted), or an I/O error
+        raise ImageReadError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read a file as uint8 RGB (H, W, 3). Raises ImageReadError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
-    data = np.fromfile(path, dtype=np.uint8)
+    data = _read_bytes(path, "file")
     if data.size == 0:
         raise ImageReadError(f"{path}: file is empty")
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
@@ -73,9 +80,7 @@ def read_image(path: str | Path) -> np.ndarray:
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a defect mask as uint8 (H, W) with values 0 / 255 (anything non-zero is defect)."""
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such mask file")
-    image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    image = cv2.imdecode(_read_bytes(path, "mask file"), cv2.IMREAD_GRAYSCALE)
     if image is None:
         raise ImageReadError(f"{path}: not a readable mask image")
     return np.where(image > 0, 255, 0).astype(np.uint8)

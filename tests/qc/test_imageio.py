@@ -40,6 +40,18 @@ def test_unreadable_files_name_the_file(tmp_path, content, reason):
     assert "bad.png" in str(info.value)
 
 
+@pytest.mark.parametrize("reader", [read_image, read_mask])
+def test_a_file_gone_between_the_check_and_the_read_is_an_image_read_error(
+    tmp_path, monkeypatch, reader
+):
+    # A folder renamed away while a camera folder is replayed: the existence check passes, then
+    # the read finds nothing. Callers handle ImageReadError (a lost source), not a raw OSError.
+    path = tmp_path / "vanished.png"
+    monkeypatch.setattr(type(path), "is_file", lambda self: True)
+    with pytest.raises(ImageReadError, match="vanished.png: cannot be read"):
+        reader(path)
+
+
 def test_unsupported_arrays_are_refused():
     with pytest.raises(ImageReadError, match="empty"):
         to_rgb_uint8(np.zeros((0, 5), np.uint8))
