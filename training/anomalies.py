@@ -286,7 +286,8 @@ def add_generator_defect(
     visible = config.min_contrast * texture_contrast(image)
     near = np.ones((2 * BLUR_MARGIN_PX + 1, 2 * BLUR_MARGIN_PX + 1), np.uint8)
     for _ in range(attempts):
-        name = FABRIC_DEFECTS[int(rng.integers(len(FABRIC_DEFECTS)))]
+        names = config.generator_defects or FABRIC_DEFECTS
+        name = names[int(rng.integers(len(names)))]
         out, mask = apply_defect(name, image, rng)
         if grey:
             out = np.repeat(np.rint(channel_mean(out.astype(np.float32))).astype(np.uint8)[:, :, None], 3, axis=2)

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, model_validator
 from qc.overrides import ConfigError, apply_overrides, format_validation_error, load_yaml_mapping
 from qc.position import AppliesTo
 from qc.strict import Strict
+from qc.synth.defects import FABRIC_DEFECTS
 
 
 class DataConfig(Strict):
@@ -108,11 +109,26 @@ class AnomalyConfig(Strict):
         "(qc.synth: holes, stains, broken ends and picks, slubs, knots, creases ...) instead of a random "
         "shape and fill",
     )
+    generator_defects: list[str] = Field(
+        [],
+        description="which of the generator's fabric defect types those are drawn from, e.g. "
+        "[broken_end, broken_pick, missing_yarn]; empty: every type",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "AnomalyConfig":
         if self.opacity_min > self.opacity_max:
             raise ValueError("opacity_min must not exceed opacity_max")
+        return self
+
+    @model_validator(mode="after")
+    def _known_generator_defects(self) -> "AnomalyConfig":
+        unknown = [name for name in self.generator_defects if name not in FABRIC_DEFECTS]
+        if unknown:
+            raise ValueError(
+                f"generator_defects: unknown type(s) {', '.join(unknown)}; "
+                f"the generator's fabric defects are {', '.join(FABRIC_DEFECTS)}"
+            )
         return self
 
 

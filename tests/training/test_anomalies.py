@@ -150,3 +150,30 @@ def test_generator_defects_on_grey_images_stay_grey():
 def test_generator_share_outside_zero_to_one_is_refused():
     with pytest.raises(ValueError, match="generator_share"):
         AnomalyConfig(generator_share=1.5)
+
+
+def test_generator_defects_limit_the_types_drawn(monkeypatch):
+    import training.anomalies as anomalies
+
+    drawn_names = []
+    real_apply = anomalies.apply_defect
+
+    def recording_apply(name, image, rng):
+        drawn_names.append(name)
+        return real_apply(name, image, rng)
+
+    monkeypatch.setattr(anomalies, "apply_defect", recording_apply)
+    image = striped_fabric(np.random.default_rng(5), 96, 96)
+    chosen = AnomalyConfig(generator_share=1.0, generator_defects=["broken_end", "knot"])
+    for seed in range(20):
+        add_anomaly(np.random.default_rng(seed), image, image, chosen)
+    assert set(drawn_names) == {"broken_end", "knot"}
+    drawn_names.clear()
+    for seed in range(40):
+        add_anomaly(np.random.default_rng(seed), image, image, GENERATOR_ONLY)
+    assert len(set(drawn_names)) >= 8  # empty: every type of the generator's
+
+
+def test_an_unknown_generator_defect_type_is_refused_naming_it_and_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown type\(s\) brokn_end; .*broken_end"):
+        AnomalyConfig(generator_defects=["broken_end", "brokn_end"])
