@@ -166,6 +166,19 @@ class NetConfig(Strict):
         "resolution; 4: it stops a level earlier, about a quarter less work per tile, the heatmap upsampled x4 "
         "instead of x2; the station smooths it with a Gaussian of 4 px anyway)",
     )
+    recurrence_dims: int = Field(
+        0, ge=0, description="from-scratch U-Net: > 0 joins a non-local cue to the features at "
+        "net.recurrence_stride: how far each position is from its nearest match elsewhere in the image, "
+        "in this many learnt dimensions (training/recurrence.py; a printed motif or a plaid's crossing recurs, "
+        "a defect does not); 0: off",
+    )
+    recurrence_stride: Literal[8, 16] = Field(
+        8, description="with recurrence_dims > 0: the stride (image px between positions) it compares at",
+    )
+    recurrence_exclude_cells: int = Field(
+        2, ge=0, description="with recurrence_dims > 0: positions within this many cells in y and x never count "
+        "as a match (a defect's own neighbourhood)",
+    )
     base_channels: int = Field(12, ge=4, description="channels at the first (half-resolution) level")
     channel_multipliers: list[int] = Field(
         [1, 2, 4, 6], min_length=2, description="channel multiplier of each level, fine to coarse"
@@ -192,6 +205,13 @@ class NetConfig(Strict):
         if self.local_norm_from_stride != 2 and self.norm != "local_instance":
             raise ValueError(
                 f"local_norm_from_stride {self.local_norm_from_stride} needs norm local_instance (norm is {self.norm!r})"
+            )
+        if self.recurrence_dims and self.backbone != "none":
+            raise ValueError("recurrence_dims is built for the from-scratch U-Net only (net.backbone none)")
+        if self.recurrence_dims and len(self.channel_multipliers) < {8: 3, 16: 4}[self.recurrence_stride]:
+            raise ValueError(
+                f"recurrence_stride {self.recurrence_stride} needs a level at that stride: "
+                f"{len(self.channel_multipliers)} channel_multipliers reach stride {2 ** len(self.channel_multipliers)}"
             )
         if self.norm == "stem_instance" and self.backbone != "none":
             raise ValueError("norm stem_instance is built for the from-scratch U-Net only (net.backbone none)")

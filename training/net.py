@@ -19,6 +19,7 @@ from torch import nn
 from qc.contract import ModelOutputs
 from training.config import NetConfig
 from training.local_norm import LocalNorm, upsample_to
+from training.recurrence import Recurrence
 
 # Fixed input statistics rather than per-dataset ones: one exported graph serves any fabric, and the
 # client never normalises (the ONNX contract: normalisation lives inside the graph).
@@ -196,15 +197,25 @@ class DefectUNet(SegmentationNet):
         else:
             norms = [norm_at_stride(config, 2 ** (level + 1)) for level in range(len(widths))]
         self.stem = DownBlock(3, widths[0], norm="instance" if config.norm == "stem_instance" else norms[0])
+        # The level whose features get the recurrence cue joined as one more channel (None: off).
+        self.recurrence_level = None
+        self.recurrence = None
+        level_channels = list(widths)
+        if config.recurrence_dims:
+            self.recurrence_level = config.recurrence_stride.bit_length() - 2  # stride 8 -> level 2
+            self.recurrence = Recurrence(
+                widths[self.recurrence_level], config.recurrence_dims, exclude=config.recurrence_exclude_cells
+            )
+            level_channels[self.recurrence_level] += 1
         self.down = nn.ModuleList(
-            DownBlock(a, b, norm=norm) for a, b, norm in zip(widths[:-1], widths[1:], norms[1:])
+            DownBlock(a, b, norm=norm) for a, b, norm in zip(level_channels[:-1], widths[1:], norms[1:])
         )
-        self.context = conv_bn_relu(widths[-1], widths[-1], norm=norms[-1])
+        self.context = conv_bn_relu(level_channels[-1], widths[-1], norm=norms[-1])
         # The decoder climbs back to the level of the output stride (level 0 is stride 2, level 1 stride 4).
         top = {2: 0, 4: 1}[config.output_stride]
         self.output_stride = config.output_stride
         self.up = nn.ModuleList(
-            UpBlock(widths[i + 1], widths[i], widths[i], norm=norms[i])
+            UpBlock(widths[i + 1], level_channels[i], widths[i], norm=norms[i])
             for i in reversed(range(top, len(widths) - 1))
         )
         self.head = nn.Conv2d(widths[top], 1, 1)
@@ -214,12 +225,18 @@ class DefectUNet(SegmentationNet):
         self.score_pool_px = config.score_pool_px
         self.test_time_flips = config.test_time_flips
 
+    def joined(self, level: int, features: torch.Tensor) -> torch.Tensor:
+        """The level's features, with the recurrence cue as one more channel at its level."""
+        if level != self.recurrence_level:
+            return features
+        return torch.cat([features, self.recurrence(features)], dim=1)
+
     def logits(self, image: torch.Tensor) -> torch.Tensor:
         """Per-pixel defect logits [N, 1, H, W]; training uses these (numerically stable BCE)."""
         x = (image - self.mean) / self.std
-        skips = [self.stem(x)]
-        for block in self.down:
-            skips.append(block(skips[-1]))
+        skips = [self.joined(0, self.stem(x))]
+        for level, block in enumerate(self.down, start=1):
+            skips.append(self.joined(level, block(skips[-1])))
         x = self.context(skips.pop())
         for block in self.up:
             x = block(x, skips.pop())
