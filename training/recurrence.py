@@ -50,10 +50,16 @@ class Recurrence(nn.Module):
 
     def neighbourhood_penalty(self, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
         """[HW, HW]: 0 between positions more than ``exclude`` cells apart in y or x, else a
-        similarity below any cosine (a position never matches itself or its neighbours)."""
-        ys = torch.arange(h, device=like.device).view(h, 1).expand(h, w).reshape(-1)
-        xs = torch.arange(w, device=like.device).view(1, w).expand(h, w).reshape(-1)
-        near = ((ys.view(-1, 1) - ys.view(1, -1)).abs() <= self.exclude) & (
-            (xs.view(-1, 1) - xs.view(1, -1)).abs() <= self.exclude
-        )
-        return near.to(like.dtype) * (NO_MATCH - 1.0)
+        similarity below any cosine (a position never matches itself or its neighbours).
+
+        Built from a [h, h] and a [w, w] table and one broadcast product: the graph computes it
+        for every tile size, and elementwise work on all HW x HW pairs costs more than the MatMul.
+        """
+        rows = self.near(h, like) * (NO_MATCH - 1.0)
+        columns = self.near(w, like)
+        return (rows.view(h, 1, h, 1) * columns.view(1, w, 1, w)).reshape(h * w, h * w)
+
+    def near(self, size: int, like: torch.Tensor) -> torch.Tensor:
+        """[size, size]: 1.0 where two cells of one axis are at most ``exclude`` apart, else 0."""
+        cells = torch.arange(size, device=like.device)
+        return ((cells.view(-1, 1) - cells.view(1, -1)).abs() <= self.exclude).to(like.dtype)
