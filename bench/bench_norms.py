@@ -2,10 +2,10 @@
 
     .venv/bin/qc bench norms -- [--config configs/train/default.yaml] [--norms instance,local_instance]
         [--flips none,vertical] [--exporters torchscript] [--output-strides 2] [--local-from-strides 2]
-        [--base-channels 12] [--threads 2] [--seconds 3] [--rounds 5] [--profile CALLS] [--json OUT]
+        [--base-channels 12] [--recurrence-dims 0,16] [--threads 2] [--seconds 3] [--rounds 5] [--profile CALLS] [--json OUT]
 
 Builds the configuration's network once per (norm, flips, exporter, output stride, width, and for
-local norms net.local_norm_from_stride), exports it as training does
+local norms net.local_norm_from_stride, and net.recurrence_dims), exports it as training does
 (training/export.py: the export, then onnxslim's folding, so the graph timed is the graph that
 ships; --exporters torchscript,dynamo compares the two exporters' graphs) and times the graphs on
 one tile at batch 1, each in a process of its own as a station runs it, in turns (--rounds), so a
@@ -40,7 +40,7 @@ from qc.machine import machine  # noqa: E402
 # Each variant's settings, by the name its row carries, and the configuration key each one sets.
 SETTINGS = {"norm": "net.norm", "flips": "net.test_time_flips", "exporter": "export.exporter",
             "output_stride": "net.output_stride", "local_norm_from_stride": "net.local_norm_from_stride",
-            "base_channels": "net.base_channels"}
+            "base_channels": "net.base_channels", "recurrence_dims": "net.recurrence_dims"}
 
 
 def export_variant(config_path: Path, variant: dict[str, str], folder: Path) -> tuple[Path, int, int]:
@@ -64,21 +64,21 @@ def export_variant(config_path: Path, variant: dict[str, str], folder: Path) -> 
 def variants_of(args: argparse.Namespace) -> list[dict[str, str]]:
     """Every combination of the asked-for settings; only local norms have a finest local level, so
     the other norms get one row per combination of the rest."""
-    if args.base_channels is None:
-        from training.config import load_config
+    from training.config import load_config
 
-        widths = [str(load_config(args.config, []).net.base_channels)]
-    else:
-        widths = args.base_channels.split(",")
+    net = load_config(args.config, []).net
+    widths = args.base_channels.split(",") if args.base_channels else [str(net.base_channels)]
+    recurrences = args.recurrence_dims.split(",") if args.recurrence_dims else [str(net.recurrence_dims)]
     variants = []
     for norm in args.norms.split(","):
         local_froms = args.local_from_strides.split(",") if norm == "local_instance" else ["2"]
-        for flips, exporter, stride, local_from, width in itertools.product(
+        for flips, exporter, stride, local_from, width, recurrence in itertools.product(
             args.flips.split(","), args.exporters.split(","), args.output_strides.split(","), local_froms,
-            widths,
+            widths, recurrences,
         ):
             variants.append({"norm": norm, "flips": flips, "exporter": exporter, "output_stride": stride,
-                             "local_norm_from_stride": local_from, "base_channels": width})
+                             "local_norm_from_stride": local_from, "base_channels": width,
+                             "recurrence_dims": recurrence})
     return variants
 
 
@@ -155,6 +155,8 @@ def main() -> None:
                         help="net.local_norm_from_stride values for the local_instance rows, comma-separated (2,4,8)")
     parser.add_argument("--base-channels", default=None,
                         help="net.base_channels values, comma-separated (12,8); default: the configuration's")
+    parser.add_argument("--recurrence-dims", default=None,
+                        help="net.recurrence_dims values, comma-separated (0,16); default: the configuration's")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=3.0, help="timing per variant, over all rounds")
     parser.add_argument("--rounds", type=int, default=5, help="turns the variants are timed in")
@@ -189,7 +191,7 @@ def main() -> None:
                    p50_ms=float(np.percentile(t, 50)), p99_ms=float(np.percentile(t, 99)))
         print(f"norm {variant['norm']:15s} flips {variant['flips']:9s} {variant['exporter']:11s} "
               f"stride {variant['output_stride']} local from {variant['local_norm_from_stride']:>2s} "
-              f"width {variant['base_channels']:>2s} tile {tile} px: "
+              f"width {variant['base_channels']:>2s} recurrence {variant['recurrence_dims']:>2s} tile {tile} px: "
               f"p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  ({row['calls']} calls)")
         if ops is not None:
             row["kernel_ms_by_op"] = ops

@@ -192,6 +192,21 @@ def test_bench_norms_times_each_asked_for_width(tmp_path):
     assert wide["calls"] >= 1 and narrow["calls"] >= 1
 
 
+def test_bench_norms_times_the_recurrence_cue_beside_the_plain_network(tmp_path):
+    from qc.cli import main
+
+    out = tmp_path / "norms.json"
+    args = ["--norms", "local_instance", "--flips", "none", "--recurrence-dims", "0,16", "--seconds", "0.05",
+            "--rounds", "1", "--profile", "2", "--json", str(out),
+            "--config", str(REPO / "configs/train/default.yaml")]
+    assert main(["bench", "norms", "--", *args]) == 0
+    plain, joined = json.loads(out.read_text())["rows"]
+    assert (plain["recurrence_dims"], joined["recurrence_dims"]) == (0, 16)
+    assert joined["weights"] > plain["weights"]  # the projection, and one more input channel where it joins
+    assert "MatMul" not in plain["kernel_ms_by_op"]
+    assert {"MatMul", "FusedMatMul"} & set(joined["kernel_ms_by_op"])  # every pair of positions compared
+
+
 def test_bench_norms_profile_shows_where_a_local_norm_graph_spends_its_time(tmp_path, capsys):
     from qc.cli import main
 
