@@ -27,6 +27,7 @@ smoothed maps' 5x5 maximum as the score): image AUROC 00 0.61 -> 0.82,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -65,24 +66,39 @@ def column_heat(heatmap: np.ndarray) -> np.ndarray:
     return local.max(axis=0)
 
 
-def fit_position_scale(heatmaps: list[np.ndarray], applies_to: AppliesTo = "heat") -> list[float]:
+def fit_position_scale(
+    heatmaps: list[np.ndarray], applies_to: AppliesTo = "heat", profile_share: float = 0.0
+) -> list[float]:
     """Per-column factors in (0, 1] from good images' heatmaps, all of one width."""
     widths = {h.shape[1] for h in heatmaps}
     if len(widths) != 1:
         raise ValueError(f"a position profile needs images of one width, got {sorted(widths)}")
-    return scale_from_column_heats([column_heat(h) for h in heatmaps], applies_to)
+    return scale_from_column_heats([column_heat(h) for h in heatmaps], applies_to, profile_share)
 
 
 def odds(heat: np.ndarray | float) -> np.ndarray | float:
     return heat / (1.0 - heat)
 
 
-def scale_from_column_heats(heats: list[np.ndarray], applies_to: AppliesTo = "heat") -> list[float]:
+def profile_rank(images: int, profile_share: float) -> int:
+    """How many good images must reach a column's profile heat: at least ``profile_share`` of them, and one."""
+    return min(images, max(1, math.ceil(profile_share * images - 1e-9)))
+
+
+def scale_from_column_heats(
+    heats: list[np.ndarray], applies_to: AppliesTo = "heat", profile_share: float = 0.0
+) -> list[float]:
     """``fit_position_scale`` from each image's ``column_heat``: calibration refits without one image
-    at a time from these, not from the maps."""
+    at a time from these, not from the maps.
+
+    A column's profile is the heat that at least ``profile_share`` of the images reach there (0: the
+    hottest image's alone): above 0, a speck on one good image leaves its column as it is (that image's
+    score then weighs on the image threshold instead), and only heat most images share is quieted.
+    """
     if not heats:
         raise ValueError("a position profile needs at least one good image")
-    hottest = np.max(heats, axis=0)
+    rank = profile_rank(len(heats), profile_share)
+    hottest = np.sort(np.stack(heats), axis=0)[len(heats) - rank]
     hottest = cv2.dilate(hottest[None, :], np.ones((1, SPREAD_PX), np.uint8))[0]
     allowed = max(TOLERANCE * float(np.median(hottest)), 1e-6)
     profile = np.maximum(hottest, allowed).astype(np.float64)

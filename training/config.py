@@ -307,6 +307,11 @@ class CalibrationConfig(Strict):
         "heat as much as 'heat' does and leaves heat near 1 near 1, or the heat itself, which also halves a "
         "defect in a column where good strips peaked at twice the allowance (bench/results/position_odds.json)",
     )
+    column_profile_share: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="a column is quieted down from the heat at least this share of the good images reach in it "
+        "(qc/position.py); 0: the hottest image's alone, so one good image's speck quiets its column",
+    )
 
 
 class ExportConfig(Strict):

@@ -78,12 +78,13 @@ class PositionFit:
     record: dict  # the card's ``position`` fields: width, scale, applies_to, data
     picked: list[int]  # the trained-on images fitted on (indices)
     column_heats: list[np.ndarray]  # each one's hottest local heat per column (qc.position.column_heat)
+    profile_share: float = 0.0  # calibration.column_profile_share
 
     def scale_without(self, k: int) -> ColumnFactors:
         """The factors fitted on every picked image but the k-th: that image then scores as an unseen one would."""
         others = self.column_heats[:k] + self.column_heats[k + 1 :]
         applies_to = self.record["applies_to"]
-        scale = scale_from_column_heats(others, applies_to) if others else [1.0] * self.record["width"]
+        scale = scale_from_column_heats(others, applies_to, self.profile_share) if others else [1.0] * self.record["width"]
         return ColumnFactors(np.asarray(scale, np.float32), applies_to)
 
 
@@ -112,14 +113,14 @@ def fit_position(
     # heat never exceeds its own column's profile: with factors on the odds, heat above the profile
     # would be quieted less than in proportion (the smoothed map's peaks of thin hot lines are lower).
     heats = [column_heat(maps(k)[0]) for k in range(len(picked))]
-    scale = scale_from_column_heats(heats, config.column_factors)
+    scale = scale_from_column_heats(heats, config.column_factors, config.column_profile_share)
     record = {
         "width": len(scale),
         "scale": scale,
         "applies_to": config.column_factors,
         "data": f"{len(picked)} good images trained on from {source}",
     }
-    return PositionFit(record, picked, heats)
+    return PositionFit(record, picked, heats, config.column_profile_share)
 
 
 def trained_on_scores(

@@ -89,3 +89,18 @@ def test_a_card_from_before_the_choice_scales_the_heat():
     assert ColumnFactors.from_record(None) is None
     with pytest.raises(ValidationError, match="applies_to"):
         PositionRecord(width=2, scale=[1.0, 0.5], data="x", applies_to="logits")
+
+
+def test_a_profile_share_leaves_one_good_images_speck_alone_and_still_quiets_what_most_share(rng):
+    goods = [good_map(rng) for _ in range(10)]
+    goods[3][10:15, 300:305] = 0.9  # a speck on one good image only
+    hottest = np.asarray(fit_position_scale(goods, "odds"), np.float32)
+    shared = np.asarray(fit_position_scale(goods, "odds", profile_share=0.5), np.float32)
+    assert hottest[300:305].max() < 0.1  # the hottest image alone quiets the speck's column...
+    assert (shared[250:] == 1.0).all()  # ...half of them leave it as it is
+    assert hottest[100:110].max() < 0.1 and shared[100:110].max() < 0.1  # the bed is hot on all: quieted either way
+    # 0 is the hottest image's profile; 1 the coolest image's, still hot where every image is; a share
+    # never asks fewer than one image.
+    assert fit_position_scale(goods, "odds", profile_share=0.0) == fit_position_scale(goods, "odds")
+    assert np.asarray(fit_position_scale(goods, "odds", profile_share=1.0))[100:110].max() < 0.1
+    assert fit_position_scale(goods[:1], "odds", profile_share=0.5) == fit_position_scale(goods[:1], "odds")

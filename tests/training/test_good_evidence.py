@@ -56,6 +56,18 @@ def test_a_strip_is_scored_with_factors_fitted_without_it(column_factors):
     assert max(np.delete(scores, 2)) < unquieted - 0.15
 
 
+def test_a_profile_share_quiets_the_stations_band_and_leaves_one_strips_own_band_to_the_threshold():
+    net = fires_on_bright().eval()
+    trained_on = strips(5, lone_band_in=2)
+    config = CalibrationConfig(column_profile_share=0.5)
+    fit = fit_position(net, trained_on, strips(2), config, EXPORT, source="test strips")
+    scale = ColumnFactors.from_record(fit.record).scale
+    assert scale[20:26].max() < 1.0 and (scale[600:606] == 1.0).all()
+    assert (fit.scale_without(0).scale[600:606] == 1.0).all()  # cross-fitting keeps the share
+    scores = trained_on_scores(net, trained_on, EXPORT, fit)
+    assert scores[2] > 0.8 and max(np.delete(scores, 2)) < 0.8  # the lone band now weighs on the threshold
+
+
 def test_calibration_sets_the_image_threshold_from_both_samples():
     net = fires_on_bright().eval()
     trained_on, held_back = strips(5, lone_band_in=2), strips(2)
