@@ -11,7 +11,7 @@ pixel-level AUROC, the false-reject rate and recall at each card's threshold. Th
 same in both: only the station's post-processing and thresholds differ.
 
 Run: qc bench position -- --work WORK_DIR [--json bench/results/position.json] [--image-scores-from held_back]
-     [--column-factors heat] [--fill-padding] [--max-threshold 0.999]
+     [--column-factors heat] [--column-profile-share 0.5] [--fill-padding] [--max-threshold 0.999]
 """
 
 from __future__ import annotations
@@ -64,16 +64,19 @@ def selected_runs(work: Path, fabrics: str | None) -> list[tuple[str, int]]:
 
 def recalibrate(
     run, data: Path, image_scores_from: str, column_factors: str, fill_padding: bool | None = None,
-    max_threshold: float | None = None,
+    max_threshold: float | None = None, column_profile_share: float | None = None,
 ) -> tuple[Thresholds, dict | None]:
     """A kept run's thresholds and column factors calibrated again as ``qc train`` does, for its net as it is now,
     fed as ``export.fill_padding`` says: ``fill_padding``, or the run's own when None; thresholds capped at
-    ``max_threshold``, or the run's own cap when None."""
+    ``max_threshold``, or the run's own cap when None; column profiles from ``column_profile_share`` (the
+    run's own when None)."""
     config = run.config
     export = config.export if fill_padding is None else config.export.model_copy(update={"fill_padding": fill_padding})
     update = {"image_scores_from": image_scores_from, "column_factors": column_factors}
     if max_threshold is not None:
         update["max_threshold"] = max_threshold
+    if column_profile_share is not None:
+        update["column_profile_share"] = column_profile_share
     calibration = config.calibration.model_validate({**config.calibration.model_dump(), **update})
     trained_on, held_back = split_train_val(
         find_training_images(data), val_fraction=config.data.val_fraction,
@@ -93,7 +96,7 @@ def recalibrate(
 
 def refit(
     work: Path, fabric: str, seed: int, out_model: Path, image_scores_from: str, column_factors: str,
-    fill_padding: bool | None = None, max_threshold: float | None = None,
+    fill_padding: bool | None = None, max_threshold: float | None = None, column_profile_share: float | None = None,
 ) -> dict:
     """The kept model's card with column factors and thresholds calibrated with them, in ``out_model``;
     its tiling says whether the station feeds the padding mirrored over by cloth (``fill_padding``, or
@@ -102,7 +105,8 @@ def refit(
     if fill_padding is None:
         fill_padding = run.config.export.fill_padding
     thresholds, position = recalibrate(
-        run, work / f"fabric{fabric}", image_scores_from, column_factors, fill_padding, max_threshold
+        run, work / f"fabric{fabric}", image_scores_from, column_factors, fill_padding, max_threshold,
+        column_profile_share,
     )
     model = work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
     shutil.copytree(model, out_model)
@@ -136,7 +140,17 @@ def main() -> None:
         "--max-threshold", type=float, default=None,
         help="the refitted thresholds' calibration.max_threshold, the cap (default: as each run was trained)",
     )
+    parser.add_argument(
+        "--column-profile-share", type=float, default=None,
+        help="the refitted factors' calibration.column_profile_share: columns quieted down from the heat this "
+        "share of the good strips reach (default: as each run was trained)",
+    )
     args = parser.parse_args()
+    if args.column_profile_share is not None:
+        try:
+            CalibrationConfig(column_profile_share=args.column_profile_share)
+        except ValidationError as exc:
+            parser.error(f"--column-profile-share {args.column_profile_share:g}: {exc.errors()[0]['msg']}")
     if args.max_threshold is not None:
         try:  # the cap's bounds are calibration.max_threshold's own
             CalibrationConfig(max_threshold=args.max_threshold)
@@ -152,7 +166,7 @@ def main() -> None:
             copy = Path(tmp) / f"aitex{fabric}_seed{seed}"
             refit_record = refit(
                 args.work, fabric, seed, copy, args.image_scores_from, args.column_factors, args.fill_padding,
-                args.max_threshold,
+                args.max_threshold, args.column_profile_share,
             )
             before, after = evaluate_model(kept, data), evaluate_model(copy, data)
             row = {"fabric": fabric, "seed": seed, **refit_record,
@@ -167,7 +181,8 @@ def main() -> None:
                                              "image_scores_from": args.image_scores_from,
                                              "column_factors": args.column_factors,
                                              "fill_padding": args.fill_padding,
-                                             "max_threshold": args.max_threshold, "rows": rows,
+                                             "max_threshold": args.max_threshold,
+                                             "column_profile_share": args.column_profile_share, "rows": rows,
                                              "summary": summary(rows)}, indent=1) + "\n", encoding="utf-8")
     print(format_summary(summary(rows)))
 

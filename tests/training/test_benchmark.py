@@ -81,6 +81,17 @@ def test_bench_runs_each_seed_and_writes_the_summary(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["bench", "position", "--", "--work", str(tmp_path / "work"), "--max-threshold", "1.5"])
     assert "--max-threshold 1.5" in capsys.readouterr().err
+    # --column-profile-share refits the factors from what that share of the strips reach (tests/qc/test_position.py)
+    out = tmp_path / "position_share.json"
+    assert main(["bench", "position", "--", "--work", str(tmp_path / "work"), "--column-profile-share", "1",
+                 "--json", str(out)]) == 0
+    shared = json.loads(out.read_text())
+    assert shared["column_profile_share"] == 1.0
+    assert [(r["fabric"], r["seed"]) for r in shared["rows"]] == [(r["fabric"], r["seed"]) for r in rows]
+    assert all(0 <= r["quieted_columns"] <= 4096 and r["kept"] == hottest["kept"] for r, hottest in zip(shared["rows"], rows))
+    with pytest.raises(SystemExit):
+        main(["bench", "position", "--", "--work", str(tmp_path / "work"), "--column-profile-share", "2"])
+    assert "--column-profile-share 2" in capsys.readouterr().err
 
     # qc bench flips runs the same networks with other test-time flips, exported and calibrated again
     out = tmp_path / "flips.json"
