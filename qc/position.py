@@ -3,7 +3,8 @@
 A line-scan camera sees the same place across the web in the same column of every strip: a machine
 bed beside the cloth, a selvage, a fabric's mottled edge zone. The network's heat there on good
 strips is a property of the station, not a defect. After training, the hottest local heat of
-every column over the good images it trained on gives a profile; a column whose profile exceeds
+every column over the good images it trained on gives a profile (``calibration.column_profile_share``
+can take what a share of them reach instead: measured worse); a column whose profile exceeds
 ``allowed`` (half again the median column's: up to that is the noise between columns) has its heat
 scaled so that the profile would come down to ``allowed``. A column is never made hotter, and only
 columns hot on good images are quieted, in proportion. A defect elsewhere keeps its full heat; one
@@ -98,10 +99,10 @@ def scale_from_column_heats(
     if not heats:
         raise ValueError("a position profile needs at least one good image")
     rank = profile_rank(len(heats), profile_share)
-    hottest = np.sort(np.stack(heats), axis=0)[len(heats) - rank]
-    hottest = cv2.dilate(hottest[None, :], np.ones((1, SPREAD_PX), np.uint8))[0]
-    allowed = max(TOLERANCE * float(np.median(hottest)), 1e-6)
-    profile = np.maximum(hottest, allowed).astype(np.float64)
+    reached = np.sort(np.stack(heats), axis=0)[len(heats) - rank]  # what `rank` of the images reach
+    reached = cv2.dilate(reached[None, :], np.ones((1, SPREAD_PX), np.uint8))[0]
+    allowed = max(TOLERANCE * float(np.median(reached)), 1e-6)
+    profile = np.maximum(reached, allowed).astype(np.float64)
     if applies_to == "odds":
         allowed = min(allowed, MAX_PROFILE_HEAT)
         factors = odds(allowed) / odds(np.clip(profile, allowed, MAX_PROFILE_HEAT))
