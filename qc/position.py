@@ -83,6 +83,7 @@ def odds(heat: np.ndarray | float) -> np.ndarray | float:
 
 def profile_rank(images: int, profile_share: float) -> int:
     """How many good images must reach a column's profile heat: at least ``profile_share`` of them, and one."""
+    # The epsilon keeps a float product such as 0.3 * 10 = 3.0000000000000004 from asking one image more.
     return min(images, max(1, math.ceil(profile_share * images - 1e-9)))
 
 
