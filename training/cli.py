@@ -93,6 +93,7 @@ BENCH_SCRIPTS = {
     "line": "bench_line.py",
     "memory-bank": "bench_memory_bank.py",
     "position": "bench_position.py",
+    "margin": "bench_margin.py",
     "flips": "bench_flips.py",
     "image-score": "bench_image_score.py",
     "norms": "bench_norms.py",
