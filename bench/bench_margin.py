@@ -55,7 +55,8 @@ def calibration_statistic(run_record: dict, card_threshold: float) -> tuple[floa
     if calibration.get("trained_on_scores"):
         maxima.append(calibration["trained_on_scores"]["max"])
     statistic = float(max(maxima))
-    margin, cap = float(config["odds_margin"]), float(config["max_threshold"])
+    own = config.get("image_odds_margin")  # runs from before it existed set both thresholds with odds_margin
+    margin, cap = float(config["odds_margin"] if own is None else own), float(config["max_threshold"])
     again = min(cap, with_odds_margin(statistic, margin))
     if abs(again - card_threshold) > 1e-6:
         raise SystemExit(
@@ -123,7 +124,7 @@ def main() -> None:
                         help="a `qc bench aitex --work-dir` folder; repeat for several")
     parser.add_argument("--fabrics", default=None, help="comma-separated fabric codes (default: every kept run)")
     parser.add_argument("--margins", type=margin_list, default=[2.0, 4.0, 8.0],
-                        help="comma-separated odds margins (calibration.odds_margin; training's default: 2)")
+                        help="comma-separated odds margins (calibration.image_odds_margin; training's default: 4)")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "margin.json")
     args = parser.parse_args()
     runs = [(work, f, s) for work in args.work for f, s in selected_runs(work, args.fabrics)]

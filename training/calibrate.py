@@ -6,13 +6,13 @@ Image threshold. With n good scores and a target false-reject rate r:
 - otherwise (the usual case: a few dozen good images and r = 1 %) the quantile would just be the
   maximum, and the maximum of n samples sits only at about the 1 - 1/(n+1) quantile, so a margin is
   needed ("good-max").
-Either statistic s is then given a safety margin on the *odds* scale, odds(t) = odds_margin *
-odds(s): for small scores this is about odds_margin times s, and it never crosses 1, which a
+Either statistic s is then given a safety margin on the *odds* scale, odds(t) = image_odds_margin *
+odds(s): for small scores this is about image_odds_margin times s, and it never crosses 1, which a
 multiplicative margin on s itself would for a score near 1.
 
-Pixel threshold: the same odds margin on a high quantile of the held-back good heatmap pixels (a
-single hot pixel must not set it), never below ``pixel_floor`` (0.5, where the network itself calls a
-pixel more likely defect than not).
+Pixel threshold: an odds margin of its own (``odds_margin``) on a high quantile of the held-back
+good heatmap pixels (a single hot pixel must not set it), never below ``pixel_floor`` (0.5, where
+the network itself calls a pixel more likely defect than not).
 
 Images are scored as the station scores them (qc.tiling: same tiles, padding and blending), so the
 thresholds mean the same thing at calibration and on the line.
@@ -47,8 +47,8 @@ def image_threshold(scores: np.ndarray, config: CalibrationConfig) -> tuple[floa
     else:
         stat = float(np.max(scores))
         method = "good-max"
-    threshold = min(config.max_threshold, with_odds_margin(stat, config.odds_margin))
-    return threshold, f"{method} x{config.odds_margin:g} odds"
+    threshold = min(config.max_threshold, with_odds_margin(stat, config.image_odds_margin))
+    return threshold, f"{method} x{config.image_odds_margin:g} odds"
 
 
 def calibrate(

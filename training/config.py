@@ -34,7 +34,7 @@ class DataConfig(Strict):
     )
     min_val_images: int = Field(2, ge=1, description="held-back images never fall below this count")
     anomaly_probability: float = Field(
-        0.5, ge=0.0, le=1.0, description="fraction of training crops given a synthetic anomaly"
+        0.67, ge=0.0, le=1.0, description="fraction of training crops given a synthetic anomaly"
     )
     crops_per: Literal["image", "area"] = Field(
         "image",
@@ -102,7 +102,7 @@ class AnomalyConfig(Strict):
         "share of the fabric's own detail contrast (0: any region of visibly changed pixels)",
     )
     generator_share: float = Field(
-        0.0,
+        0.25,
         ge=0.0,
         le=1.0,
         description="share of pasted anomalies drawn by the synthetic fabric generator's defect renderers "
@@ -110,7 +110,7 @@ class AnomalyConfig(Strict):
         "shape and fill",
     )
     generator_defects: list[str] = Field(
-        [],
+        ["broken_end", "broken_pick", "missing_yarn", "float", "slub", "foreign_fiber"],
         description="which of the generator's fabric defect types those are drawn from, e.g. "
         "[broken_end, broken_pick, missing_yarn]; empty: every type",
     )
@@ -278,7 +278,12 @@ class CalibrationConfig(Strict):
         0.01, gt=0, lt=1, description="share of good units allowed to fail at the image threshold"
     )
     odds_margin: float = Field(
-        2.0, ge=1.0, description="factor on the odds of the good-score statistic (safety margin)"
+        2.0, ge=1.0, description="factor on the odds of the good pixels' quantile for the pixel threshold (safety margin)"
+    )
+    image_odds_margin: float = Field(
+        4.0, ge=1.0,
+        description="factor on the odds of the good-score statistic for the image threshold, the verdict's "
+        "(odds_margin stays the pixel threshold's)",
     )
     pixel_quantile: float = Field(
         0.9999, gt=0.5, lt=1.0, description="quantile of held-back good heatmap pixels for the pixel threshold"

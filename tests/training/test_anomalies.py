@@ -99,7 +99,7 @@ def test_new_shapes_draw_thin_lines_and_small_spots():
         assert mask.sum() <= 6 * extent
 
 
-GENERATOR_ONLY = AnomalyConfig(generator_share=1.0)
+GENERATOR_ONLY = AnomalyConfig(generator_share=1.0, generator_defects=[])  # every type of the generator's
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -125,7 +125,7 @@ def test_the_generator_share_draws_the_generators_defect_types():
     expected = add_generator_defect(rng, image, GENERATOR_ONLY)
     out, mask = add_anomaly(np.random.default_rng(11), image, image, GENERATOR_ONLY)
     assert np.array_equal(out, expected[0]) and np.array_equal(mask, expected[1])
-    ordinary = add_anomaly(np.random.default_rng(11), image, image, AnomalyConfig())
+    ordinary = add_anomaly(np.random.default_rng(11), image, image, AnomalyConfig(generator_share=0.0))
     assert not np.array_equal(ordinary[1], mask)
     mixed = AnomalyConfig(generator_share=0.5)
     from_generator = 0

@@ -118,17 +118,18 @@ def test_bench_runs_each_seed_and_writes_the_summary(tmp_path, capsys):
     assert set(scored["summary"][0]) >= {"fabric", "runs", "max5", "top200"}
 
     # qc bench margin sets each kept model's threshold again at other odds margins: at the run's own
-    # margin it is the card's, with qc eval's rates; a wider margin rejects no more and catches no more
+    # margin (the default config's 4) it is the card's, with qc eval's rates; a wider margin rejects
+    # no more and catches no more
     out = tmp_path / "margin.json"
-    assert main(["bench", "margin", "--", "--work", str(tmp_path / "work"), "--margins", "2,8", "--json", str(out)]) == 0
+    assert main(["bench", "margin", "--", "--work", str(tmp_path / "work"), "--margins", "4,16", "--json", str(out)]) == 0
     margins = json.loads(out.read_text())
     for r in margins["rows"]:
-        kept, own, wide = result["rows"][r["seed"]], r["margins"]["2"], r["margins"]["8"]
-        assert r["own_margin"] == 2.0 and own["threshold"] == pytest.approx(kept["image_threshold"], abs=1e-9)
+        kept, own, wide = result["rows"][r["seed"]], r["margins"]["4"], r["margins"]["16"]
+        assert r["own_margin"] == 4.0 and own["threshold"] == pytest.approx(kept["image_threshold"], abs=1e-9)
         assert own["false_reject_rate"] == kept["false_reject_rate"] and own["recall"] == kept["recall"]
         assert own["threshold"] <= wide["threshold"] <= r["cap"]
         assert wide["false_reject_rate"] <= own["false_reject_rate"] and wide["recall"] <= own["recall"]
-    assert margins["summary"][0]["2"]["good_rejected"].endswith("of 16")  # 8 good test strips a seed
+    assert margins["summary"][0]["4"]["good_rejected"].endswith("of 16")  # 8 good test strips a seed
     assert "good rejected" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["bench", "margin", "--", "--work", str(tmp_path / "work"), "--margins", "0.5"])

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from pydantic import ValidationError
 
 from training.calibrate import calibrate, image_threshold, with_odds_margin
 from training.config import CalibrationConfig, ExportConfig, NetConfig
@@ -13,14 +15,35 @@ def test_few_images_use_the_max_with_a_margin():
     scores = np.array([0.01, 0.05, 0.2])
     threshold, method = image_threshold(scores, CalibrationConfig(target_false_reject_rate=0.01))
     assert method.startswith("good-max")
-    assert threshold > 0.2 and abs(threshold - with_odds_margin(0.2, 2.0)) < 1e-12
+    assert threshold > 0.2 and abs(threshold - with_odds_margin(0.2, CalibrationConfig().image_odds_margin)) < 1e-12
 
 
 def test_many_images_use_the_quantile():
     scores = np.linspace(0.0, 0.5, 1000)
     threshold, method = image_threshold(scores, CalibrationConfig(target_false_reject_rate=0.01))
     assert method.startswith("good-quantile")
-    assert with_odds_margin(0.49, 2.0) < threshold < with_odds_margin(0.5, 2.0)
+    margin = CalibrationConfig().image_odds_margin
+    assert with_odds_margin(0.49, margin) < threshold < with_odds_margin(0.5, margin)
+
+
+def test_the_image_threshold_takes_its_own_margin_and_the_pixel_threshold_keeps_the_shared_one():
+    scores = np.array([0.01, 0.05, 0.2])
+    narrow, wide = CalibrationConfig(image_odds_margin=2.0), CalibrationConfig(image_odds_margin=4.0)
+    threshold, method = image_threshold(scores, wide)
+    assert abs(threshold - with_odds_margin(0.2, 4.0)) < 1e-12 and "x4 odds" in method
+    rng = np.random.default_rng(0)
+    images = [striped_fabric(rng, 100, 150), striped_fabric(rng, 40, 50)]
+    net = DefectUNet(NetConfig(base_channels=4, channel_multipliers=[1, 2])).eval()
+    export = ExportConfig(tile_px=64, overlap_px=16)
+    shared, _ = calibrate(net, images, narrow, export, data_description="two images")
+    own, _ = calibrate(net, images, wide, export, data_description="two images")
+    assert own.pixel == shared.pixel and own.image > shared.image  # odds_margin 2 sets both pixel thresholds
+    assert "image: good-max x4 odds" in own.calibration.method and "pixels x2 odds" in own.calibration.method
+
+
+def test_an_image_margin_below_one_is_refused():
+    with pytest.raises(ValidationError, match="image_odds_margin"):
+        CalibrationConfig(image_odds_margin=0.5)
 
 
 def test_odds_margin_never_crosses_one():

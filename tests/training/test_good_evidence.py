@@ -79,7 +79,7 @@ def test_calibration_sets_the_image_threshold_from_both_samples():
         net, held_back, config, EXPORT, data_description="2 strips", position_scale=scale, trained_on_scores=scores
     )
     assert summary["good_scores"]["max"] < 0.5 < summary["trained_on_scores"]["max"]
-    assert thresholds.image == min(config.max_threshold, with_odds_margin(float(scores.max()), config.odds_margin))
+    assert thresholds.image == min(config.max_threshold, with_odds_margin(float(scores.max()), config.image_odds_margin))
     assert thresholds.calibration.n_images == 7 and "5 trained-on" in thresholds.calibration.method
 
     held_only = config.model_copy(update={"image_scores_from": "held_back"})
