@@ -26,7 +26,7 @@ def test_many_images_use_the_quantile():
     assert with_odds_margin(0.49, margin) < threshold < with_odds_margin(0.5, margin)
 
 
-def test_the_image_threshold_takes_its_own_margin_and_the_pixel_threshold_keeps_the_shared_one():
+def test_the_image_threshold_takes_its_own_margin_and_the_pixel_threshold_keeps_odds_margin():
     scores = np.array([0.01, 0.05, 0.2])
     narrow, wide = CalibrationConfig(image_odds_margin=2.0), CalibrationConfig(image_odds_margin=4.0)
     threshold, method = image_threshold(scores, wide)
