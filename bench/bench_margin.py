@@ -31,7 +31,8 @@ from qc.evaluate import evaluate_model  # noqa: E402
 from qc.machine import machine  # noqa: E402
 from qc.metrics import rates_at_threshold  # noqa: E402
 
-from training.calibrate import with_odds_margin  # noqa: E402
+from training.calibrate import image_threshold  # noqa: E402
+from training.config import CalibrationConfig  # noqa: E402
 
 
 def margin_list(text: str) -> list[float]:
@@ -44,43 +45,55 @@ def margin_list(text: str) -> list[float]:
     return margins
 
 
-def calibration_statistic(run_record: dict, card_threshold: float) -> tuple[float, float, float]:
-    """(statistic, the run's margin, its cap): the good-max the run's image threshold was set from.
+def run_calibration(run_record: dict) -> CalibrationConfig:
+    """The run's calibration config; runs from before image_odds_margin existed set both thresholds with odds_margin."""
+    config = dict(run_record["config"]["calibration"])
+    config.setdefault("image_odds_margin", config["odds_margin"])
+    return CalibrationConfig.model_validate(config)
+
+
+def threshold_at(statistic: float, calibration: CalibrationConfig, margin: float) -> float:
+    """Training's image threshold (training.calibrate) from the one statistic, at ``margin``, under the run's cap."""
+    return image_threshold(np.array([statistic]), calibration.model_copy(update={"image_odds_margin": margin}))[0]
+
+
+def calibration_statistic(run_record: dict, card_threshold: float) -> float:
+    """The good-max the run's image threshold was set from.
 
     Only a good-max threshold can be set again from run.json's summary; one that the run's own margin
     and cap do not reproduce (a good-quantile threshold, or a card refitted since) ends the bench."""
-    config = run_record["config"]["calibration"]
     calibration = run_record["calibration"]
     maxima = [calibration["good_scores"]["max"]]
     if calibration.get("trained_on_scores"):
         maxima.append(calibration["trained_on_scores"]["max"])
     statistic = float(max(maxima))
-    own = config.get("image_odds_margin")  # runs from before it existed set both thresholds with odds_margin
-    margin, cap = float(config["odds_margin"] if own is None else own), float(config["max_threshold"])
-    again = min(cap, with_odds_margin(statistic, margin))
+    config = run_calibration(run_record)
+    again = threshold_at(statistic, config, config.image_odds_margin)
     if abs(again - card_threshold) > 1e-6:
         raise SystemExit(
-            f"the card's image threshold {card_threshold:.6f} is not the good-max {statistic:.6f} x{margin:g} odds "
-            f"capped at {cap:g} ({again:.6f}) that run.json records: this bench needs a good-max threshold"
+            f"the card's image threshold {card_threshold:.6f} is not the good-max {statistic:.6f} "
+            f"x{config.image_odds_margin:g} odds capped at {config.max_threshold:g} ({again:.6f}) that run.json "
+            "records: this bench needs a good-max threshold"
         )
-    return statistic, margin, cap
+    return statistic
 
 
 def measure(work: Path, fabric: str, seed: int, margins: list[float]) -> dict:
     report = evaluate_model(work / "models" / f"aitex{fabric}_seed{seed}" / "bench", work / f"fabric{fabric}")
     record = json.loads((work / f"run{fabric}_seed{seed}" / "run.json").read_text(encoding="utf-8"))
-    statistic, own_margin, cap = calibration_statistic(record, report["image_threshold"])
+    statistic = calibration_statistic(record, report["image_threshold"])
+    calibration = run_calibration(record)
     scores = np.array([s["score"] for s in report["scores"]])
     labels = np.array([s["type"] != "good" for s in report["scores"]])
     arms = {}
     for margin in margins:
-        threshold = min(cap, with_odds_margin(statistic, margin))
+        threshold = threshold_at(statistic, calibration, margin)
         rates = rates_at_threshold(scores, labels, threshold)
         arms[f"{margin:g}"] = {"threshold": threshold, "false_reject_rate": rates["false_reject_rate"],
                                "recall": rates["recall"], "good_rejected": int((scores[~labels] >= threshold).sum()),
                                "defects_caught": int((scores[labels] >= threshold).sum())}
-    return {"work": str(work), "fabric": fabric, "seed": seed, "statistic": statistic, "own_margin": own_margin,
-            "cap": cap, "test_good": int((~labels).sum()), "test_defect": int(labels.sum()),
+    return {"work": str(work), "fabric": fabric, "seed": seed, "statistic": statistic,
+            "own_margin": calibration.image_odds_margin, "cap": calibration.max_threshold, "test_good": int((~labels).sum()), "test_defect": int(labels.sum()),
             "image_auroc": report["image_auroc"], "margins": arms}
 
 
