@@ -127,6 +127,14 @@ class PositionRecord(_Strict):
         return self
 
 
+class HeatmapRecord(_Strict):
+    """How the station smooths the map it shows and thresholds (qc.postprocess.shown_heatmap)."""
+
+    broad_sigma_px: float = Field(
+        gt=0, description="the shown map is the larger of the map smoothed at 4 px and at this sigma, per pixel"
+    )
+
+
 class ModelCard(_Strict):
     schema_version: int = CARD_SCHEMA_VERSION
     name: str
@@ -153,6 +161,9 @@ class ModelCard(_Strict):
     )
     position: PositionRecord | None = Field(
         None, description="a fixed camera's per-column heat factors; None: every column counts alike"
+    )
+    heatmap: HeatmapRecord | None = Field(
+        None, description="the shown map's broad smoothing; None: the 4-px smoothing alone (cards before 2026-12-06)"
     )
 
 

@@ -120,6 +120,7 @@ class Inferencer:
         self.card: ModelCard = verify_files(self.model_dir)
         position = self.card.position
         self._position_scale = ColumnFactors.from_record(position)
+        self._broad_sigma_px = self.card.heatmap.broad_sigma_px if self.card.heatmap is not None else 0.0
         self.batch_size = max(1, batch_size)
         self._session = open_session(self.model_dir / self.card.onnx_file, threads=threads, provider=provider)
         self.provider = self._session.get_providers()[0]
@@ -205,7 +206,7 @@ class Inferencer:
         started = time.perf_counter()
         rgb = to_rgb_uint8(image)
         blended, score = self._blend(rgb)
-        heatmap, score = postprocess(rgb, blended, score, self._position_scale)
+        heatmap, score = postprocess(rgb, blended, score, self._position_scale, self._broad_sigma_px)
         return InferenceResult(
             heatmap=heatmap,
             score=score,

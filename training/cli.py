@@ -94,6 +94,7 @@ BENCH_SCRIPTS = {
     "memory-bank": "bench_memory_bank.py",
     "position": "bench_position.py",
     "margin": "bench_margin.py",
+    "smoothing": "bench_smoothing.py",
     "flips": "bench_flips.py",
     "image-score": "bench_image_score.py",
     "norms": "bench_norms.py",

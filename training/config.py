@@ -333,6 +333,13 @@ class ExportConfig(Strict):
         description="feed the network the padding mirrored over by cloth (qc.padding.fill_padding): training's "
         "crops, calibration and the station (written to the card's tiling); measured, not the default",
     )
+    broad_sigma_px: float = Field(
+        16.0,
+        ge=0,
+        description="the shown map is the larger of the map smoothed at 4 px and at this sigma (written to the "
+        "card's heatmap; calibration's pixel threshold is fitted on it): a long faint defect found at one point "
+        "is shown over its length; 0: the 4-px smoothing alone",
+    )
 
     @model_validator(mode="after")
     def _overlap_below_tile(self) -> "ExportConfig":

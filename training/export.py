@@ -22,6 +22,7 @@ from torch import nn
 from qc.atomic import write_bytes_atomic
 from qc.card import (
     BackboneRecord,
+    HeatmapRecord,
     PositionRecord,
     ExportParity,
     InputSpec,
@@ -58,10 +59,15 @@ class TrainedRun:
     parity_odd: np.ndarray  # (1, h, w, 3) uint8, a non-square crop
 
 
-def single_pass_if_unnamed(config: dict) -> dict:
-    """A run from before ``net.test_time_flips`` existed was calibrated on single-pass maps: it
-    stays single-pass, whatever today's default is."""
-    return {**config, "net": {"test_time_flips": "none", **config.get("net", {})}}
+def as_calibrated(config: dict) -> dict:
+    """A run's config as its thresholds were calibrated, whatever today's defaults are. A run from
+    before ``net.test_time_flips`` existed was calibrated on single-pass maps, and one from before
+    ``export.broad_sigma_px`` on the 4-px smoothing alone: both stay so."""
+    return {
+        **config,
+        "net": {"test_time_flips": "none", **config.get("net", {})},
+        "export": {"broad_sigma_px": 0.0, **config.get("export", {})},
+    }
 
 
 def load_run(run_dir: Path) -> TrainedRun:
@@ -73,7 +79,7 @@ def load_run(run_dir: Path) -> TrainedRun:
             raise TrainingError(f"{path} is missing: is {run_dir} a finished `qc train` run?")
     try:
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        config = TrainConfig.model_validate(single_pass_if_unnamed(checkpoint["config"]))
+        config = TrainConfig.model_validate(as_calibrated(checkpoint["config"]))
         net = build_network(config.net)
         net.load_state_dict(checkpoint["state_dict"])
     except Exception as exc:  # torch raises many types for a truncated or foreign file
@@ -285,6 +291,7 @@ def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, command
         export_command=command,
         backbone=backbone,
         position=position_record(record["calibration"].get("position")),
+        heatmap=HeatmapRecord(broad_sigma_px=broad) if (broad := run.config.export.broad_sigma_px) > 0 else None,
     )
     write_card(card, out_dir)
     return card

@@ -74,4 +74,4 @@ def infer_image(
     """(heatmap (H, W) float32, score) for one uint8 RGB image as the station shows and scores it."""
     # The station post-processes the same way (qc.inference), so thresholds mean the same.
     heatmap, score = station_map(net, image, export, batch_size=batch_size)
-    return after_padding(heatmap, score, position_scale)
+    return after_padding(heatmap, score, position_scale, export.broad_sigma_px)

@@ -176,3 +176,32 @@ def test_provider_choice_falls_back_to_cpu_with_a_warning(caplog):
 
 def test_inferencer_says_which_provider_runs(tiny_model_dir):
     assert Inferencer(tiny_model_dir, provider="auto").provider == "CPUExecutionProvider"
+
+
+def test_the_card_says_whether_the_shown_map_is_also_smoothed_broadly(tiny_model_dir, tmp_path, rng):
+    """A card with ``heatmap.broad_sigma_px`` shows the larger of the fine and the broad smoothing
+    (its pixel threshold was calibrated on that map); a card without one, the fine smoothing alone."""
+    from qc.card import HeatmapRecord
+    from qc.postprocess import shown_heatmap
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    image = _fabric_with_dark_spot(120, 300, (60, 150, 4))
+    raw, _ = Inferencer(model_dir, threads=1).scored_map(image)
+    fine = Inferencer(model_dir, threads=1).infer(image).heatmap
+    assert load_card(model_dir).heatmap is None
+    np.testing.assert_allclose(fine, shown_heatmap(raw.copy()), atol=1e-6)
+    write_card(load_card(model_dir).model_copy(update={"heatmap": HeatmapRecord(broad_sigma_px=16)}), model_dir)
+    broad = Inferencer(model_dir, threads=1).infer(image).heatmap
+    np.testing.assert_allclose(broad, shown_heatmap(raw.copy(), 16.0), atol=1e-6)
+    assert np.all(broad >= fine - 1e-6) and (broad > fine + 1e-4).any()
+
+
+def test_a_card_with_a_broad_sigma_of_zero_is_refused(tiny_model_dir, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    data = json.loads((model_dir / "model.json").read_text())
+    data["heatmap"] = {"broad_sigma_px": 0}
+    (model_dir / "model.json").write_text(json.dumps(data))
+    with pytest.raises(ModelRefused, match="broad_sigma_px"):
+        Inferencer(model_dir, threads=1)

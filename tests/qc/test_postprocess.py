@@ -1,6 +1,8 @@
 import numpy as np
 
-from qc.postprocess import postprocess, smooth_heatmap
+import pytest
+
+from qc.postprocess import postprocess, shown_heatmap, smooth_heatmap
 
 
 def test_smoothing_fills_a_speckled_defect_and_keeps_the_raw_score():
@@ -18,3 +20,30 @@ def test_smoothing_fills_a_speckled_defect_and_keeps_the_raw_score():
 def test_smoothing_can_be_turned_off():
     heat = np.random.default_rng(0).random((16, 16)).astype(np.float32)
     assert smooth_heatmap(heat, 0) is heat
+
+
+def _dot_map() -> np.ndarray:
+    heat = np.zeros((96, 160), np.float32)
+    heat[46:50, 78:82] = 1.0  # a defect found at one point, as a cut selvage's end dot
+    return heat
+
+
+def test_broad_smoothing_spreads_a_dot_without_lowering_any_pixel():
+    heat = _dot_map()
+    fine = shown_heatmap(heat.copy())
+    both = shown_heatmap(heat.copy(), broad_sigma_px=16)
+    assert np.all(both >= fine)  # the larger of the two at every pixel
+    assert both.max() == pytest.approx(fine.max())  # the peak (a small defect's region) is kept
+    # 30 px along the defect's line the fine map has nothing left; the broad one still ranks it
+    # above cloth far from any heat.
+    assert fine[48, 110] < 1e-6 < both[48, 110]
+    assert both[48, 110] > both[5, 5]
+
+
+def test_no_broad_smoothing_is_the_fine_map_alone():
+    heat = _dot_map()
+    np.testing.assert_array_equal(shown_heatmap(heat.copy(), 0.0), np.clip(smooth_heatmap(heat), 0, 1))
+    image = np.full((96, 160, 3), 120, np.uint8)
+    assert np.array_equal(postprocess(image, heat.copy(), 0.9)[0], postprocess(image, heat.copy(), 0.9, None, 0.0)[0])
+    broad, score = postprocess(image, heat.copy(), 0.9, None, 16.0)
+    assert score == 0.9 and np.array_equal(broad, shown_heatmap(heat.copy(), 16.0))

@@ -135,6 +135,24 @@ def test_bench_runs_each_seed_and_writes_the_summary(tmp_path, capsys):
         main(["bench", "margin", "--", "--work", str(tmp_path / "work"), "--margins", "0.5"])
     assert "--margins" in capsys.readouterr().err
 
+    # qc bench smoothing shows the kept models' maps each way: the default config's card has the 16-px
+    # broad smoothing, so its way (max16) gives qc eval's pixel and tile AUROC; the fine map alone
+    # differs, and every way keeps the figures in range
+    out = tmp_path / "smoothing.json"
+    assert main(["bench", "smoothing", "--", "--work", str(tmp_path / "work"), "--sigmas", "16", "--json", str(out)]) == 0
+    smoothing = json.loads(out.read_text())
+    assert smoothing["ways"] == ["fine", "max16", "broad16"]
+    for r in smoothing["rows"]:
+        kept, ways = result["rows"][r["seed"]], r["ways"]
+        assert ways["max16"]["pixel_auroc"] == pytest.approx(kept["pixel_auroc"], abs=1e-9)
+        assert ways["max16"]["tile_auroc"] == pytest.approx(kept["tile_auroc"], abs=1e-9)
+        assert ways["fine"]["pixel_auroc"] != ways["max16"]["pixel_auroc"]
+        assert all(0.0 <= v <= 1.0 for way in ways.values() for v in way.values())
+    assert "pixel AUROC" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["bench", "smoothing", "--", "--work", str(tmp_path / "work"), "--sigmas", "0"])
+    assert "--sigmas" in capsys.readouterr().err
+
 
 def test_bad_seed_lists_are_refused(capsys):
     from qc.cli import main

@@ -101,6 +101,20 @@ def test_a_run_from_before_test_time_flips_stays_single_pass(tmp_path, tiny_run)
     assert load_run(run).net.test_time_flips == "none"
 
 
+def test_the_card_records_the_broad_smoothing_its_pixel_threshold_was_calibrated_on(tiny_export, tiny_run):
+    assert verify_files(tiny_export).heatmap.broad_sigma_px == load_run(tiny_run).config.export.broad_sigma_px == 16
+
+
+def test_a_run_from_before_the_broad_smoothing_exports_without_it(tmp_path, tiny_run):
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
+    del checkpoint["config"]["export"]["broad_sigma_px"]  # as written before the setting existed
+    torch.save(checkpoint, run / "checkpoint.pt")
+    assert load_run(run).config.export.broad_sigma_px == 0
+    model = run_export(run, tmp_path / "model", name="old", version="0.0.1", command="qc export (tests)")
+    assert verify_files(model).heatmap is None
+
+
 def test_the_station_inferencer_loads_the_export(tiny_export):
     from qc.inference import Inferencer
 
