@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO / "bench"))  # its sibling bench_position.py knows t
 
 import numpy as np  # noqa: E402
 
-from bench_position import selected_runs  # noqa: E402
+from bench_position import add_kept_runs_arguments, runs_of  # noqa: E402
 from qc.evaluate import evaluate_model  # noqa: E402
 from qc.machine import machine  # noqa: E402
 from qc.metrics import rates_at_threshold  # noqa: E402
@@ -133,14 +133,12 @@ def format_summary(entries: list[dict], margins: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, action="append", required=True,
-                        help="a `qc bench aitex --work-dir` folder; repeat for several")
-    parser.add_argument("--fabrics", default=None, help="comma-separated fabric codes (default: every kept run)")
+    add_kept_runs_arguments(parser)
     parser.add_argument("--margins", type=margin_list, default=[2.0, 4.0, 8.0],
                         help="comma-separated odds margins (calibration.image_odds_margin; training's default: 4)")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "margin.json")
     args = parser.parse_args()
-    runs = [(work, f, s) for work in args.work for f, s in selected_runs(work, args.fabrics)]
+    runs = runs_of(args.work, args.fabrics)
     rows = []
     print(f"{'fabric':>6} {'seed':>4} " + " ".join(f"{'x' + format(m, 'g'):>14}" for m in args.margins)
           + "   (false-reject rate / recall)")

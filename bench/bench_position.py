@@ -62,6 +62,18 @@ def selected_runs(work: Path, fabrics: str | None) -> list[tuple[str, int]]:
     return runs
 
 
+def add_kept_runs_arguments(parser: argparse.ArgumentParser) -> None:
+    """--work (repeatable) and --fabrics, for benches that read the kept runs of several work folders."""
+    parser.add_argument("--work", type=Path, action="append", required=True,
+                        help="a `qc bench aitex --work-dir` folder; repeat for several")
+    parser.add_argument("--fabrics", default=None, help="comma-separated fabric codes (default: every kept run)")
+
+
+def runs_of(works: list[Path], fabrics: str | None) -> list[tuple[Path, str, int]]:
+    """(work folder, fabric, seed) of every kept run selected in each work folder, in order."""
+    return [(work, f, s) for work in works for f, s in selected_runs(work, fabrics)]
+
+
 def recalibrate(
     run, data: Path, image_scores_from: str, column_factors: str, fill_padding: bool | None = None,
     max_threshold: float | None = None, column_profile_share: float | None = None,

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "bench"))  # its sibling bench_position.py knows t
 
 import numpy as np  # noqa: E402
 
-from bench_position import selected_runs  # noqa: E402
+from bench_position import add_kept_runs_arguments, runs_of  # noqa: E402
 from qc.data import open_dataset  # noqa: E402
 from qc.imageio import read_image, read_mask  # noqa: E402
 from qc.inference import Inferencer  # noqa: E402
@@ -104,15 +104,13 @@ def format_summary(entries: list[dict], names: list[str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, action="append", required=True,
-                        help="a `qc bench aitex --work-dir` folder; repeat for several")
-    parser.add_argument("--fabrics", default=None, help="comma-separated fabric codes (default: every kept run)")
+    add_kept_runs_arguments(parser)
     parser.add_argument("--sigmas", type=sigma_list, default=[8.0, 16.0],
                         help="comma-separated broad sigmas in px (export.broad_sigma_px; training's default: 16)")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "smoothing.json")
     args = parser.parse_args()
     shows = ways(args.sigmas)
-    runs = [(work, f, s) for work in args.work for f, s in selected_runs(work, args.fabrics)]
+    runs = runs_of(args.work, args.fabrics)
     rows = []
     for work, fabric, seed in runs:
         maps, masks = strip_maps(work / "models" / f"aitex{fabric}_seed{seed}" / "bench", work / f"fabric{fabric}")
