@@ -46,6 +46,25 @@ def smooth_heatmap(heatmap: np.ndarray, sigma_px: float = HEATMAP_SIGMA_PX) -> n
     return cv2.GaussianBlur(heatmap, (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT)
 
 
+BROAD_GRID_SIGMA_PX = 4.0
+"""The broad smoothing runs on a grid this many sigmas fine: coarser by sigma / 4 (qc.postprocess.broad_smoothing)."""
+
+
+def broad_smoothing(heatmap: np.ndarray, sigma_px: float) -> np.ndarray:
+    """The map smoothed with a Gaussian of ``sigma_px``, computed on a grid coarser by sigma / 4 and
+    upsampled (bilinear). A Gaussian's kernel grows with its sigma: at 16 px a 2048x2048 map took
+    105 ms against 25 ms for the 4-px one; on the coarse grid the broad one takes 3-4 ms, within
+    4e-4 of the exact blur (a dot smoothed at 16 px peaks at about 0.016)."""
+    factor = max(1, int(sigma_px // BROAD_GRID_SIGMA_PX))
+    heatmap = heatmap.astype(np.float32, copy=False)
+    if factor == 1:
+        return smooth_heatmap(heatmap, sigma_px)
+    height, width = heatmap.shape
+    small = cv2.resize(heatmap, (-(-width // factor), -(-height // factor)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma_px / factor, borderType=cv2.BORDER_REFLECT)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 def postprocess(
     image_rgb: np.ndarray,
     heatmap: np.ndarray,
@@ -85,5 +104,5 @@ def shown_heatmap(scored: np.ndarray, broad_sigma_px: float = 0.0) -> np.ndarray
     ``broad_sigma_px`` > 0, the larger of the fine and the broad smoothing at every pixel."""
     shown = smooth_heatmap(scored)
     if broad_sigma_px > 0:
-        np.maximum(shown, smooth_heatmap(scored, broad_sigma_px), out=shown)
+        np.maximum(shown, broad_smoothing(scored, broad_sigma_px), out=shown)
     return np.clip(shown, 0.0, 1.0, out=shown)

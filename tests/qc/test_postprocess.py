@@ -2,7 +2,7 @@ import numpy as np
 
 import pytest
 
-from qc.postprocess import postprocess, shown_heatmap, smooth_heatmap
+from qc.postprocess import broad_smoothing, postprocess, shown_heatmap, smooth_heatmap
 
 
 def test_smoothing_fills_a_speckled_defect_and_keeps_the_raw_score():
@@ -47,3 +47,13 @@ def test_no_broad_smoothing_is_the_fine_map_alone():
     assert np.array_equal(postprocess(image, heat.copy(), 0.9)[0], postprocess(image, heat.copy(), 0.9, None, 0.0)[0])
     broad, score = postprocess(image, heat.copy(), 0.9, None, 16.0)
     assert score == 0.9 and np.array_equal(broad, shown_heatmap(heat.copy(), 16.0))
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (37, 91), (256, 1024)])
+def test_the_broad_smoothing_on_a_coarse_grid_stays_within_reach_of_the_exact_blur(shape):
+    heat = np.random.default_rng(1).random(shape).astype(np.float32) * 0.2
+    heat[shape[0] // 2, shape[1] // 3] = 1.0
+    broad = broad_smoothing(heat, 16)
+    assert broad.shape == shape and broad.dtype == np.float32
+    np.testing.assert_allclose(broad, smooth_heatmap(heat, 16), atol=1e-3)
+    assert np.array_equal(broad_smoothing(heat, 3), smooth_heatmap(heat, 3))  # fine sigmas are exact
