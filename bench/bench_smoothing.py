@@ -34,7 +34,7 @@ from qc.imageio import read_image, read_mask  # noqa: E402
 from qc.inference import Inferencer  # noqa: E402
 from qc.machine import machine  # noqa: E402
 from qc.metrics import auroc, pixel_metrics, tile_labels_and_scores  # noqa: E402
-from qc.postprocess import shown_heatmap, smooth_heatmap  # noqa: E402
+from qc.postprocess import broad_smoothing, shown_heatmap  # noqa: E402
 
 Shown = Callable[[np.ndarray], np.ndarray]
 MEASURES = ("pixel_auroc", "aupro", "tile_auroc")
@@ -54,7 +54,7 @@ def ways(sigmas: list[float]) -> dict[str, Shown]:
     out: dict[str, Shown] = {"fine": lambda m: shown_heatmap(m.copy())}
     for s in sigmas:
         out[f"max{s:g}"] = lambda m, s=s: shown_heatmap(m.copy(), s)
-        out[f"broad{s:g}"] = lambda m, s=s: np.clip(smooth_heatmap(m, s), 0.0, 1.0)
+        out[f"broad{s:g}"] = lambda m, s=s: np.clip(broad_smoothing(m, s), 0.0, 1.0)  # as the station computes it
     return out
 
 

@@ -47,7 +47,7 @@ def smooth_heatmap(heatmap: np.ndarray, sigma_px: float = HEATMAP_SIGMA_PX) -> n
 
 
 BROAD_GRID_SIGMA_PX = 4.0
-"""The broad smoothing runs on a grid this many sigmas fine: coarser by sigma / 4 (qc.postprocess.broad_smoothing)."""
+"""The broad Gaussian's sigma in cells of its coarse grid: a 16-px sigma is blurred at 4 cells on a grid 4x coarser."""
 
 
 def broad_smoothing(heatmap: np.ndarray, sigma_px: float) -> np.ndarray:
