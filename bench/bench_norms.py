@@ -2,10 +2,10 @@
 
     .venv/bin/qc bench norms -- [--config configs/train/default.yaml] [--norms instance,local_instance]
         [--flips none,vertical] [--exporters torchscript] [--output-strides 2] [--local-from-strides 2]
-        [--base-channels 12] [--recurrence-dims 0,16] [--threads 2] [--seconds 3] [--rounds 5] [--profile CALLS] [--json OUT]
+        [--base-channels 12] [--recurrence-dims 0,16] [--whole-cells true,false] [--threads 2] [--seconds 3] [--rounds 5] [--profile CALLS] [--json OUT]
 
 Builds the configuration's network once per (norm, flips, exporter, output stride, width, and for
-local norms net.local_norm_from_stride, and net.recurrence_dims), exports it as training does
+local norms net.local_norm_from_stride and export.whole_cells, and net.recurrence_dims), exports it as training does
 (training/export.py: the export, then onnxslim's folding, so the graph timed is the graph that
 ships; --exporters torchscript,dynamo compares the two exporters' graphs) and times the graphs on
 one tile at batch 1, each in a process of its own as a station runs it, in turns (--rounds), so a
@@ -40,7 +40,8 @@ from qc.machine import machine  # noqa: E402
 # Each variant's settings, by the name its row carries, and the configuration key each one sets.
 SETTINGS = {"norm": "net.norm", "flips": "net.test_time_flips", "exporter": "export.exporter",
             "output_stride": "net.output_stride", "local_norm_from_stride": "net.local_norm_from_stride",
-            "base_channels": "net.base_channels", "recurrence_dims": "net.recurrence_dims"}
+            "base_channels": "net.base_channels", "recurrence_dims": "net.recurrence_dims",
+            "whole_cells": "export.whole_cells"}
 
 
 def export_variant(config_path: Path, variant: dict[str, str], folder: Path) -> tuple[Path, int, int]:
@@ -56,7 +57,8 @@ def export_variant(config_path: Path, variant: dict[str, str], folder: Path) -> 
     torch.manual_seed(0)
     net = build_network(config.net).eval()
     path = folder / ("_".join(f"{name}{value}" for name, value in variant.items()) + ".onnx")
-    export_onnx(net, path, tile_px=config.export.tile_px, opset=config.export.opset, exporter=config.export.exporter)
+    export_onnx(net, path, tile_px=config.export.tile_px, opset=config.export.opset, exporter=config.export.exporter,
+                whole_cells=config.export.whole_cells)
     simplify_onnx(path)  # the graph a station runs is the simplified one
     return path, config.export.tile_px, sum(parameter.numel() for parameter in net.parameters())
 
@@ -66,19 +68,23 @@ def variants_of(args: argparse.Namespace) -> list[dict[str, str]]:
     the other norms get one row per combination of the rest."""
     from training.config import load_config
 
-    net = load_config(args.config, []).net
+    config = load_config(args.config, [])
+    net = config.net
     widths = args.base_channels.split(",") if args.base_channels else [str(net.base_channels)]
     recurrences = args.recurrence_dims.split(",") if args.recurrence_dims else [str(net.recurrence_dims)]
+    # Only local norms have cells; other norms get the configuration's setting, which changes nothing.
+    whole = args.whole_cells.split(",") if args.whole_cells else [str(config.export.whole_cells).lower()]
     variants = []
     for norm in args.norms.split(","):
         local_froms = args.local_from_strides.split(",") if norm == "local_instance" else ["2"]
-        for flips, exporter, stride, local_from, width, recurrence in itertools.product(
+        cells = whole if norm == "local_instance" else [str(config.export.whole_cells).lower()]
+        for flips, exporter, stride, local_from, width, recurrence, whole_cells in itertools.product(
             args.flips.split(","), args.exporters.split(","), args.output_strides.split(","), local_froms,
-            widths, recurrences,
+            widths, recurrences, cells,
         ):
             variants.append({"norm": norm, "flips": flips, "exporter": exporter, "output_stride": stride,
                              "local_norm_from_stride": local_from, "base_channels": width,
-                             "recurrence_dims": recurrence})
+                             "recurrence_dims": recurrence, "whole_cells": whole_cells})
     return variants
 
 
@@ -157,6 +163,8 @@ def main() -> None:
                         help="net.base_channels values, comma-separated (12,8); default: the configuration's")
     parser.add_argument("--recurrence-dims", default=None,
                         help="net.recurrence_dims values, comma-separated (0,16); default: the configuration's")
+    parser.add_argument("--whole-cells", default=None,
+                        help="export.whole_cells values for the local_instance rows (true,false); default: the configuration's")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=3.0, help="timing per variant, over all rounds")
     parser.add_argument("--rounds", type=int, default=5, help="turns the variants are timed in")
@@ -186,12 +194,15 @@ def main() -> None:
                     if args.profile else None for path, _, _ in built]
     rows = []
     for variant, (_, _, weights), t, ops in zip(variants, built, times, profiles):
-        row = {name: value if name in ("norm", "flips", "exporter") else int(value) for name, value in variant.items()}
+        row = {name: value if name in ("norm", "flips", "exporter") else int(value)
+               for name, value in variant.items() if name != "whole_cells"}
+        row["whole_cells"] = variant["whole_cells"] == "true"
         row.update(weights=weights, tile_px=tile, calls=len(t),
                    p50_ms=float(np.percentile(t, 50)), p99_ms=float(np.percentile(t, 99)))
         print(f"norm {variant['norm']:15s} flips {variant['flips']:9s} {variant['exporter']:11s} "
               f"stride {variant['output_stride']} local from {variant['local_norm_from_stride']:>2s} "
-              f"width {variant['base_channels']:>2s} recurrence {variant['recurrence_dims']:>2s} tile {tile} px: "
+              f"width {variant['base_channels']:>2s} recurrence {variant['recurrence_dims']:>2s} "
+              f"whole cells {variant['whole_cells']:5s} tile {tile} px: "
               f"p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  ({row['calls']} calls)")
         if ops is not None:
             row["kernel_ms_by_op"] = ops

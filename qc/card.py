@@ -27,10 +27,21 @@ class ModelRefused(Exception):
 
 class InputSpec(_Strict):
     tile_px: int = Field(gt=0, description="side of the square tile the network was trained on")
+    size_multiple_px: int = Field(
+        1, gt=0, description="the graph takes heights and widths that are multiples of this only (1: any size)"
+    )
     channels: int = Field(3, description="channels of the `image` input (RGB)")
     value_range: tuple[float, float] = Field((0.0, 1.0), description="input pixel value range")
     dtype: str = "float32"
     layout: str = "NCHW"
+
+    @model_validator(mode="after")
+    def _tile_fits_the_graph(self) -> "InputSpec":
+        if self.tile_px % self.size_multiple_px:
+            raise ValueError(
+                f"input.tile_px {self.tile_px} is not a multiple of input.size_multiple_px {self.size_multiple_px}"
+            )
+        return self
 
 
 class TilingSpec(_Strict):
@@ -165,6 +176,15 @@ class ModelCard(_Strict):
     heatmap: HeatmapRecord | None = Field(
         None, description="the shown map's broad smoothing; None: the 4-px smoothing alone (cards before 2026-12-06)"
     )
+
+    @model_validator(mode="after")
+    def _tiles_fit_the_graph(self) -> "ModelCard":
+        if self.tiling.tile_px % self.input.size_multiple_px:
+            raise ValueError(
+                f"tiling.tile_px {self.tiling.tile_px} is not a multiple of input.size_multiple_px "
+                f"{self.input.size_multiple_px}: the graph would refuse the station's tiles"
+            )
+        return self
 
 
 def sha256_file(path: Path) -> str:

@@ -333,6 +333,13 @@ class ExportConfig(Strict):
         description="feed the network the padding mirrored over by cloth (qc.padding.fill_padding): training's "
         "crops, calibration and the station (written to the card's tiling); measured, not the default",
     )
+    whole_cells: bool = Field(
+        True,
+        description="export a graph that takes heights and widths in multiples of the local norms' cell "
+        "(16 px for the default network; written to the card's input.size_multiple_px) when the tile is one: "
+        "the norms then skip edge pads and crops that change nothing there (a tile about a fifth faster); "
+        "false: a graph that takes any size",
+    )
     broad_sigma_px: float = Field(
         16.0,
         ge=0,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from qc.contract import BACKBONE_METADATA_KEY, INPUT_NAME, MODEL_FILE, OUTPUT_NA
 from training.anomalies import add_anomaly
 from training.config import TrainConfig, TrainingError
 from training.data import to_tensor_layout
+from training.local_norm import LocalNorm
 from training.net import DefectUNet
 from training.networks import build_network
 
@@ -116,9 +118,35 @@ def with_instance_norms(net: nn.Module) -> nn.Module:
     return net
 
 
-def export_onnx(net: DefectUNet, path: Path, *, tile_px: int, opset: int, exporter: str = "torchscript") -> None:
+def whole_cell_px(net: nn.Module) -> int:
+    """The side, in image px, that an input must be a multiple of to be whole cells in every local
+    norm of ``net`` (training/local_norm.py); 1 for a network without local norms."""
+    return math.lcm(1, *(m.cell_image_px for m in net.modules() if isinstance(m, LocalNorm)))
+
+
+def with_whole_cells(net: nn.Module, tile_px: int) -> tuple[nn.Module, int]:
+    """``net`` (a copy) with its local norms' edge pads and crops left out, and the multiple of image
+    px its inputs' sides must then be; ``net`` itself and a multiple of 1 where the tile is not
+    whole cells. The same function on such inputs, and what the station feeds it: tiles of
+    ``tile_px``."""
+    multiple = whole_cell_px(net)
+    if multiple == 1 or tile_px % multiple:
+        return net, 1
+    net = copy.deepcopy(net)
+    for norm in net.modules():
+        if isinstance(norm, LocalNorm):
+            norm.whole_cells = True
+    return net, multiple
+
+
+def export_onnx(
+    net: DefectUNet, path: Path, *, tile_px: int, opset: int, exporter: str = "torchscript", whole_cells: bool = True
+) -> int:
     """Single-file ONNX with dynamic batch, height and width, with the network's instance norms as
-    such (``with_instance_norms``).
+    such (``with_instance_norms``). With ``whole_cells`` (and a tile that is whole cells) the graph
+    takes heights and widths that are multiples of ``whole_cell_px(net)`` only (``with_whole_cells``):
+    on the default network a 256-px tile ran in 13.1 ms instead of 16.4 (`qc bench norms`). Returns
+    the multiple the graph's sides must be (1: any size), which the card records.
 
     The TorchScript exporter traces the network once: about 2 s on 2 cores. The dynamo exporter
     reasons symbolically about every shape in the graph, and the pads, pools, resizes and crops of
@@ -129,6 +157,9 @@ def export_onnx(net: DefectUNet, path: Path, *, tile_px: int, opset: int, export
     """
     example = torch.rand(1, 3, tile_px, tile_px)
     net = with_instance_norms(net).eval()
+    multiple = 1
+    if whole_cells:
+        net, multiple = with_whole_cells(net, tile_px)
     if exporter == "torchscript":
         with warnings.catch_warnings():
             # The exporter's own notices (its deprecation, slices it cannot fold, instance norms
@@ -152,12 +183,13 @@ def export_onnx(net: DefectUNet, path: Path, *, tile_px: int, opset: int, export
                     OUTPUT_NAMES[1]: {0: "N"},
                 },
             )
-        return
-    dims = {
-        0: torch.export.Dim("N", min=1, max=4096),
-        2: torch.export.Dim("H", min=8, max=65536),
-        3: torch.export.Dim("W", min=8, max=65536),
-    }
+        return multiple
+    if multiple == 1:
+        height, width = torch.export.Dim("H", min=8, max=65536), torch.export.Dim("W", min=8, max=65536)
+    else:  # sides in whole cells: torch.export must know, or it cannot prove the shapes match
+        height = multiple * torch.export.Dim("cells_h", min=1, max=65536 // multiple)
+        width = multiple * torch.export.Dim("cells_w", min=1, max=65536 // multiple)
+    dims = {0: torch.export.Dim("N", min=1, max=4096), 2: height, 3: width}
     torch.onnx.export(
         net,
         (example,),
@@ -170,6 +202,7 @@ def export_onnx(net: DefectUNet, path: Path, *, tile_px: int, opset: int, export
         dynamic_shapes={"image": dims},
         verbose=False,
     )
+    return multiple
 
 
 def simplify_onnx(path: Path, *, backbone: str | None = None) -> None:
@@ -187,14 +220,17 @@ def simplify_onnx(path: Path, *, backbone: str | None = None) -> None:
     onnx.save(model, str(path))
 
 
-def parity_inputs(run: TrainedRun) -> list[np.ndarray]:
-    """Batches (float32 NCHW) compared between torch and onnxruntime."""
+def parity_inputs(run: TrainedRun, size_multiple: int = 1) -> list[np.ndarray]:
+    """Batches (float32 NCHW) compared between torch and onnxruntime; the non-square crop is cut
+    down to sides that are multiples of ``size_multiple``, the sizes the graph takes."""
     rng = np.random.default_rng(run.config.seed)
     good = run.parity_good
     anomalous = np.stack(
         [add_anomaly(rng, crop, good[(i + 1) % len(good)], run.config.anomalies)[0] for i, crop in enumerate(good)]
     )
-    return [to_tensor_layout(good), to_tensor_layout(anomalous), to_tensor_layout(run.parity_odd)]
+    height, width = run.parity_odd.shape[1:3]
+    odd = run.parity_odd[:, : height - height % size_multiple, : width - width % size_multiple]
+    return [to_tensor_layout(good), to_tensor_layout(anomalous), to_tensor_layout(odd)]
 
 
 def check_parity(net: DefectUNet, onnx_path: Path, batches: list[np.ndarray], image_threshold: float) -> ExportParity:
@@ -247,15 +283,16 @@ def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, command
     backbone = BackboneRecord.model_validate(backbone) if backbone else None
     tmp_path = out_dir / f".{MODEL_FILE}.tmp"
     try:
-        export_onnx(
+        size_multiple = export_onnx(
             run.net,
             tmp_path,
             tile_px=run.config.export.tile_px,
             opset=run.config.export.opset,
             exporter=run.config.export.exporter,
+            whole_cells=run.config.export.whole_cells,
         )
         simplify_onnx(tmp_path, backbone=backbone.name if backbone else None)
-        parity = check_parity(run.net, tmp_path, parity_inputs(run), thresholds.image)
+        parity = check_parity(run.net, tmp_path, parity_inputs(run, size_multiple), thresholds.image)
         write_bytes_atomic(out_dir / MODEL_FILE, tmp_path.read_bytes())  # the compared bytes, fsynced
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -267,7 +304,7 @@ def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, command
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         onnx_sha256=sha256_file(out_dir / MODEL_FILE),
         opset=run.config.export.opset,
-        input=InputSpec(tile_px=run.config.export.tile_px),
+        input=InputSpec(tile_px=run.config.export.tile_px, size_multiple_px=size_multiple),
         tiling=TilingSpec(
             tile_px=run.config.export.tile_px,
             overlap_px=run.config.export.overlap_px,

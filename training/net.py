@@ -58,7 +58,7 @@ def norm_at_stride(config: NetConfig, stride: int) -> Norm:
         return config.norm
     if stride < config.local_norm_from_stride:
         return "instance"
-    return functools.partial(LocalNorm, window=max(1, config.norm_window_px // stride))
+    return functools.partial(LocalNorm, window=max(1, config.norm_window_px // stride), stride=stride)
 
 
 def conv_bn_relu(in_ch: int, out_ch: int, *, norm: Norm, stride: int = 1) -> nn.Sequential:

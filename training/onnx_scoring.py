@@ -34,7 +34,8 @@ def onnx_tile_scorer(net: nn.Module, export: ExportConfig) -> Iterator[TileScore
     options.intra_op_num_threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory(prefix="qc-scoring-") as tmp:
         path = Path(tmp) / "scoring.onnx"
-        export_onnx(net, path, tile_px=export.tile_px, opset=export.opset, exporter=export.exporter)
+        export_onnx(net, path, tile_px=export.tile_px, opset=export.opset, exporter=export.exporter,
+                    whole_cells=export.whole_cells)
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def score(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

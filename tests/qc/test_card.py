@@ -52,3 +52,15 @@ def test_a_card_write_that_fails_keeps_the_old_card_whole(tiny_model_dir, tmp_pa
     assert (tmp_path / "m" / "model.json").read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == sorted(
         p.name for p in tiny_model_dir.iterdir())
+
+
+@pytest.mark.parametrize("multiple, station_tile, where", [(48, 64, "input.tile_px"), (32, 80, "tiling.tile_px")])
+def test_a_card_whose_tiles_the_graph_would_refuse_is_refused(tiny_model_dir, tmp_path, multiple, station_tile, where):
+    copy = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, copy)
+    data = json.loads((copy / "model.json").read_text())
+    data["input"]["size_multiple_px"] = multiple  # the trained tile is 64 px
+    data["tiling"]["tile_px"] = station_tile
+    (copy / "model.json").write_text(json.dumps(data))
+    with pytest.raises(ModelRefused, match=f"{where} {station_tile if where == 'tiling.tile_px' else 64} is not a multiple"):
+        load_card(copy)

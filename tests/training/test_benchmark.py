@@ -258,13 +258,19 @@ def test_bench_norms_profile_shows_where_a_local_norm_graph_spends_its_time(tmp_
     from qc.cli import main
 
     out = tmp_path / "norms.json"
-    args = ["--norms", "instance,local_instance", "--flips", "none", "--seconds", "0.05", "--rounds", "1",
-            "--profile", "3", "--json", str(out), "--config", str(REPO / "configs/train/default.yaml")]
+    args = ["--norms", "instance,local_instance", "--flips", "none", "--whole-cells", "false,true",
+            "--seconds", "0.05", "--rounds", "1", "--profile", "3", "--json", str(out),
+            "--config", str(REPO / "configs/train/default.yaml")]
     assert main(["bench", "norms", "--", *args]) == 0
-    whole_tile, local = (row["kernel_ms_by_op"] for row in json.loads(out.read_text())["rows"])
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["norm"], r["whole_cells"]) for r in rows] == [
+        ("instance", True), ("local_instance", False), ("local_instance", True)]
+    whole_tile, local, local_whole_cells = (row["kernel_ms_by_op"] for row in rows)
     assert "Conv" in whole_tile and "Conv" in local
     assert "InstanceNormalization" in whole_tile and "InstanceNormalization" not in local
     assert {"Pad", "Sqrt"} <= set(local) and not {"Pad", "Sqrt"} & set(whole_tile)  # the window statistics
+    # On a 256-px tile of whole cells the statistics need no edge pad.
+    assert "Sqrt" in local_whole_cells and "Pad" not in local_whole_cells
     assert all(ms >= 0 for ms in local.values()) and sum(local.values()) > 0
     assert "kernels" in capsys.readouterr().out
 

@@ -10,7 +10,7 @@ import torch
 from qc.card import verify_files
 from qc.contract import INPUT_NAME, OUTPUT_NAMES
 from training.commands import TrainingError, run_export
-from training.export import load_run
+from training.export import load_run, whole_cell_px
 
 from .conftest import striped_fabric
 
@@ -115,6 +115,36 @@ def test_a_run_from_before_the_broad_smoothing_exports_without_it(tmp_path, tiny
     assert verify_files(model).heatmap is None
 
 
+def test_the_card_records_the_sides_its_graph_of_whole_cells_takes(tiny_export, tiny_run):
+    net = load_run(tiny_run).net
+    assert net_has_local_norms(net), "the default norms are local: their cells make the multiple"
+    card = verify_files(tiny_export)
+    assert card.input.size_multiple_px == whole_cell_px(net) == 16  # windows of 128 px, cells of 16
+    session = ort.InferenceSession(str(tiny_export / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(2).random((1, 3, 48, 80), dtype=np.float32)  # not square, but whole cells
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).heatmap.numpy()
+    assert np.abs(session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})[0] - expected).max() <= 1e-4
+
+
+def test_an_export_without_whole_cells_takes_any_size(tmp_path, tiny_run):
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
+    checkpoint["config"]["export"]["whole_cells"] = False
+    torch.save(checkpoint, run / "checkpoint.pt")
+    model = run_export(run, tmp_path / "m" / "1", name=None, version=None, command="x")  # parity held
+    assert verify_files(model).input.size_multiple_px == 1
+    session = ort.InferenceSession(str(model / "model.onnx"), providers=["CPUExecutionProvider"])
+    heat, _ = session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.random.rand(1, 3, 43, 75).astype(np.float32)})
+    assert heat.shape == (1, 1, 43, 75)
+
+
+def net_has_local_norms(net) -> bool:
+    from training.local_norm import LocalNorm
+
+    return any(isinstance(m, LocalNorm) for m in net.modules())
+
+
 def test_the_station_inferencer_loads_the_export(tiny_export):
     from qc.inference import Inferencer
 
@@ -172,7 +202,7 @@ def test_an_onnx_graph_that_drifts_from_torch_is_not_shipped(tmp_path, tiny_run,
         drifted = load_run(tiny_run).net
         with torch.no_grad():
             drifted.head.bias += 0.5
-        real_export(drifted, path, **kwargs)
+        return real_export(drifted, path, **kwargs)
 
     monkeypatch.setattr(export, "export_onnx", export_a_drifted_copy)
     with pytest.raises(TrainingError, match="export parity failed"):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from training.config import NetConfig
-from training.export import export_onnx
+from training.export import export_onnx, whole_cell_px
 from training.local_norm import LocalNorm
 from training.net import DefectUNet
 
@@ -79,6 +79,28 @@ def test_coarse_statistics_follow_the_image_at_any_size():
     assert torch.allclose(mean, flat, atol=1e-6) and float(var.max()) < 1e-6
 
 
+def perturbed_local_net(multipliers: list[int], output_stride: int = 2, local_from: int = 2) -> DefectUNet:
+    torch.manual_seed(2)
+    config = NetConfig(norm="local_instance", test_time_flips="none", channel_multipliers=multipliers,
+                       output_stride=output_stride, local_norm_from_stride=local_from)
+    net = DefectUNet(config).eval()
+    for parameter in net.parameters():
+        parameter.data += 0.05 * torch.randn_like(parameter)
+    return net
+
+
+def graph_matches_torch(net: DefectUNet, path, shapes) -> None:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in shapes:
+        image = torch.rand(*shape)
+        with torch.no_grad():
+            expected = net(image).heatmap.numpy()
+        got = session.run(None, {session.get_inputs()[0].name: image.numpy()})[0]
+        assert np.abs(got - expected).max() < 1e-4
+
+
 # The dynamo exporter takes about a minute over the full network's local norms: two levels show it.
 @pytest.mark.parametrize(
     "exporter, multipliers, output_stride, local_from",
@@ -87,23 +109,36 @@ def test_coarse_statistics_follow_the_image_at_any_size():
     ids=["torchscript", "torchscript-stride4", "torchscript-local-from-4", "dynamo"],
 )
 def test_the_exported_graph_matches_torch_at_other_sizes(tmp_path, exporter, multipliers, output_stride, local_from):
+    net = perturbed_local_net(multipliers, output_stride, local_from)
+    path = tmp_path / "local.onnx"
+    assert export_onnx(net, path, tile_px=64, opset=18, exporter=exporter, whole_cells=False) == 1
+    graph_matches_torch(net, path, [(1, 3, 64, 64), (2, 3, 83, 117), (1, 3, 64, 300)])
+
+
+@pytest.mark.parametrize("exporter, multipliers", [("torchscript", [1, 2, 4, 6]), ("dynamo", [1, 2])])
+def test_a_graph_of_whole_cells_drops_the_pads_and_matches_torch_at_multiples_of_its_cell(tmp_path, exporter, multipliers):
+    import onnx
     import onnxruntime as ort
 
-    torch.manual_seed(2)
-    config = NetConfig(norm="local_instance", test_time_flips="none", channel_multipliers=multipliers,
-                       output_stride=output_stride, local_norm_from_stride=local_from)
-    net = DefectUNet(config).eval()
-    for parameter in net.parameters():
-        parameter.data += 0.05 * torch.randn_like(parameter)
-    path = tmp_path / "local.onnx"
-    export_onnx(net, path, tile_px=64, opset=18, exporter=exporter)
+    net = perturbed_local_net(multipliers)
+    # Windows of 128 image px: cells of 8 feature px at stride 2, 4 at stride 4, 2 at stride 8: 16 image px.
+    assert whole_cell_px(net) == 16
+    path = tmp_path / "whole.onnx"
+    assert export_onnx(net, path, tile_px=64, opset=18, exporter=exporter) == 16
+    assert not any(isinstance(m, LocalNorm) and m.whole_cells for m in net.modules()), "the trained net is untouched"
+    assert "Pad" not in {node.op_type for node in onnx.load(str(path)).graph.node}
+    graph_matches_torch(net, path, [(1, 3, 64, 64), (2, 3, 80, 112), (1, 3, 64, 304)])
+    # Other sizes are refused by the graph, as the card's input.size_multiple_px says.
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for shape in [(1, 3, 64, 64), (2, 3, 83, 117), (1, 3, 64, 300)]:
-        image = torch.rand(*shape)
-        with torch.no_grad():
-            expected = net(image).heatmap.numpy()
-        got = session.run(None, {session.get_inputs()[0].name: image.numpy()})[0]
-        assert np.abs(got - expected).max() < 1e-4
+    with pytest.raises(Exception, match="broadcast|dimension|shape"):
+        session.run(None, {session.get_inputs()[0].name: np.random.rand(1, 3, 83, 117).astype(np.float32)})
+
+
+def test_a_tile_that_is_not_whole_cells_keeps_the_graph_for_any_size(tmp_path):
+    net = perturbed_local_net([1, 2])
+    path = tmp_path / "any.onnx"
+    assert export_onnx(net, path, tile_px=72, opset=18) == 1  # 72 is not a multiple of 16
+    graph_matches_torch(net, path, [(1, 3, 72, 72), (2, 3, 83, 117)])
 
 
 @pytest.mark.parametrize(
