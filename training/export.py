@@ -145,7 +145,7 @@ def export_onnx(
     """Single-file ONNX with dynamic batch, height and width, with the network's instance norms as
     such (``with_instance_norms``). With ``whole_cells`` (and a tile that is whole cells) the graph
     takes heights and widths that are multiples of ``whole_cell_px(net)`` only (``with_whole_cells``):
-    on the default network a 256-px tile ran in 13.1 ms instead of 16.4 (`qc bench norms`). Returns
+    on the default network a 256-px tile ran in 13.2 ms instead of 16.8 (`qc bench norms`). Returns
     the multiple the graph's sides must be (1: any size), which the card records.
 
     The TorchScript exporter traces the network once: about 2 s on 2 cores. The dynamo exporter

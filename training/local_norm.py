@@ -89,15 +89,21 @@ class LocalNorm(nn.Module):
         x = F.avg_pool2d(x, self.coarse, stride=self.coarse)
         return upsample_to(box_mean(x, self.cells), self.coarse, size)
 
+    def departure_and_variance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every feature's departure from its window mean, and the window variance, at x's
+        resolution. The variance is the window's mean squared departure, not E[x^2] - E[x]^2: on
+        flat cloth or padding that difference cancels to rounding noise, which torch and
+        onnxruntime round differently (an exported network drifted 1.1e-3 from torch that way). The
+        departure is kept for the norm itself: one full-size subtraction fewer in the graph."""
+        departure = x - self.window_mean(x)
+        return departure, self.window_mean(departure * departure)
+
     def statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The window mean and variance of every feature, at x's resolution. The variance is the
-        window's mean squared departure from the mean, not E[x^2] - E[x]^2: on flat cloth or
-        padding that difference cancels to rounding noise, which torch and onnxruntime round
-        differently (an exported network drifted 1.1e-3 from torch that way)."""
-        mean = self.window_mean(x)
-        return mean, self.window_mean((x - mean) ** 2)
+        """The window mean and variance of every feature, at x's resolution."""
+        departure, var = self.departure_and_variance(x)
+        return x - departure, var
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean, var = self.statistics(x)
-        x = (x - mean) * torch.rsqrt(var + EPS)
+        departure, var = self.departure_and_variance(x)
+        x = departure * torch.rsqrt(var + EPS)
         return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)

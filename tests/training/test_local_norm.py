@@ -59,6 +59,18 @@ def test_window_statistics_match_a_direct_window_average():
     assert out.shape == x.shape and torch.isfinite(out).all()
 
 
+def test_whole_cells_leave_out_the_pads_and_change_nothing_on_whole_cells():
+    norm = LocalNorm(3, window=64, stride=2)  # 8-px cells of 2-px features: 16 image px
+    assert norm.cell_image_px == 16
+    x = torch.randn(2, 3, 40, 56)  # 5 x 7 cells
+    with torch.no_grad():
+        padded = norm(x)
+        norm.whole_cells = True
+        assert torch.equal(norm(x), padded)
+        with pytest.raises(RuntimeError):  # a part-cell: only the padded norm takes it
+            norm(torch.randn(1, 3, 41, 56))
+
+
 def test_flat_cloth_is_not_blown_up_into_noise():
     norm = LocalNorm(1, window=16)
     flat = torch.full((1, 1, 48, 48), 2.0)
