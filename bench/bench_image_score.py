@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "bench"))  # its sibling bench_position.py knows t
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench_position import selected_runs  # noqa: E402
+from bench_position import per_fabric_summary, selected_runs  # noqa: E402
 from qc.data import open_dataset  # noqa: E402
 from qc.imageio import read_image, read_mask  # noqa: E402
 from qc.inference import Inferencer  # noqa: E402
@@ -98,16 +98,7 @@ def score_model(model_dir: Path, data: Path) -> dict:
 
 def summary(rows: list[dict]) -> list[dict]:
     """Per fabric and rule: mean and worst over the seeds."""
-    out = []
-    for fabric in dict.fromkeys(r["fabric"] for r in rows):
-        runs = [r for r in rows if r["fabric"] == fabric]
-        entry = {"fabric": fabric, "runs": len(runs)}
-        for name in RULES:
-            entry[name] = {k: {"mean": float(np.mean([r["rules"][name][k] for r in runs])),
-                               "min": float(np.min([r["rules"][name][k] for r in runs]))}
-                           for k in ("image_auroc", "tile_auroc")}
-        out.append(entry)
-    return out
+    return per_fabric_summary(rows, RULES, lambda row, name: row["rules"][name], ("image_auroc", "tile_auroc"))
 
 
 def format_summary(entries: list[dict]) -> str:

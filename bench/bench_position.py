@@ -22,6 +22,7 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,21 +200,29 @@ def main() -> None:
     print(format_summary(summary(rows)))
 
 
-def mean_and_worst(figures: list[dict]) -> dict:
-    """Each of FIGURES over several runs: its mean and its minimum."""
+def mean_and_worst(figures: list[dict], keys: Sequence[str] = FIGURES) -> dict:
+    """Each of ``keys`` over several runs: its mean and its minimum."""
     return {k: {"mean": float(np.mean([f[k] for f in figures])), "min": float(np.min([f[k] for f in figures]))}
-            for k in FIGURES}
+            for k in keys}
 
 
-def summary(rows: list[dict]) -> list[dict]:
+def per_fabric_summary(
+    rows: list[dict], names: Sequence[str], figures_of: Callable[[dict, str], dict], keys: Sequence[str]
+) -> list[dict]:
+    """Per fabric and per named way of each row (``figures_of(row, name)``): mean and worst over the
+    seeds of each of ``keys``. The smoothing and image-score benches summarise their rows the same way."""
     out = []
     for fabric in dict.fromkeys(r["fabric"] for r in rows):
         runs = [r for r in rows if r["fabric"] == fabric]
         entry = {"fabric": fabric, "runs": len(runs)}
-        for name in ("kept", "position"):
-            entry[name] = mean_and_worst([r[name] for r in runs])
+        for name in names:
+            entry[name] = mean_and_worst([figures_of(r, name) for r in runs], keys)
         out.append(entry)
     return out
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    return per_fabric_summary(rows, ("kept", "position"), lambda row, name: row[name], FIGURES)
 
 
 def format_summary(entries: list[dict]) -> str:

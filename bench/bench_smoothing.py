@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "bench"))  # its sibling bench_position.py knows t
 
 import numpy as np  # noqa: E402
 
-from bench_position import add_kept_runs_arguments, runs_of  # noqa: E402
+from bench_position import add_kept_runs_arguments, per_fabric_summary, runs_of  # noqa: E402
 from qc.data import open_dataset  # noqa: E402
 from qc.imageio import read_image, read_mask  # noqa: E402
 from qc.inference import Inferencer  # noqa: E402
@@ -82,15 +82,7 @@ def measure(maps: list[np.ndarray], masks: list[np.ndarray], show: Shown) -> dic
 
 def summary(rows: list[dict], names: list[str]) -> list[dict]:
     """Per fabric and way: mean and worst over the seeds."""
-    out = []
-    for fabric in dict.fromkeys(r["fabric"] for r in rows):
-        runs = [r for r in rows if r["fabric"] == fabric]
-        entry = {"fabric": fabric, "runs": len(runs)}
-        for name in names:
-            entry[name] = {k: {"mean": float(np.mean([r["ways"][name][k] for r in runs])),
-                               "min": float(np.min([r["ways"][name][k] for r in runs]))} for k in MEASURES}
-        out.append(entry)
-    return out
+    return per_fabric_summary(rows, names, lambda row, name: row["ways"][name], MEASURES)
 
 
 def format_summary(entries: list[dict], names: list[str]) -> str:
