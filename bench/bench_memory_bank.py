@@ -14,8 +14,14 @@ maps combined: each map divided by its own reference on good strips (the trained
 image threshold, the memory's largest cross-fitted good score), then the geometric mean or the
 maximum of the two. Figures are AUROCs only for the combinations: neither has a calibrated threshold.
 
+With ``--dataset ROOT`` instead of ``--data``, any dataset in the project's layout (its train/good
+images fitted, its test split scored) stands in for the AITEX fabrics, and ``--detector MODEL`` is
+the trained model scored and combined beside the memory: the default model's synthetic split
+(``make default-model``'s ``var/default-data/synth``) against ``models/default/VERSION``, say.
+
 Run: qc bench memory-bank -- --data ../shared/data/aitex-dev [--seeds 0,1,2] [--size 4000]
      [--trained WORK_DIR] [--json bench/results/memory_bank.json]
+     qc bench memory-bank -- --dataset ROOT [--detector MODEL] [--size 10000] [--json ...]
 """
 
 from __future__ import annotations
@@ -82,7 +88,9 @@ def held_out_split(root: Path) -> tuple[list, np.ndarray, list]:
     return images, np.array([r.label == "defect" for r in records]), masks
 
 
-def bench_fabric(extractor, root: Path, fabric: str, seed: int, size: int, trained: Path | None) -> dict:
+def bench_fabric(extractor, root: Path, fabric: str, seed: int, size: int, detector: Path | None) -> dict:
+    """One dataset (an AITEX fabric's split, or any ``--dataset``) and coreset seed; ``detector``:
+    the trained model's folder to score and combine beside the memory."""
     train = [to_rgb_uint8(read_image(r.path)) for r in open_dataset(root).select(split="train", label="good")]
     started = time.perf_counter()
     bank = fit_memory_bank(extractor, train, size=size, seed=seed, tile_px=TILE_PX, overlap_px=OVERLAP_PX)
@@ -102,8 +110,8 @@ def bench_fabric(extractor, root: Path, fabric: str, seed: int, size: int, train
     }
     row["memory"]["false_reject_rate"] = float(np.mean(scores[~labels] >= reference))
     row["memory"]["recall"] = float(np.mean(scores[labels] >= reference))
-    if trained is not None:
-        model = Inferencer(trained / "models" / f"aitex{fabric}_seed{seed}" / "bench")
+    if detector is not None:
+        model = Inferencer(detector)
         threshold = model.card.thresholds.image
         results = [model.infer(im) for im in images]
         trained_maps = [r.heatmap for r in results]
@@ -162,7 +170,10 @@ def format_summary(entries: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="the AITEX dev folder")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="the AITEX dev folder")
+    source.add_argument("--dataset", type=Path, help="one dataset in the project's layout instead (train/good, test/...)")
+    parser.add_argument("--detector", type=Path, default=None, help="with --dataset: a trained model folder to score beside it")
     parser.add_argument("--seeds", default="0", help="comma-separated coreset seeds")
     parser.add_argument("--size", type=int, default=4000, help="memory vectors kept (greedy coreset)")
     parser.add_argument("--fabrics", default=None, help="comma-separated fabric codes (default: every eligible)")
@@ -175,20 +186,37 @@ def main() -> None:
     load_pretrained(extractor)
     extractor.eval()
     seeds = [int(s) for s in args.seeds.split(",")]
-    fabrics = args.fabrics.split(",") if args.fabrics else eligible_fabrics(args.data)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="qc-bench-memory-") as tmp:
-        for fabric in fabrics:
-            root = args.trained / f"fabric{fabric}" if args.trained else Path(tmp) / f"fabric{fabric}"
-            if not root.exists():
-                convert_aitex(args.data, root, fabric=fabric, train_good=TRAIN_GOOD)
-            for seed in seeds:
-                rows.append(bench_fabric(extractor, root, fabric, seed, args.size, args.trained))
-                print(format_rows(rows[-1:]), flush=True)
-                result = {"size": args.size, "seeds": seeds, "trained": str(args.trained) if args.trained else None,
-                          "machine": f"{machine()}, torch threads {args.threads}", "rows": rows, "summary": summary(rows)}
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+
+    def record(root: Path, name: str, seed: int, detector: Path | None) -> None:
+        rows.append(bench_fabric(extractor, root, name, seed, args.size, detector))
+        print(format_rows(rows[-1:]), flush=True)
+        result = {"size": args.size, "seeds": seeds, "trained": str(args.trained) if args.trained else None,
+                  "dataset": str(args.dataset) if args.dataset else None,
+                  "detector": str(args.detector) if args.detector else None,
+                  "machine": f"{machine()}, torch threads {args.threads}", "rows": rows, "summary": summary(rows)}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+
+    if args.dataset is not None:
+        if not (args.dataset / "train" / "good").is_dir():
+            parser.error(f"--dataset {args.dataset}: no train/good folder (the project's dataset layout)")
+        if args.detector is not None and not (args.detector / "model.json").is_file():
+            parser.error(f"--detector {args.detector}: no model.json (a model folder from qc export)")
+        for seed in seeds:
+            record(args.dataset, args.dataset.name, seed, args.detector)
+    else:
+        if args.detector is not None:
+            parser.error("--detector goes with --dataset; with --data, --trained names the models")
+        fabrics = args.fabrics.split(",") if args.fabrics else eligible_fabrics(args.data)
+        with tempfile.TemporaryDirectory(prefix="qc-bench-memory-") as tmp:
+            for fabric in fabrics:
+                root = args.trained / f"fabric{fabric}" if args.trained else Path(tmp) / f"fabric{fabric}"
+                if not root.exists():
+                    convert_aitex(args.data, root, fabric=fabric, train_good=TRAIN_GOOD)
+                detectors = {seed: args.trained / "models" / f"aitex{fabric}_seed{seed}" / "bench" for seed in seeds} if args.trained else {}
+                for seed in seeds:
+                    record(root, fabric, seed, detectors.get(seed))
     print(format_summary(summary(rows)))
 
 

