@@ -201,6 +201,8 @@ def main() -> None:
     if args.dataset is not None:
         if not (args.dataset / "train" / "good").is_dir():
             parser.error(f"--dataset {args.dataset}: no train/good folder (the project's dataset layout)")
+        if args.trained is not None:
+            parser.error("--trained goes with --data; with --dataset, --detector names the model")
         if args.detector is not None and not (args.detector / "model.json").is_file():
             parser.error(f"--detector {args.detector}: no model.json (a model folder from qc export)")
         for seed in seeds:

@@ -261,6 +261,9 @@ def test_bench_memory_bank_names_a_dataset_or_detector_it_cannot_use(tmp_path, t
     with pytest.raises(SystemExit):
         main(["bench", "memory-bank", "--", "--data", str(tmp_path), "--detector", str(tiny_model_dir)])
     assert "--detector goes with --dataset" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "memory-bank", "--", "--dataset", str(root), "--trained", str(tmp_path)])
+    assert "--trained goes with --data" in capsys.readouterr().err
 
 
 def test_bench_norms_times_an_exported_tile_per_norm_and_flip_setting(tmp_path, capsys):
