@@ -168,6 +168,19 @@ def format_summary(entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def refuse_what_cannot_be_used(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.dataset is None:
+        if args.detector is not None:
+            parser.error("--detector goes with --dataset; with --data, --trained names the models")
+        return
+    if not (args.dataset / "train" / "good").is_dir():
+        parser.error(f"--dataset {args.dataset}: no train/good folder (the project's dataset layout)")
+    if args.trained is not None:
+        parser.error("--trained goes with --data; with --dataset, --detector names the model")
+    if args.detector is not None and not (args.detector / "model.json").is_file():
+        parser.error(f"--detector {args.detector}: no model.json (a model folder from qc export)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
@@ -181,6 +194,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "memory_bank.json")
     args = parser.parse_args()
+    refuse_what_cannot_be_used(parser, args)  # before the minutes of loading and fitting
     torch.set_num_threads(args.threads)
     extractor = Lite0Features()
     load_pretrained(extractor)
@@ -199,17 +213,9 @@ def main() -> None:
         args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
 
     if args.dataset is not None:
-        if not (args.dataset / "train" / "good").is_dir():
-            parser.error(f"--dataset {args.dataset}: no train/good folder (the project's dataset layout)")
-        if args.trained is not None:
-            parser.error("--trained goes with --data; with --dataset, --detector names the model")
-        if args.detector is not None and not (args.detector / "model.json").is_file():
-            parser.error(f"--detector {args.detector}: no model.json (a model folder from qc export)")
         for seed in seeds:
             record(args.dataset, args.dataset.name, seed, args.detector)
     else:
-        if args.detector is not None:
-            parser.error("--detector goes with --dataset; with --data, --trained names the models")
         fabrics = args.fabrics.split(",") if args.fabrics else eligible_fabrics(args.data)
         with tempfile.TemporaryDirectory(prefix="qc-bench-memory-") as tmp:
             for fabric in fabrics:
