@@ -12,6 +12,7 @@ same in both: only the station's post-processing and thresholds differ.
 
 Run: qc bench position -- --work WORK_DIR [--json bench/results/position.json] [--image-scores-from held_back]
      [--column-factors heat] [--column-profile-share 0.5] [--fill-padding] [--max-threshold 0.999]
+     [--position never]   (the copy calibrated without column factors: what they do for these networks)
 """
 
 from __future__ import annotations
@@ -77,11 +78,12 @@ def runs_of(works: list[Path], fabrics: str | None) -> list[tuple[Path, str, int
 
 def recalibrate(
     run, data: Path, image_scores_from: str, column_factors: str, fill_padding: bool | None = None,
-    max_threshold: float | None = None, column_profile_share: float | None = None,
+    max_threshold: float | None = None, column_profile_share: float | None = None, position_mode: str | None = None,
 ) -> tuple[Thresholds, dict | None]:
     """A kept run's thresholds and column factors calibrated again as ``qc train`` does, for its net as it is now,
     fed as ``export.fill_padding`` says: ``fill_padding``, or the run's own when None; thresholds capped at
     ``max_threshold``, or the run's own cap when None; column profiles from ``column_profile_share`` (the
+    run's own when None); column factors fitted or not as ``position_mode`` says (calibration.position; the
     run's own when None)."""
     config = run.config
     export = config.export if fill_padding is None else config.export.model_copy(update={"fill_padding": fill_padding})
@@ -90,6 +92,8 @@ def recalibrate(
         update["max_threshold"] = max_threshold
     if column_profile_share is not None:
         update["column_profile_share"] = column_profile_share
+    if position_mode is not None:
+        update["position"] = position_mode
     calibration = config.calibration.model_validate({**config.calibration.model_dump(), **update})
     trained_on, held_back = split_train_val(
         find_training_images(data), val_fraction=config.data.val_fraction,
@@ -110,6 +114,7 @@ def recalibrate(
 def refit(
     work: Path, fabric: str, seed: int, out_model: Path, image_scores_from: str, column_factors: str,
     fill_padding: bool | None = None, max_threshold: float | None = None, column_profile_share: float | None = None,
+    position_mode: str | None = None,
 ) -> dict:
     """The kept model's card with column factors and thresholds calibrated with them, in ``out_model``;
     its tiling says whether the station feeds the padding mirrored over by cloth (``fill_padding``, or
@@ -119,7 +124,7 @@ def refit(
         fill_padding = run.config.export.fill_padding
     thresholds, position = recalibrate(
         run, work / f"fabric{fabric}", image_scores_from, column_factors, fill_padding, max_threshold,
-        column_profile_share,
+        column_profile_share, position_mode,
     )
     model = work / "models" / f"aitex{fabric}_seed{seed}" / "bench"
     shutil.copytree(model, out_model)
@@ -158,6 +163,11 @@ def main() -> None:
         help="the refitted factors' calibration.column_profile_share: columns quieted down from the heat this "
         "share of the good strips reach (default: as each run was trained)",
     )
+    parser.add_argument(
+        "--position", choices=("auto", "always", "never"), default=None,
+        help="the refitted cards' calibration.position: 'never' calibrates them without column factors, to "
+        "measure what the factors do for these networks (default: as each run was trained)",
+    )
     args = parser.parse_args()
     if args.column_profile_share is not None:
         try:
@@ -179,7 +189,7 @@ def main() -> None:
             copy = Path(tmp) / f"aitex{fabric}_seed{seed}"
             refit_record = refit(
                 args.work, fabric, seed, copy, args.image_scores_from, args.column_factors, args.fill_padding,
-                args.max_threshold, args.column_profile_share,
+                args.max_threshold, args.column_profile_share, args.position,
             )
             before, after = evaluate_model(kept, data), evaluate_model(copy, data)
             row = {"fabric": fabric, "seed": seed, **refit_record,
@@ -195,7 +205,8 @@ def main() -> None:
                                              "column_factors": args.column_factors,
                                              "fill_padding": args.fill_padding,
                                              "max_threshold": args.max_threshold,
-                                             "column_profile_share": args.column_profile_share, "rows": rows,
+                                             "column_profile_share": args.column_profile_share,
+                                             "position_mode": args.position, "rows": rows,
                                              "summary": summary(rows)}, indent=1) + "\n", encoding="utf-8")
     print(format_summary(summary(rows)))
 

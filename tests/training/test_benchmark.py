@@ -93,6 +93,19 @@ def test_bench_runs_each_seed_and_writes_the_summary(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["bench", "position", "--", "--work", str(tmp_path / "work"), "--column-profile-share", "2"])
     assert "--column-profile-share 2" in capsys.readouterr().err
+    # --position never calibrates the copies without column factors: none quieted, and as a factor only
+    # ever lowers a score, the good strips' highest scores and so the image thresholds can only rise
+    out = tmp_path / "position_never.json"
+    assert main(["bench", "position", "--", "--work", str(tmp_path / "work"), "--position", "never",
+                 "--json", str(out)]) == 0
+    never = json.loads(out.read_text())
+    assert never["position_mode"] == "never" and any(r["quieted_columns"] > 0 for r in rows)
+    for r, fitted in zip(never["rows"], rows):
+        assert r["quieted_columns"] == 0 and r["kept"] == fitted["kept"]
+        assert r["threshold"] >= fitted["threshold"] - 1e-9
+    with pytest.raises(SystemExit):
+        main(["bench", "position", "--", "--work", str(tmp_path / "work"), "--position", "sometimes"])
+    assert "--position" in capsys.readouterr().err
 
     # qc bench flips runs the same networks with other test-time flips, exported and calibrated again
     out = tmp_path / "flips.json"
