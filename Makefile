@@ -37,7 +37,7 @@ clean-venv:
 # A fixed step count rather than a time budget, so the same commands make the same model on any
 # machine; it trains longer than a fabric onboarding because its data spans many fabrics. Its norms
 # stay per tile (net.norm=instance): with onboarding's local norms the same recipe's AITEX 00 and 02
-# image AUROC fell from 0.929 and 0.914 to 0.732 and 0.836 (README, Benchmarks).
+# image AUROC fell from 0.929 and 0.914 to 0.732 and 0.836 (docs/detector-log.md).
 DEFAULT_VERSION ?= 0.6.0
 AITEX_DEV ?= ../shared/data/aitex-dev
 DEFAULT_DATA := var/default-data

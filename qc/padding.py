@@ -87,7 +87,7 @@ def fill_padding(image_rgb: np.ndarray) -> np.ndarray:
     white padding squashes the cloth's contrast, and it went blind there: on AITEX 00 cut
     selvages 20 to 50 px from the padding scored 0.00 in every tile that held some padding and 0.5
     to 1.0 in tiles starting at the cloth's edge. Mirrored cloth keeps a tile's statistics the
-    cloth's own (measured as an option, not the default: README, Benchmarks).
+    cloth's own (measured as an option, not the default: docs/detector-log.md).
     The heatmap over the padding is still cleared afterwards (suppress_padding, on the original).
 
     Each row's padding at its two ends is mirrored from that row's cloth (line-scan strips are

@@ -23,7 +23,7 @@ Why a broad smoothing beside it (2026-12-06): a long faint defect, such as AITEX
 of its mask stays near zero, ranked among the good pixels. The maximum of the fine map and one
 smoothed at 16 px spreads the dot's heat over the defect's extent without lowering any peak, so a
 small defect keeps its fine outline and the tile maxima are unchanged. On the same 18 trained
-networks of the onboarding default (README, Benchmarks, "Broad smoothing beside the fine one"):
+networks of the onboarding default (docs/detector-log.md, "Broad smoothing beside the fine one"):
 pixel AUROC 00 0.908 -> 0.938, 02 0.991 -> 0.994, 04 1.000 -> 1.000, 06 0.835 -> 0.953; tile AUROC
 identical. The broad map alone (sigma 16) scored pixel AUROC as well but lost tile AUROC on 04 and 06.
 """

@@ -150,7 +150,7 @@ class NetConfig(Strict):
         "position ('local_instance': features that depend on the cloth around them, not on the rest of the "
         "tile), per image ('instance', over the whole tile), per batch ('batch'), or per image in the first "
         "block and per batch after it ('stem_instance', from-scratch U-Net only: deep features that do not "
-        "depend on the whole tile's statistics; on AITEX better maps on 06, worse image scores: README)",
+        "depend on the whole tile's statistics; on AITEX better maps on 06, worse image scores: docs/detector-log.md)",
     )
     norm_window_px: int = Field(
         128, ge=8, description="with norm local_instance: side of the window, in image px, each feature is "

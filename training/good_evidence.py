@@ -30,7 +30,7 @@ from training.station_scoring import TileScorer, station_map, station_tiles
 MAX_FIT_TILES = 640
 """Station tiles' worth of trained-on images looked at after training, beside MAX_FIT_IMAGES: inferring
 them is calibration's largest cost, and thirty 2048x2048 photographs (2430 tiles) took 90 s of a
-5-minute onboarding; 640 tiles are 33 AITEX strips or 7 such photographs (README, Benchmarks)."""
+5-minute onboarding; 640 tiles are 33 AITEX strips or 7 such photographs (docs/detector-log.md)."""
 
 
 def picked_trained_on(tiles: list[int]) -> list[int]:
