@@ -57,6 +57,7 @@ def cmd_synth(args: argparse.Namespace, argv: list[str]) -> int:
             overwrite=args.overwrite,
             panels=args.panels,
             train_defects=args.train_defects,
+            fabrics=[name.strip() for name in args.fabrics.split(",")] if args.fabrics is not None else None,
         )
     except (FileExistsError, ValueError) as exc:
         raise UserError(str(exc)) from exc
@@ -226,6 +227,10 @@ def _add_synth_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--train-defects", type=int, default=0,
         help="labelled defect images (with masks) in train/<type>/, for supervised training; half are panels with --panels",
+    )
+    p.add_argument(
+        "--fabrics", default=None,
+        help="comma-separated fabric names the tiles show (default: all ten in turn), e.g. twill for one fabric's dataset",
     )
     p.set_defaults(handler=cmd_synth)
 

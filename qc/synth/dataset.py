@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -46,12 +47,15 @@ def write_mvtec_dataset(
     overwrite: bool = False,
     panels: int = 0,
     train_defects: int = 0,
+    fabrics: Sequence[str] | None = None,
 ) -> dict:
     """Write `count` good training tiles and a labelled test split under `out`; return the counts.
 
-    Fabrics cycle through FABRICS in a fixed order so every fabric is present in every split.
+    Fabrics cycle through FABRICS (or ``fabrics``, a subset: one fabric is what a factory onboards,
+    so the tiles and their defects then show only it) in a fixed order so every fabric is present
+    in every split; line panels draw their own fabrics whatever ``fabrics`` says.
     test_count is the number of defect test images (default max(count // 4, len(DEFECTS))), spread
-    evenly over all defect types; good test images number max(len(FABRICS), test_count // 2).
+    evenly over all defect types; good test images number max(fabrics, test_count // 2).
     ``panels`` adds that many good whole-garment frames of the simulated line (panel on the belt)
     to train/good, and as many test frames (a third with a defect), so a model for the simulated
     station learns that the belt and panel edges are normal. About a third of the good tiles carry a
@@ -72,6 +76,7 @@ def write_mvtec_dataset(
         raise ValueError(f"test_count must not be negative, got {test_count}")
     if train_defects < 0:
         raise ValueError(f"train_defects must not be negative, got {train_defects}")
+    chosen = _chosen_fabrics(fabrics)
     root = Path(out)
     if root.exists() and any(root.iterdir()):
         if not overwrite:
@@ -82,14 +87,14 @@ def write_mvtec_dataset(
 
     for index in range(count):
         sample = generate_sample(
-            _image_rng(seed, _TRAIN_GOOD, index), size_px=shape, fabric=FABRICS[index % len(FABRICS)], defect=None
+            _image_rng(seed, _TRAIN_GOOD, index), size_px=shape, fabric=chosen[index % len(chosen)], defect=None
         )
         _write_png(root / "train" / "good" / f"{index:04d}.png", sample.image)
 
-    good_test_count = max(len(FABRICS), defect_count // 2)
+    good_test_count = max(len(chosen), defect_count // 2)
     for index in range(good_test_count):
         sample = generate_sample(
-            _image_rng(seed, _TEST_GOOD, index), size_px=shape, fabric=FABRICS[index % len(FABRICS)], defect=None
+            _image_rng(seed, _TEST_GOOD, index), size_px=shape, fabric=chosen[index % len(chosen)], defect=None
         )
         _write_png(root / "test" / "good" / f"{index:04d}.png", sample.image)
 
@@ -97,7 +102,7 @@ def write_mvtec_dataset(
     for index in range(defect_count):
         defect = DEFECTS[index % len(DEFECTS)]
         # Shift the fabric each round over the defect types, so no defect sticks to one fabric.
-        fabric = FABRICS[(index + index // len(DEFECTS)) % len(FABRICS)]
+        fabric = chosen[(index + index // len(DEFECTS)) % len(chosen)]
         sample = generate_sample(
             _image_rng(seed, _TEST_DEFECT, index), size_px=shape, fabric=fabric, defect=defect
         )
@@ -118,13 +123,13 @@ def write_mvtec_dataset(
             _write_png(root / "ground_truth" / kind / f"panel_{index:04d}_mask.png", sample.mask)
         panel_test["defect" if sample.defect_type else "good"] += 1
 
-    train_per_type = _write_train_defects(root, seed, shape, train_defects, with_panels=panels > 0)
+    train_per_type = _write_train_defects(root, seed, shape, train_defects, chosen, with_panels=panels > 0)
 
     return {
         "root": str(root),
         "seed": seed,
         "size_px": size_px,
-        "fabrics": list(FABRICS),
+        "fabrics": list(chosen),
         "train": {"good": count, **{name: n for name, n in train_per_type.items() if n}},
         "test": {"good": good_test_count, **{name: n for name, n in per_type.items() if n}},
         "ground_truth": {name: n for name, n in per_type.items() if n},
@@ -132,7 +137,22 @@ def write_mvtec_dataset(
     }
 
 
-def _write_train_defects(root: Path, seed: int, shape: tuple[int, int], count: int, *, with_panels: bool) -> dict:
+def _chosen_fabrics(fabrics: Sequence[str] | None) -> tuple[str, ...]:
+    """The fabrics a dataset's tiles cycle through: all of FABRICS, or the named ones in the order given."""
+    if fabrics is None:
+        return FABRICS
+    chosen = tuple(dict.fromkeys(fabrics))
+    if not chosen:
+        raise ValueError(f"fabrics must name at least one fabric; known: {', '.join(FABRICS)}")
+    unknown = [name for name in chosen if name not in FABRICS]
+    if unknown:
+        raise ValueError(f"unknown fabric {', '.join(map(repr, unknown))}; known: {', '.join(FABRICS)}")
+    return chosen
+
+
+def _write_train_defects(
+    root: Path, seed: int, shape: tuple[int, int], count: int, fabrics: tuple[str, ...], *, with_panels: bool
+) -> dict:
     """``count`` labelled defect images in train/<type>/ (half of them line frames when ``with_panels``)."""
     per_type = dict.fromkeys(DEFECTS, 0)
     panel_count = count // 2 if with_panels else 0
@@ -145,7 +165,7 @@ def _write_train_defects(root: Path, seed: int, shape: tuple[int, int], count: i
 
     for index in range(count - panel_count):
         defect = DEFECTS[index % len(DEFECTS)]
-        fabric = FABRICS[(index + index // len(DEFECTS)) % len(FABRICS)]
+        fabric = fabrics[(index + index // len(DEFECTS)) % len(fabrics)]
         sample = generate_sample(_image_rng(seed, _TRAIN_DEFECT, index), size_px=shape, fabric=fabric, defect=defect)
         write(defect, sample.image, sample.mask, "")
     for index in range(panel_count):

@@ -34,6 +34,17 @@ def test_help_lists_every_subcommand():
         assert name in out.stdout
 
 
+
+def test_synth_writes_one_fabric_and_names_an_unknown_one(tmp_path):
+    out = qc("synth", "--out", tmp_path / "twill", "--count", 2, "--size", 32, "--fabrics", "twill")
+    assert out.returncode == 0, out.stderr
+    assert "'fabrics': ['twill']" in out.stdout
+    assert len(list((tmp_path / "twill" / "train" / "good").glob("*.png"))) == 2
+    out = qc("synth", "--out", tmp_path / "bad", "--count", 2, "--size", 32, "--fabrics", "twill,tweed")
+    assert out.returncode != 0
+    assert "unknown fabric 'tweed'" in out.stderr and "twill" in out.stderr
+    assert not (tmp_path / "bad").exists()
+
 def test_predict_writes_results_overlays_and_heatmaps(tiny_model_dir, tmp_path):
     good, bad = _write_images(tmp_path / "in")
     out = qc("predict", tiny_model_dir, good, bad, "--out", tmp_path / "out", "--save-heatmaps")

@@ -26,6 +26,7 @@ from qc.synth import (
     write_gallery,
     write_mvtec_dataset,
 )
+from qc.synth import dataset as dataset_module
 from qc.synth.seams import random_seam, to_uint8
 from tests.conftest import AITEX_DEV
 
@@ -268,6 +269,32 @@ def test_write_mvtec_dataset_refusals(tmp_path):
     assert summary["test"] == {"good": len(FABRICS)}
     assert not (tmp_path / "y" / "ground_truth").exists()
 
+
+
+def test_write_mvtec_dataset_of_one_fabric(tmp_path, monkeypatch):
+    """A factory onboards one fabric: every tile of every split, defects included, shows that fabric
+    alone, and the split's defect types stay the same."""
+    drawn = []
+    real = dataset_module.generate_sample
+
+    def recording(rng, **kwargs):
+        drawn.append(kwargs["fabric"])
+        return real(rng, **kwargs)
+
+    monkeypatch.setattr(dataset_module, "generate_sample", recording)
+    summary = write_mvtec_dataset(tmp_path, count=3, seed=2, size_px=32, test_count=len(DEFECTS), fabrics=["twill"], train_defects=2)
+    assert summary["fabrics"] == ["twill"]
+    assert set(drawn) == {"twill"} and len(drawn) == 3 + summary["test"]["good"] + len(DEFECTS) + 2
+    assert set(summary["ground_truth"]) == set(DEFECTS)
+    assert summary["test"]["good"] == len(DEFECTS) // 2
+
+
+def test_write_mvtec_dataset_refuses_unknown_or_no_fabrics(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown fabric 'tweed'; known: .*twill"):
+        write_mvtec_dataset(tmp_path / "a", count=1, seed=0, size_px=32, fabrics=["twill", "tweed"])
+    with pytest.raises(ValueError, match="at least one fabric"):
+        write_mvtec_dataset(tmp_path / "b", count=1, seed=0, size_px=32, fabrics=[])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused before writing
 
 def test_panel_shape_and_defect_inside_the_panel():
     seen_defect = 0
