@@ -99,6 +99,7 @@ BENCH_SCRIPTS = {
     "image-score": "bench_image_score.py",
     "norms": "bench_norms.py",
     "hard-negatives": "bench_hard_negatives.py",
+    "onboarding": "bench_onboarding.py",
 }
 
 

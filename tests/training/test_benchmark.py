@@ -376,3 +376,33 @@ def test_bench_hard_negatives_times_the_searches_per_budget(tmp_path, capsys):
         assert row["steps"] == 12 and 0 < row["search_s"] < row["training_s"]
         assert 0 < row["search_share"] < 1 and row["train_and_calibrate_s"] >= row["training_s"]
     assert "search tiles" in capsys.readouterr().out
+
+
+def test_bench_onboarding_onboards_each_synthetic_fabric_alone_and_scores_it(tmp_path, capsys):
+    from qc.cli import main
+    from qc.synth import DEFECTS
+
+    config = tmp_path / "config.yaml"
+    config.write_text(BENCH_SEARCH_CONFIG, encoding="utf-8")
+    out = tmp_path / "onboarding.json"
+    args = ["--fabrics", "twill,checks", "--count", "6", "--size", "64", "--test-defects", str(len(DEFECTS)),
+            "--config", str(config), "--work", str(tmp_path / "work"), "--json", str(out)]
+    assert main(["bench", "onboarding", "--", *args]) == 0
+    result = json.loads(out.read_text())
+    assert [row["fabric"] for row in result["rows"]] == ["twill", "checks"]
+    for row in result["rows"]:
+        assert row["steps"] == 12 and row["onboarding_s"] >= row["train_s"] > 0
+        assert (row["test_good"], row["test_defect"]) == (len(DEFECTS) // 2, len(DEFECTS))
+        assert 0.0 <= row["image_auroc"] <= 1.0 and 0.0 <= row["false_reject_rate"] <= 1.0
+        assert set(row["recall_per_type"]) == set(DEFECTS)
+        # The fabric's own dataset and model were kept, and its images show that fabric alone.
+        assert (tmp_path / "work" / "models" / row["fabric"] / "model.json").is_file()
+    assert "img AUROC" in capsys.readouterr().out
+
+
+def test_bench_onboarding_names_an_unknown_fabric(capsys):
+    from qc.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["bench", "onboarding", "--", "--fabrics", "tweed"])
+    assert "tweed" in capsys.readouterr().err
