@@ -118,6 +118,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.count < 4:
         parser.error("--count must be at least 4: training holds some good images back for calibration")
+    if args.test_defects < 1:
+        parser.error("--test-defects must be at least 1: AUROC and recall need defective test images")
     return args
 
 

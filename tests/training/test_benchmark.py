@@ -400,9 +400,12 @@ def test_bench_onboarding_onboards_each_synthetic_fabric_alone_and_scores_it(tmp
     assert "img AUROC" in capsys.readouterr().out
 
 
-def test_bench_onboarding_names_an_unknown_fabric(capsys):
+def test_bench_onboarding_names_an_unknown_fabric_and_a_test_split_without_defects(capsys):
     from qc.cli import main
 
     with pytest.raises(SystemExit):
         main(["bench", "onboarding", "--", "--fabrics", "tweed"])
     assert "tweed" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "onboarding", "--", "--test-defects", "0"])
+    assert "--test-defects must be at least 1" in capsys.readouterr().err
