@@ -58,6 +58,7 @@ def cmd_synth(args: argparse.Namespace, argv: list[str]) -> int:
             panels=args.panels,
             train_defects=args.train_defects,
             fabrics=[name.strip() for name in args.fabrics.split(",")] if args.fabrics is not None else None,
+            one_style=args.one_style,
         )
     except (FileExistsError, ValueError) as exc:
         raise UserError(str(exc)) from exc
@@ -231,6 +232,10 @@ def _add_synth_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--fabrics", default=None,
         help="comma-separated fabric names the tiles show (default: all ten in turn), e.g. twill for one fabric's dataset",
+    )
+    p.add_argument(
+        "--one-style", action="store_true",
+        help="each fabric's tiles cut from one roll of it, its seams in one stitch and thread (default: every tile its own colourway and seam look)",
     )
     p.set_defaults(handler=cmd_synth)
 

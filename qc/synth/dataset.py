@@ -13,12 +13,14 @@ from qc.synth.defects import DEFECTS, FABRIC_DEFECTS
 from qc.synth.fabrics import FABRICS
 from qc.synth.generator import generate_sample
 from qc.synth.panels import generate_panel
+from qc.synth.style import FabricStyle, fabric_style
 
 _SPLITS = ("train", "test", "ground_truth")
 # Stream ids mixed into the seed so each split draws independent images.
 _TRAIN_GOOD, _TEST_GOOD, _TEST_DEFECT = 0, 1, 2
 _TRAIN_PANEL, _TEST_PANEL = 3, 4
 _TRAIN_DEFECT, _TRAIN_DEFECT_PANEL = 5, 6
+_STYLE = 7
 # Labelled training defects share ground_truth/<type>/ with the test split's: their stems carry this
 # prefix so a training mask can never overwrite (or be read as) a test image's.
 TRAIN_DEFECT_PREFIX = "train_"
@@ -48,12 +50,16 @@ def write_mvtec_dataset(
     panels: int = 0,
     train_defects: int = 0,
     fabrics: Sequence[str] | None = None,
+    one_style: bool = False,
 ) -> dict:
     """Write `count` good training tiles and a labelled test split under `out`; return the counts.
 
     Fabrics cycle through FABRICS (or ``fabrics``, a subset: one fabric is what a factory onboards,
     so the tiles and their defects then show only it) in a fixed order so every fabric is present
-    in every split; line panels draw their own fabrics whatever ``fabrics`` says.
+    in every split; line panels draw their own fabrics whatever ``fabrics`` says. ``one_style``:
+    every tile of a fabric is cut from one roll of it and its seams share one stitch and thread
+    (qc/synth/style.py), as a factory's photographs of one fabric and garment style do; by default
+    each tile draws its own colourway and seam look.
     test_count is the number of defect test images (default max(count // 4, len(DEFECTS))), spread
     evenly over all defect types; good test images number max(fabrics, test_count // 2).
     ``panels`` adds that many good whole-garment frames of the simulated line (panel on the belt)
@@ -77,6 +83,10 @@ def write_mvtec_dataset(
     if train_defects < 0:
         raise ValueError(f"train_defects must not be negative, got {train_defects}")
     chosen = _chosen_fabrics(fabrics)
+    styles = (
+        {name: fabric_style(_image_rng(seed, _STYLE, k), name, (size_px, size_px)) for k, name in enumerate(chosen)}
+        if one_style else {}
+    )
     root = Path(out)
     if root.exists() and any(root.iterdir()):
         if not overwrite:
@@ -87,14 +97,16 @@ def write_mvtec_dataset(
 
     for index in range(count):
         sample = generate_sample(
-            _image_rng(seed, _TRAIN_GOOD, index), size_px=shape, fabric=chosen[index % len(chosen)], defect=None
+            _image_rng(seed, _TRAIN_GOOD, index), size_px=shape, fabric=chosen[index % len(chosen)], defect=None,
+            style=styles.get(chosen[index % len(chosen)]),
         )
         _write_png(root / "train" / "good" / f"{index:04d}.png", sample.image)
 
     good_test_count = max(len(chosen), defect_count // 2)
     for index in range(good_test_count):
         sample = generate_sample(
-            _image_rng(seed, _TEST_GOOD, index), size_px=shape, fabric=chosen[index % len(chosen)], defect=None
+            _image_rng(seed, _TEST_GOOD, index), size_px=shape, fabric=chosen[index % len(chosen)], defect=None,
+            style=styles.get(chosen[index % len(chosen)]),
         )
         _write_png(root / "test" / "good" / f"{index:04d}.png", sample.image)
 
@@ -104,7 +116,7 @@ def write_mvtec_dataset(
         # Shift the fabric each round over the defect types, so no defect sticks to one fabric.
         fabric = chosen[(index + index // len(DEFECTS)) % len(chosen)]
         sample = generate_sample(
-            _image_rng(seed, _TEST_DEFECT, index), size_px=shape, fabric=fabric, defect=defect
+            _image_rng(seed, _TEST_DEFECT, index), size_px=shape, fabric=fabric, defect=defect, style=styles.get(fabric)
         )
         stem = f"{per_type[defect]:04d}"
         _write_png(root / "test" / defect / f"{stem}.png", sample.image)
@@ -123,13 +135,14 @@ def write_mvtec_dataset(
             _write_png(root / "ground_truth" / kind / f"panel_{index:04d}_mask.png", sample.mask)
         panel_test["defect" if sample.defect_type else "good"] += 1
 
-    train_per_type = _write_train_defects(root, seed, shape, train_defects, chosen, with_panels=panels > 0)
+    train_per_type = _write_train_defects(root, seed, shape, train_defects, chosen, styles, with_panels=panels > 0)
 
     return {
         "root": str(root),
         "seed": seed,
         "size_px": size_px,
         "fabrics": list(chosen),
+        "one_style": one_style,
         "train": {"good": count, **{name: n for name, n in train_per_type.items() if n}},
         "test": {"good": good_test_count, **{name: n for name, n in per_type.items() if n}},
         "ground_truth": {name: n for name, n in per_type.items() if n},
@@ -151,7 +164,8 @@ def _chosen_fabrics(fabrics: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _write_train_defects(
-    root: Path, seed: int, shape: tuple[int, int], count: int, fabrics: tuple[str, ...], *, with_panels: bool
+    root: Path, seed: int, shape: tuple[int, int], count: int, fabrics: tuple[str, ...], styles: dict[str, FabricStyle],
+    *, with_panels: bool,
 ) -> dict:
     """``count`` labelled defect images in train/<type>/ (half of them line frames when ``with_panels``)."""
     per_type = dict.fromkeys(DEFECTS, 0)
@@ -166,7 +180,9 @@ def _write_train_defects(
     for index in range(count - panel_count):
         defect = DEFECTS[index % len(DEFECTS)]
         fabric = fabrics[(index + index // len(DEFECTS)) % len(fabrics)]
-        sample = generate_sample(_image_rng(seed, _TRAIN_DEFECT, index), size_px=shape, fabric=fabric, defect=defect)
+        sample = generate_sample(
+            _image_rng(seed, _TRAIN_DEFECT, index), size_px=shape, fabric=fabric, defect=defect, style=styles.get(fabric)
+        )
         write(defect, sample.image, sample.mask, "")
     for index in range(panel_count):
         defect = FABRIC_DEFECTS[index % len(FABRIC_DEFECTS)]

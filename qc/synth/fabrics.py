@@ -35,7 +35,7 @@ def render_fabric(rng: np.random.Generator, name: str, size_px: tuple[int, int])
         raise ValueError(f"unknown fabric {name!r}; known: {', '.join(FABRIC_RENDERERS)}")
     height, width = size_px
     base = FABRIC_RENDERERS[name](rng, (height, width))
-    return _camera_finish(rng, base)
+    return photograph(rng, base)
 
 
 def random_colour(
@@ -339,7 +339,8 @@ def printed(rng: np.random.Generator, size_px: tuple[int, int]) -> np.ndarray:
     return colour * shade[..., None]
 
 
-def _camera_finish(rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
+def photograph(rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
+    """What a camera makes of a renderer's float RGB cloth: uint8 RGB with its own lighting, focus and noise."""
     height, width = base.shape[:2]
     ys = np.linspace(-0.5, 0.5, height, dtype=np.float32)[:, None]
     xs = np.linspace(-0.5, 0.5, width, dtype=np.float32)[None, :]

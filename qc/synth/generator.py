@@ -10,6 +10,7 @@ from qc.synth.defects import DEFECTS, FABRIC_DEFECTS, SEAM_DEFECTS, apply_defect
 from qc.synth.fabrics import FABRICS, render_fabric
 from qc.synth.seam_defects import seam_defect_with_seam_mask
 from qc.synth.seams import draw_seam, random_seam, to_uint8
+from qc.synth.style import FabricStyle, photograph_of, styled_seam
 
 # Share of tiles with a seam when the caller leaves it to chance: enough that a model learns seams
 # are normal cloth, few enough that plain cloth dominates as it does on a garment.
@@ -36,13 +37,15 @@ def generate_sample(
     fabric: str | None = None,
     defect: str | None = "random",
     seam: bool | None = None,
+    style: FabricStyle | None = None,
 ) -> SynthSample:
     """A fabric tile of size_px (height, width); defect "random", None (good) or a name.
 
     seam: True draws a seam across the tile, False none, None a seam on SEAM_PROBABILITY of tiles
     (always when the defect is a seam defect). The seam is never in the mask. A random defect is
-    drawn from all DEFECTS, or from the fabric defects when seam=False. Deterministic given the
-    rng state.
+    drawn from all DEFECTS, or from the fabric defects when seam=False. ``style`` (qc.synth.style):
+    a window of that style's cloth, and its seam's look, instead of a colourway and seam of the
+    tile's own; ``fabric`` must then be None or the style's. Deterministic given the rng state.
     """
     if fabric is not None and fabric not in FABRICS:
         raise ValueError(f"unknown fabric {fabric!r}; known: {', '.join(FABRICS)}")
@@ -53,8 +56,14 @@ def generate_sample(
     height, width = (int(side) for side in size_px)
     if height < 16 or width < 16:
         raise ValueError(f"size_px must be at least 16x16, got {size_px}")
-    fabric_name = fabric if fabric is not None else pick(rng, FABRICS)
-    image = render_fabric(rng, fabric_name, (height, width))
+    if style is not None:
+        if fabric not in (None, style.fabric):
+            raise ValueError(f"fabric {fabric!r} differs from the style's {style.fabric!r}")
+        fabric_name = style.fabric
+        image = photograph_of(style, rng, (height, width))
+    else:
+        fabric_name = fabric if fabric is not None else pick(rng, FABRICS)
+        image = render_fabric(rng, fabric_name, (height, width))
     if defect == "random":
         defect_name = pick(rng, FABRIC_DEFECTS if seam is False else DEFECTS)
     else:
@@ -63,7 +72,7 @@ def generate_sample(
     mask = np.zeros((height, width), np.uint8)
     seam_mask = None
     if has_seam:
-        spec = random_seam(rng, image)
+        spec = random_seam(rng, image) if style is None else styled_seam(style, rng, image)
         if defect_name in SEAM_DEFECTS:
             image, mask, seam_mask = seam_defect_with_seam_mask(defect_name, image, rng, spec)
             return SynthSample(image, mask, fabric_name, defect_name, seam_mask)

@@ -40,6 +40,9 @@ def test_synth_writes_one_fabric_and_names_an_unknown_one(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "'fabrics': ['twill']" in out.stdout
     assert len(list((tmp_path / "twill" / "train" / "good").glob("*.png"))) == 2
+    out = qc("synth", "--out", tmp_path / "roll", "--count", 2, "--size", 32, "--fabrics", "twill", "--one-style")
+    assert out.returncode == 0, out.stderr
+    assert "'one_style': True" in out.stdout
     out = qc("synth", "--out", tmp_path / "bad", "--count", 2, "--size", 32, "--fabrics", "twill,tweed")
     assert out.returncode != 0
     assert "unknown fabric 'tweed'" in out.stderr and "twill" in out.stderr

@@ -28,6 +28,7 @@ from qc.synth import (
 )
 from qc.synth import dataset as dataset_module
 from qc.synth.seams import random_seam, to_uint8
+from qc.synth.style import fabric_style, photograph_of, styled_seam
 from tests.conftest import AITEX_DEV
 
 REQUIRED_FABRICS = {
@@ -295,6 +296,38 @@ def test_write_mvtec_dataset_refuses_unknown_or_no_fabrics(tmp_path):
     with pytest.raises(ValueError, match="at least one fabric"):
         write_mvtec_dataset(tmp_path / "b", count=1, seed=0, size_px=32, fabrics=[])
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused before writing
+
+
+def test_one_style_photographs_are_windows_of_one_cloth_with_one_seam_look():
+    style = fabric_style(np.random.default_rng(5), "twill", (64, 64))
+    assert style.cloth.shape == (3 * 64, 3 * 64, 3)
+    first, second = (photograph_of(style, np.random.default_rng(seed), (64, 64)) for seed in (1, 2))
+    assert not np.array_equal(first, second)  # other windows, another camera
+    cloth_colour = style.cloth.reshape(-1, 3).mean(axis=0) * 255
+    for photo in (first, second):  # the same colourway: near the cloth's own colour
+        assert np.abs(photo.reshape(-1, 3).mean(axis=0) - cloth_colour).max() < 25
+    seams = [styled_seam(style, np.random.default_rng(seed), first) for seed in (3, 4)]
+    for seam in seams:
+        assert (seam.kind, seam.stitch_px, seam.gap_px, seam.thread_px) == (
+            style.seam.kind, style.seam.stitch_px, style.seam.gap_px, style.seam.thread_px)
+        assert np.array_equal(seam.thread, style.seam.thread)
+    assert not np.array_equal(seams[0].path, seams[1].path)  # each on a path of its own
+    # Without a style two twill tiles draw two colourways.
+    a, b = (generate_sample(np.random.default_rng(s), size_px=(64, 64), fabric="twill", defect=None, seam=False) for s in (1, 2))
+    assert np.abs(a.image.reshape(-1, 3).mean(axis=0) - b.image.reshape(-1, 3).mean(axis=0)).max() > 25
+    styled = generate_sample(np.random.default_rng(6), size_px=(64, 64), defect="open_seam", style=style)
+    assert styled.fabric == "twill" and styled.mask.any() and styled.seam_mask is not None
+    with pytest.raises(ValueError, match="differs from the style"):
+        generate_sample(np.random.default_rng(6), size_px=(64, 64), fabric="denim", style=style)
+
+
+def test_write_mvtec_dataset_of_one_style(tmp_path):
+    summary = write_mvtec_dataset(tmp_path / "a", count=3, seed=2, size_px=32, test_count=4, fabrics=["denim"], one_style=True)
+    assert summary["one_style"] is True and summary["fabrics"] == ["denim"]
+    write_mvtec_dataset(tmp_path / "b", count=3, seed=2, size_px=32, test_count=4, fabrics=["denim"], one_style=True)
+    write_mvtec_dataset(tmp_path / "c", count=3, seed=2, size_px=32, test_count=4, fabrics=["denim"])
+    assert _tree_digest(tmp_path / "a") == _tree_digest(tmp_path / "b")
+    assert _tree_digest(tmp_path / "a") != _tree_digest(tmp_path / "c")
 
 def test_panel_shape_and_defect_inside_the_panel():
     seen_defect = 0
