@@ -20,8 +20,12 @@ A caveat on recall: training pastes some of the generator's own yarn faults
 types (other draws), which flatters those types; the per-type recall keeps them apart from the
 rest (holes, stains, knots, creases, seam faults ...). The false-reject rate has no such help.
 
+``--one-style`` cuts every photograph of a fabric from one roll of it and gives its seams one
+stitch and thread (qc/synth/style.py): one fabric and one garment style, as a factory onboards,
+rather than a family of colourways and seam looks.
+
 Run: qc bench onboarding -- [--fabrics plain_weave,twill] [--count 30] [--size 512] [--test-defects 68]
-     [--seed 0] [--work DIR] [--json bench/results/onboarding_synth.json] [key=value ...]
+     [--one-style] [--seed 0] [--work DIR] [--json bench/results/onboarding_synth.json] [key=value ...]
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ def onboard_fabric(fabric: str, args: argparse.Namespace, work: Path) -> dict:
     for previous in (data, run_dir, model_dir):  # a re-run starts clean (training refuses an unfinished run)
         shutil.rmtree(previous, ignore_errors=True)
     write_mvtec_dataset(
-        data, count=args.count, seed=args.synth_seed, size_px=args.size, test_count=args.test_defects, fabrics=[fabric]
+        data, count=args.count, seed=args.synth_seed, size_px=args.size, test_count=args.test_defects, fabrics=[fabric],
+        one_style=args.one_style,
     )
     overrides = [*args.overrides, f"seed={args.seed}"]
     command = shlex.join(["qc", "train", "--config", str(args.config), "--data", str(data), "--out", str(run_dir), *overrides])
@@ -110,6 +115,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=512, help="their side in px")
     parser.add_argument("--test-defects", type=int, default=68, help="defective test images (half as many good ones)")
     parser.add_argument("--synth-seed", type=int, default=1, help="the generator's seed for the images")
+    parser.add_argument(
+        "--one-style", action="store_true",
+        help="one roll of cloth and one seam look per fabric (qc synth --one-style), as one fabric and garment style",
+    )
     parser.add_argument("--seed", type=int, default=0, help="the training seed")
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--work", type=Path, default=None, help="keep datasets, runs and models here")
@@ -135,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
             if args.json:  # after every fabric: a bench stopped after an hour keeps what it measured
                 result = {
                     "config": str(args.config), "overrides": args.overrides, "count": args.count, "size_px": args.size,
-                    "test_defects": args.test_defects, "synth_seed": args.synth_seed, "rows": rows,
+                    "test_defects": args.test_defects, "synth_seed": args.synth_seed, "one_style": args.one_style,
+                    "rows": rows,
                 }
                 args.json.parent.mkdir(parents=True, exist_ok=True)
                 write_json_atomic(args.json, result)

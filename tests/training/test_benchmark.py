@@ -386,9 +386,10 @@ def test_bench_onboarding_onboards_each_synthetic_fabric_alone_and_scores_it(tmp
     config.write_text(BENCH_SEARCH_CONFIG, encoding="utf-8")
     out = tmp_path / "onboarding.json"
     args = ["--fabrics", "twill,checks", "--count", "6", "--size", "64", "--test-defects", str(len(DEFECTS)),
-            "--config", str(config), "--work", str(tmp_path / "work"), "--json", str(out)]
+            "--config", str(config), "--work", str(tmp_path / "work"), "--json", str(out), "--one-style"]
     assert main(["bench", "onboarding", "--", *args]) == 0
     result = json.loads(out.read_text())
+    assert result["one_style"] is True
     assert [row["fabric"] for row in result["rows"]] == ["twill", "checks"]
     for row in result["rows"]:
         assert row["steps"] == 12 and row["onboarding_s"] >= row["train_s"] > 0
