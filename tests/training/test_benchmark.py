@@ -102,7 +102,9 @@ def test_bench_runs_each_seed_and_writes_the_summary(tmp_path, capsys):
     assert never["position_mode"] == "never" and any(r["quieted_columns"] > 0 for r in rows)
     for r, fitted in zip(never["rows"], rows):
         assert r["quieted_columns"] == 0 and r["kept"] == fitted["kept"]
-        assert r["threshold"] >= fitted["threshold"] - 1e-9
+        # Up to float32 rounding: a factor of 1 in odds, h / (1 - h + h), need not give h back to the last bit
+        # (a clean-checkout CI run on an AMD EPYC host saw 0.13369278 against 0.13369279).
+        assert r["threshold"] >= fitted["threshold"] - 1e-6
     with pytest.raises(SystemExit):
         main(["bench", "position", "--", "--work", str(tmp_path / "work"), "--position", "sometimes"])
     assert "--position" in capsys.readouterr().err
