@@ -61,7 +61,7 @@ def write_mvtec_dataset(
     (qc/synth/style.py), as a factory's photographs of one fabric and garment style do; by default
     each tile draws its own colourway and seam look.
     test_count is the number of defect test images (default max(count // 4, len(DEFECTS))), spread
-    evenly over all defect types; good test images number max(fabrics, test_count // 2).
+    evenly over all defect types; good test images number max(number of fabrics, test_count // 2).
     ``panels`` adds that many good whole-garment frames of the simulated line (panel on the belt)
     to train/good, and as many test frames (a third with a defect), so a model for the simulated
     station learns that the belt and panel edges are normal. About a third of the good tiles carry a
