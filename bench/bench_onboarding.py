@@ -31,23 +31,19 @@ Run: qc bench onboarding -- [--fabrics plain_weave,twill] [--count 30] [--size 5
 from __future__ import annotations
 
 import argparse
-import shlex
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from qc.card import load_card  # noqa: E402
-from qc.evaluate import evaluate_model  # noqa: E402
 from qc.machine import machine  # noqa: E402
 from qc.synth import FABRICS, write_mvtec_dataset  # noqa: E402
 
-from training.benchmark import COLUMNS, steps_done  # noqa: E402
-from training.commands import run_export, run_train, write_json_atomic  # noqa: E402
+from training.benchmark import onboard_and_score  # noqa: E402
+from training.commands import write_json_atomic  # noqa: E402
 
 CONFIG = REPO / "configs" / "train" / "default.yaml"
 
@@ -61,26 +57,10 @@ def onboard_fabric(fabric: str, args: argparse.Namespace, work: Path) -> dict:
         one_style=args.one_style,
     )
     overrides = [*args.overrides, f"seed={args.seed}"]
-    command = shlex.join(["qc", "train", "--config", str(args.config), "--data", str(data), "--out", str(run_dir), *overrides])
-    started = time.perf_counter()
-    run_train(args.config, data, run_dir, overrides, command)
-    trained = time.perf_counter()
-    run_export(run_dir, model_dir, name=f"synth-{fabric}", version="bench", command="qc bench onboarding")
-    onboarded = time.perf_counter()
-    report = evaluate_model(model_dir, data)
-    return {
-        "fabric": fabric,
-        "seed": args.seed,
-        **{key: report.get(key) for key in COLUMNS},
-        "train_s": trained - started,
-        "onboarding_s": onboarded - started,
-        "steps": steps_done(run_dir),
-        "image_threshold": load_card(model_dir).thresholds.image,
-        "test_good": report["images"]["good"],
-        "test_defect": report["images"]["defect"],
-        "recall_per_type": report["recall_per_type"],
-        "machine": machine(),
-    }
+    scored = onboard_and_score(
+        args.config, data, run_dir, model_dir, overrides, name=f"synth-{fabric}", bench="qc bench onboarding"
+    )
+    return {"fabric": fabric, "seed": args.seed, **scored}
 
 
 def format_row(row: dict) -> str:

@@ -47,25 +47,33 @@ def bench_fabric(
     for previous in (data, run_dir, model_dir):  # a re-run starts clean (training refuses to
         shutil.rmtree(previous, ignore_errors=True)  # overwrite an unfinished run)
     convert_aitex(aitex_root, data, fabric=fabric, train_good=TRAIN_GOOD)
+    scored = onboard_and_score(config, data, run_dir, model_dir, overrides, name=f"aitex{fabric}", bench="qc bench aitex")
+    return {"fabric": fabric, "seed": seed, **scored}
+
+
+def onboard_and_score(
+    config: Path, data: Path, run_dir: Path, model_dir: Path, overrides: list[str], *, name: str, bench: str
+) -> dict[str, Any]:
+    """Train, calibrate and export as ``qc train`` and ``qc export`` do, then score the exported model
+    on ``data``'s test split as ``qc eval`` does: the figures (COLUMNS) and what onboarding cost."""
     command = shlex.join(["qc", "train", "--config", str(config), "--data", str(data), "--out", str(run_dir), *overrides])
     started = time.perf_counter()
     run_train(config, data, run_dir, overrides, command)
     trained = time.perf_counter()
-    run_export(run_dir, model_dir, name=f"aitex{fabric}", version="bench", command="qc bench aitex")
+    run_export(run_dir, model_dir, name=name, version="bench", command=bench)
     onboarded = time.perf_counter()
     report = evaluate_model(model_dir, data)
-    row = {"fabric": fabric, "seed": seed, **{k: report.get(k) for k in COLUMNS}}
-    row.update(
-        train_s=trained - started,
-        onboarding_s=onboarded - started,
-        steps=steps_done(run_dir),
-        image_threshold=load_card(model_dir).thresholds.image,
-        test_good=report["images"]["good"],
-        test_defect=report["images"]["defect"],
-        recall_per_type=report["recall_per_type"],
-        machine=machine(),
-    )
-    return row
+    return {
+        **{k: report.get(k) for k in COLUMNS},
+        "train_s": trained - started,
+        "onboarding_s": onboarded - started,
+        "steps": steps_done(run_dir),
+        "image_threshold": load_card(model_dir).thresholds.image,
+        "test_good": report["images"]["good"],
+        "test_defect": report["images"]["defect"],
+        "recall_per_type": report["recall_per_type"],
+        "machine": machine(),
+    }
 
 
 def steps_done(run_dir: Path) -> int:
