@@ -26,8 +26,6 @@ FILLS: dict[str, FillMaker] = {}
 VISIBLE_CHANGE = 3.0
 """Grey levels (of 255) a pixel must move (3x3 mean) to count as part of the defect mask, at least;
 on textured fabric the bar is ``min_contrast`` times the fabric's own detail contrast."""
-STRUCTURE_RATIO = 3.0
-"""Detail this many times the crop's median counts as structure (structure_weights)."""
 
 
 def register(registry: dict, name: str):
@@ -233,33 +231,6 @@ def is_grey(image: np.ndarray) -> bool:
     return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
 
 
-def structure_weights(image: np.ndarray) -> np.ndarray | None:
-    """Where the crop has structure, as sampling weights summing to 1, or None where it has none.
-
-    Structure is fine detail well above the crop's own typical detail (STRUCTURE_RATIO times its
-    median): a seam's stitches, a print's or a stripe's edge, a selvage. A uniform weave has none,
-    so on plain cloth the anomalies keep their random places.
-    """
-    grey = channel_mean(image.astype(np.float32))
-    energy = cv2.GaussianBlur(np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 3.0)), (0, 0), 2.0)
-    excess = np.maximum(energy - STRUCTURE_RATIO * max(float(np.median(energy)), 1.0), 0.0)
-    total = float(excess.sum())
-    return excess / total if total > 0.0 else None
-
-
-def centred_on(rng: np.random.Generator, shape: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``shape`` moved so its centre lies on a point drawn from ``weights`` (what leaves the crop is
-    dropped)."""
-    ys, xs = np.nonzero(shape)
-    if len(ys) == 0:
-        return shape
-    target = int(rng.choice(weights.size, p=weights.ravel()))
-    ty, tx = divmod(target, weights.shape[1])
-    move = np.float32([[1, 0, tx - xs.mean()], [0, 1, ty - ys.mean()]])
-    h, w = shape.shape
-    return cv2.warpAffine(shape, move, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
-
-
 def blend_alpha(rng: np.random.Generator, mask: np.ndarray, config: AnomalyConfig) -> np.ndarray:
     """Opacity map: a random opacity, feathered at the edges but exactly zero outside the mask."""
     opacity = rng.uniform(config.opacity_min, config.opacity_max)
@@ -290,12 +261,8 @@ def add_anomaly(
     base = image.astype(np.float32)
     grey = is_grey(image)
     visible = config.min_contrast * texture_contrast(image)
-    # Drawn only when the share is on, as the generator's share above.
-    structure = structure_weights(image) if config.structure_share > 0.0 else None
     for _ in range(attempts):
         shape = MASK_SHAPES[str(rng.choice(list(MASK_SHAPES)))](rng, h, w)
-        if structure is not None and rng.random() < config.structure_share:
-            shape = centred_on(rng, shape, structure)
         fill = FILLS[str(rng.choice(list(FILLS)))](rng, image, donor)
         if grey:  # a grey camera never sees colour: a tinted anomaly would be found by its tint alone
             fill = np.repeat(channel_mean(fill)[:, :, None], 3, axis=2)

@@ -109,14 +109,6 @@ class AnomalyConfig(Strict):
         "(qc.synth: holes, stains, broken ends and picks, slubs, knots, creases ...) instead of a random "
         "shape and fill",
     )
-    structure_share: float = Field(
-        0.0,
-        ge=0.0,
-        le=1.0,
-        description="share of the random-shape anomalies centred on the crop's strongest structure (a "
-        "seam's stitches, a print's or a selvage's edge: detail well above the weave's own) instead of "
-        "anywhere, so the network also sees structure interrupted (a skipped stitch); 0: anywhere",
-    )
     generator_defects: list[str] = Field(
         ["broken_end", "broken_pick", "missing_yarn", "float", "slub", "foreign_fiber"],
         description="which of the generator's fabric defect types those are drawn from, e.g. "

@@ -3,15 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.anomalies import (
-    FILLS,
-    MASK_SHAPES,
-    add_anomaly,
-    add_generator_defect,
-    centred_on,
-    structure_weights,
-    texture_contrast,
-)
+from training.anomalies import FILLS, MASK_SHAPES, add_anomaly, add_generator_defect, texture_contrast
 from training.config import AnomalyConfig
 
 from .conftest import striped_fabric
@@ -185,72 +177,3 @@ def test_generator_defects_limit_the_types_drawn(monkeypatch):
 def test_an_unknown_generator_defect_type_is_refused_naming_it_and_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown type\(s\) brokn_end; .*broken_end"):
         AnomalyConfig(generator_defects=["broken_end", "brokn_end"])
-
-
-def fine_weave(seed: int) -> np.ndarray:
-    """A 128-px crop of a fine, low-contrast weave (the grain a few grey levels deep) with sensor noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:128, 0:128].astype(np.float32)
-    period = rng.uniform(4, 8)
-    grain = 12 * np.sin(2 * np.pi * xx / period) * np.sin(2 * np.pi * yy / period)
-    image = rng.uniform(100, 180, size=3) + grain[:, :, None] + rng.normal(0, 3, size=(128, 128, 3))
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def stitched_fabric(seed: int) -> np.ndarray:
-    """The fine weave with a dark stitch line across it at rows 62-65 (a seam), as a garment shows:
-    4-px stitches, 2 px apart."""
-    image = fine_weave(seed)
-    for offset in range(4):
-        image[62:66, offset::6] = 20
-    return image
-
-
-def test_a_plain_weave_has_no_structure_and_a_seam_has():
-    assert all(structure_weights(fine_weave(seed)) is None for seed in range(5))
-    weights = structure_weights(stitched_fabric(0))
-    assert weights is not None and weights.shape == (128, 128)
-    assert abs(weights.sum() - 1.0) < 1e-4
-    assert weights[54:74].sum() > 0.99, "the structure is the stitch line, not the weave"
-
-
-def test_centred_on_moves_a_shape_onto_the_drawn_point():
-    shape = np.zeros((128, 128), np.uint8)
-    shape[10:16, 20:26] = 1
-    weights = np.zeros((128, 128), np.float32)
-    weights[100, 90] = 1.0
-    moved = centred_on(np.random.default_rng(0), shape, weights)
-    ys, xs = np.nonzero(moved)
-    assert moved.sum() == shape.sum()
-    assert abs(ys.mean() - 100) <= 1 and abs(xs.mean() - 90) <= 1
-
-
-def test_the_structure_share_puts_anomalies_on_the_seam():
-    """Centred on the structure, a random-shape anomaly interrupts the stitch line (a skipped stitch)
-    far more often than one placed anywhere."""
-
-    def on_seam(share: float) -> int:
-        config = AnomalyConfig(structure_share=share, generator_share=0.0)
-        hits = 0
-        for seed in range(80):
-            image = stitched_fabric(seed)
-            _, mask = add_anomaly(np.random.default_rng(seed), image, stitched_fabric(seed + 100), config)
-            hits += bool(mask[62:66].any())
-        return hits
-
-    anywhere, on_structure = on_seam(0.0), on_seam(1.0)
-    assert on_structure >= 1.4 * anywhere
-
-
-def test_the_structure_share_leaves_crops_without_structure_as_they_were():
-    """On a crop with no structure the share changes nothing, and at 0 no extra draw is made, so
-    runs without it keep their exact crops."""
-    image, donor = crops(3)
-    plain = add_anomaly(np.random.default_rng(5), image, donor, AnomalyConfig())
-    shared = add_anomaly(np.random.default_rng(5), image, donor, AnomalyConfig(structure_share=1.0))
-    assert np.array_equal(plain[0], shared[0]) and np.array_equal(plain[1], shared[1])
-
-
-def test_structure_share_outside_zero_to_one_is_refused():
-    with pytest.raises(ValueError, match="structure_share"):
-        AnomalyConfig(structure_share=-0.1)
