@@ -24,13 +24,20 @@ rest (holes, stains, knots, creases, seam faults ...). The false-reject rate has
 stitch and thread (qc/synth/style.py): one fabric and one garment style, as a factory onboards,
 rather than a family of colourways and seam looks.
 
+``--seeds 0,1,2`` trains each fabric once per training seed on the same photographs and ends with
+each fabric's mean [worst] over its seeds and the mean over the fabrics. ``--summarise A.json
+[B.json ...]`` trains nothing: it prints that summary over the rows of earlier result files (a
+bench run in parts, on other fabrics or seeds).
+
 Run: qc bench onboarding -- [--fabrics plain_weave,twill] [--count 30] [--size 512] [--test-defects 68]
-     [--one-style] [--seed 0] [--work DIR] [--json bench/results/onboarding_synth.json] [key=value ...]
+     [--one-style] [--seeds 0] [--work DIR] [--json bench/results/onboarding_synth.json] [key=value ...]
+     qc bench onboarding -- --summarise bench/results/onboarding_synth_one_style.json [...]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -42,25 +49,35 @@ sys.path.insert(0, str(REPO))
 from qc.machine import machine  # noqa: E402
 from qc.synth import FABRICS, write_mvtec_dataset  # noqa: E402
 
-from training.benchmark import onboard_and_score  # noqa: E402
+from training.benchmark import onboard_and_score, summarise  # noqa: E402
+from training.cli import seed_list  # noqa: E402
 from training.commands import write_json_atomic  # noqa: E402
 
 CONFIG = REPO / "configs" / "train" / "default.yaml"
 
 
-def onboard_fabric(fabric: str, args: argparse.Namespace, work: Path) -> dict:
-    data, run_dir, model_dir = work / f"data_{fabric}", work / f"run_{fabric}", work / "models" / fabric
-    for previous in (data, run_dir, model_dir):  # a re-run starts clean (training refuses an unfinished run)
-        shutil.rmtree(previous, ignore_errors=True)
+def write_fabric_data(fabric: str, args: argparse.Namespace, work: Path) -> Path:
+    """The fabric's photographs (train/good) and test split, written afresh: every seed trains on these."""
+    data = work / f"data_{fabric}"
+    shutil.rmtree(data, ignore_errors=True)
     write_mvtec_dataset(
         data, count=args.count, seed=args.synth_seed, size_px=args.size, test_count=args.test_defects, fabrics=[fabric],
         one_style=args.one_style,
     )
-    overrides = [*args.overrides, f"seed={args.seed}"]
+    return data
+
+
+def onboard_fabric(fabric: str, seed: int, data: Path, args: argparse.Namespace, work: Path) -> dict:
+    # One seed keeps the plain names of the bench's first version (run_twill, models/twill).
+    name = fabric if len(args.seeds) == 1 else f"{fabric}_seed{seed}"
+    run_dir, model_dir = work / f"run_{name}", work / "models" / name
+    for previous in (run_dir, model_dir):  # a re-run starts clean (training refuses an unfinished run)
+        shutil.rmtree(previous, ignore_errors=True)
+    overrides = [*args.overrides, f"seed={seed}"]
     scored = onboard_and_score(
         args.config, data, run_dir, model_dir, overrides, name=f"synth-{fabric}", bench="qc bench onboarding"
     )
-    return {"fabric": fabric, "seed": args.seed, **scored}
+    return {"fabric": fabric, "seed": seed, **scored}
 
 
 def format_row(row: dict) -> str:
@@ -78,6 +95,69 @@ HEADER = (
     f"{'fabric':>12} {'img AUROC':>9} {'tile AUROC':>10} {'px AUROC':>8} {'FRR':>5} {'recall':>6} {'good/defect':>9} "
     f"{'onboard s':>9} {'steps':>5}"
 )
+
+
+SUMMARY_COLUMNS = (("image_auroc", "img AUROC"), ("tile_auroc", "tile AUROC"), ("pixel_auroc", "px AUROC"),
+                   ("false_reject_rate", "FRR"), ("recall", "recall"))
+
+
+def format_onboarding_summary(rows: list[dict]) -> str:
+    """Each fabric's mean [worst] over its seeds (worst: the lowest AUROC or recall, the highest
+    false-reject rate), then the mean over the fabrics of their means and of their worst."""
+
+    def worst_of(figure: dict, key: str) -> float:
+        return figure["max"] if key == "false_reject_rate" else figure["min"]
+
+    def cell(mean: float | None, worst: float | None) -> str:
+        return f"{'n/a':>15}" if mean is None else f"{mean:.3f} [{worst:.3f}]".rjust(15)
+
+    summary = summarise(rows)
+    lines = [f"{'fabric':>12} {'seeds':>5} " + " ".join(f"{title:>15}" for _, title in SUMMARY_COLUMNS)
+             + "   (mean [worst] over seeds)"]
+    for s in summary:
+        cells = [cell(None, None) if s[key] is None else cell(s[key]["mean"], worst_of(s[key], key))
+                 for key, _ in SUMMARY_COLUMNS]
+        lines.append(f"{s['fabric']:>12} {s['runs']:>5} " + " ".join(cells))
+    cells = []
+    for key, _ in SUMMARY_COLUMNS:
+        figures = [s[key] for s in summary if s[key] is not None]
+        cells.append(cell(None, None) if not figures else cell(
+            sum(f["mean"] for f in figures) / len(figures), sum(worst_of(f, key) for f in figures) / len(figures)
+        ))
+    lines.append(f"{'mean':>12} {sum(s['runs'] for s in summary):>5} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+SETTINGS = ("overrides", "count", "size_px", "test_defects", "synth_seed", "one_style")
+"""What the files summarised together must share: a summary over two configurations would mean neither."""
+
+
+def rows_of(paths: list[Path]) -> list[dict]:
+    """The rows of earlier result files, in order. A file that cannot be read, one of another
+    configuration than the first, or a fabric and seed given twice is refused by name."""
+    rows: list[dict] = []
+    first: tuple[Path, dict] | None = None
+    for path in paths:
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"--summarise: cannot read {path}: {error}") from None
+        if not isinstance(result, dict) or not isinstance(result.get("rows"), list):
+            raise SystemExit(f"--summarise: {path} is not a qc bench onboarding result (no rows)")
+        if first is None:
+            first = (path, result)
+        for key in SETTINGS:
+            if result.get(key) != first[1].get(key):
+                raise SystemExit(
+                    f"--summarise: {path} has {key} {result.get(key)!r} where {first[0]} has {first[1].get(key)!r}; "
+                    "summarise one configuration at a time"
+                )
+        seen = {(row["fabric"], row["seed"]) for row in rows}
+        for row in result["rows"]:
+            if (row["fabric"], row["seed"]) in seen:
+                raise SystemExit(f"--summarise: {row['fabric']} seed {row['seed']} is in {path} and an earlier file")
+            rows.append(row)
+    return rows
 
 
 def fabric_list(text: str) -> list[str]:
@@ -99,7 +179,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--one-style", action="store_true",
         help="one roll of cloth and one seam look per fabric (qc synth --one-style), as one fabric and garment style",
     )
-    parser.add_argument("--seed", type=int, default=0, help="the training seed")
+    parser.add_argument(
+        "--seeds", "--seed", type=seed_list, default=[0],
+        help="comma-separated training seeds: each fabric trains once per seed on the same photographs",
+    )
+    parser.add_argument(
+        "--summarise", type=Path, nargs="+", default=None, metavar="RESULT_JSON",
+        help="train nothing: summarise the rows of these earlier result files",
+    )
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--work", type=Path, default=None, help="keep datasets, runs and models here")
     parser.add_argument("--json", type=Path, default=None)
@@ -112,26 +199,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def write_result(args: argparse.Namespace, rows: list[dict]) -> None:
+    result = {
+        "config": str(args.config), "overrides": args.overrides, "count": args.count, "size_px": args.size,
+        "test_defects": args.test_defects, "synth_seed": args.synth_seed, "one_style": args.one_style, "rows": rows,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.json, result)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.summarise:
+        rows = rows_of(args.summarise)
+        print(HEADER)
+        for row in rows:
+            print(format_row(row))
+        print("\n" + format_onboarding_summary(rows))
+        return
     print(f"machine: {machine()}; config {args.config} {' '.join(args.overrides)}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="qc-bench-onboarding-") as tmp:
         work = args.work or Path(tmp)
         for fabric in args.fabrics:
-            rows.append(onboard_fabric(fabric, args, work))
-            print(HEADER, format_row(rows[-1]), sep="\n", flush=True)
-            if args.json:  # after every fabric: a bench stopped after an hour keeps what it measured
-                result = {
-                    "config": str(args.config), "overrides": args.overrides, "count": args.count, "size_px": args.size,
-                    "test_defects": args.test_defects, "synth_seed": args.synth_seed, "one_style": args.one_style,
-                    "rows": rows,
-                }
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                write_json_atomic(args.json, result)
+            data = write_fabric_data(fabric, args, work)
+            for seed in args.seeds:
+                rows.append(onboard_fabric(fabric, seed, data, args, work))
+                print(HEADER, format_row(rows[-1]), sep="\n", flush=True)
+                if args.json:  # after every run: a bench stopped after an hour keeps what it measured
+                    write_result(args, rows)
     print("\n" + HEADER)
     for row in rows:
         print(format_row(row))
+    print("\n" + format_onboarding_summary(rows))
 
 
 if __name__ == "__main__":

@@ -412,3 +412,65 @@ def test_bench_onboarding_names_an_unknown_fabric_and_a_test_split_without_defec
     with pytest.raises(SystemExit):
         main(["bench", "onboarding", "--", "--test-defects", "0"])
     assert "--test-defects must be at least 1" in capsys.readouterr().err
+
+
+def test_bench_onboarding_trains_each_seed_on_the_same_photographs_and_summarises_them(tmp_path, capsys):
+    from qc.cli import main
+
+    config = tmp_path / "config.yaml"
+    config.write_text(BENCH_SEARCH_CONFIG, encoding="utf-8")
+    out, work = tmp_path / "onboarding.json", tmp_path / "work"
+    args = ["--fabrics", "checks", "--count", "6", "--size", "64", "--test-defects", "4", "--seeds", "3,4",
+            "--config", str(config), "--work", str(work), "--json", str(out)]
+    assert main(["bench", "onboarding", "--", *args]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(row["fabric"], row["seed"]) for row in rows] == [("checks", 3), ("checks", 4)]
+    # Each seed keeps its own run and model; both trained on the one dataset of the fabric.
+    assert all((work / "models" / f"checks_seed{seed}" / "model.json").is_file() for seed in (3, 4))
+    assert json.loads((work / "run_checks_seed4" / "run.json").read_text())["config"]["seed"] == 4
+    summary = capsys.readouterr().out.split("(mean [worst] over seeds)")[1].splitlines()
+    aurocs = [row["image_auroc"] for row in rows]
+    assert summary[1].split()[:4] == ["checks", "2", f"{np.mean(aurocs):.3f}", f"[{min(aurocs):.3f}]"]
+
+
+def onboarding_result(path: Path, rows: list[dict], **settings) -> Path:
+    result = {"config": "c.yaml", "overrides": [], "count": 30, "size_px": 512, "test_defects": 68, "synth_seed": 1,
+              "one_style": True, "rows": rows}
+    path.write_text(json.dumps({**result, **settings}), encoding="utf-8")
+    return path
+
+
+def onboarding_row(fabric: str, seed: int, image_auroc: float, false_reject_rate: float) -> dict:
+    return {**row(fabric, seed, image_auroc), "tile_auroc": 0.9, "false_reject_rate": false_reject_rate,
+            "test_good": 34, "test_defect": 68, "steps": 1000}
+
+
+def test_bench_onboarding_summarises_earlier_results_without_training(tmp_path, capsys):
+    """Mean [worst] per fabric over the files' seeds (worst: lowest AUROC, highest false-reject
+    rate), and the mean over the fabrics of both."""
+    from qc.cli import main
+
+    first = onboarding_result(tmp_path / "a.json", [onboarding_row("twill", 0, 0.9, 0.0), onboarding_row("denim", 0, 0.7, 0.1)])
+    second = onboarding_result(tmp_path / "b.json", [onboarding_row("twill", 1, 0.8, 0.2)])
+    assert main(["bench", "onboarding", "--", "--summarise", str(first), str(second)]) == 0
+    lines = capsys.readouterr().out.split("(mean [worst] over seeds)")[1].splitlines()[1:]
+    twill, denim, mean = (line.split() for line in lines)
+    assert twill[:4] == ["twill", "2", "0.850", "[0.800]"] and twill[8:10] == ["0.100", "[0.200]"]
+    assert denim[:4] == ["denim", "1", "0.700", "[0.700]"]
+    assert mean[:4] == ["mean", "3", "0.775", "[0.750]"] and mean[8:10] == ["0.100", "[0.150]"]
+    assert not (tmp_path / "work").exists()
+
+
+def test_bench_onboarding_refuses_to_summarise_other_configurations_or_a_seed_twice(tmp_path, capsys):
+    from qc.cli import main
+
+    plain = onboarding_result(tmp_path / "a.json", [onboarding_row("twill", 0, 0.9, 0.0)])
+    other = onboarding_result(tmp_path / "b.json", [onboarding_row("twill", 1, 0.8, 0.0)], overrides=["seed=3"])
+    for files, named in (
+        ([plain, other], "has overrides ['seed=3']"),
+        ([plain, plain], "twill seed 0 is in"),
+        ([plain, tmp_path / "missing.json"], "cannot read"),
+    ):
+        with pytest.raises(SystemExit) as refused:
+            main(["bench", "onboarding", "--", "--summarise", *map(str, files)])
+        assert named in str(refused.value)
