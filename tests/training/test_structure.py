@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from training.config import DataConfig
 from training.structure import StructureSampler, structure_weights
 
 from .conftest import fine_weave, stitched_fabric
@@ -37,5 +35,9 @@ def test_the_sampler_draws_points_on_the_seam_of_a_large_image():
 
 
 def test_a_structure_crop_share_outside_zero_to_one_is_refused_by_name():
+    import pytest
+
+    from training.config import DataConfig
+
     with pytest.raises(ValueError, match="structure_crop_share"):
         DataConfig(structure_crop_share=1.5)
