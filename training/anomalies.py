@@ -16,7 +16,6 @@ import numpy as np
 
 from qc.synth import BLUR_MARGIN_PX, FABRIC_DEFECTS, apply_defect
 from training.config import AnomalyConfig
-from training.structure import structure_excess
 
 MaskMaker = Callable[[np.random.Generator, int, int], np.ndarray]
 FillMaker = Callable[[np.random.Generator, np.ndarray, np.ndarray], np.ndarray]
@@ -232,24 +231,6 @@ def is_grey(image: np.ndarray) -> bool:
     return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
 
 
-def structure_segment(rng: np.random.Generator, excess: np.ndarray) -> np.ndarray | None:
-    """A short piece of the crop's structure line (uint8 0/1): the pixels within 3-14 px of a point
-    drawn on the structure whose excess is at least half the strongest there, grown by a pixel. A few
-    loops of a stitch line, a stretch of a print's edge: what a skipped or broken stitch changes.
-    None where the crop has no structure."""
-    weights = np.square(excess, dtype=np.float64)
-    total = float(weights.sum())
-    if total <= 0.0:
-        return None
-    target = int(rng.choice(weights.size, p=(weights / total).ravel()))
-    ty, tx = divmod(target, weights.shape[1])
-    disc = np.zeros(excess.shape, np.uint8)
-    cv2.circle(disc, (tx, ty), int(rng.integers(3, 15)), 1, -1)
-    # The line, not the rim a strong line's wide blur leaves: half the strongest excess in the disc.
-    core = (excess >= float(excess[disc > 0].max()) / 2.0).astype(np.uint8)
-    return cv2.dilate(disc & core, np.ones((3, 3), np.uint8))
-
-
 def blend_alpha(rng: np.random.Generator, mask: np.ndarray, config: AnomalyConfig) -> np.ndarray:
     """Opacity map: a random opacity, feathered at the edges but exactly zero outside the mask."""
     opacity = rng.uniform(config.opacity_min, config.opacity_max)
@@ -280,16 +261,8 @@ def add_anomaly(
     base = image.astype(np.float32)
     grey = is_grey(image)
     visible = config.min_contrast * texture_contrast(image)
-    # Drawn only when the share is on, as the generator's share above.
-    excess = structure_excess(image) if config.structure_share > 0.0 else None
-    if excess is not None and not excess.any():
-        excess = None  # no structure: the crop's anomalies are drawn as without the share
     for _ in range(attempts):
         shape = MASK_SHAPES[str(rng.choice(list(MASK_SHAPES)))](rng, h, w)
-        if excess is not None and rng.random() < config.structure_share:
-            shape = structure_segment(rng, excess)
-            if shape is None:
-                shape = MASK_SHAPES[str(rng.choice(list(MASK_SHAPES)))](rng, h, w)
         fill = FILLS[str(rng.choice(list(FILLS)))](rng, image, donor)
         if grey:  # a grey camera never sees colour: a tinted anomaly would be found by its tint alone
             fill = np.repeat(channel_mean(fill)[:, :, None], 3, axis=2)

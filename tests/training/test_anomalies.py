@@ -3,18 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.anomalies import (
-    FILLS,
-    MASK_SHAPES,
-    add_anomaly,
-    add_generator_defect,
-    structure_segment,
-    texture_contrast,
-)
+from training.anomalies import FILLS, MASK_SHAPES, add_anomaly, add_generator_defect, texture_contrast
 from training.config import AnomalyConfig
-from training.structure import structure_excess
 
-from .conftest import fine_weave, stitched_fabric, striped_fabric
+from .conftest import striped_fabric
 
 
 def crops(seed: int):
@@ -185,49 +177,3 @@ def test_generator_defects_limit_the_types_drawn(monkeypatch):
 def test_an_unknown_generator_defect_type_is_refused_naming_it_and_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown type\(s\) brokn_end; .*broken_end"):
         AnomalyConfig(generator_defects=["broken_end", "brokn_end"])
-
-
-def test_a_structure_segment_is_a_short_piece_of_the_stitch_line():
-    image = stitched_fabric(0)
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        segment = structure_segment(rng, structure_excess(image))
-        ys, xs = np.nonzero(segment)
-        assert len(ys) > 0
-        assert ys.min() >= 52 and ys.max() <= 76, "on the line and its rim, not the weave beside it"
-        assert xs.max() - xs.min() <= 2 * 14 + 3, "a few stitches, not the whole seam"
-    assert structure_segment(rng, structure_excess(fine_weave(0))) is None
-
-
-def test_the_structure_share_puts_anomalies_on_the_seam():
-    """With the share, the random-shape anomalies of a crop with a seam change a piece of the stitch
-    line (a skipped or broken stitch) and stay near it; placed anywhere, most miss it."""
-
-    def drawn(share: float) -> tuple[int, float]:
-        config = AnomalyConfig(structure_share=share, generator_share=0.0)
-        hits, near = 0, []
-        for seed in range(80):
-            image = stitched_fabric(seed)
-            _, mask = add_anomaly(np.random.default_rng(seed), image, stitched_fabric(seed + 100), config)
-            hits += bool(mask[62:66].any())
-            if mask.any():
-                near.append(float((mask[50:78] > 0).sum() / (mask > 0).sum()))
-        return hits, float(np.mean(near))
-
-    (anywhere, near_anywhere), (on_structure, near_structure) = drawn(0.0), drawn(1.0)
-    assert on_structure >= 70 and on_structure >= 1.4 * anywhere
-    assert near_structure > 0.95 > near_anywhere
-
-
-def test_the_structure_share_leaves_crops_without_structure_as_they_were():
-    """On a crop with no structure the share changes nothing, and at 0 no extra draw is made, so
-    runs without it keep their exact crops."""
-    image, donor = fine_weave(3, 64, 64), fine_weave(4, 64, 64)
-    plain = add_anomaly(np.random.default_rng(5), image, donor, AnomalyConfig())
-    shared = add_anomaly(np.random.default_rng(5), image, donor, AnomalyConfig(structure_share=1.0))
-    assert np.array_equal(plain[0], shared[0]) and np.array_equal(plain[1], shared[1])
-
-
-def test_structure_share_outside_zero_to_one_is_refused():
-    with pytest.raises(ValueError, match="structure_share"):
-        AnomalyConfig(structure_share=-0.1)
