@@ -29,8 +29,12 @@ each fabric's mean [worst] over its seeds and the mean over the fabrics. ``--sum
 [B.json ...]`` trains nothing: it prints that summary over the rows of earlier result files (a
 bench run in parts, on other fabrics or seeds).
 
+``--train-defects N`` writes N labelled defect photographs into the fabric's train/<type>/ as well
+(qc synth --train-defects), which training takes as masked examples: not onboarding as a factory
+does it, but a measure of what the network can learn of a type, a seam fault say, once shown some.
+
 Run: qc bench onboarding -- [--fabrics plain_weave,twill] [--count 30] [--size 512] [--test-defects 68]
-     [--one-style] [--seeds 0] [--work DIR] [--json bench/results/onboarding_synth.json] [key=value ...]
+     [--one-style] [--seeds 0] [--train-defects 0] [--work DIR] [--json bench/results/onboarding_synth.json] [key=value ...]
      qc bench onboarding -- --summarise bench/results/onboarding_synth_one_style.json [...]
 """
 
@@ -62,7 +66,7 @@ def write_fabric_data(fabric: str, args: argparse.Namespace, work: Path) -> Path
     shutil.rmtree(data, ignore_errors=True)
     write_mvtec_dataset(
         data, count=args.count, seed=args.synth_seed, size_px=args.size, test_count=args.test_defects, fabrics=[fabric],
-        one_style=args.one_style,
+        one_style=args.one_style, train_defects=args.train_defects,
     )
     return data
 
@@ -128,8 +132,10 @@ def format_onboarding_summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-SETTINGS = ("overrides", "count", "size_px", "test_defects", "synth_seed", "one_style")
+SETTINGS = ("overrides", "count", "size_px", "test_defects", "synth_seed", "one_style", "train_defects")
 """What the files summarised together must share: a summary over two configurations would mean neither."""
+SETTING_DEFAULTS = {"train_defects": 0}
+"""What a result file written before a setting existed ran with."""
 
 
 def rows_of(paths: list[Path]) -> list[dict]:
@@ -147,9 +153,10 @@ def rows_of(paths: list[Path]) -> list[dict]:
         if first is None:
             first = (path, result)
         for key in SETTINGS:
-            if result.get(key) != first[1].get(key):
+            ours, theirs = (r.get(key, SETTING_DEFAULTS.get(key)) for r in (result, first[1]))
+            if ours != theirs:
                 raise SystemExit(
-                    f"--summarise: {path} has {key} {result.get(key)!r} where {first[0]} has {first[1].get(key)!r}; "
+                    f"--summarise: {path} has {key} {ours!r} where {first[0]} has {theirs!r}; "
                     "summarise one configuration at a time"
                 )
         seen = {(row["fabric"], row["seed"]) for row in rows}
@@ -176,6 +183,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--test-defects", type=int, default=68, help="defective test images (half as many good ones)")
     parser.add_argument("--synth-seed", type=int, default=1, help="the generator's seed for the images")
     parser.add_argument(
+        "--train-defects", type=int, default=0,
+        help="labelled defect photographs in train/<type>/ as well (qc synth --train-defects): what the "
+        "network can learn of a defect type when it is shown some, beside what onboarding finds without",
+    )
+    parser.add_argument(
         "--one-style", action="store_true",
         help="one roll of cloth and one seam look per fabric (qc synth --one-style), as one fabric and garment style",
     )
@@ -194,6 +206,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.count < 4:
         parser.error("--count must be at least 4: training holds some good images back for calibration")
+    if args.train_defects < 0:
+        parser.error("--train-defects must not be negative")
     if args.test_defects < 1:
         parser.error("--test-defects must be at least 1: AUROC and recall need defective test images")
     return args
@@ -202,7 +216,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def write_result(args: argparse.Namespace, rows: list[dict]) -> None:
     result = {
         "config": str(args.config), "overrides": args.overrides, "count": args.count, "size_px": args.size,
-        "test_defects": args.test_defects, "synth_seed": args.synth_seed, "one_style": args.one_style, "rows": rows,
+        "test_defects": args.test_defects, "synth_seed": args.synth_seed, "one_style": args.one_style,
+        "train_defects": args.train_defects, "rows": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.json, result)

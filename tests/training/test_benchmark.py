@@ -412,6 +412,9 @@ def test_bench_onboarding_names_an_unknown_fabric_and_a_test_split_without_defec
     with pytest.raises(SystemExit):
         main(["bench", "onboarding", "--", "--test-defects", "0"])
     assert "--test-defects must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "onboarding", "--", "--train-defects", "-1"])
+    assert "--train-defects must not be negative" in capsys.readouterr().err
 
 
 def test_bench_onboarding_trains_each_seed_on_the_same_photographs_and_summarises_them(tmp_path, capsys):
@@ -421,9 +424,14 @@ def test_bench_onboarding_trains_each_seed_on_the_same_photographs_and_summarise
     config.write_text(BENCH_SEARCH_CONFIG, encoding="utf-8")
     out, work = tmp_path / "onboarding.json", tmp_path / "work"
     args = ["--fabrics", "checks", "--count", "6", "--size", "64", "--test-defects", "4", "--seeds", "3,4",
-            "--config", str(config), "--work", str(work), "--json", str(out)]
+            "--train-defects", "2", "--config", str(config), "--work", str(work), "--json", str(out)]
     assert main(["bench", "onboarding", "--", *args]) == 0
-    rows = json.loads(out.read_text())["rows"]
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    # --train-defects: labelled defect photographs beside the good ones, trained on by both seeds.
+    assert result["train_defects"] == 2
+    labelled = [p for p in (work / "data_checks" / "train").iterdir() if p.name != "good"]
+    assert sum(len(list(folder.glob("*.png"))) for folder in labelled) == 2
     assert [(row["fabric"], row["seed"]) for row in rows] == [("checks", 3), ("checks", 4)]
     # Each seed keeps its own run and model; both trained on the one dataset of the fabric.
     assert all((work / "models" / f"checks_seed{seed}" / "model.json").is_file() for seed in (3, 4))
@@ -461,13 +469,24 @@ def test_bench_onboarding_summarises_earlier_results_without_training(tmp_path, 
     assert not (tmp_path / "work").exists()
 
 
+def test_bench_onboarding_summarises_a_file_from_before_train_defects_with_one_at_zero(tmp_path, capsys):
+    from qc.cli import main
+
+    older = onboarding_result(tmp_path / "a.json", [onboarding_row("twill", 0, 0.9, 0.0)])
+    newer = onboarding_result(tmp_path / "b.json", [onboarding_row("twill", 1, 0.7, 0.0)], train_defects=0)
+    assert main(["bench", "onboarding", "--", "--summarise", str(older), str(newer)]) == 0
+    assert "0.800 [0.700]" in capsys.readouterr().out
+
+
 def test_bench_onboarding_refuses_to_summarise_other_configurations_or_a_seed_twice(tmp_path, capsys):
     from qc.cli import main
 
     plain = onboarding_result(tmp_path / "a.json", [onboarding_row("twill", 0, 0.9, 0.0)])
     other = onboarding_result(tmp_path / "b.json", [onboarding_row("twill", 1, 0.8, 0.0)], overrides=["seed=3"])
+    shown = onboarding_result(tmp_path / "c.json", [onboarding_row("twill", 2, 0.8, 0.0)], train_defects=34)
     for files, named in (
         ([plain, other], "has overrides ['seed=3']"),
+        ([plain, shown], "has train_defects 34 where"),
         ([plain, plain], "twill seed 0 is in"),
         ([plain, tmp_path / "missing.json"], "cannot read"),
     ):
