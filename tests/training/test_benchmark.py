@@ -428,7 +428,7 @@ def test_bench_onboarding_trains_each_seed_on_the_same_photographs_and_summarise
     assert main(["bench", "onboarding", "--", *args]) == 0
     result = json.loads(out.read_text())
     rows = result["rows"]
-    # --train-defects: labelled defect photographs beside the good ones, trained on by both seeds.
+    # --train-defects: labelled defect photographs written beside the good ones, in the one dataset both seeds use.
     assert result["train_defects"] == 2
     labelled = [p for p in (work / "data_checks" / "train").iterdir() if p.name != "good"]
     assert sum(len(list(folder.glob("*.png"))) for folder in labelled) == 2
