@@ -16,7 +16,6 @@ import numpy as np
 
 from qc.synth import BLUR_MARGIN_PX, FABRIC_DEFECTS, apply_defect
 from training.config import AnomalyConfig
-from training.structure import structure_weights
 
 MaskMaker = Callable[[np.random.Generator, int, int], np.ndarray]
 FillMaker = Callable[[np.random.Generator, np.ndarray, np.ndarray], np.ndarray]
@@ -232,19 +231,6 @@ def is_grey(image: np.ndarray) -> bool:
     return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
 
 
-def centred_on(rng: np.random.Generator, shape: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``shape`` moved so its centre lies on a point drawn from ``weights`` (what leaves the crop is
-    dropped)."""
-    ys, xs = np.nonzero(shape)
-    if len(ys) == 0:
-        return shape
-    target = int(rng.choice(weights.size, p=weights.ravel()))
-    ty, tx = divmod(target, weights.shape[1])
-    move = np.float32([[1, 0, tx - xs.mean()], [0, 1, ty - ys.mean()]])
-    h, w = shape.shape
-    return cv2.warpAffine(shape, move, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
-
-
 def blend_alpha(rng: np.random.Generator, mask: np.ndarray, config: AnomalyConfig) -> np.ndarray:
     """Opacity map: a random opacity, feathered at the edges but exactly zero outside the mask."""
     opacity = rng.uniform(config.opacity_min, config.opacity_max)
@@ -275,12 +261,8 @@ def add_anomaly(
     base = image.astype(np.float32)
     grey = is_grey(image)
     visible = config.min_contrast * texture_contrast(image)
-    # Drawn only when the share is on, as the generator's share above.
-    structure = structure_weights(image) if config.structure_share > 0.0 else None
     for _ in range(attempts):
         shape = MASK_SHAPES[str(rng.choice(list(MASK_SHAPES)))](rng, h, w)
-        if structure is not None and rng.random() < config.structure_share:
-            shape = centred_on(rng, shape, structure)
         fill = FILLS[str(rng.choice(list(FILLS)))](rng, image, donor)
         if grey:  # a grey camera never sees colour: a tinted anomaly would be found by its tint alone
             fill = np.repeat(channel_mean(fill)[:, :, None], 3, axis=2)

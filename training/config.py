@@ -48,19 +48,6 @@ class DataConfig(Strict):
     hard_negative_fraction: float = Field(
         0.25, ge=0.0, le=1.0, description="share of crops centred where the network fired on good images"
     )
-    structure_crop_share: float = Field(
-        0.0,
-        ge=0.0,
-        le=1.0,
-        description="share of crops centred on a training image's structure (a seam's stitches, a "
-        "print's or a selvage's edge: detail well above the weave's own, training/structure.py) "
-        "instead of anywhere; images without structure keep their random crops. 0: off",
-    )
-    structure_crops_good: bool = Field(
-        False,
-        description="structure crops are always shown as good cloth, never as the ground of an "
-        "anomaly: they teach that a seam is normal, and the anomalies stay on random crops",
-    )
     hard_negative_every_s: float = Field(
         30.0, gt=0, description="seconds between searches for hard negatives on the training images"
     )
@@ -121,14 +108,6 @@ class AnomalyConfig(Strict):
         description="share of pasted anomalies drawn by the synthetic fabric generator's defect renderers "
         "(qc.synth: holes, stains, broken ends and picks, slubs, knots, creases ...) instead of a random "
         "shape and fill",
-    )
-    structure_share: float = Field(
-        0.0,
-        ge=0.0,
-        le=1.0,
-        description="share of the random-shape anomalies centred on the crop's strongest structure (a "
-        "seam's stitches, a print's or a selvage's edge: detail well above the weave's own) instead of "
-        "anywhere, so the network also sees structure interrupted (a skipped stitch); 0: anywhere",
     )
     generator_defects: list[str] = Field(
         ["broken_end", "broken_pick", "missing_yarn", "float", "slub", "foreign_fiber"],

@@ -25,7 +25,6 @@ from qc.imageio import IMAGE_SUFFIXES, ImageReadError, read_image, read_mask
 from qc.inference import to_input_tensor as to_tensor_layout
 from training.anomalies import add_anomaly
 from training.config import AnomalyConfig, DataConfig, TrainingError
-from training.structure import StructureSampler
 
 
 def find_training_images(root: Path) -> list[Path]:
@@ -292,13 +291,8 @@ class AnomalyBatches:
     """What training crops are cut from: ``images``, or with ``fill_padding`` their filled copies.
     Mining scores ``images`` themselves, through the station's own path."""
 
-    structure: list[StructureSampler | None] = field(init=False, repr=False)
-    """Per crop source, where its structure is (data.structure_crop_share; empty when that is 0)."""
-
     def __post_init__(self) -> None:
         self.crop_sources = [padding.fill_padding(image) for image in self.images] if self.fill_padding else self.images
-        share = self.data.structure_crop_share
-        self.structure = [StructureSampler.of(image) for image in self.crop_sources] if share > 0 else []
         areas = np.array([image.shape[0] * image.shape[1] for image in self.images], np.float64)
         self._area_share = np.cumsum(areas / areas.sum()) if len(areas) else areas
 
@@ -353,42 +347,26 @@ class AnomalyBatches:
         image = self.crop_sources[self.pick_image(rng)]
         return train_crop(rng, image, crop_px=crop_px, rotate=self.data.rotate)
 
-    def structure_crop(self, rng: np.random.Generator, crop_px: int) -> tuple[np.ndarray, bool]:
-        """A crop around a point of an image's structure, or a random crop where it has none; and
-        whether it was drawn on the structure."""
-        index = self.pick_image(rng)
-        sampler = self.structure[index]
-        if sampler is None:
-            return train_crop(rng, self.crop_sources[index], crop_px=crop_px, rotate=self.data.rotate), False
-        y, x = sampler.point(rng)
-        crop = crop_around(rng, self.crop_sources[index], y, x, crop_px)
-        return augment(rng, crop, rotate=self.data.rotate), True
-
     def pick_image(self, rng: np.random.Generator) -> int:
         if self.data.crops_per == "image":
             return int(rng.integers(len(self.images)))
         return min(int(np.searchsorted(self._area_share, rng.random(), side="right")), len(self.images) - 1)
 
     def sample(self, rng: np.random.Generator, crop_px: int) -> tuple[np.ndarray, np.ndarray]:
-        kept_good = False
         if self.hard_spots and rng.random() < self.data.hard_negative_fraction:
             # Rare normal structure (a selvage, a padding edge, a slub) is where a detector trained on
             # random crops fires; showing it again, as good or as the ground of an anomaly, fixes that.
             i, y, x = self.hard_spots[int(rng.integers(len(self.hard_spots)))]
             crop = augment(rng, crop_around(rng, self.crop_sources[i], y, x, crop_px), rotate=self.data.rotate)
-        elif self.structure and rng.random() < self.data.structure_crop_share:
-            crop, on_structure = self.structure_crop(rng, crop_px)
-            kept_good = on_structure and self.data.structure_crops_good
         else:
             crop = self.random_train_crop(rng, crop_px)
         # Blank crops (padding, background) teach nothing after the first few: most are drawn again,
         # so a strip that is one third padding does not spend a third of the training time on it.
         if rng.random() < self.data.redraw_blank and is_blank(crop):
             crop = self.random_train_crop(rng, crop_px)
-            kept_good = False
         if self.augment is not None:
             crop = self.augment(rng, crop)
-        if kept_good or rng.random() >= self.data.anomaly_probability:
+        if rng.random() >= self.data.anomaly_probability:
             return crop, np.zeros(crop.shape[:2], np.uint8)
         donor = self.random_train_crop(rng, crop_px)
         return add_anomaly(rng, crop, donor, self.anomalies)

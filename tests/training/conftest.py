@@ -30,25 +30,6 @@ def striped_fabric(rng: np.random.Generator, height: int = 64, width: int = 80) 
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def fine_weave(seed: int, height: int = 128, width: int = 128) -> np.ndarray:
-    """A fine, low-contrast weave (the grain a few grey levels deep) with sensor noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    period = rng.uniform(4, 8)
-    grain = 12 * np.sin(2 * np.pi * xx / period) * np.sin(2 * np.pi * yy / period)
-    image = rng.uniform(100, 180, size=3) + grain[:, :, None] + rng.normal(0, 3, size=(height, width, 3))
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def stitched_fabric(seed: int, height: int = 128, width: int = 128, row: int = 62) -> np.ndarray:
-    """The fine weave with a dark stitch line across it at rows row..row+3 (a seam), as a garment
-    shows: 4-px stitches, 2 px apart."""
-    image = fine_weave(seed, height, width)
-    for offset in range(4):
-        image[row : row + 4, offset::6] = 20
-    return image
-
-
 def fires_on_bright():
     """A stand-in network (a torch module) whose heatmap is the pixel brightness: it fires exactly
     where an image is bright, so a test knows where its hottest spot is."""

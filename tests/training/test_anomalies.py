@@ -3,17 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.anomalies import (
-    FILLS,
-    MASK_SHAPES,
-    add_anomaly,
-    add_generator_defect,
-    centred_on,
-    texture_contrast,
-)
+from training.anomalies import FILLS, MASK_SHAPES, add_anomaly, add_generator_defect, texture_contrast
 from training.config import AnomalyConfig
 
-from .conftest import fine_weave, stitched_fabric, striped_fabric
+from .conftest import striped_fabric
 
 
 def crops(seed: int):
@@ -184,45 +177,3 @@ def test_generator_defects_limit_the_types_drawn(monkeypatch):
 def test_an_unknown_generator_defect_type_is_refused_naming_it_and_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown type\(s\) brokn_end; .*broken_end"):
         AnomalyConfig(generator_defects=["broken_end", "brokn_end"])
-
-
-def test_centred_on_moves_a_shape_onto_the_drawn_point():
-    shape = np.zeros((128, 128), np.uint8)
-    shape[10:16, 20:26] = 1
-    weights = np.zeros((128, 128), np.float32)
-    weights[100, 90] = 1.0
-    moved = centred_on(np.random.default_rng(0), shape, weights)
-    ys, xs = np.nonzero(moved)
-    assert moved.sum() == shape.sum()
-    assert abs(ys.mean() - 100) <= 1 and abs(xs.mean() - 90) <= 1
-
-
-def test_the_structure_share_puts_anomalies_on_the_seam():
-    """Centred on the structure, a random-shape anomaly interrupts the stitch line (a skipped stitch)
-    far more often than one placed anywhere."""
-
-    def on_seam(share: float) -> int:
-        config = AnomalyConfig(structure_share=share, generator_share=0.0)
-        hits = 0
-        for seed in range(80):
-            image = stitched_fabric(seed)
-            _, mask = add_anomaly(np.random.default_rng(seed), image, stitched_fabric(seed + 100), config)
-            hits += bool(mask[62:66].any())
-        return hits
-
-    anywhere, on_structure = on_seam(0.0), on_seam(1.0)
-    assert on_structure >= 1.4 * anywhere
-
-
-def test_the_structure_share_leaves_crops_without_structure_as_they_were():
-    """On a crop with no structure the share changes nothing, and at 0 no extra draw is made, so
-    runs without it keep their exact crops."""
-    image, donor = fine_weave(3, 64, 64), fine_weave(4, 64, 64)
-    plain = add_anomaly(np.random.default_rng(5), image, donor, AnomalyConfig())
-    shared = add_anomaly(np.random.default_rng(5), image, donor, AnomalyConfig(structure_share=1.0))
-    assert np.array_equal(plain[0], shared[0]) and np.array_equal(plain[1], shared[1])
-
-
-def test_structure_share_outside_zero_to_one_is_refused():
-    with pytest.raises(ValueError, match="structure_share"):
-        AnomalyConfig(structure_share=-0.1)

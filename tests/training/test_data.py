@@ -14,7 +14,7 @@ from training.data import (
     train_crop,
 )
 
-from .conftest import fine_weave, stitched_fabric, striped_fabric, write_png
+from .conftest import striped_fabric, write_png
 
 
 def test_mvtec_layout_lists_train_good_only(tiny_dataset):
@@ -178,39 +178,3 @@ def test_hard_negative_crops_hold_the_spot():
     assert (images.max(axis=(1, 2, 3)) == 1.0).all() and not masks.any()
     batches.hard_spots = []
     assert (batches.next_batch(20)[0].max(axis=(1, 2, 3)) == 1.0).mean() < 0.5
-
-
-def seam_share(images: np.ndarray) -> float:
-    """Share of the crops that show the dark stitch line (any pixel darker than 40 of 255)."""
-    return float((images.min(axis=(1, 2, 3)) * 255 < 40).mean())
-
-
-@pytest.mark.parametrize("share", [0.0, 0.5])
-def test_a_share_of_crops_is_centred_on_the_images_structure(share):
-    """A seam across one row band of a 400-px image: random 32-px crops show it about a tenth of the
-    time; with half of the crops drawn on the structure, over half do. An image without structure
-    gives random crops either way."""
-    seamed = stitched_fabric(0, 400, 400, row=200)
-    data = DataConfig(crop_px=32, anomaly_probability=0.0, redraw_blank=0.0, structure_crop_share=share)
-    batches = AnomalyBatches([seamed], data, AnomalyConfig(), np.random.default_rng(3))
-    images, _ = batches.next_batch(600)
-    shown = seam_share(images)
-    assert (0.04 < shown < 0.16) if share == 0 else (shown > 0.5)
-    plain = AnomalyBatches([fine_weave(0, 400, 400)], data, AnomalyConfig(), np.random.default_rng(3))
-    assert plain.structure == ([None] if share else [])
-
-
-
-@pytest.mark.parametrize("good", [False, True])
-def test_structure_crops_can_be_kept_good(good):
-    """With every crop drawn on the seam and every crop given an anomaly, the seam crops carry a mask;
-    kept good, none does, and the random crops of an image without structure still get theirs."""
-    seamed = stitched_fabric(0, 400, 400, row=200)
-    data = DataConfig(crop_px=32, anomaly_probability=1.0, redraw_blank=0.0, structure_crop_share=1.0,
-                      structure_crops_good=good, hard_negative_fraction=0.0)
-    _, masks = AnomalyBatches([seamed], data, AnomalyConfig(), np.random.default_rng(5)).next_batch(60)
-    marked = masks.reshape(len(masks), -1).max(axis=1) > 0
-    assert (not marked.any()) if good else (marked.mean() > 0.8)
-    _, plain_masks = AnomalyBatches([fine_weave(0, 400, 400)], data, AnomalyConfig(),
-                                    np.random.default_rng(5)).next_batch(20)
-    assert (plain_masks.reshape(20, -1).max(axis=1) > 0).mean() > 0.8
