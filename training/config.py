@@ -166,12 +166,6 @@ class NetConfig(Strict):
         "resolution; 4: it stops a level earlier, about a quarter less work per tile, the heatmap upsampled x4 "
         "instead of x2; the station smooths it with a Gaussian of 4 px anyway)",
     )
-    full_res_channels: int = Field(
-        0, ge=0, description="from-scratch U-Net: > 0 puts a 3x3 convolution with this many channels at full "
-        "resolution (its own norm, local with norm local_instance) before the stride-2 stem, so the first "
-        "features are learnt from every pixel's neighbourhood, not only from the pixels a strided filter "
-        "reads (a seam's 2-px stitch loops); 0: off, the stem reads the image itself",
-    )
     recurrence_dims: int = Field(
         0, ge=0, description="from-scratch U-Net: > 0 joins a non-local cue to the features at "
         "net.recurrence_stride: how far each position is from its nearest match elsewhere in the image, "
@@ -212,8 +206,6 @@ class NetConfig(Strict):
             raise ValueError(
                 f"local_norm_from_stride {self.local_norm_from_stride} needs norm local_instance (norm is {self.norm!r})"
             )
-        if self.full_res_channels and self.backbone != "none":
-            raise ValueError("full_res_channels is built for the from-scratch U-Net only (net.backbone none)")
         if self.recurrence_dims and self.backbone != "none":
             raise ValueError("recurrence_dims is built for the from-scratch U-Net only (net.backbone none)")
         if self.recurrence_dims and len(self.channel_multipliers) < {8: 3, 16: 4}[self.recurrence_stride]:

@@ -196,17 +196,7 @@ class DefectUNet(SegmentationNet):
             norms: list[Norm] = ["batch"] * len(widths)
         else:
             norms = [norm_at_stride(config, 2 ** (level + 1)) for level in range(len(widths))]
-        # Optional full-resolution features before the stem (net.full_res_channels).
-        self.full_res = None
-        stem_in = 3
-        if config.full_res_channels:
-            full_res_norm: Norm = (
-                functools.partial(LocalNorm, window=config.norm_window_px, stride=1)
-                if config.norm == "local_instance" else "instance"
-            )
-            self.full_res = conv_bn_relu(3, config.full_res_channels, norm=full_res_norm)
-            stem_in = config.full_res_channels
-        self.stem = DownBlock(stem_in, widths[0], norm="instance" if config.norm == "stem_instance" else norms[0])
+        self.stem = DownBlock(3, widths[0], norm="instance" if config.norm == "stem_instance" else norms[0])
         # The level whose features get the recurrence cue joined as one more channel (None: off).
         self.recurrence_level = None
         self.recurrence = None
@@ -244,8 +234,6 @@ class DefectUNet(SegmentationNet):
     def logits(self, image: torch.Tensor) -> torch.Tensor:
         """Per-pixel defect logits [N, 1, H, W]; training uses these (numerically stable BCE)."""
         x = (image - self.mean) / self.std
-        if self.full_res is not None:
-            x = self.full_res(x)
         skips = [self.joined(0, self.stem(x))]
         for level, block in enumerate(self.down, start=1):
             skips.append(self.joined(level, block(skips[-1])))

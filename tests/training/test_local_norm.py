@@ -91,12 +91,10 @@ def test_coarse_statistics_follow_the_image_at_any_size():
     assert torch.allclose(mean, flat, atol=1e-6) and float(var.max()) < 1e-6
 
 
-def perturbed_local_net(
-    multipliers: list[int], output_stride: int = 2, local_from: int = 2, full_res: int = 0
-) -> DefectUNet:
+def perturbed_local_net(multipliers: list[int], output_stride: int = 2, local_from: int = 2) -> DefectUNet:
     torch.manual_seed(2)
     config = NetConfig(norm="local_instance", test_time_flips="none", channel_multipliers=multipliers,
-                       output_stride=output_stride, local_norm_from_stride=local_from, full_res_channels=full_res)
+                       output_stride=output_stride, local_norm_from_stride=local_from)
     net = DefectUNet(config).eval()
     for parameter in net.parameters():
         parameter.data += 0.05 * torch.randn_like(parameter)
@@ -146,20 +144,6 @@ def test_a_graph_of_whole_cells_drops_the_pads_and_matches_torch_at_multiples_of
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with pytest.raises(Exception, match="broadcast|dimension|shape"):
         session.run(None, {session.get_inputs()[0].name: np.random.rand(1, 3, 83, 117).astype(np.float32)})
-
-
-def test_full_resolution_features_come_first_and_export_with_their_local_norm(tmp_path):
-    """net.full_res_channels: a full-resolution convolution with a local norm over the same 128-px
-    window feeds the stem; the cells are then 16 px at stride 1 too, and the graph matches torch."""
-    net = perturbed_local_net([1, 2], full_res=6)
-    assert net.full_res is not None and net.stem[0][0].in_channels == 6
-    norm = net.full_res[1]
-    assert isinstance(norm, LocalNorm) and norm.stride == 1 and norm.coarse == 16
-    assert whole_cell_px(net) == 16
-    path = tmp_path / "full_res.onnx"
-    assert export_onnx(net, path, tile_px=64, opset=18, exporter="torchscript") == 16
-    graph_matches_torch(net, path, [(1, 3, 64, 64), (2, 3, 80, 112)])
-    assert perturbed_local_net([1, 2]).full_res is None
 
 
 def test_a_tile_that_is_not_whole_cells_keeps_the_graph_for_any_size(tmp_path):

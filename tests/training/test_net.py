@@ -104,10 +104,3 @@ def test_output_stride_4_is_refused_for_the_pretrained_backbones():
         NetConfig(backbone="lite0", output_stride=4)
     with pytest.raises(ValueError):
         NetConfig(output_stride=8)
-
-
-def test_full_resolution_features_are_refused_for_the_pretrained_backbones():
-    with pytest.raises(ValueError, match="full_res_channels is built for the from-scratch U-Net only"):
-        NetConfig(backbone="lite0", full_res_channels=8)
-    with pytest.raises(ValueError):
-        NetConfig(full_res_channels=-1)
