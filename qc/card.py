@@ -146,6 +146,27 @@ class HeatmapRecord(_Strict):
     )
 
 
+class SelfSimilarityRecord(_Strict):
+    """The unrepeated-structure cue beside the network (qc/self_similarity.py) and its threshold."""
+
+    scale: int = Field(2, ge=1, le=8, description="the image is looked at reduced by this factor (2: half size)")
+    patch_px: int = Field(13, ge=3, description="side of the compared patches, in image pixels")
+    min_shift_px: int = Field(4, ge=1, description="shortest shift a patch is compared at, in image pixels")
+    max_shift_px: int = Field(20, ge=2, description="longest shift, in image pixels; also the border left out")
+    sigma_px: float = Field(2.0, gt=0, description="Gaussian smoothing of the map, in image pixels")
+    threshold: float = Field(gt=0, description="score (unexplained structure over the image's median) at or above which a unit fails")
+    method: str = Field(description="how the threshold was set, e.g. 'good-max x1.5 over 30 good images'")
+    data: str = Field(description="which good images set the threshold (never test/)")
+
+    @model_validator(mode="after")
+    def _shifts_in_order(self) -> "SelfSimilarityRecord":
+        if self.min_shift_px >= self.max_shift_px:
+            raise ValueError(
+                f"self_similarity.min_shift_px {self.min_shift_px} must be below max_shift_px {self.max_shift_px}"
+            )
+        return self
+
+
 class ModelCard(_Strict):
     schema_version: int = CARD_SCHEMA_VERSION
     name: str
@@ -175,6 +196,9 @@ class ModelCard(_Strict):
     )
     heatmap: HeatmapRecord | None = Field(
         None, description="the shown map's broad smoothing; None: the 4-px smoothing alone (cards before 2026-12-06)"
+    )
+    self_similarity: SelfSimilarityRecord | None = Field(
+        None, description="the unrepeated-structure cue beside the network; None: the network alone (cards before 2026-12-07)"
     )
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ from qc.imageio import to_rgb_uint8
 from qc.padding import fill_padding
 from qc.position import ColumnFactors
 from qc.postprocess import postprocess, scored_map
+from qc.self_similarity import add_unrepeated
 from qc.tiling import Blender, TileGrid, min_side_px
 
 log = logging.getLogger("qc.inference")
@@ -195,7 +196,8 @@ class Inferencer:
 
     def scored_map(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """The map the image score is taken from (padding cleared, column factors applied, not yet
-        smoothed for display) and that score: for benches that compare ways of scoring it."""
+        smoothed for display) and that score: for benches that compare ways of scoring it. The
+        network's alone: the unrepeated-structure cue (qc.self_similarity) joins in ``infer``."""
         rgb = to_rgb_uint8(image)
         blended, score = self._blend(rgb)
         return scored_map(rgb, blended, score, self._position_scale)
@@ -207,6 +209,11 @@ class Inferencer:
         rgb = to_rgb_uint8(image)
         blended, score = self._blend(rgb)
         heatmap, score = postprocess(rgb, blended, score, self._position_scale, self._broad_sigma_px)
+        if self.card.self_similarity is not None:
+            # Read at call time like the thresholds, so a recalibrated card takes effect at once.
+            heatmap, score = add_unrepeated(
+                rgb, heatmap, score, self.card.self_similarity, self.card.thresholds.image
+            )
         return InferenceResult(
             heatmap=heatmap,
             score=score,

@@ -25,8 +25,9 @@ import math
 import numpy as np
 from torch import nn
 
-from qc.card import Calibration, Thresholds
+from qc.card import Calibration, SelfSimilarityRecord, Thresholds
 from qc.position import ColumnFactors
+from qc.self_similarity import fitted_threshold, image_score
 from training.config import CalibrationConfig, ExportConfig
 from training.station_scoring import TileScorer, as_tile_scorer, infer_image
 
@@ -182,3 +183,18 @@ def calibrate_for_recall(
     summary["at_threshold"] = {"recall": recall, "false_reject_rate": frr}
     summary["held_back_rejected"] = frr
     return calibrated, summary
+
+
+def self_similarity_record(
+    good_images: list[np.ndarray], config: CalibrationConfig, *, data_description: str
+) -> SelfSimilarityRecord | None:
+    """The unrepeated-structure cue's record for the card (qc/self_similarity.py), or None when off.
+
+    Every good image counts, trained on or held back: the cue learns nothing from them, so each
+    scores as an unseen good image would."""
+    if not config.self_similarity:
+        return None
+    unfitted = SelfSimilarityRecord(threshold=1.0, method="", data=data_description)
+    scores = [image_score(image, unfitted) for image in good_images]
+    threshold, method = fitted_threshold(scores, config.self_similarity_margin, config.target_false_reject_rate)
+    return unfitted.model_copy(update={"threshold": threshold, "method": method})

@@ -100,6 +100,7 @@ BENCH_SCRIPTS = {
     "norms": "bench_norms.py",
     "hard-negatives": "bench_hard_negatives.py",
     "onboarding": "bench_onboarding.py",
+    "self-similarity": "bench_self_similarity.py",
 }
 
 

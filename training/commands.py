@@ -23,7 +23,7 @@ from qc.padding import fill_padding
 from qc.position import ColumnFactors, quieted_columns
 from training import distributed
 from training.augment import train_augmenter
-from training.calibrate import calibrate, calibrate_for_recall
+from training.calibrate import calibrate, calibrate_for_recall, self_similarity_record
 from training.good_evidence import good_evidence
 from training.checkpoint import FORMAT, differing_keys, load_for_resume, save_atomic
 from training.config import TrainConfig, TrainingError, load_config
@@ -346,9 +346,21 @@ def _calibrate(
                 position_scale=position_scale,
                 trained_on_scores=trained_on_scores,
             )
+    unrepeated = self_similarity_record(
+        data.train_images + data.val_images,
+        config.calibration,
+        data_description=f"{len(data.train_images) + len(data.val_images)} good images of {split.good[0].parent}",
+    )
+    if unrepeated is not None:
+        log(f"self-similarity: threshold {unrepeated.threshold:.2f} ({unrepeated.method})")
     np.savez_compressed(out_dir / PARITY_FILE, **parity_crops(data.val_images, config))
     _say_calibration(config, thresholds, summary)
-    return {"thresholds": thresholds.model_dump(mode="json"), **summary, "position": position}
+    return {
+        "thresholds": thresholds.model_dump(mode="json"),
+        **summary,
+        "position": position,
+        "self_similarity": unrepeated.model_dump(mode="json") if unrepeated else None,
+    }
 
 
 def _say_calibration(config: TrainConfig, thresholds: Thresholds, summary: dict) -> None:

@@ -317,6 +317,14 @@ class CalibrationConfig(Strict):
         description="a column is quieted down from the heat at least this share of the good images reach in it "
         "(qc/position.py); 0: the hottest image's alone, so one good image's speck quiets its column",
     )
+    self_similarity: bool = Field(
+        True,
+        description="join the unrepeated-structure cue (qc/self_similarity.py) to the network's map: a spot "
+        "no nearby shift of the cloth explains, such as a skipped stitch; its threshold from every good image",
+    )
+    self_similarity_margin: float = Field(
+        1.5, ge=1.0, description="factor on the good images' largest self-similarity score (or its quantile) for its threshold"
+    )
 
 
 class ExportConfig(Strict):

@@ -25,6 +25,7 @@ from qc.card import (
     BackboneRecord,
     HeatmapRecord,
     PositionRecord,
+    SelfSimilarityRecord,
     ExportParity,
     InputSpec,
     ModelCard,
@@ -273,6 +274,11 @@ def position_record(position: dict | None) -> PositionRecord | None:
     return PositionRecord.model_validate(position) if position else None
 
 
+def self_similarity_record_of(record: dict | None) -> SelfSimilarityRecord | None:
+    """The card's record of the run's unrepeated-structure cue, if it was fitted (runs before 2026-12-07 were not)."""
+    return SelfSimilarityRecord.model_validate(record) if record else None
+
+
 def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, command: str) -> ModelCard:
     """Export ``run_dir`` to ``out_dir``/{model.onnx, model.json}; nothing lands there unless parity holds."""
     run = load_run(run_dir)
@@ -329,6 +335,7 @@ def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, command
         backbone=backbone,
         position=position_record(record["calibration"].get("position")),
         heatmap=HeatmapRecord(broad_sigma_px=broad) if (broad := run.config.export.broad_sigma_px) > 0 else None,
+        self_similarity=self_similarity_record_of(record["calibration"].get("self_similarity")),
     )
     write_card(card, out_dir)
     return card
