@@ -205,3 +205,27 @@ def test_a_card_with_a_broad_sigma_of_zero_is_refused(tiny_model_dir, tmp_path):
     (model_dir / "model.json").write_text(json.dumps(data))
     with pytest.raises(ModelRefused, match="broad_sigma_px"):
         Inferencer(model_dir, threads=1)
+
+
+def test_a_card_with_the_self_similarity_cue_fails_a_skipped_stitch_the_network_misses(tiny_model_dir, tmp_path):
+    """The dark-spot network sees nothing in a mid-grey stitch line; the card's unrepeated-structure
+    cue (qc.self_similarity) finds the skipped stitch, shows it on the heatmap and fails the unit."""
+    from qc.card import SelfSimilarityRecord
+    from tests.qc.test_self_similarity import GAP_Y, SEAM_X, stitched_cloth
+
+    skipped, unbroken = stitched_cloth(gap=True), stitched_cloth(seed=1)
+    alone = Inferencer(tiny_model_dir, threads=1)
+    assert alone.infer(skipped).score < 0.1
+
+    model_dir = tmp_path / "with_cue" / "1.0.0"
+    shutil.copytree(tiny_model_dir, model_dir)
+    card = load_card(model_dir)
+    cue = SelfSimilarityRecord(threshold=10.0, method="fixed for the test", data="none")
+    write_card(card.model_copy(update={"self_similarity": cue}), model_dir)
+    joined = Inferencer(model_dir, threads=1)
+    result = joined.infer(skipped)
+    assert result.score >= card.thresholds.image
+    ys, xs = np.nonzero(result.heatmap >= card.thresholds.image)  # the region a station would report
+    assert result.heatmap[GAP_Y, SEAM_X] >= card.thresholds.image
+    assert abs(ys.mean() - GAP_Y) <= 6 and abs(xs.mean() - SEAM_X) <= 4 and np.ptp(ys) < 40
+    assert joined.infer(unbroken).score < card.thresholds.image

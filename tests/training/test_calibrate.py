@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from training.calibrate import calibrate, image_threshold, with_odds_margin
+from training.calibrate import calibrate, image_threshold, self_similarity_record, with_odds_margin
 from training.config import CalibrationConfig, ExportConfig, NetConfig
 from training.net import DefectUNet
 
@@ -92,3 +92,14 @@ def test_a_model_that_fires_on_every_good_image_is_reported_not_hidden():
     thresholds, summary = calibrate_a_net_that_scores_everywhere(9.0)  # sigmoid ~ 0.9999
     assert thresholds.image == CalibrationConfig().max_threshold
     assert summary["held_back_rejected"] == 1.0
+
+
+def test_the_self_similarity_cue_is_fitted_with_its_own_margin_or_left_out(rng):
+    images = [striped_fabric(rng) for _ in range(5)]
+    fitted = self_similarity_record(images, CalibrationConfig(self_similarity_margin=2.0), data_description="5 good")
+    wider = self_similarity_record(images, CalibrationConfig(self_similarity_margin=3.0), data_description="5 good")
+    assert wider.threshold == pytest.approx(1.5 * fitted.threshold)
+    assert fitted.method == "good-max x2 over 5 good images" and fitted.data == "5 good"
+    assert self_similarity_record(images, CalibrationConfig(self_similarity=False), data_description="5 good") is None
+    with pytest.raises(ValidationError, match="self_similarity_margin"):
+        CalibrationConfig(self_similarity_margin=0.9)

@@ -115,6 +115,29 @@ def test_a_run_from_before_the_broad_smoothing_exports_without_it(tmp_path, tiny
     assert verify_files(model).heatmap is None
 
 
+def test_the_card_carries_the_self_similarity_threshold_fitted_on_every_good_image(tiny_export, tiny_dataset):
+    from qc.imageio import read_image
+    from qc.self_similarity import image_score
+
+    cue = verify_files(tiny_export).self_similarity
+    good = sorted((tiny_dataset / "train" / "good").iterdir())
+    scores = [image_score(read_image(p), cue) for p in good]  # trained on and held back alike
+    assert cue.threshold == pytest.approx(1.5 * max(scores), rel=1e-5)
+    assert cue.method == f"good-max x1.5 over {len(good)} good images"
+    assert cue.data.startswith(f"{len(good)} good images of ")
+
+
+def test_a_run_from_before_the_self_similarity_cue_exports_without_it(tmp_path, tiny_run):
+    import json
+
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    record = json.loads((run / "run.json").read_text())
+    del record["calibration"]["self_similarity"]  # as written before the cue existed
+    (run / "run.json").write_text(json.dumps(record))
+    model = run_export(run, tmp_path / "model", name="old", version="0.0.1", command="qc export (tests)")
+    assert verify_files(model).self_similarity is None
+
+
 def test_the_card_records_the_sides_its_graph_of_whole_cells_takes(tiny_export, tiny_run):
     net = load_run(tiny_run).net
     assert net_has_local_norms(net), "the default norms are local: their cells make the multiple"
