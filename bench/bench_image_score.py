@@ -10,7 +10,8 @@ strip's map is taken exactly as the station scores it (Inferencer.scored_map: ti
 cleared, the card's column factors applied) and scored by each rule; strip-level AUROC and
 tile-level AUROC (256-px tiles, a tile defective when its mask has >= 16 px, the rule applied to
 the tile's map) are printed per rule. Thresholds are not
-refitted: AUROC needs none. The rule ``max5`` ranks strips exactly as ``qc eval`` does; its tile
+refitted: AUROC needs none. The rule ``max5`` ranks strips exactly as ``qc eval`` does for a card
+without the unrepeated-structure cue (qc/self_similarity.py joins it after these maps); its tile
 AUROC differs from ``qc bench aitex``'s, which takes each tile's maximum of the smoothed map.
 
 Run: qc bench image-score -- --work WORK_DIR [--fabrics 00,06] [--json bench/results/image_score.json]
