@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from qc.good_scores import good_statistic
+
 if TYPE_CHECKING:
     from qc.card import SelfSimilarityRecord
 
@@ -136,13 +138,7 @@ def add_unrepeated(
 
 
 def fitted_threshold(scores: list[float], margin: float, target_false_reject_rate: float) -> tuple[float, str]:
-    """The cue's threshold from good images' scores: their largest (or, with at least 1 / target of
-    them, the (1 - target) quantile) times ``margin``; and how it was set, for the card."""
-    if not scores:
-        raise ValueError("the self-similarity threshold needs at least one good image")
-    values = np.asarray(scores, np.float64)
-    if len(values) >= int(np.ceil(1.0 / target_false_reject_rate)):
-        stat, how = float(np.quantile(values, 1 - target_false_reject_rate, method="higher")), "good-quantile"
-    else:
-        stat, how = float(values.max()), "good-max"
-    return stat * margin, f"{how} x{margin:g} over {len(values)} good images"
+    """The cue's threshold from good images' scores, the statistic the network's threshold is set
+    from too (qc.good_scores) times ``margin``; and how it was set, for the card."""
+    stat, rule = good_statistic(scores, target_false_reject_rate)
+    return stat * margin, f"{rule} x{margin:g} over {len(scores)} good images"

@@ -26,6 +26,7 @@ import numpy as np
 from torch import nn
 
 from qc.card import Calibration, SelfSimilarityRecord, Thresholds
+from qc.good_scores import good_statistic
 from qc.position import ColumnFactors
 from qc.self_similarity import fitted_threshold, image_score
 from training.config import CalibrationConfig, ExportConfig
@@ -41,13 +42,7 @@ def with_odds_margin(value: float, factor: float) -> float:
 
 
 def image_threshold(scores: np.ndarray, config: CalibrationConfig) -> tuple[float, str]:
-    needed = math.ceil(1.0 / config.target_false_reject_rate)
-    if len(scores) >= needed:
-        stat = float(np.quantile(scores, 1 - config.target_false_reject_rate, method="higher"))
-        method = "good-quantile"
-    else:
-        stat = float(np.max(scores))
-        method = "good-max"
+    stat, method = good_statistic(scores, config.target_false_reject_rate)
     threshold = min(config.max_threshold, with_odds_margin(stat, config.image_odds_margin))
     return threshold, f"{method} x{config.image_odds_margin:g} odds"
 

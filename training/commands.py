@@ -349,7 +349,7 @@ def _calibrate(
     unrepeated = self_similarity_record(
         data.train_images + data.val_images,
         config.calibration,
-        data_description=f"{len(data.train_images) + len(data.val_images)} good images of {split.good[0].parent}",
+        data_description=f"{len(data.train_images)} good images trained on from {split.good[0].parent}; {good_description}",
     )
     if unrepeated is not None:
         log(f"self-similarity: threshold {unrepeated.threshold:.2f} ({unrepeated.method})")

@@ -91,7 +91,7 @@ def test_threshold_is_the_largest_good_score_times_the_margin_or_a_quantile_of_m
     many = list(np.linspace(1.0, 2.0, 200)) + [50.0]  # one outlier among 201 does not set it
     threshold, method = fitted_threshold(many, 1.5, 0.01)
     assert threshold < 4.0 and method.startswith("good-quantile")
-    with pytest.raises(ValueError, match="at least one good image"):
+    with pytest.raises(ValueError, match="at least one good image.s score"):
         fitted_threshold([], 1.5, 0.01)
 
 

@@ -124,7 +124,8 @@ def test_the_card_carries_the_self_similarity_threshold_fitted_on_every_good_ima
     scores = [image_score(read_image(p), cue) for p in good]  # trained on and held back alike
     assert cue.threshold == pytest.approx(1.5 * max(scores), rel=1e-5)
     assert cue.method == f"good-max x1.5 over {len(good)} good images"
-    assert cue.data.startswith(f"{len(good)} good images of ")
+    assert cue.data.startswith(f"{len(good) - 2} good images trained on from ")  # and the 2 held back
+    assert "2 good images held back" in cue.data
 
 
 def test_a_run_from_before_the_self_similarity_cue_exports_without_it(tmp_path, tiny_run):
