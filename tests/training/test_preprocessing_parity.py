@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from qc.inference import Inferencer, to_input_tensor
+from qc.self_similarity import add_unrepeated
 from training.station_scoring import infer_image
 from training.data import to_tensor_layout
 from training.export import load_run
@@ -21,7 +22,13 @@ def test_torch_tiled_inference_matches_the_station_on_a_large_image(tiny_run, ti
     if padded:
         image[:, :90] = 255  # a strip's white end: cleared alike, fed alike (the card's tiling)
     torch_heat, torch_score = infer_image(run.net, image, run.config.export)
-    station = Inferencer(tiny_export).infer(image)
+    station_model = Inferencer(tiny_export)
+    # The card's unrepeated-structure cue is no network: the station joins it after the map, so
+    # the torch side joins it the same way (qc.self_similarity).
+    card = station_model.card
+    assert card.self_similarity is not None
+    torch_heat, torch_score = add_unrepeated(image, torch_heat, torch_score, card.self_similarity, card.thresholds.image)
+    station = station_model.infer(image)
     assert station.heatmap.shape == torch_heat.shape == (150, 333)
     np.testing.assert_allclose(station.heatmap, torch_heat, atol=1e-4)
     assert abs(station.score - torch_score) <= 1e-4
