@@ -154,7 +154,7 @@ class SelfSimilarityRecord(_Strict):
     min_shift_px: int = Field(4, ge=1, description="shortest shift a patch is compared at, in image pixels")
     max_shift_px: int = Field(20, ge=2, description="longest shift, in image pixels; also the border left out")
     sigma_px: float = Field(2.0, gt=0, description="Gaussian smoothing of the map, in image pixels")
-    threshold: float = Field(gt=0, description="score (unexplained structure over the image's median) at or above which a unit fails")
+    threshold: float = Field(gt=0, description="score (unexplained structure over the median of the image's textured spots) at or above which a unit fails")
     method: str = Field(description="how the threshold was set, e.g. 'good-max x1.5 over 30 good images'")
     data: str = Field(description="which good images set the threshold (never test/)")
 

@@ -50,6 +50,26 @@ def test_the_score_does_not_depend_on_the_fabric_contrast():
     assert faint == pytest.approx(bold, rel=0.25)
 
 
+def beside_a_belt(cloth: np.ndarray, belt_px: int, noise: float) -> np.ndarray:
+    """The cloth with a plain dark belt (``belt_px`` wide, sensor ``noise`` in grey levels) to its right."""
+    rng = np.random.default_rng(1)
+    belt = np.clip(40 + rng.normal(0, noise, (cloth.shape[0], belt_px)), 0, 255).astype(np.uint8)
+    return np.concatenate([cloth, np.repeat(belt[..., None], 3, axis=2)], axis=1)
+
+
+@pytest.mark.parametrize("noise", [0.0, 1.0])
+def test_a_plain_belt_filling_most_of_the_frame_changes_nothing(noise):
+    """The median is the cloth's: a frame three-quarters belt scores as the cloth alone does (over all
+    spots the median was the belt's, near zero, and good cloth scored in the thousands)."""
+    for gap in (False, True):
+        alone = image_score(stitched_cloth(gap=gap), record())
+        framed = image_score(beside_a_belt(stitched_cloth(gap=gap), 768, noise), record())
+        assert framed == pytest.approx(alone, rel=0.3)
+    good = image_score(beside_a_belt(stitched_cloth(), 768, noise), record())
+    skipped = image_score(beside_a_belt(stitched_cloth(gap=True), 768, noise), record())
+    assert skipped > 10 * good
+
+
 @pytest.mark.parametrize("shape", [(5, 7), (30, 30), (256, 4096 // 8)])
 def test_any_image_size_gets_a_finite_score(shape):
     image = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
