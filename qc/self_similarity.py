@@ -43,7 +43,8 @@ the image's TEXTURE_PERCENTILE-th busiest patch. Over all spots, a frame more th
 belt around a panel, a machine bed beside a strip) had a median near zero, and a good image's score
 rose a hundred- to a thousandfold with the plain share (tests/qc/test_self_similarity.py). On frames
 that are all cloth the median barely moves: on the ten synthetic fabrics and AITEX 00, 02, 06 the
-cue alone caught the same defects and rejected the same good images (docs/detector-log.md)."""
+cue alone caught the same defects and rejected the same good images (docs/detector-log.md). A
+frame more than nine-tenths plain still takes the plain part's spread as its reference."""
 
 NEAR_MISS_POWER = 4
 """Below its threshold the cue's heat is image_threshold * ratio ** 4: good cloth's unexplained
