@@ -325,6 +325,13 @@ class CalibrationConfig(Strict):
     self_similarity_margin: float = Field(
         1.5, ge=1.0, description="factor on the good images' largest self-similarity score (or its quantile) for its threshold"
     )
+    self_similarity_zoom: int = Field(
+        1,
+        ge=1,
+        le=4,
+        description="how many times larger than on the project's photographs the camera sees the cloth's "
+        "repeats: the cue's reduction, patches, shifts and smoothing are multiplied by it",
+    )
 
 
 class ExportConfig(Strict):

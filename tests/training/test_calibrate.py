@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from qc.self_similarity import image_score
 from training.calibrate import calibrate, image_threshold, self_similarity_record, with_odds_margin
 from training.config import CalibrationConfig, ExportConfig, NetConfig
 from training.net import DefectUNet
@@ -103,3 +104,15 @@ def test_the_self_similarity_cue_is_fitted_with_its_own_margin_or_left_out(rng):
     assert self_similarity_record(images, CalibrationConfig(self_similarity=False), data_description="5 good") is None
     with pytest.raises(ValidationError, match="self_similarity_margin"):
         CalibrationConfig(self_similarity_margin=0.9)
+
+
+def test_the_cue_geometry_follows_the_camera_zoom(rng):
+    images = [striped_fabric(rng) for _ in range(4)]
+    plain = self_similarity_record(images, CalibrationConfig(), data_description="4 good")
+    zoomed = self_similarity_record(images, CalibrationConfig(self_similarity_zoom=2), data_description="4 good")
+    assert (plain.scale, plain.patch_px, plain.min_shift_px, plain.max_shift_px, plain.sigma_px) == (2, 13, 4, 20, 2.0)
+    assert (zoomed.scale, zoomed.patch_px, zoomed.min_shift_px, zoomed.max_shift_px, zoomed.sigma_px) == (4, 26, 8, 40, 4.0)
+    # The threshold is fitted with the geometry the card keeps.
+    assert zoomed.threshold == pytest.approx(1.5 * max(image_score(image, zoomed) for image in images))
+    with pytest.raises(ValidationError, match="self_similarity_zoom"):
+        CalibrationConfig(self_similarity_zoom=5)
