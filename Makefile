@@ -50,7 +50,7 @@ default-model: $(VENV)/.test-installed
 	# Without the onboarding default's yarn faults: with them the one model for many fabrics scored the
 	# synthetic split's image AUROC 0.722 against 0.784 (bench/results/default_candidates/README.md).
 	# Without the unrepeated-structure cue: over ten fabrics at once its threshold is set by the good
-	# images it cannot explain (the corners and curves of line panels' outlines), and on 0.6.0 it caught
+	# images of the least repetitive fabrics (a check's band crossings, a print's motifs), and on 0.6.0 it caught
 	# nothing more on the synthetic split and rejected two more good images
 	# (bench/results/self_similarity_default_model_textured.json).
 	$(BIN)/qc train --config configs/train/default.yaml --data $(DEFAULT_DATA)/merged --out runs/default optim.steps=3000 optim.time_budget_s=7200 net.norm=instance data.anomaly_probability=0.5 anomalies.generator_share=0 calibration.self_similarity=false
