@@ -41,7 +41,6 @@ Run: qc bench onboarding -- [--fabrics plain_weave,twill] [--count 30] [--size 5
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -53,7 +52,8 @@ sys.path.insert(0, str(REPO))
 from qc.machine import machine  # noqa: E402
 from qc.synth import FABRICS, write_mvtec_dataset  # noqa: E402
 
-from training.benchmark import onboard_and_score, summarise  # noqa: E402
+from training.bench_summary import ResultFilesRefused, format_mean_worst, rows_of  # noqa: E402
+from training.benchmark import onboard_and_score  # noqa: E402
 from training.cli import seed_list  # noqa: E402
 from training.commands import write_json_atomic  # noqa: E402
 
@@ -101,70 +101,10 @@ HEADER = (
 )
 
 
-SUMMARY_COLUMNS = (("image_auroc", "img AUROC"), ("tile_auroc", "tile AUROC"), ("pixel_auroc", "px AUROC"),
-                   ("false_reject_rate", "FRR"), ("recall", "recall"))
-
-
-def format_onboarding_summary(rows: list[dict]) -> str:
-    """Each fabric's mean [worst] over its seeds (worst: the lowest AUROC or recall, the highest
-    false-reject rate), then the mean over the fabrics of their means and of their worst."""
-
-    def worst_of(figure: dict, key: str) -> float:
-        return figure["max"] if key == "false_reject_rate" else figure["min"]
-
-    def cell(mean: float | None, worst: float | None) -> str:
-        return f"{'n/a':>15}" if mean is None else f"{mean:.3f} [{worst:.3f}]".rjust(15)
-
-    summary = summarise(rows)
-    lines = [f"{'fabric':>12} {'seeds':>5} " + " ".join(f"{title:>15}" for _, title in SUMMARY_COLUMNS)
-             + "   (mean [worst] over seeds)"]
-    for s in summary:
-        cells = [cell(None, None) if s[key] is None else cell(s[key]["mean"], worst_of(s[key], key))
-                 for key, _ in SUMMARY_COLUMNS]
-        lines.append(f"{s['fabric']:>12} {s['runs']:>5} " + " ".join(cells))
-    cells = []
-    for key, _ in SUMMARY_COLUMNS:
-        figures = [s[key] for s in summary if s[key] is not None]
-        cells.append(cell(None, None) if not figures else cell(
-            sum(f["mean"] for f in figures) / len(figures), sum(worst_of(f, key) for f in figures) / len(figures)
-        ))
-    lines.append(f"{'mean':>12} {sum(s['runs'] for s in summary):>5} " + " ".join(cells))
-    return "\n".join(lines)
-
-
 SETTINGS = ("overrides", "count", "size_px", "test_defects", "synth_seed", "one_style", "train_defects")
 """What the files summarised together must share: a summary over two configurations would mean neither."""
 SETTING_DEFAULTS = {"train_defects": 0}
 """What a result file written before a setting existed ran with."""
-
-
-def rows_of(paths: list[Path]) -> list[dict]:
-    """The rows of earlier result files, in order. A file that cannot be read, one of another
-    configuration than the first, or a fabric and seed given twice is refused by name."""
-    rows: list[dict] = []
-    first: tuple[Path, dict] | None = None
-    for path in paths:
-        try:
-            result = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise SystemExit(f"--summarise: cannot read {path}: {error}") from None
-        if not isinstance(result, dict) or not isinstance(result.get("rows"), list):
-            raise SystemExit(f"--summarise: {path} is not a qc bench onboarding result (no rows)")
-        if first is None:
-            first = (path, result)
-        for key in SETTINGS:
-            ours, theirs = (r.get(key, SETTING_DEFAULTS.get(key)) for r in (result, first[1]))
-            if ours != theirs:
-                raise SystemExit(
-                    f"--summarise: {path} has {key} {ours!r} where {first[0]} has {theirs!r}; "
-                    "summarise one configuration at a time"
-                )
-        seen = {(row["fabric"], row["seed"]) for row in rows}
-        for row in result["rows"]:
-            if (row["fabric"], row["seed"]) in seen:
-                raise SystemExit(f"--summarise: {row['fabric']} seed {row['seed']} is in {path} and an earlier file")
-            rows.append(row)
-    return rows
 
 
 def fabric_list(text: str) -> list[str]:
@@ -226,11 +166,14 @@ def write_result(args: argparse.Namespace, rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.summarise:
-        rows = rows_of(args.summarise)
+        try:
+            rows = rows_of(args.summarise, bench="onboarding", settings=SETTINGS, defaults=SETTING_DEFAULTS)
+        except ResultFilesRefused as refused:
+            raise SystemExit(str(refused)) from None
         print(HEADER)
         for row in rows:
             print(format_row(row))
-        print("\n" + format_onboarding_summary(rows))
+        print("\n" + format_mean_worst(rows))
         return
     print(f"machine: {machine()}; config {args.config} {' '.join(args.overrides)}", flush=True)
     rows = []
@@ -246,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\n" + HEADER)
     for row in rows:
         print(format_row(row))
-    print("\n" + format_onboarding_summary(rows))
+    print("\n" + format_mean_worst(rows))
 
 
 if __name__ == "__main__":

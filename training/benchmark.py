@@ -24,12 +24,12 @@ from qc.data import open_dataset
 from qc.data.convert import convert_aitex
 from qc.evaluate import evaluate_model
 from qc.machine import machine
+from training.bench_summary import COLUMNS, summarise
 from training.commands import run_export, run_train, write_json_atomic
 from training.export import RUN_FILE
 
 MIN_DEFECT_STRIPS = 5
 TRAIN_GOOD = 12
-COLUMNS = ("image_auroc", "tile_auroc", "pixel_auroc", "aupro", "false_reject_rate", "recall")
 
 
 def eligible_fabrics(aitex_root: Path) -> list[str]:
@@ -115,21 +115,6 @@ def write_results(
         result["summary"] = summarise(rows)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_json, result)
-
-
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per fabric: the mean, min and max of every figure over its runs (seeds)."""
-    out = []
-    for fabric in dict.fromkeys(r["fabric"] for r in rows):
-        runs = [r for r in rows if r["fabric"] == fabric]
-        summary: dict[str, Any] = {"fabric": fabric, "runs": len(runs)}
-        for key in (*COLUMNS, "onboarding_s", "steps"):
-            values = [r[key] for r in runs if r.get(key) is not None]
-            summary[key] = (
-                {"mean": sum(values) / len(values), "min": min(values), "max": max(values)} if values else None
-            )
-        out.append(summary)
-    return out
 
 
 def format_summary(summary: list[dict[str, Any]]) -> str:

@@ -134,8 +134,13 @@ def cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
     if args.suite == "types":  # its AITEX section reads the same --data (or $QC_AITEX_DIR)
         return run_bench_script("types", [*(["--data", str(args.data)] if args.data else []), *args.overrides])
     if args.suite != "aitex":
+        if args.summarise:
+            raise UserError(f"--summarise belongs to aitex; {args.suite} takes its own after --")
         return run_bench_script(args.suite, args.overrides)
     from training.benchmark import format_summary, format_table, run_aitex_benchmark, summarise
+
+    if args.summarise:
+        return summarise_aitex_results(args)
 
     if args.data is None:
         if not os.environ.get(AITEX_DIR_VARIABLE):
@@ -156,6 +161,26 @@ def cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
     print(format_table(rows))
     if args.seeds and len(args.seeds) > 1:
         print(format_summary(summarise(rows)))
+    return EXIT_OK
+
+
+AITEX_SETTINGS = ("config", "overrides")
+"""What ``qc bench aitex`` result files summarised together must share."""
+
+
+def summarise_aitex_results(args: argparse.Namespace) -> int:
+    """Trains nothing: the rows of earlier result files and each fabric's mean [worst] over them."""
+    from training.bench_summary import ResultFilesRefused, format_mean_worst, rows_of
+    from training.benchmark import format_table
+
+    if args.overrides or args.fabrics or args.seeds:
+        raise UserError("--summarise trains nothing: give it result files, not overrides, --fabrics or --seeds")
+    try:
+        rows = rows_of(args.summarise, bench="aitex", settings=AITEX_SETTINGS)
+    except ResultFilesRefused as refused:
+        raise UserError(str(refused)) from None
+    print(format_table(rows))
+    print("\n" + format_mean_worst(rows))
     return EXIT_OK
 
 
@@ -233,5 +258,10 @@ def add_commands(groups: CommandGroups) -> None:
     )
     p.add_argument("--json", type=Path, default=Path("bench/results/aitex.json"))
     p.add_argument("--work-dir", type=Path, default=None, help="keep datasets, runs and models here")
+    p.add_argument(
+        "--summarise", type=Path, nargs="+", default=None, metavar="RESULT_JSON",
+        help="aitex: train nothing; summarise the rows of these earlier result files of one configuration "
+        "(a bench run in parts) as each fabric's mean [worst] over its seeds",
+    )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
     p.set_defaults(handler=cmd_bench)

@@ -496,3 +496,42 @@ def test_bench_onboarding_refuses_to_summarise_other_configurations_or_a_seed_tw
         with pytest.raises(SystemExit) as refused:
             main(["bench", "onboarding", "--", "--summarise", *map(str, files)])
         assert named in str(refused.value)
+
+
+def aitex_result(path: Path, rows: list[dict], **settings) -> Path:
+    result = {"config": "configs/train/default.yaml", "overrides": [], "seeds": sorted({r["seed"] for r in rows}),
+              "rows": [{**r, "tile_auroc": 0.9, "steps": 1200, "machine": "m"} for r in rows]}
+    path.write_text(json.dumps({**result, **settings}), encoding="utf-8")
+    return path
+
+
+def test_bench_aitex_summarises_a_run_made_in_parts_without_training(tmp_path, capsys):
+    """00 in one file, 02's seeds split over two: each fabric's mean [worst] over all its seeds."""
+    from qc.cli import main
+
+    first = aitex_result(tmp_path / "a.json", [row("00", 0, 0.8), row("00", 1, 0.6), row("02", 0, 1.0)])
+    second = aitex_result(tmp_path / "b.json", [row("02", 1, 0.9), row("02", 2, 0.8)])
+    assert main(["bench", "aitex", "--summarise", str(first), str(second)]) == 0
+    out = capsys.readouterr().out
+    assert len(out.split("(mean [worst] over seeds)")[0].splitlines()) == 1 + 5 + 2  # every row, then the header
+    lines = out.split("(mean [worst] over seeds)")[1].splitlines()[1:]
+    fabric00, fabric02, mean = (line.split() for line in lines)
+    assert fabric00[:4] == ["00", "2", "0.700", "[0.600]"]
+    assert fabric02[:4] == ["02", "3", "0.900", "[0.800]"]
+    assert mean[:4] == ["mean", "5", "0.800", "[0.700]"]
+    assert not (tmp_path / "work").exists()
+
+
+def test_bench_aitex_refuses_to_summarise_other_configurations_a_seed_twice_or_with_training_words(tmp_path, capsys):
+    from qc.cli import main
+
+    plain = aitex_result(tmp_path / "a.json", [row("00", 0, 0.8)])
+    other = aitex_result(tmp_path / "b.json", [row("00", 1, 0.8)], overrides=["anomalies.min_contrast=0.25"])
+    for argv, named in (
+        ([str(plain), str(other)], "has overrides ['anomalies.min_contrast=0.25']"),
+        ([str(plain), str(plain)], "00 seed 0 is in"),
+        ([str(plain), str(tmp_path / "missing.json")], "cannot read"),
+        ([str(plain), "--seeds", "1,2"], "trains nothing"),
+    ):
+        assert main(["bench", "aitex", "--summarise", *argv]) != 0
+        assert named in capsys.readouterr().err
