@@ -166,6 +166,11 @@ class NetConfig(Strict):
         "resolution; 4: it stops a level earlier, about a quarter less work per tile, the heatmap upsampled x4 "
         "instead of x2; the station smooths it with a Gaussian of 4 px anyway)",
     )
+    decoder_fuse: Literal["conv3x3", "pointwise"] = Field(
+        "conv3x3", description="from-scratch U-Net: how each decoder level first joins the upsampled coarse "
+        "features to the skip connection's, before its second 3x3 conv: a 3x3 conv over both ('conv3x3'), or a "
+        "1x1 conv ('pointwise'), which costs far less at the finest levels, where both are widest",
+    )
     recurrence_dims: int = Field(
         0, ge=0, description="from-scratch U-Net: > 0 joins a non-local cue to the features at "
         "net.recurrence_stride: how far each position is from its nearest match elsewhere in the image, "

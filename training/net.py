@@ -96,14 +96,21 @@ def upsample2_to(x: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.T
     return upsample_to(x, 2, size)
 
 
-class UpBlock(nn.Module):
-    """Upsample to the skip connection's exact size (so any H, W works), concatenate, convolve."""
+def conv1x1_bn_relu(in_ch: int, out_ch: int, *, norm: Norm) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, bias=False), make_norm(norm, out_ch), nn.ReLU(inplace=True))
 
-    def __init__(self, in_ch: int, skip_ch: int, out_ch: int, *, norm: Norm) -> None:
+
+class UpBlock(nn.Module):
+    """Upsample to the skip connection's exact size (so any H, W works), concatenate, convolve.
+
+    ``fuse`` "conv3x3" joins the two with a 3x3 conv, "pointwise" with a 1x1 conv; a 3x3 conv
+    follows either way. The joining conv reads both inputs' channels at the skip's resolution, so as
+    a 3x3 it was about half the network's multiply-adds (net.decoder_fuse)."""
+
+    def __init__(self, in_ch: int, skip_ch: int, out_ch: int, *, norm: Norm, fuse: str = "conv3x3") -> None:
         super().__init__()
-        self.fuse = nn.Sequential(
-            conv_bn_relu(in_ch + skip_ch, out_ch, norm=norm), conv_bn_relu(out_ch, out_ch, norm=norm)
-        )
+        join = conv1x1_bn_relu if fuse == "pointwise" else conv_bn_relu
+        self.fuse = nn.Sequential(join(in_ch + skip_ch, out_ch, norm=norm), conv_bn_relu(out_ch, out_ch, norm=norm))
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.fuse(torch.cat([upsample2_to(x, skip.shape[-2:]), skip], dim=1))
@@ -215,7 +222,7 @@ class DefectUNet(SegmentationNet):
         top = {2: 0, 4: 1}[config.output_stride]
         self.output_stride = config.output_stride
         self.up = nn.ModuleList(
-            UpBlock(widths[i + 1], level_channels[i], widths[i], norm=norms[i])
+            UpBlock(widths[i + 1], level_channels[i], widths[i], norm=norms[i], fuse=config.decoder_fuse)
             for i in reversed(range(top, len(widths) - 1))
         )
         self.head = nn.Conv2d(widths[top], 1, 1)
