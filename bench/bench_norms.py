@@ -2,7 +2,7 @@
 
     .venv/bin/qc bench norms -- [--config configs/train/default.yaml] [--norms instance,local_instance]
         [--flips none,vertical] [--exporters torchscript] [--output-strides 2] [--local-from-strides 2]
-        [--base-channels 12] [--recurrence-dims 0,16] [--whole-cells true,false] [--threads 2] [--seconds 3] [--rounds 5] [--profile CALLS] [--json OUT]
+        [--base-channels 12] [--decoder-fuse conv3x3,pointwise] [--recurrence-dims 0,16] [--whole-cells true,false] [--threads 2] [--seconds 3] [--rounds 5] [--profile CALLS] [--json OUT]
 
 Builds the configuration's network once per (norm, flips, exporter, output stride, width, and for
 local norms net.local_norm_from_stride and export.whole_cells, and net.recurrence_dims), exports it as training does
@@ -40,7 +40,8 @@ from qc.machine import machine  # noqa: E402
 # Each variant's settings, by the name its row carries, and the configuration key each one sets.
 SETTINGS = {"norm": "net.norm", "flips": "net.test_time_flips", "exporter": "export.exporter",
             "output_stride": "net.output_stride", "local_norm_from_stride": "net.local_norm_from_stride",
-            "base_channels": "net.base_channels", "recurrence_dims": "net.recurrence_dims",
+            "base_channels": "net.base_channels", "decoder_fuse": "net.decoder_fuse",
+            "recurrence_dims": "net.recurrence_dims",
             "whole_cells": "export.whole_cells"}
 
 
@@ -72,18 +73,19 @@ def variants_of(args: argparse.Namespace) -> list[dict[str, str]]:
     net = config.net
     widths = args.base_channels.split(",") if args.base_channels else [str(net.base_channels)]
     recurrences = args.recurrence_dims.split(",") if args.recurrence_dims else [str(net.recurrence_dims)]
+    fuses = args.decoder_fuse.split(",") if args.decoder_fuse else [net.decoder_fuse]
     # Only local norms have cells; other norms get the configuration's setting, which changes nothing.
     whole = args.whole_cells.split(",") if args.whole_cells else [str(config.export.whole_cells).lower()]
     variants = []
     for norm in args.norms.split(","):
         local_froms = args.local_from_strides.split(",") if norm == "local_instance" else ["2"]
         cells = whole if norm == "local_instance" else [str(config.export.whole_cells).lower()]
-        for flips, exporter, stride, local_from, width, recurrence, whole_cells in itertools.product(
+        for flips, exporter, stride, local_from, width, fuse, recurrence, whole_cells in itertools.product(
             args.flips.split(","), args.exporters.split(","), args.output_strides.split(","), local_froms,
-            widths, recurrences, cells,
+            widths, fuses, recurrences, cells,
         ):
             variants.append({"norm": norm, "flips": flips, "exporter": exporter, "output_stride": stride,
-                             "local_norm_from_stride": local_from, "base_channels": width,
+                             "local_norm_from_stride": local_from, "base_channels": width, "decoder_fuse": fuse,
                              "recurrence_dims": recurrence, "whole_cells": whole_cells})
     return variants
 
@@ -161,6 +163,8 @@ def main() -> None:
                         help="net.local_norm_from_stride values for the local_instance rows, comma-separated (2,4,8)")
     parser.add_argument("--base-channels", default=None,
                         help="net.base_channels values, comma-separated (12,8); default: the configuration's")
+    parser.add_argument("--decoder-fuse", default=None,
+                        help="net.decoder_fuse values, comma-separated (conv3x3,pointwise); default: the configuration's")
     parser.add_argument("--recurrence-dims", default=None,
                         help="net.recurrence_dims values, comma-separated (0,16); default: the configuration's")
     parser.add_argument("--whole-cells", default=None,
@@ -194,14 +198,14 @@ def main() -> None:
                     if args.profile else None for path, _, _ in built]
     rows = []
     for variant, (_, _, weights), t, ops in zip(variants, built, times, profiles):
-        row = {name: value if name in ("norm", "flips", "exporter") else int(value)
+        row = {name: value if name in ("norm", "flips", "exporter", "decoder_fuse") else int(value)
                for name, value in variant.items() if name != "whole_cells"}
         row["whole_cells"] = variant["whole_cells"] == "true"
         row.update(weights=weights, tile_px=tile, calls=len(t),
                    p50_ms=float(np.percentile(t, 50)), p99_ms=float(np.percentile(t, 99)))
         print(f"norm {variant['norm']:15s} flips {variant['flips']:9s} {variant['exporter']:11s} "
               f"stride {variant['output_stride']} local from {variant['local_norm_from_stride']:>2s} "
-              f"width {variant['base_channels']:>2s} recurrence {variant['recurrence_dims']:>2s} "
+              f"width {variant['base_channels']:>2s} fuse {variant['decoder_fuse']:9s} recurrence {variant['recurrence_dims']:>2s} "
               f"whole cells {variant['whole_cells']:5s} tile {tile} px: "
               f"p50 {row['p50_ms']:.1f} ms  p99 {row['p99_ms']:.1f} ms  ({row['calls']} calls)")
         if ops is not None:

@@ -166,10 +166,11 @@ class NetConfig(Strict):
         "resolution; 4: it stops a level earlier, about a quarter less work per tile, the heatmap upsampled x4 "
         "instead of x2; the station smooths it with a Gaussian of 4 px anyway)",
     )
-    decoder_fuse: Literal["conv3x3", "pointwise"] = Field(
-        "conv3x3", description="from-scratch U-Net: how each decoder level first joins the upsampled coarse "
-        "features to the skip connection's, before its second 3x3 conv: a 3x3 conv over both ('conv3x3'), or a "
-        "1x1 conv ('pointwise'), which costs far less at the finest levels, where both are widest",
+    decoder_fuse: Literal["conv3x3", "pointwise", "single"] = Field(
+        "conv3x3", description="from-scratch U-Net: how each decoder level joins the upsampled coarse features "
+        "to the skip connection's: a 3x3 conv over both and a second 3x3 conv ('conv3x3'), a 1x1 conv and then "
+        "the 3x3 ('pointwise'), or the joining 3x3 alone ('single'); the lighter two cost far less at the finest "
+        "levels, where both inputs are widest",
     )
     recurrence_dims: int = Field(
         0, ge=0, description="from-scratch U-Net: > 0 joins a non-local cue to the features at "

@@ -103,14 +103,18 @@ def conv1x1_bn_relu(in_ch: int, out_ch: int, *, norm: Norm) -> nn.Sequential:
 class UpBlock(nn.Module):
     """Upsample to the skip connection's exact size (so any H, W works), concatenate, convolve.
 
-    ``fuse`` "conv3x3" joins the two with a 3x3 conv, "pointwise" with a 1x1 conv; a 3x3 conv
-    follows either way. The joining conv reads both inputs' channels at the skip's resolution, so as
-    a 3x3 it was about half the network's multiply-adds (net.decoder_fuse)."""
+    ``fuse`` "conv3x3" joins the two with a 3x3 conv, "pointwise" with a 1x1 conv, a 3x3 conv
+    following either; "single" with a 3x3 conv and nothing after it. The joining conv reads both
+    inputs' channels at the skip's resolution, so as a 3x3 it was about half the network's
+    multiply-adds (net.decoder_fuse)."""
 
     def __init__(self, in_ch: int, skip_ch: int, out_ch: int, *, norm: Norm, fuse: str = "conv3x3") -> None:
         super().__init__()
         join = conv1x1_bn_relu if fuse == "pointwise" else conv_bn_relu
-        self.fuse = nn.Sequential(join(in_ch + skip_ch, out_ch, norm=norm), conv_bn_relu(out_ch, out_ch, norm=norm))
+        layers = [join(in_ch + skip_ch, out_ch, norm=norm)]
+        if fuse != "single":
+            layers.append(conv_bn_relu(out_ch, out_ch, norm=norm))
+        self.fuse = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.fuse(torch.cat([upsample2_to(x, skip.shape[-2:]), skip], dim=1))

@@ -316,6 +316,19 @@ def test_bench_norms_times_each_asked_for_width(tmp_path):
     assert wide["calls"] >= 1 and narrow["calls"] >= 1
 
 
+def test_bench_norms_times_each_asked_for_decoder_join(tmp_path, capsys):
+    from qc.cli import main
+
+    out = tmp_path / "norms.json"
+    args = ["--norms", "local_instance", "--flips", "none", "--decoder-fuse", "conv3x3,pointwise", "--seconds", "0.05",
+            "--rounds", "1", "--json", str(out), "--config", str(REPO / "configs/train/default.yaml")]
+    assert main(["bench", "norms", "--", *args]) == 0
+    conv3x3, pointwise = json.loads(out.read_text())["rows"]
+    assert (conv3x3["decoder_fuse"], pointwise["decoder_fuse"]) == ("conv3x3", "pointwise")
+    assert pointwise["weights"] < conv3x3["weights"]
+    assert "fuse pointwise" in capsys.readouterr().out
+
+
 def test_bench_norms_times_the_recurrence_cue_beside_the_plain_network(tmp_path):
     from qc.cli import main
 

@@ -104,3 +104,46 @@ def test_output_stride_4_is_refused_for_the_pretrained_backbones():
         NetConfig(backbone="lite0", output_stride=4)
     with pytest.raises(ValueError):
         NetConfig(output_stride=8)
+
+
+def test_a_pointwise_decoder_joins_each_level_with_a_1x1_conv_and_keeps_any_size(tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from training.export import export_onnx
+
+    full = DefectUNet(NetConfig(test_time_flips="none"))
+    light = DefectUNet(NetConfig(decoder_fuse="pointwise", test_time_flips="none")).eval()
+    joins = [block.fuse[0][0] for block in light.up]
+    assert [conv.kernel_size for conv in joins] == [(1, 1)] * len(light.up)
+    assert [block.fuse[1][0].kernel_size for block in light.up] == [(3, 3)] * len(light.up)
+    # Each join keeps its inputs and outputs; only its 3x3 kernel becomes 1x1: 8 of 9 weights fewer.
+    saved = sum(conv.in_channels * conv.out_channels * 8 for conv in joins)
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert count(full) - count(light) == saved
+    with torch.no_grad():
+        assert light(torch.rand(1, 3, 50, 71)).heatmap.shape == (1, 1, 50, 71)
+    path = tmp_path / "light.onnx"
+    export_onnx(light, path, tile_px=64, opset=18, whole_cells=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    image = torch.rand(2, 3, 83, 117)
+    with torch.no_grad():
+        expected = light(image).heatmap.numpy()
+    got = session.run(None, {session.get_inputs()[0].name: image.numpy()})[0]
+    assert np.abs(got - expected).max() < 1e-4
+
+
+def test_an_unknown_decoder_fuse_is_refused_naming_the_choices():
+    with pytest.raises(ValueError, match="conv3x3.*pointwise.*single"):
+        NetConfig(decoder_fuse="dense")
+
+
+def test_a_single_conv_decoder_joins_each_level_with_one_3x3_and_nothing_after():
+    full = DefectUNet(NetConfig(test_time_flips="none"))
+    single = DefectUNet(NetConfig(decoder_fuse="single", test_time_flips="none")).eval()
+    assert [len(block.fuse) for block in single.up] == [1] * len(single.up)
+    assert [block.fuse[0][0].kernel_size for block in single.up] == [(3, 3)] * len(single.up)
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert count(full) - count(single) == sum(count(block.fuse[1]) for block in full.up)
+    with torch.no_grad():
+        assert single(torch.rand(1, 3, 50, 71)).heatmap.shape == (1, 1, 50, 71)
