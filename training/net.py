@@ -61,9 +61,9 @@ def norm_at_stride(config: NetConfig, stride: int) -> Norm:
     return functools.partial(LocalNorm, window=max(1, config.norm_window_px // stride), stride=stride)
 
 
-def conv_bn_relu(in_ch: int, out_ch: int, *, norm: Norm, stride: int = 1) -> nn.Sequential:
+def conv_bn_relu(in_ch: int, out_ch: int, *, norm: Norm, stride: int = 1, kernel: int = 3) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False),
+        nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=False),
         make_norm(norm, out_ch),
         nn.ReLU(inplace=True),
     )
@@ -96,10 +96,6 @@ def upsample2_to(x: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.T
     return upsample_to(x, 2, size)
 
 
-def conv1x1_bn_relu(in_ch: int, out_ch: int, *, norm: Norm) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, bias=False), make_norm(norm, out_ch), nn.ReLU(inplace=True))
-
-
 class UpBlock(nn.Module):
     """Upsample to the skip connection's exact size (so any H, W works), concatenate, convolve.
 
@@ -110,8 +106,7 @@ class UpBlock(nn.Module):
 
     def __init__(self, in_ch: int, skip_ch: int, out_ch: int, *, norm: Norm, fuse: str = "conv3x3") -> None:
         super().__init__()
-        join = conv1x1_bn_relu if fuse == "pointwise" else conv_bn_relu
-        layers = [join(in_ch + skip_ch, out_ch, norm=norm)]
+        layers = [conv_bn_relu(in_ch + skip_ch, out_ch, norm=norm, kernel=1 if fuse == "pointwise" else 3)]
         if fuse != "single":
             layers.append(conv_bn_relu(out_ch, out_ch, norm=norm))
         self.fuse = nn.Sequential(*layers)
