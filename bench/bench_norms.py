@@ -4,7 +4,7 @@
         [--flips none,vertical] [--exporters torchscript] [--output-strides 2] [--local-from-strides 2]
         [--base-channels 12] [--decoder-fuse conv3x3,pointwise] [--recurrence-dims 0,16] [--whole-cells true,false] [--threads 2] [--seconds 3] [--rounds 5] [--profile CALLS] [--json OUT]
 
-Builds the configuration's network once per (norm, flips, exporter, output stride, width, and for
+Builds the configuration's network once per (norm, flips, exporter, output stride, width, decoder join, and for
 local norms net.local_norm_from_stride and export.whole_cells, and net.recurrence_dims), exports it as training does
 (training/export.py: the export, then onnxslim's folding, so the graph timed is the graph that
 ships; --exporters torchscript,dynamo compares the two exporters' graphs) and times the graphs on

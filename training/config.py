@@ -212,6 +212,8 @@ class NetConfig(Strict):
             raise ValueError(
                 f"local_norm_from_stride {self.local_norm_from_stride} needs norm local_instance (norm is {self.norm!r})"
             )
+        if self.decoder_fuse != "conv3x3" and self.backbone != "none":
+            raise ValueError(f"decoder_fuse {self.decoder_fuse} is built for the from-scratch U-Net only (net.backbone none)")
         if self.recurrence_dims and self.backbone != "none":
             raise ValueError("recurrence_dims is built for the from-scratch U-Net only (net.backbone none)")
         if self.recurrence_dims and len(self.channel_multipliers) < {8: 3, 16: 4}[self.recurrence_stride]:

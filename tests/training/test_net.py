@@ -136,6 +136,9 @@ def test_a_pointwise_decoder_joins_each_level_with_a_1x1_conv_and_keeps_any_size
 def test_an_unknown_decoder_fuse_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match="conv3x3.*pointwise.*single"):
         NetConfig(decoder_fuse="dense")
+    # The pretrained backbones build their own decoders: the setting would be silently ignored there.
+    with pytest.raises(ValueError, match="decoder_fuse pointwise is built for the from-scratch U-Net only"):
+        NetConfig(backbone="lite0_unet", decoder_fuse="pointwise")
 
 
 def test_a_single_conv_decoder_joins_each_level_with_one_3x3_and_nothing_after():
