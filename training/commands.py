@@ -43,6 +43,7 @@ from training.data import (
 )
 from training.distributed import Distributed
 from training.export import CHECKPOINT_FILE, PARITY_FILE, RUN_FILE, export_run
+from training.init_weights import describe_init_weights
 from training.networks import backbone_record
 from training.onnx_scoring import fastest_tile_scorer
 from training.train import TENSORBOARD_DIR, TrainResult, pick_device, train_network
@@ -392,6 +393,7 @@ def _run_record(
         "duration_s": round(time.monotonic() - job.started, 2),
         "hardware": hardware_string(device) + (f"; {ctx.world_size} processes (DDP)" if ctx.enabled else ""),
         "backbone": backbone_record(config.net),
+        "init_weights": describe_init_weights(config.optim.init_weights),
         "seed": config.seed,
         "training": {
             "steps_done": result.steps_done,

@@ -271,6 +271,12 @@ class OptimConfig(Strict):
         description="validate and ship an exponential moving average of the weights with this decay "
         "(0: off, the live weights)",
     )
+    init_weights: str | None = Field(
+        None,
+        description="a finished run's checkpoint.pt (or a saved state dict) whose weights the network starts "
+        "from instead of random ones, e.g. one pretrained on many synthetic fabrics; the net section must "
+        "match the one it was trained with (null: random weights)",
+    )
 
 
 class CalibrationConfig(Strict):

@@ -39,6 +39,7 @@ from training.checkpoint import FORMAT, capture_rng, restore_rng, save_atomic
 from training.config import OptimConfig, TrainConfig
 from training.data import AnomalyBatches
 from training.hard_negatives import mine_hard_negatives
+from training.init_weights import load_init_weights
 from training.distributed import Distributed
 from training.export import CHECKPOINT_FILE
 from training.net import DefectUNet, single_pass
@@ -237,7 +238,10 @@ def _build_learner(config: TrainConfig, device: torch.device, *, pretrained: boo
     optim = config.optim
     # Channels-last on every device: on the 2-core CPU a from-scratch step's forward and backward
     # took 60 ms instead of 76 (batch 16, 128 px crops), as on a GPU.
-    net = build_network(config.net, pretrained=pretrained).to(device).to(memory_format=torch.channels_last)
+    net = build_network(config.net, pretrained=pretrained)
+    if pretrained and optim.init_weights is not None:  # a resume brings its own weights
+        load_init_weights(net, optim.init_weights)
+    net = net.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
     stopper = EarlyStopping(optim.patience)
     average = WeightAverage(net, optim.ema_decay) if optim.ema_decay > 0 else None

@@ -135,6 +135,50 @@ def test_cli_resume_flag(tmp_path, config_path, dataset, monkeypatch):
     assert json.loads((run / "run.json").read_text())["training"]["resumed_from_step"] == 3
 
 
+# --- weights a run starts from (optim.init_weights) ------------------------------------------------------
+
+
+def test_a_run_starts_from_another_runs_weights(tmp_path, config_path, dataset, full_run):
+    from qc.card import sha256_file
+    from training.commands import run_train
+
+    source = full_run / "checkpoint.pt"
+    # A learning rate too small to move anything: what the run ends with is what it started from.
+    still = ["seed=9", "optim.lr=1e-12", "optim.weight_decay=0"]
+    started = run_train(config_path, dataset, tmp_path / "from", [*still, f"optim.init_weights={source}"], "qc train")
+    fresh = run_train(config_path, dataset, tmp_path / "fresh", still, "qc train")
+    given, kept, random_start = weights(full_run), weights(started), weights(fresh)
+    floats = [k for k in given if given[k].dtype.is_floating_point and given[k].numel() > 1]
+    assert all(torch.allclose(kept[k], given[k], atol=1e-5) for k in floats)
+    assert not all(torch.allclose(random_start[k], given[k], atol=1e-2) for k in floats)
+    record = json.loads((started / "run.json").read_text())
+    assert record["init_weights"] == {"path": str(source), "sha256": sha256_file(source)}
+    assert json.loads((fresh / "run.json").read_text())["init_weights"] is None
+
+
+def test_init_weights_of_another_network_or_no_weights_are_refused(tmp_path, config_path, dataset, full_run):
+    from training.commands import run_train
+
+    source = full_run / "checkpoint.pt"
+    wider = [f"optim.init_weights={source}", "net.base_channels=8"]
+    shape = r"does not match the network.*shape differs: context.0.weight \(8, 8, 3, 3\) vs \(16, 16, 3, 3\)"
+    with pytest.raises(TrainingError, match=shape):
+        run_train(config_path, dataset, tmp_path / "wider", wider, "qc train")
+    deeper = [f"optim.init_weights={source}", "net.channel_multipliers=[1,2,3]"]
+    with pytest.raises(TrainingError, match=r"does not match the network.*missing "):
+        run_train(config_path, dataset, tmp_path / "deeper", deeper, "qc train")
+    with pytest.raises(TrainingError, match="optim.init_weights: no file at"):
+        run_train(config_path, dataset, tmp_path / "none", [f"optim.init_weights={tmp_path / 'nope.pt'}"], "qc train")
+    not_weights = tmp_path / "notes.pt"
+    torch.save({"note": "no tensors here"}, not_weights)
+    with pytest.raises(TrainingError, match="holds no state dict"):
+        run_train(config_path, dataset, tmp_path / "notes", [f"optim.init_weights={not_weights}"], "qc train")
+    text = tmp_path / "text.pt"
+    text.write_text("not a torch file")
+    with pytest.raises(TrainingError, match="cannot be loaded as torch weights"):
+        run_train(config_path, dataset, tmp_path / "text", [f"optim.init_weights={text}"], "qc train")
+
+
 # --- TensorBoard, progress, validation ----------------------------------------------------------------
 
 
