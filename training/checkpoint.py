@@ -82,6 +82,28 @@ def differing_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(k for k in a.keys() | b.keys() if a.get(k, object()) != b.get(k, object()))
 
 
+def weights_mismatch(wanted: dict[str, Any], given: dict[str, Any], *, extra_allowed: bool = False) -> list[str]:
+    """What keeps ``given`` weights from filling a network whose state dict is ``wanted``: its
+    missing keys, its keys the network lacks (unless ``extra_allowed``) and its tensors of another
+    shape, each named (a few of each); empty when they fit."""
+    missing = sorted(k for k in wanted if k not in given)
+    extra = [] if extra_allowed else sorted(k for k in given if k not in wanted)
+    wrong = sorted(k for k in wanted if k in given and tuple(given[k].shape) != tuple(wanted[k].shape))
+    detail = []
+    if missing:
+        detail.append(f"missing {_some(missing)}")
+    if extra:
+        detail.append(f"not in this network {_some(extra)}")
+    if wrong:
+        shapes = [f"{k} {tuple(given[k].shape)} vs {tuple(wanted[k].shape)}" for k in wrong]
+        detail.append(f"shape differs: {_some(shapes)}")
+    return detail
+
+
+def _some(names: list[str], shown: int = 6) -> str:
+    return ", ".join(names[:shown]) + (f" ... ({len(names)} in all)" if len(names) > shown else "")
+
+
 INFERENCE_ONLY_NET_KEYS = {"test_time_flips"}
 
 

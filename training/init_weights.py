@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from qc.card import sha256_file
+from training.checkpoint import weights_mismatch
 from training.config import TrainingError
 
 
@@ -36,19 +37,8 @@ def load_init_weights(net: nn.Module, path: str | Path) -> None:
         raise TrainingError(
             f"optim.init_weights: {path} holds no state dict (a run's checkpoint.pt or torch.save(net.state_dict()))"
         )
-    wanted = net.state_dict()
-    missing = sorted(k for k in wanted if k not in state)
-    extra = sorted(k for k in state if k not in wanted)
-    wrong = sorted(k for k in wanted if k in state and tuple(state[k].shape) != tuple(wanted[k].shape))
-    if missing or extra or wrong:
-        detail = []
-        if missing:
-            detail.append(f"missing {_some(missing)}")
-        if extra:
-            detail.append(f"not in this network {_some(extra)}")
-        if wrong:
-            shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(wanted[k].shape)}" for k in wrong]
-            detail.append(f"shape differs: {_some(shapes)}")
+    detail = weights_mismatch(net.state_dict(), state)
+    if detail:
         raise TrainingError(
             f"optim.init_weights: {path} does not match the network of this config ({'; '.join(detail)}); "
             "the net section must be the one the weights were trained with"
@@ -62,6 +52,3 @@ def describe_init_weights(path: str | Path | None) -> dict | None:
         return None
     return {"path": str(path), "sha256": sha256_file(Path(path))}
 
-
-def _some(names: list[str], shown: int = 6) -> str:
-    return ", ".join(names[:shown]) + (f" ... ({len(names)} in all)" if len(names) > shown else "")
