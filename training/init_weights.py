@@ -47,8 +47,8 @@ def load_init_weights(net: nn.Module, path: str | Path) -> None:
 
 
 def describe_init_weights(path: str | Path | None) -> dict | None:
-    """The run record's note of the weights a run started from: the file and its sha256."""
+    """The run record's note of the weights a run started from: the file and its sha256 (None when a
+    resumed run's file has gone since it started: the finished run is still recorded, not lost)."""
     if path is None:
         return None
-    return {"path": str(path), "sha256": sha256_file(Path(path))}
-
+    return {"path": str(path), "sha256": sha256_file(Path(path)) if Path(path).is_file() else None}
