@@ -59,6 +59,7 @@ def cmd_synth(args: argparse.Namespace, argv: list[str]) -> int:
             train_defects=args.train_defects,
             fabrics=[name.strip() for name in args.fabrics.split(",")] if args.fabrics is not None else None,
             one_style=args.one_style,
+            web_edges=args.web_edges,
         )
     except (FileExistsError, ValueError) as exc:
         raise UserError(str(exc)) from exc
@@ -236,6 +237,10 @@ def _add_synth_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--one-style", action="store_true",
         help="each fabric's tiles cut from one roll of it, its seams in one stitch and thread (default: every tile its own colourway and seam look)",
+    )
+    p.add_argument(
+        "--web-edges", type=float, default=0.0,
+        help="share (0-1) of the good tiles drawn at a web's edge: bed, selvage band and cloth (default 0)",
     )
     p.set_defaults(handler=cmd_synth)
 

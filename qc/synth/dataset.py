@@ -14,6 +14,7 @@ from qc.synth.fabrics import FABRICS
 from qc.synth.generator import generate_sample
 from qc.synth.panels import generate_panel
 from qc.synth.style import FabricStyle, fabric_style
+from qc.synth.web_edge import add_web_edge
 
 _SPLITS = ("train", "test", "ground_truth")
 # Stream ids mixed into the seed so each split draws independent images.
@@ -21,6 +22,7 @@ _TRAIN_GOOD, _TEST_GOOD, _TEST_DEFECT = 0, 1, 2
 _TRAIN_PANEL, _TEST_PANEL = 3, 4
 _TRAIN_DEFECT, _TRAIN_DEFECT_PANEL = 5, 6
 _STYLE = 7
+_TRAIN_EDGE, _TEST_EDGE = 8, 9
 # Labelled training defects share ground_truth/<type>/ with the test split's: their stems carry this
 # prefix so a training mask can never overwrite (or be read as) a test image's.
 TRAIN_DEFECT_PREFIX = "train_"
@@ -51,6 +53,7 @@ def write_mvtec_dataset(
     train_defects: int = 0,
     fabrics: Sequence[str] | None = None,
     one_style: bool = False,
+    web_edges: float = 0.0,
 ) -> dict:
     """Write `count` good training tiles and a labelled test split under `out`; return the counts.
 
@@ -69,7 +72,10 @@ def write_mvtec_dataset(
     one. ``train_defects`` adds that many labelled defect images to train/<type>/ (masks in
     ground_truth/<type>/train_*_mask.png), spread evenly over the defect types, drawn from their own
     seed streams so none repeats a test image; with ``panels``, half of them are whole line frames
-    (fabric defect types only: seam defects need a seam). Same arguments, same bytes. A non-empty
+    (fabric defect types only: seam defects need a seam). ``web_edges``: the share of good tiles
+    (train and test) drawn at the edge of a web, bed and selvage beside the cloth
+    (qc/synth/web_edge.py), from a stream of their own so the other tiles are the same bytes as
+    without it. Same arguments, same bytes. A non-empty
     `out` is refused unless overwrite=True, which first removes its train/, test/ and ground_truth/
     folders (stale images would corrupt the splits).
     """
@@ -82,6 +88,8 @@ def write_mvtec_dataset(
         raise ValueError(f"test_count must not be negative, got {test_count}")
     if train_defects < 0:
         raise ValueError(f"train_defects must not be negative, got {train_defects}")
+    if not 0.0 <= web_edges <= 1.0:
+        raise ValueError(f"web_edges is a share of the good tiles, 0 to 1; got {web_edges}")
     chosen = _chosen_fabrics(fabrics)
     styles = (
         {name: fabric_style(_image_rng(seed, _STYLE, k), name, (size_px, size_px)) for k, name in enumerate(chosen)}
@@ -100,7 +108,8 @@ def write_mvtec_dataset(
             _image_rng(seed, _TRAIN_GOOD, index), size_px=shape, fabric=chosen[index % len(chosen)], defect=None,
             style=styles.get(chosen[index % len(chosen)]),
         )
-        _write_png(root / "train" / "good" / f"{index:04d}.png", sample.image)
+        image = _maybe_web_edge(sample.image, _image_rng(seed, _TRAIN_EDGE, index), web_edges)
+        _write_png(root / "train" / "good" / f"{index:04d}.png", image)
 
     good_test_count = max(len(chosen), defect_count // 2)
     for index in range(good_test_count):
@@ -108,7 +117,8 @@ def write_mvtec_dataset(
             _image_rng(seed, _TEST_GOOD, index), size_px=shape, fabric=chosen[index % len(chosen)], defect=None,
             style=styles.get(chosen[index % len(chosen)]),
         )
-        _write_png(root / "test" / "good" / f"{index:04d}.png", sample.image)
+        image = _maybe_web_edge(sample.image, _image_rng(seed, _TEST_EDGE, index), web_edges)
+        _write_png(root / "test" / "good" / f"{index:04d}.png", image)
 
     per_type = dict.fromkeys(DEFECTS, 0)
     for index in range(defect_count):
@@ -143,11 +153,16 @@ def write_mvtec_dataset(
         "size_px": size_px,
         "fabrics": list(chosen),
         "one_style": one_style,
+        "web_edges": web_edges,
         "train": {"good": count, **{name: n for name, n in train_per_type.items() if n}},
         "test": {"good": good_test_count, **{name: n for name, n in per_type.items() if n}},
         "ground_truth": {name: n for name, n in per_type.items() if n},
         "panels": {"train_good": panels, "test": panel_test},
     }
+
+
+def _maybe_web_edge(image: np.ndarray, rng: np.random.Generator, share: float) -> np.ndarray:
+    return add_web_edge(rng, image) if share and rng.random() < share else image
 
 
 def _chosen_fabrics(fabrics: Sequence[str] | None) -> tuple[str, ...]:

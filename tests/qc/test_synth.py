@@ -28,7 +28,9 @@ from qc.synth import (
 )
 from qc.synth import dataset as dataset_module
 from qc.synth.seams import random_seam, to_uint8
+from qc.padding import padding_mask
 from qc.synth.style import fabric_style, photograph_of, styled_seam
+from qc.synth.web_edge import add_web_edge
 from tests.conftest import AITEX_DEV
 
 REQUIRED_FABRICS = {
@@ -427,3 +429,52 @@ def test_labelled_training_defects_are_half_line_panels_with_panels(tmp_path):
         assert frame.parent.name in FABRIC_DEFECTS
         assert cv2.imread(str(frame)).shape[:2] == (480, 640)
         assert (tmp_path / "ds" / "ground_truth" / frame.parent.name / f"{frame.stem}_mask.png").is_file()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_web_edge_changes_one_side_and_leaves_the_far_cloth(seed):
+    cloth = render_fabric(np.random.default_rng(seed), FABRICS[seed % len(FABRICS)], (96, 128))
+    edged = add_web_edge(np.random.default_rng([seed, 1]), cloth)
+    assert edged.shape == cloth.shape and edged.dtype == np.uint8
+    changed_columns = np.flatnonzero((edged != cloth).any(axis=(0, 2)))
+    assert changed_columns.size, "an edge was drawn"
+    quarter = cloth.shape[1] // 4
+    # The edge sits on one side; at least a quarter of the width on the other is the cloth untouched.
+    touches_left = changed_columns[0] == 0
+    far = cloth[:, -quarter:] if touches_left else cloth[:, :quarter]
+    assert np.array_equal(far, edged[:, -quarter:] if touches_left else edged[:, :quarter])
+    assert changed_columns[0] == 0 or changed_columns[-1] == cloth.shape[1] - 1
+
+
+def test_a_web_edge_is_vertical_and_saturated_padding_stays_flat():
+    saw_padding = False
+    for seed in range(30):
+        cloth = render_fabric(np.random.default_rng(seed), "twill", (64, 128))
+        edged = add_web_edge(np.random.default_rng([seed, 2]), cloth)
+        grey = cv2.cvtColor(edged, cv2.COLOR_RGB2GRAY)
+        outer = grey[:, 0] if (edged[:, 0] != cloth[:, 0]).any() else grey[:, -1]
+        if (outer == 255).all():
+            saw_padding = True
+            assert padding_mask(edged) is not None, "flat white beyond the cloth reads as padding"
+    assert saw_padding
+
+
+def test_dataset_web_edges_change_a_share_of_good_tiles_only(tmp_path):
+    write_mvtec_dataset(tmp_path / "plain", count=20, seed=5, size_px=48, test_count=4)
+    summary = write_mvtec_dataset(tmp_path / "edged", count=20, seed=5, size_px=48, test_count=4, web_edges=0.5)
+    assert summary["web_edges"] == 0.5
+
+    def differing(split: str) -> int:
+        names = sorted(p.name for p in (tmp_path / "plain" / split).glob("*.png"))
+        return sum(
+            not np.array_equal(cv2.imread(str(tmp_path / "plain" / split / n)), cv2.imread(str(tmp_path / "edged" / split / n)))
+            for n in names
+        )
+
+    assert 4 <= differing("train/good") <= 16  # about half of 20
+    for defect in DEFECTS[:4]:
+        assert differing(f"test/{defect}") == 0  # defect tiles and their masks keep their bytes
+    write_mvtec_dataset(tmp_path / "again", count=20, seed=5, size_px=48, test_count=4, web_edges=0.5)
+    assert _tree_digest(tmp_path / "edged") == _tree_digest(tmp_path / "again")
+    with pytest.raises(ValueError, match="web_edges"):
+        write_mvtec_dataset(tmp_path / "bad", count=1, seed=0, web_edges=1.5)
