@@ -48,6 +48,17 @@ def test_synth_writes_one_fabric_and_names_an_unknown_one(tmp_path):
     assert "unknown fabric 'tweed'" in out.stderr and "twill" in out.stderr
     assert not (tmp_path / "bad").exists()
 
+
+def test_synth_web_edges_is_a_share_and_a_bad_one_is_named(tmp_path):
+    out = qc("synth", "--out", tmp_path / "web", "--count", 4, "--size", 32, "--web-edges", 0.5)
+    assert out.returncode == 0, out.stderr
+    assert "'web_edges': 0.5" in out.stdout
+    out = qc("synth", "--out", tmp_path / "bad", "--count", 2, "--size", 32, "--web-edges", 50)
+    assert out.returncode != 0
+    assert "web_edges is a share of the good tiles, 0 to 1; got 50" in out.stderr
+    assert not (tmp_path / "bad").exists()
+
+
 def test_predict_writes_results_overlays_and_heatmaps(tiny_model_dir, tmp_path):
     good, bad = _write_images(tmp_path / "in")
     out = qc("predict", tiny_model_dir, good, bad, "--out", tmp_path / "out", "--save-heatmaps")
