@@ -75,9 +75,9 @@ def write_mvtec_dataset(
     (fabric defect types only: seam defects need a seam). ``web_edges``: the share of good tiles
     (train and test) drawn at the edge of a web, bed and selvage beside the cloth
     (qc/synth/web_edge.py), from a stream of their own so the other tiles are the same bytes as
-    without it. Same arguments, same bytes. A non-empty
-    `out` is refused unless overwrite=True, which first removes its train/, test/ and ground_truth/
-    folders (stale images would corrupt the splits).
+    without it. Same arguments, same bytes. A non-empty `out` is refused unless overwrite=True,
+    which first removes its train/, test/ and ground_truth/ folders (stale images would corrupt the
+    splits).
     """
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
