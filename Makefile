@@ -74,7 +74,7 @@ default-model: $(VENV)/.test-installed
 # The net section must stay the committed one. Measured on the AITEX dev fabrics in
 # docs/detector-log.md ("Onboarding from a network that has seen ten synthetic fabrics"); with
 # `--web-edges 0.5` added to qc synth its tiles hold selvages and beds too ("A synthetic start that
-# has seen the edge of a web": better on 02 and 06, worse on 00, so not this recipe).
+# has seen the edge of a web": better on 02 and 06, worse on 00, so this recipe leaves it out).
 PRETRAIN_DATA := var/pretrain-data
 pretrain: $(VENV)/.test-installed
 	rm -rf $(PRETRAIN_DATA) runs/pretrain
