@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from qc.padding import padding_mask
 from qc.synth import (
     BLUR_MARGIN_PX,
     DEFECTS,
@@ -28,7 +29,6 @@ from qc.synth import (
 )
 from qc.synth import dataset as dataset_module
 from qc.synth.seams import random_seam, to_uint8
-from qc.padding import padding_mask
 from qc.synth.style import fabric_style, photograph_of, styled_seam
 from qc.synth.web_edge import add_web_edge
 from tests.conftest import AITEX_DEV
@@ -446,7 +446,7 @@ def test_a_web_edge_changes_one_side_and_leaves_the_far_cloth(seed):
     assert changed_columns[0] == 0 or changed_columns[-1] == cloth.shape[1] - 1
 
 
-def test_a_web_edge_is_vertical_and_saturated_padding_stays_flat():
+def test_a_web_edges_saturated_padding_reads_as_padding():
     saw_padding = False
     for seed in range(30):
         cloth = render_fabric(np.random.default_rng(seed), "twill", (64, 128))
@@ -473,7 +473,7 @@ def test_dataset_web_edges_change_a_share_of_good_tiles_only(tmp_path):
 
     assert 4 <= differing("train/good") <= 16  # about half of 20
     for defect in DEFECTS[:4]:
-        assert differing(f"test/{defect}") == 0  # defect tiles and their masks keep their bytes
+        assert differing(f"test/{defect}") == 0  # defect tiles keep their bytes
     write_mvtec_dataset(tmp_path / "again", count=20, seed=5, size_px=48, test_count=4, web_edges=0.5)
     assert _tree_digest(tmp_path / "edged") == _tree_digest(tmp_path / "again")
     with pytest.raises(ValueError, match="web_edges"):
